@@ -1,0 +1,26 @@
+"""Command line: ``python -m harness <command>``.
+
+backends NAME...   start echo backends (whoami format) on loopback, to put behind any proxy
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["backends"], help="what to run")
+    ns, rest = parser.parse_known_args(args[:1])
+    if ns.command == "backends":
+        from harness.backends import cli
+
+        return cli(args[1:])
+    parser.error(f"unknown command {ns.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

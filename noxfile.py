@@ -1,0 +1,70 @@
+"""Sessions: ``nox -s tests`` (the harness's own tests), ``verify`` (the suites on the local
+target, writing reports/<run>/), ``bench`` (figures for the README), ``lint`` (ruff, mypy).
+
+Arguments after ``--`` go to pytest (or to the benchmark): ``nox -s tests -- -k kubeapi``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    session.run(
+        "python", "-m", "pytest", "--strict-config", "--strict-markers", *args, *session.posargs
+    )
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The harness's own tests (unit and integration against the local target)."""
+    _install(session, "test")
+    _pytest(session, "tests")
+
+
+@nox.session(python=PYTHON)
+def verify(session: nox.Session) -> None:
+    """Run the verification suites against the local target and write reports/<run id>/."""
+    _install(session)
+    run_id = os.environ.get("HARNESS_RUN_ID") or datetime.datetime.now(datetime.UTC).strftime(
+        "%Y%m%dT%H%M%SZ"
+    )
+    out = ROOT / "reports" / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    _pytest(session, "suites", f"--junitxml={out / 'junit.xml'}")
+    session.log(f"report written to {out}")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Throughput figures: echo backends and wrk on loopback (needs Debian's `wrk`)."""
+    if shutil.which("wrk") is None:
+        session.error("`wrk` is not installed; install it first: apt-get install -y wrk")
+    _install(session)
+    session.run("python", "bench/bench_backends.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format check) and mypy (strict) over the package, tests and suites."""
+    _install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
