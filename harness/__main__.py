@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["backends"], help="what to run")
-    ns, rest = parser.parse_known_args(args[:1])
+    ns, _rest = parser.parse_known_args(args[:1])
     if ns.command == "backends":
         from harness.backends import cli
 

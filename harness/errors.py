@@ -1,14 +1,14 @@
 """Every error a user of the harness can get, in one place.
 
-    HarnessError                  base of everything below; the message is meant for a person
-    ├── ConfigError               bad option or parameter value (names the option)
-    ├── ManifestError             a manifest that cannot be read into intent (names file, line, field)
-    ├── StackError                the local stack could not be brought up or torn down
-    │   ├── TraefikStartError     Traefik did not start or did not get ready (with its last log lines)
-    │   ├── BackendStartError     an echo backend process did not start
-    │   └── KubeAPIError          the local Kubernetes API could not start
-    ├── TargetUnreachable         the proxy under test does not answer (checked before any measurement)
-    └── WaitTimeout               a condition was not met before its deadline (says which condition)
+HarnessError                  base of everything below; the message is meant for a person
+├── ConfigError               bad option or parameter value (names the option)
+├── ManifestError             a manifest that cannot be read into intent (names file, line, field)
+├── StackError                the local stack could not be brought up or torn down
+│   ├── TraefikStartError     Traefik did not start or did not get ready (with its last log lines)
+│   ├── BackendStartError     an echo backend process did not start
+│   └── KubeAPIError          the local Kubernetes API could not start
+├── TargetUnreachable         the proxy under test does not answer (checked before any measurement)
+└── WaitTimeout               a condition was not met before its deadline (says which condition)
 """
 
 from __future__ import annotations
