@@ -1,0 +1,212 @@
+"""Probe generation: every route, boundary and overlap gets requests with expectations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+from harness.dialects import load_intent, load_scenarios
+from harness.intent import (
+    FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_PREFIX_OUTRANKS_EXACT,
+    FINDING_UNDEFINED_TIE,
+)
+from harness.oracle import NOT_FOUND, ROUTED, UNDEFINED, RoutingOptions
+from harness.probes import (
+    KIND_BOUNDARY,
+    KIND_NOT_FOUND,
+    KIND_PRECEDENCE,
+    KIND_STRIP,
+    UNKNOWN_HOST,
+    Probe,
+    collect_findings,
+    generate_probes,
+)
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
+SERVICES = MANIFESTS / "services.yaml"
+SCENARIOS = load_scenarios(MANIFESTS)
+
+
+def _by_id(probes: tuple[Probe, ...]) -> dict[str, Probe]:
+    return {p.id: p for p in probes}
+
+
+def test_tutorial_cheeses_probes() -> None:
+    probes = generate_probes(SCENARIOS["cheeses"])
+    by_id = _by_id(probes)
+    assert len(by_id) == len(probes)  # ids are unique
+    expected = {
+        # Host routing and 404.
+        "stilton.minikube/": ("routed", "stilton"),
+        "unknown.invalid/": ("not-found", None),
+        "unknown.invalid/cheddar": ("not-found", None),
+        "cheeses.minikube/no-such-route": ("not-found", None),
+        # At, under and at the boundaries of /cheddar.
+        "cheeses.minikube/cheddar": ("routed", "cheddar"),
+        "cheeses.minikube/cheddar/": ("routed", "cheddar"),
+        "cheeses.minikube/cheddar/x": ("routed", "cheddar"),
+        "cheeses.minikube/cheddarX": ("routed", "cheddar"),
+        "cheeses.minikube/wensleydale/x": ("routed", "wensleydale"),
+    }
+    for probe_id, (outcome, service) in expected.items():
+        e = by_id[probe_id].expectation
+        assert e.outcome == outcome, probe_id
+        assert (e.backends[0].service if e.backends else None) == service, probe_id
+    strip = by_id["cheeses.minikube/cheddar/x"]
+    assert (strip.expectation.upstream_path, strip.expectation.forwarded_prefix) == (
+        "/x",
+        "/cheddar",
+    )
+    assert KIND_STRIP in strip.kinds and strip.routes == ("cheeses:cheeses.minikube/cheddar",)
+    assert KIND_BOUNDARY in by_id["cheeses.minikube/cheddarX"].kinds
+    assert KIND_NOT_FOUND in by_id["unknown.invalid/cheddar"].kinds
+    assert all(p.method == "GET" and p.headers == () for p in probes)
+    assert [p.id for p in probes] == sorted(p.id for p in probes)
+    # Deterministic: the same intent gives the same probes.
+    assert generate_probes(SCENARIOS["cheeses"]) == probes
+
+
+def test_precedence_probes_tell_overlaps_apart() -> None:
+    default = _by_id(generate_probes(SCENARIOS["priority-longest-path"]))
+    probe = default["cheeses.minikube/cheddar/wensleydale/x"]
+    assert KIND_PRECEDENCE in probe.kinds
+    assert set(probe.routes) == {
+        "cheddar:cheeses.minikube/cheddar",
+        "wensleydale:cheeses.minikube/cheddar/wensleydale",
+    }
+    assert probe.expectation.backends[0].service == "wensleydale"
+    explicit = _by_id(generate_probes(SCENARIOS["priority-explicit"]))
+    assert (
+        explicit["cheeses.minikube/cheddar/wensleydale/x"].expectation.backends[0].service
+        == "cheddar"
+    )
+    assert "precedence decides" in probe.reason
+
+
+def test_undefined_probes_for_duplicate_registration() -> None:
+    probes = generate_probes(SCENARIOS["registration-duplicate"])
+    undefined = [p for p in probes if p.expectation.outcome == UNDEFINED]
+    assert {p.id for p in undefined} >= {"cheeses.minikube/cheddar", "cheeses.minikube/cheddar/x"}
+    assert [f.kind for f in collect_findings(probes)] == [FINDING_UNDEFINED_TIE]
+
+
+def test_weighted_probe_carries_shares() -> None:
+    by_id = _by_id(generate_probes(SCENARIOS["weights"]))
+    assert by_id["cheeses.minikube/"].expectation.shares() == {"cheddar": 0.75, "wensleydale": 0.25}
+
+
+def test_adding_a_route_adds_probes_without_code_changes(tmp_path: Path) -> None:
+    manifest = tmp_path / "cheeses.yaml"
+    shutil.copy(MANIFESTS / "cheeses.yaml", manifest)
+    before = generate_probes(load_intent([SERVICES, manifest]))
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(
+        text
+        + textwrap.indent(
+            "- path: /stilton\n  backend:\n    serviceName: stilton\n    servicePort: http\n",
+            " " * 6,
+        ),
+        encoding="utf-8",
+    )
+    intent = load_intent([SERVICES, manifest])
+    assert "cheeses:cheeses.minikube/stilton" in {r.id for r in intent.routes}
+    after = generate_probes(intent)
+    added = set(_by_id(after)) - set(_by_id(before))
+    assert added == {
+        "cheeses.minikube/stilton",
+        "cheeses.minikube/stilton/",
+        "cheeses.minikube/stilton/x",
+        "cheeses.minikube/stiltonX",
+        "unknown.invalid/stilton",
+    }
+    new = _by_id(after)["cheeses.minikube/stilton/x"].expectation
+    assert (new.backends[0].service, new.upstream_path, new.forwarded_prefix) == (
+        "stilton",
+        "/x",
+        "/stilton",
+    )
+
+
+def test_findings_on_purpose_built_manifests(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            """
+            apiVersion: networking.k8s.io/v1
+            kind: Ingress
+            metadata: {name: exact}
+            spec:
+              rules:
+              - host: cheeses.minikube
+                http:
+                  paths:
+                  - path: /cheddar
+                    pathType: Exact
+                    backend: {service: {name: stilton, port: {number: 80}}}
+            ---
+            apiVersion: networking.k8s.io/v1
+            kind: Ingress
+            metadata: {name: prefix}
+            spec:
+              rules:
+              - host: cheeses.minikube
+                http:
+                  paths:
+                  - path: /cheddar
+                    pathType: Prefix
+                    backend: {service: {name: cheddar, port: {number: 80}}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    intent = load_intent([SERVICES, manifest])
+    probes = generate_probes(intent)
+    kinds = {f.kind for f in collect_findings(probes)}
+    assert kinds == {FINDING_PREFIX_OUTRANKS_EXACT, FINDING_CHARACTER_WISE_PREFIX}
+    # With strict prefix matching the character-wise finding goes away; Prefix still outranks.
+    strict = generate_probes(intent, RoutingOptions(strict_prefix_matching=True))
+    assert {f.kind for f in collect_findings(strict)} == {FINDING_PREFIX_OUTRANKS_EXACT}
+    assert _by_id(strict)["cheeses.minikube/cheddarX"].expectation.outcome == NOT_FOUND
+
+
+def test_hostless_and_wildcard_routes(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        textwrap.dedent(
+            """
+            apiVersion: networking.k8s.io/v1
+            kind: Ingress
+            metadata: {name: mixed}
+            spec:
+              rules:
+              - http:
+                  paths:
+                  - path: /any
+                    pathType: Prefix
+                    backend: {service: {name: stilton, port: {number: 80}}}
+              - host: "*.cheeses.example"
+                http:
+                  paths:
+                  - path: /
+                    pathType: Prefix
+                    backend: {service: {name: cheddar, port: {number: 80}}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    by_id = _by_id(generate_probes(load_intent([SERVICES, manifest])))
+    assert by_id[f"{UNKNOWN_HOST}/any/x"].expectation.outcome == ROUTED
+    assert by_id["wild.cheeses.example/x"].expectation.backends[0].service == "cheddar"
+    # Overlap on the wildcard host: /any is matched by both routes.
+    assert KIND_PRECEDENCE in by_id["wild.cheeses.example/any"].kinds
+
+
+def test_probes_are_json_serialisable() -> None:
+    for intent in SCENARIOS.values():
+        for probe in generate_probes(intent):
+            data = json.loads(json.dumps(probe.to_dict()))
+            assert data["id"] == probe.id
+            assert data["expectation"]["outcome"] == probe.expectation.outcome
