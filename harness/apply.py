@@ -44,7 +44,10 @@ def api_client_for_url(url: str, *, token: str | None = None) -> k8s.ApiClient:
 def api_client_from_kubeconfig(path: str | None, context: str | None) -> k8s.ApiClient:
     """A client for a real cluster, from a kubeconfig file and context (None: the defaults)."""
     try:
-        return k8s_config.new_client_from_config(config_file=path, context=context)
+        api_client: k8s.ApiClient = k8s_config.new_client_from_config(
+            config_file=path, context=context
+        )
+        return api_client
     except (k8s_config.ConfigException, OSError) as exc:
         raise ConfigError(f"--kubeconfig {path or '(default)'} context {context!r}: {exc}") from exc
 

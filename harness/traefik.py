@@ -154,6 +154,12 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
+def enabled_routers(routers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The routers Traefik actually serves: a router whose middleware or service is missing is
+    listed by the API too, but disabled, with the reason in its ``error`` field."""
+    return [r for r in routers if r.get("status") == "enabled"]
+
+
 class TraefikProcess:
     """One running Traefik. Use as a context manager, or call start() and stop()."""
 

@@ -1,0 +1,286 @@
+"""The local target: real Traefik, a local Kubernetes API stand-in, echo backends, all on loopback.
+
+Bringing it up is what a cluster operator would do, in miniature: the API server comes first, the
+backends are registered in it as Services with EndpointSlices (one slice per instance, since every
+instance listens on its own loopback port), Traefik is started with its Kubernetes Ingress and CRD
+providers pointed at that API, and the stack is ready when Traefik serves a canary route from
+each provider (so both providers have synced, not just started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+
+from harness.apply import Applier, api_client_for_url
+from harness.backends import BackendInstance, BackendPool, start_backends
+from harness.errors import StackError
+from harness.kubeapi import KubeAPIServer
+from harness.traefik import TraefikProcess, TraefikSettings, find_traefik_binary
+
+#: The tutorial's backends (service name -> instances).
+TUTORIAL_SERVICES: Mapping[str, int] = {"stilton": 1, "cheddar": 1, "wensleydale": 1}
+
+#: Where the harness keeps its own objects (the readiness canaries).
+SYSTEM_NAMESPACE = "harness-system"
+CANARY = "harness-canary"
+SERVICE_PORT_NAME = "http"
+SERVICE_PORT = 80
+MANAGED_BY = "ingress-harness"
+
+
+@dataclass(frozen=True)
+class LocalStackOptions:
+    """What a user can choose about the local target."""
+
+    services: Mapping[str, int] = field(default_factory=lambda: dict(TUTORIAL_SERVICES))
+    namespace: str = "default"
+    traefik_binary: str | None = None
+    throttle_seconds: float = 2.0
+    strict_prefix_matching: bool = False
+    traefik_log_level: str = "INFO"
+    ready_timeout: float = 30.0
+
+
+def service_objects(
+    service: str, instances: Sequence[BackendInstance], namespace: str
+) -> list[dict[str, Any]]:
+    """A Service and one EndpointSlice per instance, as a controller would publish them."""
+    objs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "namespace": namespace, "labels": {"app": service}},
+            "spec": {
+                "selector": {"app": service},
+                "ports": [
+                    {
+                        "name": SERVICE_PORT_NAME,
+                        "port": SERVICE_PORT,
+                        "targetPort": SERVICE_PORT_NAME,
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+    ]
+    objs.extend(endpoint_slice(service, inst, namespace) for inst in instances)
+    return objs
+
+
+def endpoint_slice(
+    service: str,
+    instance: BackendInstance,
+    namespace: str,
+    *,
+    ready: bool = True,
+    terminating: bool = False,
+) -> dict[str, Any]:
+    """The EndpointSlice of one backend instance (its own slice: its own port)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-{instance.instance}",
+            "namespace": namespace,
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+            },
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": SERVICE_PORT_NAME, "port": instance.port, "protocol": "TCP"}],
+        "endpoints": [
+            {
+                "addresses": [instance.host],
+                "hostname": instance.instance,
+                "conditions": {
+                    "ready": ready and not terminating,
+                    "serving": ready,
+                    "terminating": terminating,
+                },
+            }
+        ],
+    }
+
+
+def canary_objects(target_port: int) -> list[dict[str, Any]]:
+    """One route per provider that Traefik must serve before the stack counts as ready.
+
+    The canary's endpoint need not answer: Traefik builds a router as soon as the Service has
+    an endpoint, and the harness only looks at the router list.
+    """
+    ns = SYSTEM_NAMESPACE
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        *service_objects(
+            CANARY,
+            [BackendInstance(service=CANARY, instance="0", host="127.0.0.1", port=target_port)],
+            ns,
+        ),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "rules": [
+                    {
+                        "host": "canary.harness.invalid",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {
+                                            "name": CANARY,
+                                            "port": {"name": SERVICE_PORT_NAME},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "IngressRoute",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "entryPoints": ["web"],
+                "routes": [
+                    {
+                        "match": "Host(`canary-crd.harness.invalid`)",
+                        "kind": "Rule",
+                        "services": [{"name": CANARY, "port": SERVICE_PORT}],
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def canaries_served(routers: Sequence[Mapping[str, Any]]) -> bool:
+    """True when Traefik serves the canary route of both Kubernetes providers."""
+    providers = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
+    return {"kubernetes", "kubernetescrd"} <= providers
+
+
+class LocalStack:
+    """The whole local target. Use as a context manager; stop() is safe after a failed start()."""
+
+    def __init__(self, options: LocalStackOptions, workdir: Path) -> None:
+        self.options = options
+        self.workdir = workdir
+        self._exit = contextlib.ExitStack()
+        self.kubeapi: KubeAPIServer | None = None
+        self.backends: BackendPool | None = None
+        self.traefik: TraefikProcess | None = None
+        self.api_client: k8s.ApiClient | None = None
+        self.applier: Applier | None = None
+
+    @property
+    def proxy_url(self) -> str:
+        return self._traefik().proxy_url
+
+    def _traefik(self) -> TraefikProcess:
+        if self.traefik is None:
+            raise StackError("the local stack is not started")
+        return self.traefik
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        opts = self.options
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        binary = find_traefik_binary(opts.traefik_binary)
+
+        self.kubeapi = KubeAPIServer()
+        self.kubeapi.start()
+        self._exit.callback(self.kubeapi.stop)
+
+        self.api_client = api_client_for_url(self.kubeapi.url)
+        self._exit.callback(self.api_client.close)
+        self.applier = Applier(self.api_client, cache_dir=self.workdir / "kube-cache")
+
+        self.backends = start_backends(opts.services)
+        self._exit.callback(self.backends.stop)
+        self.register_backends(self.backends.by_service())
+        port = int(self.kubeapi.url.rsplit(":", 1)[1])
+        self.applier.apply_all(canary_objects(port))
+
+        settings = TraefikSettings(
+            kube_endpoint=self.kubeapi.url,
+            binary=binary,
+            throttle_seconds=opts.throttle_seconds,
+            strict_prefix_matching=opts.strict_prefix_matching,
+            log_level=opts.traefik_log_level,
+        )
+        self.traefik = TraefikProcess(settings, self.workdir / "traefik")
+        self._exit.callback(self.traefik.stop)
+        self.traefik.start(timeout=opts.ready_timeout)
+        self.traefik.wait_for_routers(
+            canaries_served,
+            timeout=opts.ready_timeout,
+            what="Traefik to serve the canary routes of its Ingress and CRD providers",
+        )
+
+    def register_backends(self, by_service: Mapping[str, Sequence[BackendInstance]]) -> None:
+        """Publish backends as Services + EndpointSlices in the run's namespace."""
+        applier = self._applier()
+        for service, instances in by_service.items():
+            applier.apply_all(service_objects(service, instances, self.options.namespace))
+
+    def _applier(self) -> Applier:
+        if self.applier is None:
+            raise StackError("the local stack is not started")
+        return self.applier
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order. Idempotent."""
+        self._exit.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def child_pids(self) -> list[int]:
+        """Pids of the processes this stack started (Traefik, backend processes)."""
+        pids = [p.pid for p in self.backends.processes] if self.backends is not None else []
+        if self.traefik is not None and self.traefik.pid is not None:
+            pids.append(self.traefik.pid)
+        return pids
+
+    def describe(self) -> dict[str, Any]:
+        """The target as a report header shows it (no credentials)."""
+        info: dict[str, Any] = {"target": "local", "namespace": self.options.namespace}
+        if self.traefik is not None:
+            info["traefik"] = self.traefik.describe()
+        if self.backends is not None:
+            info["backends"] = {
+                svc: [f"{i.instance}@{i.host}:{i.port}" for i in insts]
+                for svc, insts in self.backends.by_service().items()
+            }
+        return info
+
+
+@contextlib.contextmanager
+def local_stack(options: LocalStackOptions, workdir: Path) -> Iterator[LocalStack]:
+    stack = LocalStack(options, workdir)
+    with stack:
+        yield stack
