@@ -19,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli(args[1:])
     parser.error(f"unknown command {ns.command!r}")
-    return 2
 
 
 if __name__ == "__main__":

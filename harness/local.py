@@ -21,7 +21,12 @@ from harness.apply import Applier, api_client_for_url
 from harness.backends import BackendInstance, BackendPool, start_backends
 from harness.errors import StackError
 from harness.kubeapi import KubeAPIServer
-from harness.traefik import TraefikProcess, TraefikSettings, find_traefik_binary
+from harness.traefik import (
+    TraefikProcess,
+    TraefikSettings,
+    enabled_routers,
+    find_traefik_binary,
+)
 
 #: The tutorial's backends (service name -> instances).
 TUTORIAL_SERVICES: Mapping[str, int] = {"stilton": 1, "cheddar": 1, "wensleydale": 1}
@@ -185,12 +190,13 @@ class LocalStack:
         self.traefik: TraefikProcess | None = None
         self.api_client: k8s.ApiClient | None = None
         self.applier: Applier | None = None
+        self._reloads = 0
 
     @property
     def proxy_url(self) -> str:
-        return self._traefik().proxy_url
+        return self.running_traefik().proxy_url
 
-    def _traefik(self) -> TraefikProcess:
+    def running_traefik(self) -> TraefikProcess:
         if self.traefik is None:
             raise StackError("the local stack is not started")
         return self.traefik
@@ -240,14 +246,31 @@ class LocalStack:
 
     def register_backends(self, by_service: Mapping[str, Sequence[BackendInstance]]) -> None:
         """Publish backends as Services + EndpointSlices in the run's namespace."""
-        applier = self._applier()
+        applier = self.running_applier()
         for service, instances in by_service.items():
             applier.apply_all(service_objects(service, instances, self.options.namespace))
 
-    def _applier(self) -> Applier:
+    def running_applier(self) -> Applier:
         if self.applier is None:
             raise StackError("the local stack is not started")
         return self.applier
+
+    def reload_traefik(self, timeout: float = 30.0) -> None:
+        """Make Traefik rebuild its router tree without touching any route under test.
+
+        Traefik skips a configuration equal to the current one, so the canary's host changes.
+        """
+        self._reloads += 1
+        host = f"canary-{self._reloads}.harness.invalid"
+        port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
+        (ingress,) = [o for o in canary_objects(port) if o["kind"] == "Ingress"]
+        ingress["spec"]["rules"][0]["host"] = host
+        self.running_applier().apply(ingress)
+        self.running_traefik().wait_for_routers(
+            lambda routers: any(host in str(r.get("rule")) for r in enabled_routers(routers)),
+            timeout=timeout,
+            what=f"Traefik to reload (canary host {host})",
+        )
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order. Idempotent."""

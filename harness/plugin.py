@@ -1,18 +1,22 @@
-"""The pytest plugin: options, the local stack fixtures, and Traefik's log on failures.
+"""The pytest plugin: options, targets and scenarios, verdict evidence, results.
 
 Every option can be given on the command line, in ``[tool.pytest.ini_options]`` of pyproject.toml
 (the ini name), or by environment variable (the env name); the command line wins, then the
 environment, then the ini file.
 
-Under pytest-xdist every worker brings up its own stack (its own ports and folders): nothing is
-shared, so nothing needs a lock, and a worker that crashes takes only its own stack down.
+Under pytest-xdist every worker brings up its own local stack (its own ports and folders):
+nothing is shared, so nothing needs a lock. Evidence rides on the test reports (plain JSON), so
+the controller collects it from every worker and writes the results once.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +27,9 @@ from harness.errors import ConfigError, HarnessError
 
 GROUP = "ingress-harness"
 
+#: The tutorial's scenarios, used when no --manifests are given.
+DEFAULT_MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
+
 
 @dataclass(frozen=True)
 class _Option:
@@ -31,10 +38,55 @@ class _Option:
     env: str
     help: str
     default: str | None = None
-    type: str = "string"
+    multiple: bool = False
 
 
 OPTIONS = (
+    _Option(
+        "--proxy-url",
+        "harness_proxy_url",
+        "HARNESS_PROXY_URL",
+        "Verify the proxy at this URL as it is (external target): nothing is applied. "
+        "Without it, the embedded local target is started.",
+    ),
+    _Option(
+        "--manifests",
+        "harness_manifests",
+        "HARNESS_MANIFESTS",
+        "Manifest files or directories holding the intent to verify, read together as one "
+        "configuration (default: the tutorial's scenarios in suites/manifests, one per file).",
+        multiple=True,
+    ),
+    _Option(
+        "--backend-map",
+        "harness_backend_map",
+        "HARNESS_BACKEND_MAP",
+        "External target: NAME=SERVICE, the whoami Name of a backend and the Service it stands "
+        "for (default: the Name is the Service).",
+        multiple=True,
+    ),
+    _Option(
+        "--probe-rounds",
+        "harness_probe_rounds",
+        "HARNESS_PROBE_ROUNDS",
+        "How many times each routing probe is sent (in rounds, with a configuration reload "
+        "halfway on the local target).",
+        default="50",
+    ),
+    _Option(
+        "--strict-prefix-matching",
+        "harness_strict_prefix_matching",
+        "HARNESS_STRICT_PREFIX_MATCHING",
+        "Model (and, on the local target, configure) Traefik's strictPrefixMatching: 'true' "
+        "or 'false'.",
+        default="false",
+    ),
+    _Option(
+        "--report-dir",
+        "harness_report_dir",
+        "HARNESS_REPORT_DIR",
+        "Write results.json (and the reports) into this folder.",
+    ),
     _Option(
         "--traefik-binary",
         "harness_traefik_binary",
@@ -65,68 +117,257 @@ OPTIONS = (
     ),
 )
 
+_BY_DEST = {o.dest: o for o in OPTIONS}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "ingress-harness: verify an ingress proxy against manifests")
     for opt in OPTIONS:
-        group.addoption(
-            opt.flag,
-            dest=opt.dest,
-            default=None,
-            help=f"{opt.help} Env: {opt.env}. Ini: {opt.dest}.",
-        )
-        parser.addini(opt.dest, help=opt.help, default=opt.default)
+        if opt.multiple:
+            group.addoption(
+                opt.flag,
+                dest=opt.dest,
+                nargs="+",
+                action="extend",
+                default=None,
+                help=f"{opt.help} Env: {opt.env} (space-separated). Ini: {opt.dest}.",
+            )
+            parser.addini(opt.dest, help=opt.help, type="args", default=[])
+        else:
+            group.addoption(
+                opt.flag,
+                dest=opt.dest,
+                default=None,
+                help=f"{opt.help} Env: {opt.env}. Ini: {opt.dest}.",
+            )
+            parser.addini(opt.dest, help=opt.help, default=opt.default)
 
 
 def option_value(config: pytest.Config, dest: str) -> str | None:
     """An option's value: command line, then environment, then ini, then its default."""
-    opt = next(o for o in OPTIONS if o.dest == dest)
+    opt = _BY_DEST[dest]
     cli = config.getoption(dest)
     if cli is not None:
-        return str(cli)
+        return " ".join(cli) if isinstance(cli, list) else str(cli)
     env = os.environ.get(opt.env)
     if env:
         return env
     ini = config.getini(dest)
+    if isinstance(ini, list):
+        return " ".join(ini) if ini else None
     return str(ini) if ini not in (None, "") else None
 
 
-def _float_option(config: pytest.Config, dest: str) -> float:
+def option_values(config: pytest.Config, dest: str) -> list[str]:
+    """A multiple-valued option as a list."""
+    cli = config.getoption(dest)
+    if cli:
+        return [str(v) for v in cli]
     raw = option_value(config, dest)
-    opt = next(o for o in OPTIONS if o.dest == dest)
+    return shlex.split(raw) if raw else []
+
+
+def _positive_float(config: pytest.Config, dest: str) -> float:
+    raw = option_value(config, dest)
     try:
         value = float(raw if raw is not None else "nan")
     except ValueError:
         value = float("nan")
     if not value > 0:
-        raise ConfigError(f"{opt.flag} must be a positive number of seconds, got {raw!r}")
+        raise ConfigError(f"{_BY_DEST[dest].flag} must be a positive number, got {raw!r}")
     return value
+
+
+def _bool(config: pytest.Config, dest: str) -> bool:
+    raw = (option_value(config, dest) or "false").strip().lower()
+    if raw not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ConfigError(f"{_BY_DEST[dest].flag} must be true or false, got {raw!r}")
+    return raw in {"true", "1", "yes"}
+
+
+# -- settings and scenarios, read once at configure time --------------------------------------
+
+
+@dataclass
+class HarnessSettings:
+    """The options as the plugin uses them, checked once."""
+
+    proxy_url: str | None
+    manifests: list[str]
+    backend_map: dict[str, str]
+    probe_rounds: int
+    strict_prefix_matching: bool
+    report_dir: Path | None
+    run_id: str
+    scenarios: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_kind(self) -> str:
+        return "external" if self.proxy_url else "local"
+
+
+_SETTINGS = pytest.StashKey[HarnessSettings]()
+_RESULTS = pytest.StashKey[Any]()
+_ACTIVE_STACK = pytest.StashKey[Any]()
+_EVIDENCE = pytest.StashKey["Evidence"]()
+
+
+def _read_settings(config: pytest.Config) -> HarnessSettings:
+    from harness.dialects import load_intent, load_scenarios
+    from harness.targets import parse_backend_map
+
+    proxy_url = option_value(config, "harness_proxy_url")
+    manifests = option_values(config, "harness_manifests")
+    rounds_raw = option_value(config, "harness_probe_rounds") or "50"
+    if not rounds_raw.isdigit() or int(rounds_raw) < 1:
+        raise ConfigError(f"--probe-rounds must be a whole number >= 1, got {rounds_raw!r}")
+    report_dir = option_value(config, "harness_report_dir")
+    settings = HarnessSettings(
+        proxy_url=proxy_url,
+        manifests=manifests,
+        backend_map=parse_backend_map(option_values(config, "harness_backend_map")),
+        probe_rounds=int(rounds_raw),
+        strict_prefix_matching=_bool(config, "harness_strict_prefix_matching"),
+        report_dir=Path(report_dir) if report_dir else None,
+        run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+    )
+    # External: the proxy's cluster has the Services; locally the harness creates them.
+    known = "*" if proxy_url else None
+    if manifests:
+        settings.scenarios = {"manifests": load_intent(manifests, known_services=known)}
+    elif DEFAULT_MANIFESTS.is_dir():
+        settings.scenarios = load_scenarios(DEFAULT_MANIFESTS, known_services=known)
+    return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "harness_aspect(name): the exact aspect a suite checks (routing, strip, priority)",
+    )
+    try:
+        settings = _read_settings(config)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"ingress-harness: {exc}") from None
+    config.stash[_SETTINGS] = settings
+    if not hasattr(config, "workerinput"):
+        from harness.results import RunResults
+
+        results = RunResults(
+            run_id=settings.run_id, harness_version=__version__, started=time.time()
+        )
+        config.stash[_RESULTS] = results
+        config.pluginmanager.register(ResultsCollector(config, settings, results), _COLLECTOR)
+
+
+def settings_of(config: pytest.Config) -> HarnessSettings:
+    return config.stash[_SETTINGS]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from harness.traefik import find_traefik_binary, traefik_version
 
+    settings = settings_of(config)
+    scenarios = ", ".join(settings.scenarios) or "none"
+    if settings.proxy_url:
+        return [
+            f"ingress-harness {__version__}: target external {settings.proxy_url}; "
+            f"scenarios: {scenarios}"
+        ]
     try:
         binary = find_traefik_binary(option_value(config, "harness_traefik_binary"))
         proxy = f"Traefik {traefik_version(binary)} ({binary})"
     except HarnessError as exc:
         proxy = f"no usable Traefik: {exc}"
-    return [f"ingress-harness {__version__}: target local, {proxy}"]
+    return [f"ingress-harness {__version__}: target local, {proxy}; scenarios: {scenarios}"]
+
+
+# -- parametrisation over intent --------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Suites ask for ``exact_case`` and name their aspect; the cases come from the intent."""
+    if "exact_case" not in metafunc.fixturenames:
+        return
+    from harness.probes import generate_probes
+    from harness.verdicts import ASPECTS, applies
+
+    marker = metafunc.definition.get_closest_marker("harness_aspect")
+    if marker is None or marker.args[0] not in ASPECTS:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: exact_case needs @pytest.mark.harness_aspect(name) "
+            f"with name in {ASPECTS}"
+        )
+    aspect = marker.args[0]
+    settings = settings_of(metafunc.config)
+    params = []
+    for name, intent in settings.scenarios.items():
+        for probe in generate_probes(intent, _routing_options(settings)):
+            if applies(aspect, probe):
+                params.append(
+                    pytest.param(
+                        name,
+                        (aspect, probe.id),
+                        id=f"{name}:{probe.id}",
+                        marks=pytest.mark.xdist_group(name),
+                    )
+                )
+    metafunc.parametrize(
+        ("scenario_run", "exact_case"), params, indirect=["scenario_run"], scope="session"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the checks of one scenario together, so each scenario is applied (and its probes
+    sent) once per session. pytest's own grouping of session-scoped parameters cannot do it
+    here: every (scenario, probe) pair is its own parameter."""
+    order = {name: i for i, name in enumerate(settings_of(config).scenarios)}
+
+    def key(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("scenario_run") if callspec is not None else None
+        return -1 if name is None else order.get(name, len(order))
+
+    items.sort(key=key)  # stable: within a scenario the original order stays
+
+
+def _routing_options(settings: HarnessSettings) -> Any:
+    from harness.oracle import RoutingOptions
+
+    return RoutingOptions(strict_prefix_matching=settings.strict_prefix_matching)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def harness_settings(request: pytest.FixtureRequest) -> HarnessSettings:
+    """The harness's options for this run."""
+    return settings_of(request.config)
 
 
 @pytest.fixture(scope="session")
 def local_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    """The local target, up once per session (per xdist worker), torn down at the end."""
-    from harness.local import LocalStack, LocalStackOptions
+    """The local target, up once per session (per xdist worker), torn down at the end.
+
+    Its echo backends are the tutorial's services plus every Service the intent names.
+    """
+    from harness.local import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
 
     config = request.config
+    settings = settings_of(config)
+    services = dict(TUTORIAL_SERVICES)
+    for intent in settings.scenarios.values():
+        services.update({ref.name: 1 for ref in intent.services if ref.name not in services})
     options = LocalStackOptions(
+        services=services,
         traefik_binary=option_value(config, "harness_traefik_binary"),
-        throttle_seconds=_float_option(config, "harness_traefik_throttle"),
+        throttle_seconds=_positive_float(config, "harness_traefik_throttle"),
+        strict_prefix_matching=settings.strict_prefix_matching,
         traefik_log_level=option_value(config, "harness_traefik_log_level") or "INFO",
-        ready_timeout=_float_option(config, "harness_stack_timeout"),
+        ready_timeout=_positive_float(config, "harness_stack_timeout"),
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[_ACTIVE_STACK] = stack
@@ -138,7 +379,103 @@ def local_stack(
         config.stash[_ACTIVE_STACK] = None
 
 
-_ACTIVE_STACK = pytest.StashKey[Any]()
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Any:
+    """Where the proxy under test runs: the local stack, or the --proxy-url (external)."""
+    from harness.targets import ExternalTarget, LocalTarget
+
+    settings = settings_of(request.config)
+    if settings.proxy_url:
+        found: Any = ExternalTarget(settings.proxy_url, settings.backend_map)
+    else:
+        found = LocalTarget(request.getfixturevalue("local_stack"))
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["harness_target"] = found.describe()
+    else:
+        request.config.stash[_RESULTS].target = found.describe()
+    return found
+
+
+@dataclass
+class ScenarioRun:
+    """A scenario applied to the target, with the answers to all its probes."""
+
+    name: str
+    intent: Any
+    probes: dict[str, Any]
+    run: Any
+
+    def context(self) -> str:
+        reload = (
+            f", one configuration reload after round {self.run.reload_after_round}"
+            if self.run.reload_after_round is not None
+            else ", no reload"
+        )
+        return f" in {self.run.rounds} rounds{reload}"
+
+
+@pytest.fixture(scope="session")
+def scenario_run(request: pytest.FixtureRequest, target: Any) -> Iterator[ScenarioRun]:
+    """Apply one scenario (the parameter), send all its probes in rounds, then remove it."""
+    from harness.probes import generate_probes
+    from harness.probing import send_in_rounds
+
+    settings = settings_of(request.config)
+    name = request.param
+    intent = settings.scenarios[name]
+    probes = generate_probes(intent, _routing_options(settings))
+    target.apply_intent(intent)
+    try:
+        run = send_in_rounds(
+            target.proxy_url,
+            probes,
+            rounds=settings.probe_rounds,
+            reload=target.reload,
+            service_of=target.service_of,
+        )
+        yield ScenarioRun(name, intent, {p.id: p for p in probes}, run)
+    finally:
+        target.remove_intent(intent)
+
+
+class Evidence:
+    """What a check hands to the results: verdicts, findings, and whether it was undefined."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.items: list[dict[str, Any]] = []
+        self.findings: list[dict[str, Any]] = []
+        self.undefined = False
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.items.append(item)
+
+    def add_findings(self, findings: list[dict[str, Any]]) -> None:
+        self.findings.extend(findings)
+
+    def mark_undefined(self, message: str) -> None:
+        """Report the check as undefined (neither passed nor failed) and stop it."""
+        self.undefined = True
+        pytest.skip(f"UNDEFINED: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "items": self.items,
+            "findings": self.findings,
+            "undefined": self.undefined,
+        }
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """Record verdict evidence for the results (survives xdist)."""
+    marker = request.node.get_closest_marker("harness_aspect")
+    kind = marker.args[0] if marker else request.node.module.__name__.removeprefix("test_")
+    recorder = Evidence(kind)
+    request.node.stash[_EVIDENCE] = recorder
+    return recorder
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +491,9 @@ def applier(local_stack: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def proxy_url(local_stack: Any) -> str:
-    """Base URL of the proxy under test (Traefik's web entrypoint)."""
-    return str(local_stack.proxy_url)
+def proxy_url(target: Any) -> str:
+    """Base URL of the proxy under test."""
+    return str(target.proxy_url)
 
 
 @pytest.fixture(scope="session")
@@ -172,9 +509,15 @@ def proxy_client(proxy_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
+# -- reports ----------------------------------------------------------------------------------
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    recorder = item.stash.get(_EVIDENCE, None)
+    if recorder is not None and report.when == "call":
+        report.harness_evidence = recorder.to_dict()
     if report.failed:
         stack = item.config.stash.get(_ACTIVE_STACK, None)
         traefik = getattr(stack, "traefik", None)
@@ -183,3 +526,83 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 (f"Traefik log (last lines of {traefik.log_path})", traefik.log_tail(40))
             )
     return report
+
+
+_COLLECTOR = "ingress-harness-results"
+
+
+class ResultsCollector:
+    """On the controller only: turns test reports (from any xdist worker) into RunResults."""
+
+    def __init__(self, config: pytest.Config, settings: HarnessSettings, results: Any) -> None:
+        self.config = config
+        self.settings = settings
+        self.results = results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from harness.results import CheckResult
+
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        data = getattr(report, "harness_evidence", None) or {}
+        outcome: str = report.outcome
+        if data.get("undefined"):
+            outcome = "undefined"
+        elif report.when == "setup" and report.failed:
+            outcome = "error"
+        message = ""
+        if report.failed:
+            message = str(report.longreprtext)[-4000:]
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2])
+        self.results.add(
+            CheckResult(
+                nodeid=report.nodeid,
+                kind=str(data.get("kind") or report.nodeid.split("::")[0]),
+                outcome=outcome,
+                duration=report.duration,
+                message=message,
+                evidence=list(data.get("items", [])),
+                findings=list(data.get("findings", [])),
+            )
+        )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: take the target description a worker reported."""
+        described = getattr(node, "workeroutput", {}).get("harness_target")
+        if described and not self.results.target:
+            self.results.target = described
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        results, settings = self.results, self.settings
+        results.finished = time.time()
+        results.parameters = {
+            "probe_rounds": settings.probe_rounds,
+            "strict_prefix_matching": settings.strict_prefix_matching,
+            "scenarios": list(settings.scenarios),
+            "manifests": settings.manifests or [str(DEFAULT_MANIFESTS)],
+        }
+        if settings.report_dir is not None and results.checks:
+            results.write(settings.report_dir / "results.json")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        results = self.results
+        if not results.checks:
+            return
+        counts = results.counts()
+        terminalreporter.section("ingress-harness verdicts")
+        terminalreporter.write_line(
+            ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n) or "no checks"
+        )
+        findings = results.findings()
+        if findings:
+            kinds: dict[str, int] = {}
+            for f in findings:
+                kinds[f.get("kind", "?")] = kinds.get(f.get("kind", "?"), 0) + 1
+            terminalreporter.write_line(
+                f"{len(findings)} findings: "
+                + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
+            )
+        if self.settings.report_dir is not None:
+            terminalreporter.write_line(f"results: {self.settings.report_dir / 'results.json'}")

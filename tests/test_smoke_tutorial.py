@@ -18,7 +18,7 @@ from harness.traefik import enabled_routers
 from harness.whoami import parse_whoami
 
 NAMESPACE = "default"
-STRIP = "cheeses-strip"
+STRIP = "smoke-strip"
 
 
 def _path(path: str, service: str) -> k8s.V1HTTPIngressPath:
@@ -52,7 +52,7 @@ def tutorial_routes(kube_client: Any, traefik: Any) -> Iterator[None]:
     )
     ingress = k8s.V1Ingress(
         metadata=k8s.V1ObjectMeta(
-            name="cheeses",
+            name="smoke-cheeses",
             annotations={
                 "traefik.ingress.kubernetes.io/router.middlewares": (
                     f"{NAMESPACE}-{STRIP}@kubernetescrd"
@@ -76,12 +76,14 @@ def tutorial_routes(kube_client: Any, traefik: Any) -> Iterator[None]:
     )
     networking.create_namespaced_ingress(NAMESPACE, ingress)
     traefik.wait_for_routers(
-        lambda routers: sum("cheeses" in str(r["name"]) for r in enabled_routers(routers)) == 3,
+        lambda routers: (
+            sum("smoke-cheeses" in str(r["name"]) for r in enabled_routers(routers)) == 3
+        ),
         timeout=30,
-        what="Traefik to serve the three routes of Ingress default/cheeses",
+        what="Traefik to serve the three routes of Ingress default/smoke-cheeses",
     )
     yield
-    networking.delete_namespaced_ingress("cheeses", NAMESPACE)
+    networking.delete_namespaced_ingress("smoke-cheeses", NAMESPACE)
     custom.delete_namespaced_custom_object(
         "traefik.io", "v1alpha1", NAMESPACE, "middlewares", STRIP
     )
