@@ -48,17 +48,21 @@ def verify(session: nox.Session) -> None:
     )
     out = ROOT / "reports" / run_id
     out.mkdir(parents=True, exist_ok=True)
-    _pytest(session, "suites", f"--junitxml={out / 'junit.xml'}")
+    _pytest(session, "suites", f"--junitxml={out / 'junit.xml'}", f"--report-dir={out}")
     session.log(f"report written to {out}")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput figures: echo backends and wrk on loopback (needs Debian's `wrk`)."""
+    """Figures for the README: echo backends under wrk; the traffic engine beside wrk through
+    the local Traefik (ratio, bytes per request, open-loop rate and lag); the wall time of the
+    tutorial's weights check. Needs Debian's `wrk`."""
     if shutil.which("wrk") is None:
         session.error("`wrk` is not installed; install it first: apt-get install -y wrk")
     _install(session)
-    session.run("python", "bench/bench_backends.py", *session.posargs)
+    session.run("python", "bench/bench_backends.py")
+    session.run("python", "bench/bench_traffic.py")
+    session.run("python", "bench/bench_weights.py")
 
 
 @nox.session(python=PYTHON)

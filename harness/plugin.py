@@ -82,6 +82,58 @@ OPTIONS = (
         default="false",
     ),
     _Option(
+        "--run-alpha",
+        "harness_run_alpha",
+        "HARNESS_RUN_ALPHA",
+        "Family-wise false-alarm rate of all statistical checks of a run together (a correct "
+        "proxy fails any of them in at most this fraction of runs).",
+        default="0.001",
+    ),
+    _Option(
+        "--power",
+        "harness_power",
+        "HARNESS_POWER",
+        "Probability that a weighted-split check catches a split off by --min-deviation.",
+        default="0.99",
+    ),
+    _Option(
+        "--min-deviation",
+        "harness_min_deviation",
+        "HARNESS_MIN_DEVIATION",
+        "Smallest deviation of any backend's share worth detecting (0.02 = 2 points).",
+        default="0.02",
+    ),
+    _Option(
+        "--max-requests",
+        "harness_max_requests",
+        "HARNESS_MAX_REQUESTS",
+        "Refuse a weighted-split check whose plan needs more requests than this.",
+        default="200000",
+    ),
+    _Option(
+        "--weights-mode",
+        "harness_weights_mode",
+        "HARNESS_WEIGHTS_MODE",
+        "fixed (chi-square at the planned N) or sequential (anytime-valid e-value test that "
+        "stops as soon as a deviation is decisive, capped at its planned N).",
+        default="fixed",
+    ),
+    _Option(
+        "--max-error-rate",
+        "harness_max_error_rate",
+        "HARNESS_MAX_ERROR_RATE",
+        "Above this fraction of failed requests a weighted-split check is an error, not a "
+        "split verdict.",
+        default="0.001",
+    ),
+    _Option(
+        "--backend-instances",
+        "harness_backend_instances",
+        "HARNESS_BACKEND_INSTANCES",
+        "Local target: echo backend instances per Service (each its own endpoint).",
+        default="2",
+    ),
+    _Option(
         "--report-dir",
         "harness_report_dir",
         "HARNESS_REPORT_DIR",
@@ -178,6 +230,24 @@ def _positive_float(config: pytest.Config, dest: str) -> float:
     return value
 
 
+def _whole(config: pytest.Config, dest: str) -> int:
+    raw = (option_value(config, dest) or "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{_BY_DEST[dest].flag} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _positive_or_zero(config: pytest.Config, dest: str) -> float:
+    raw = option_value(config, dest)
+    try:
+        value = float(raw if raw is not None else "nan")
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise ConfigError(f"{_BY_DEST[dest].flag} must be a number >= 0, got {raw!r}")
+    return value
+
+
 def _bool(config: pytest.Config, dest: str) -> bool:
     raw = (option_value(config, dest) or "false").strip().lower()
     if raw not in {"true", "false", "1", "0", "yes", "no"}:
@@ -199,6 +269,8 @@ class HarnessSettings:
     strict_prefix_matching: bool
     report_dir: Path | None
     run_id: str
+    weights: Any
+    backend_instances: int
     scenarios: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -218,15 +290,24 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 
     proxy_url = option_value(config, "harness_proxy_url")
     manifests = option_values(config, "harness_manifests")
-    rounds_raw = option_value(config, "harness_probe_rounds") or "50"
-    if not rounds_raw.isdigit() or int(rounds_raw) < 1:
-        raise ConfigError(f"--probe-rounds must be a whole number >= 1, got {rounds_raw!r}")
     report_dir = option_value(config, "harness_report_dir")
+    from harness.weights import WeightSettings
+
+    weights = WeightSettings(
+        run_alpha=_positive_float(config, "harness_run_alpha"),
+        power=_positive_float(config, "harness_power"),
+        min_deviation=_positive_float(config, "harness_min_deviation"),
+        max_requests=_whole(config, "harness_max_requests"),
+        mode=(option_value(config, "harness_weights_mode") or "fixed"),  # type: ignore[arg-type]
+        max_error_rate=float(_positive_or_zero(config, "harness_max_error_rate")),
+    )
     settings = HarnessSettings(
+        weights=weights,
+        backend_instances=_whole(config, "harness_backend_instances"),
         proxy_url=proxy_url,
         manifests=manifests,
         backend_map=parse_backend_map(option_values(config, "harness_backend_map")),
-        probe_rounds=int(rounds_raw),
+        probe_rounds=_whole(config, "harness_probe_rounds"),
         strict_prefix_matching=_bool(config, "harness_strict_prefix_matching"),
         report_dir=Path(report_dir) if report_dir else None,
         run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
@@ -285,8 +366,32 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 # -- parametrisation over intent --------------------------------------------------------------
 
 
+def weighted_cases(settings: HarnessSettings) -> list[tuple[str, str]]:
+    """(scenario, route id) of every weighted route: one statistical check each."""
+    return [
+        (name, route.id)
+        for name, intent in settings.scenarios.items()
+        for route in intent.weighted_routes
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Suites ask for ``exact_case`` and name their aspect; the cases come from the intent."""
+    """Suites ask for ``exact_case`` (naming their aspect) or ``weighted_case``; the cases come
+    from the intent."""
+    if "weighted_case" in metafunc.fixturenames:
+        settings = settings_of(metafunc.config)
+        metafunc.parametrize(
+            ("scenario_run", "weighted_case"),
+            [
+                pytest.param(
+                    name, route_id, id=f"{name}:{route_id}", marks=pytest.mark.xdist_group(name)
+                )
+                for name, route_id in weighted_cases(settings)
+            ],
+            indirect=["scenario_run"],
+            scope="session",
+        )
+        return
     if "exact_case" not in metafunc.fixturenames:
         return
     from harness.probes import generate_probes
@@ -358,9 +463,10 @@ def local_stack(
 
     config = request.config
     settings = settings_of(config)
-    services = dict(TUTORIAL_SERVICES)
+    names = set(TUTORIAL_SERVICES)
     for intent in settings.scenarios.values():
-        services.update({ref.name: 1 for ref in intent.services if ref.name not in services})
+        names.update(ref.name for ref in intent.services)
+    services = {name: settings.backend_instances for name in sorted(names)}
     options = LocalStackOptions(
         services=services,
         traefik_binary=option_value(config, "harness_traefik_binary"),
@@ -588,8 +694,8 @@ class ResultsCollector:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         results = self.results
-        if not results.checks:
-            return
+        if not any(c.evidence for c in results.checks):
+            return  # not a verification run (e.g. the harness's own tests)
         counts = results.counts()
         terminalreporter.section("ingress-harness verdicts")
         terminalreporter.write_line(

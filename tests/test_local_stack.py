@@ -61,7 +61,9 @@ def test_stack_is_ready_with_both_providers_synced(local_stack: Any, traefik: An
     assert set(info["backends"]) >= {"stilton", "cheddar", "wensleydale"}
 
 
-def test_backends_are_registered_as_services_with_endpoint_slices(kube_client: Any) -> None:
+def test_backends_are_registered_as_services_with_endpoint_slices(
+    kube_client: Any, local_stack: Any
+) -> None:
     from kubernetes import client as k8s
 
     services = k8s.CoreV1Api(kube_client).list_namespaced_service("default")
@@ -69,7 +71,10 @@ def test_backends_are_registered_as_services_with_endpoint_slices(kube_client: A
     slices = k8s.DiscoveryV1Api(kube_client).list_namespaced_endpoint_slice(
         "default", label_selector="kubernetes.io/service-name=cheddar"
     )
-    assert len(slices.items) == 1
+    instances = local_stack.backends.by_service()["cheddar"]
+    assert len(slices.items) == len(instances)  # one slice per instance: each has its own port
+    ports = {s.ports[0].port for s in slices.items}
+    assert ports == {i.port for i in instances}
     (endpoint,) = slices.items[0].endpoints
     assert endpoint.addresses[0].startswith("127.")
     assert endpoint.conditions.ready is True

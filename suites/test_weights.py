@@ -1,0 +1,32 @@
+"""Weighted splits: every weighted route's traffic is split as declared, judged statistically
+with a planned sample size, controlled false alarms across the run, and the evidence (counts,
+shares with confidence intervals, statistic, p-value or e-value, planned and used N, power) in
+the results. Covers the tutorial's 75/25, its remainder rule, a three-way split and weight 0,
+each over several backend instances on the local target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.plugin import weighted_cases
+from harness.weights import check_split
+
+
+def test_weights(
+    scenario_run: Any, weighted_case: str, target: Any, harness_settings: Any, evidence: Any
+) -> None:
+    route = scenario_run.intent.route(weighted_case)
+    result = check_split(
+        target.proxy_url,
+        scenario_run.intent,
+        route,
+        harness_settings.weights,
+        n_checks=len(weighted_cases(harness_settings)),
+        service_of=target.service_of,
+    )
+    evidence.add({**result.evidence, "scenario": scenario_run.name, "message": result.message})
+    evidence.add_findings([f.to_dict() for f in scenario_run.intent.findings])
+    if not result.passed:
+        pytest.fail(result.message, pytrace=False)

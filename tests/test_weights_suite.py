@@ -1,0 +1,91 @@
+"""The weighted-split suite end to end: the tutorial's 75/25 on the local Traefik passes, and the
+same proxy checked against a wrongly declared 78/22 fails with evidence that shows the mismatch.
+
+The proxy is configured in this process (the local stack with the tutorial's weights applied);
+the suite runs in a subprocess in external mode against it, as a user would verify a proxy the
+harness did not set up.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.dialects import load_intent
+from harness.targets import LocalTarget
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = ROOT / "suites" / "manifests"
+
+
+@pytest.fixture(scope="module")
+def weighted_proxy(local_stack: Any) -> Iterator[str]:
+    """The local Traefik serving the tutorial's 75/25 split."""
+    target = LocalTarget(local_stack)
+    intent = load_intent([MANIFESTS / "services.yaml", MANIFESTS / "weights.yaml"])
+    target.apply_intent(intent)
+    yield target.proxy_url
+    target.remove_intent(intent)
+
+
+def _declared(tmp_path: Path, cheddar: int, wensleydale: int) -> Path:
+    text = (MANIFESTS / "weights.yaml").read_text()
+    text = text.replace("cheddar: 75%", f"cheddar: {cheddar}%")
+    text = text.replace("wensleydale: 25%", f"wensleydale: {wensleydale}%")
+    path = tmp_path / f"weights-{cheddar}-{wensleydale}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _run_suite(tmp_path: Path, proxy_url: str, manifest: Path) -> tuple[int, str, dict[str, Any]]:
+    report_dir = tmp_path / "report"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_weights.py"),
+            "-p", "no:cacheprovider", "-q",
+            "--proxy-url", proxy_url,
+            "--manifests", str(MANIFESTS / "services.yaml"), str(manifest),
+            "--report-dir", str(report_dir),
+        ],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+    )  # fmt: skip
+    results = json.loads((report_dir / "results.json").read_text())
+    return proc.returncode, proc.stdout + proc.stderr, results
+
+
+def test_declared_75_25_passes(weighted_proxy: str, tmp_path: Path) -> None:
+    status, output, results = _run_suite(tmp_path, weighted_proxy, _declared(tmp_path, 75, 25))
+    assert status == 0, output
+    (check,) = results["checks"]
+    verdict = check["evidence"][0]["verdict"]
+    assert verdict["verdict"] == "pass"
+    assert check["evidence"][0]["sent"] >= check["evidence"][0]["plan"]["n_fixed"]
+
+
+def test_declared_78_22_fails_with_the_mismatch_in_the_message(
+    weighted_proxy: str, tmp_path: Path
+) -> None:
+    status, output, results = _run_suite(tmp_path, weighted_proxy, _declared(tmp_path, 78, 22))
+    assert status == 1, output
+    (check,) = results["checks"]
+    assert check["outcome"] == "failed"
+    evidence = check["evidence"][0]
+    verdict = evidence["verdict"]
+    assert verdict["verdict"] == "fail"
+    shares = dict(zip(verdict["backends"], verdict["observed"], strict=True))
+    # Traefik's WRR is deterministic: the observed share is 75 % to within a request or two.
+    assert shares["cheddar"] == pytest.approx(0.75, abs=0.005)
+    assert verdict["p_value"] < verdict["alpha"]
+    # The message names the route, where it was declared, the declared and observed shares.
+    assert "weights-78-22.yaml" in output
+    assert "cheddar 78.00%" in output
+    assert f"cheddar {shares['cheddar']:.2%}" in output
+    assert "largest deviation" in output
