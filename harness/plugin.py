@@ -431,6 +431,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def key(item: pytest.Item) -> int:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("scenario_run") if callspec is not None else None
+        # Checks that need nothing applied (scenario_run=None) run before any scenario.
         return -1 if name is None else order.get(name, len(order))
 
     items.sort(key=key)  # stable: within a scenario the original order stays
@@ -529,6 +530,10 @@ def scenario_run(request: pytest.FixtureRequest, target: Any) -> Iterator[Scenar
 
     settings = settings_of(request.config)
     name = request.param
+    if name is None:
+        # "Nothing applied": tears down whichever scenario this worker had applied.
+        yield ScenarioRun("(none)", None, {}, None)
+        return
     intent = settings.scenarios[name]
     probes = generate_probes(intent, _routing_options(settings))
     target.apply_intent(intent)

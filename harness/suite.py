@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from harness.intent import Intent, Route
+from harness.oracle import expect
+from harness.probes import KIND_ROUTE, UNKNOWN_HOST, Probe
 from harness.probing import ProbeRecord
 from harness.verdicts import Aspect, judge
 
@@ -34,3 +39,31 @@ def check_exact(scenario_run: Any, exact_case: tuple[Aspect, str], evidence: Any
         evidence.mark_undefined(verdict.message)
     if not verdict.passed:
         pytest.fail(verdict.message, pytrace=False)
+
+
+def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
+    """A probe at ``route``'s own path (or ``path``), judged against ``intent``."""
+    host = route.host if route.host and "*" not in route.host else UNKNOWN_HOST
+    target_path = path or (route.path or "/")
+    expectation = expect(intent, host, target_path)
+    return Probe(
+        id=f"{host}{target_path}",
+        method="GET",
+        host=host,
+        path=target_path,
+        headers=(),
+        expectation=expectation,
+        reasons=(f"at the path of {route.id}",),
+        routes=(route.id,),
+        kinds=(KIND_ROUTE,),
+    )
+
+
+def sub_intent(intent: Intent, routes: Sequence[Route]) -> Intent:
+    """``intent`` with only ``routes`` (and the Services they use)."""
+    used = {b.service for r in routes for b in r.backends}
+    return replace(
+        intent,
+        routes=tuple(routes),
+        services=tuple(s for s in intent.services if s.name in used),
+    )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -110,12 +111,27 @@ class LocalTarget:
     def describe(self) -> dict[str, Any]:
         return self.stack.describe()
 
-    def _served_rules(self) -> set[str]:
-        return {str(r.get("rule")) for r in enabled_routers(self.stack.running_traefik().routers())}
+    def _routers_of(self, intent: Intent) -> Counter[tuple[str, int]]:
+        """The routers ``intent`` makes Traefik serve, as (rule, priority) with multiplicity.
 
-    def _rules(self, intent: Intent) -> set[str]:
+        Routes declared at the same place with the same rule become one router (Traefik names
+        routers after the Ingress, host and path), so they count once.
+        """
         strict = self.stack.options.strict_prefix_matching
-        return {route.rule_for(strict_prefix_matching=strict) for route in intent.routes}
+        routers = {
+            (r.source.kind, r.source.name, r.rule_for(strict_prefix_matching=strict)): (
+                r.rule_for(strict_prefix_matching=strict),
+                r.priority_for(strict_prefix_matching=strict),
+            )
+            for r in intent.routes
+        }
+        return Counter(routers.values())
+
+    @staticmethod
+    def _served(routers: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
+        return Counter(
+            (str(r.get("rule")), int(r.get("priority", 0))) for r in enabled_routers(routers)
+        )
 
     def register_services(self, services: Sequence[ServiceRef], namespace: str) -> None:
         """Publish the Services the intent declares, with their ports, backed by the stack's
@@ -162,21 +178,25 @@ class LocalTarget:
         """Apply the rendered intent and wait until Traefik serves every route of it."""
         self.register_services(intent.services, intent.namespace)
         self.stack.running_applier().apply_all(render_manifests(intent, intent.namespace))
-        wanted = self._rules(intent)
+        wanted = self._routers_of(intent)
         self.stack.running_traefik().wait_for_routers(
-            lambda routers: wanted <= {str(r.get("rule")) for r in enabled_routers(routers)},
+            lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),
             timeout=APPLY_TIMEOUT,
-            what=f"Traefik to serve the rules {sorted(wanted)}",
+            what=f"Traefik to serve the routers (rule, priority) {sorted(wanted.items())}",
         )
 
     def remove_intent(self, intent: Intent) -> None:
         """Delete the rendered intent and wait until Traefik no longer serves any of it."""
+        traefik = self.stack.running_traefik()
+        before = self._served(traefik.routers())
         self.stack.running_applier().delete_all(render_manifests(intent, intent.namespace))
-        gone = self._rules(intent)
-        self.stack.running_traefik().wait_for_routers(
-            lambda routers: not gone & {str(r.get("rule")) for r in routers},
+        gone = self._routers_of(intent)
+        traefik.wait_for_routers(
+            lambda routers: all(
+                self._served(routers)[k] <= max(0, before[k] - n) for k, n in gone.items()
+            ),
             timeout=APPLY_TIMEOUT,
-            what=f"Traefik to stop serving the rules {sorted(gone)}",
+            what=f"Traefik to stop serving the routers (rule, priority) {sorted(gone.items())}",
         )
 
     def reload(self) -> bool:
