@@ -579,6 +579,44 @@ class Evidence:
         }
 
 
+def evidence_summary(entry: dict[str, Any]) -> str:
+    """One line for JUnit XML and terminals: what was checked and what came of it."""
+    kind = entry.get("type")
+    if kind == "exact":
+        observed = ", ".join(
+            f"{o.get('count')}x {o.get('status') or o.get('error')}"
+            + (f" {o['backend']}" if o.get("backend") else "")
+            for o in entry.get("observed", [])
+        )
+        return (
+            f"{entry.get('aspect')} {entry.get('outcome')}: {entry.get('probe_id')} expected "
+            f"{entry.get('expected')}; observed {observed}"
+        )
+    verdict = entry.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("summary"):
+        return f"{kind} {entry.get('route', '')}: {verdict['summary']}"
+    return str(entry.get("summary") or entry.get("message") or kind)[:500]
+
+
+@pytest.fixture
+def traffic_progress(request: pytest.FixtureRequest) -> Any:
+    """A callback that shows a traffic phase's progress live on a terminal (None elsewhere:
+    xdist workers, captured or non-interactive output)."""
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput") or not reporter.isatty():
+        return None
+
+    def show(progress: Any) -> None:
+        reporter.rewrite(
+            f"  traffic {progress.sent:,}/{progress.total:,} sent, {progress.rate:,.0f}/s, "
+            f"{progress.errors:,} errors, {progress.elapsed:.1f} s",
+            erase=True,
+        )
+
+    return show
+
+
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Evidence:
     """Record verdict evidence for the results (survives xdist)."""
@@ -629,6 +667,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     recorder = item.stash.get(_EVIDENCE, None)
     if recorder is not None and report.when == "call":
         report.harness_evidence = recorder.to_dict()
+        # JUnit XML carries the evidence in brief, one property per verdict.
+        for entry in recorder.items:
+            report.user_properties.append(("harness_evidence", evidence_summary(entry)))
     if report.failed:
         stack = item.config.stash.get(_ACTIVE_STACK, None)
         traefik = getattr(stack, "traefik", None)

@@ -15,7 +15,12 @@ from harness.weights import check_split
 
 
 def test_weights(
-    scenario_run: Any, weighted_case: str, target: Any, harness_settings: Any, evidence: Any
+    scenario_run: Any,
+    weighted_case: str,
+    target: Any,
+    harness_settings: Any,
+    evidence: Any,
+    traffic_progress: Any,
 ) -> None:
     route = scenario_run.intent.route(weighted_case)
     result = check_split(
@@ -25,6 +30,7 @@ def test_weights(
         harness_settings.weights,
         n_checks=len(weighted_cases(harness_settings)),
         service_of=target.service_of,
+        progress=traffic_progress,
     )
     evidence.add({**result.evidence, "scenario": scenario_run.name, "message": result.message})
     evidence.add_findings([f.to_dict() for f in scenario_run.intent.findings])
