@@ -37,6 +37,8 @@ def check_exact(scenario_run: Any, exact_case: tuple[Aspect, str], evidence: Any
     evidence.add_findings([f.to_dict() for f in record.probe.expectation.findings])
     if verdict.outcome == "undefined":
         evidence.mark_undefined(verdict.message)
+    if verdict.outcome == "not-judged":
+        pytest.skip(verdict.message)
     if not verdict.passed:
         pytest.fail(verdict.message, pytrace=False)
 

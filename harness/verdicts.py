@@ -25,7 +25,7 @@ from harness.probing import Observation, ProbeRecord
 
 Aspect = Literal["routing", "strip", "priority"]
 ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority")
-VerdictOutcome = Literal["passed", "failed", "undefined"]
+VerdictOutcome = Literal["passed", "failed", "undefined", "not-judged"]
 
 
 def applies(aspect: Aspect, probe: Probe) -> bool:
@@ -110,7 +110,9 @@ def judge(
     if e.outcome == "undefined":
         outcome: VerdictOutcome = "undefined"
     elif not judged:
-        outcome = "failed"
+        # Nothing came from the expected backend: the routing check of this request fails and
+        # says so; the strip cannot be seen, so it is not judged (not failed twice).
+        outcome = "not-judged"
     else:
         outcome = "passed" if all(_matches(aspect, e, o) for o in judged) else "failed"
     message = _message(
@@ -149,12 +151,7 @@ def _message(
         lines.append(f"    {count:>5} x {obs.describe()}")
     if len(record.observations) > 6:
         lines.append(f"    ... {len(record.observations) - 6} more kinds of answer")
-    if (
-        aspect == "strip"
-        and outcome == "failed"
-        and not any(
-            o.backend in {s for s, sh in e.shares().items() if sh > 0} for o in record.observations
-        )
-    ):
-        lines.append("  (no answer came from the expected backend, so the strip could not be seen)")
+    if outcome == "not-judged":
+        lines.append("  (no answer came from the expected backend, so the strip could not be seen;")
+        lines.append("   the routing check of this request reports what answered instead)")
     return "\n".join(lines)

@@ -524,7 +524,7 @@ def test_missing_backend_service(tmp_path: Path) -> None:
     message = _error(tmp_path, text)
     assert f"m.yaml:{_line(text, 'name: gouda')}:" in message
     assert "backend Service 'gouda' (namespace 'default') is not in the manifests" in message
-    assert "known_services" in message
+    assert "Add its Service object to one of the --manifests files, or fix the name" in message
     # The caller can vouch for it (the harness creates it), or accept any (external mode).
     intent = _load(tmp_path, text, known_services={"gouda"})
     (ref,) = (s for s in intent.services if s.name == "gouda")

@@ -218,8 +218,7 @@ class Context:
             return WeightedBackend(name, port, weight)
         name_at.fail(
             f"backend Service {name!r} (namespace {namespace!r}) is not in the manifests",
-            "Add its Service object to the manifest files, fix the name, or declare it as a known "
-            "service (known_services) so the harness creates it",
+            "Add its Service object to one of the --manifests files, or fix the name",
         )
 
 
