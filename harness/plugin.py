@@ -318,6 +318,12 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         settings.scenarios = {"manifests": load_intent(manifests, known_services=known)}
     elif DEFAULT_MANIFESTS.is_dir():
         settings.scenarios = load_scenarios(DEFAULT_MANIFESTS, known_services=known)
+    # Statistical parameters are checked before any traffic: every weighted route's plan.
+    from harness.weights import plan_for
+
+    cases = weighted_cases(settings)
+    for name, route_id in cases:
+        plan_for(settings.scenarios[name].route(route_id), weights, n_checks=len(cases))
     return settings
 
 

@@ -19,6 +19,7 @@ from harness.intent import Intent, Route
 from harness.oracle import RoutingOptions, expect
 from harness.samples import Samples
 from harness.stats import (
+    Plan,
     SequentialSplitTest,
     Verdict,
     chi_square_test,
@@ -33,6 +34,10 @@ Mode = Literal["fixed", "sequential"]
 
 #: Host used for a weighted route that declares none.
 ANY_HOST = "weights.harness.invalid"
+
+
+#: Parameter names as users set them (pytest options).
+_FLAGS = {"alpha": "--run-alpha", "power": "--power", "min_deviation": "--min-deviation"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,21 @@ class WeightSettings:
             raise ConfigError(f"--max-error-rate must be in [0, 1), got {self.max_error_rate!r}")
         if self.concurrency < 1:
             raise ConfigError(f"--weights-concurrency must be >= 1, got {self.concurrency!r}")
+        # The ranges of alpha, power and min_deviation, checked once for the run (a route's own
+        # plan is checked against max_requests by plan_for).
+        try:
+            plan_sample_size(
+                [0.5, 0.5],
+                min_deviation=self.min_deviation,
+                alpha=self.run_alpha,
+                power=self.power,
+                max_requests=2**62,
+            )
+        except ConfigError as exc:
+            message = str(exc)
+            for name, flag in _FLAGS.items():
+                message = message.replace(f"`{name}`", flag)
+            raise ConfigError(message) from None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +121,23 @@ def request_for(
     )
 
 
+def plan_for(route: Route, settings: WeightSettings, *, n_checks: int) -> Plan:
+    """The sample-size plan of one route's check. Raises ConfigError for bad parameters, or a
+    plan needing more than ``settings.max_requests`` (saying how many it would need)."""
+    shares = route.shares()
+    try:
+        return plan_sample_size(
+            list(shares.values()),
+            min_deviation=settings.min_deviation,
+            alpha=family_alpha(settings.run_alpha, n_checks=n_checks),
+            power=settings.power,
+            max_requests=settings.max_requests,
+            sequential=settings.mode == "sequential",
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"weighted route {route.id} ({route.source}): {exc}") from None
+
+
 def _counts(
     samples: Samples, names: list[str], service_of: Callable[[str | None], str | None]
 ) -> tuple[list[int], list[str]]:
@@ -129,15 +166,8 @@ def check_split(
     any traffic, with the number of requests a plan would need)."""
     shares: Mapping[str, float] = route.shares()
     names = list(shares)
-    alpha = family_alpha(settings.run_alpha, n_checks=n_checks)
-    plan = plan_sample_size(
-        [shares[n] for n in names],
-        min_deviation=settings.min_deviation,
-        alpha=alpha,
-        power=settings.power,
-        max_requests=settings.max_requests,
-        sequential=settings.mode == "sequential",
-    )
+    plan = plan_for(route, settings, n_checks=n_checks)
+    alpha = plan.alpha
     host, path = request_for(intent, route, options)
     spec = RequestSpec(path=path, host=host)
     started = time.monotonic()
