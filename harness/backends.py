@@ -786,8 +786,24 @@ class BackendPool:
         self.stop()
 
 
+def instance_address(host: str, n: int) -> str:
+    """The loopback address of instance ``n``: ``host`` advanced by ``n`` (127.0.0.1, .2, ...).
+
+    Like pods, instances of one Service need addresses of their own: Traefik keeps one server
+    per endpoint address of a Service, so two instances on one address with different ports
+    would be served as one.
+    """
+    address = ipaddress.ip_address(host)
+    if n and (address.version != 4 or not address.is_loopback):
+        raise ConfigError(
+            f"several instances per Service need distinct loopback addresses; {host!r} has "
+            "none to spare (use an IPv4 loopback address such as 127.0.0.1)"
+        )
+    return str(address + n)
+
+
 def _listener_specs(
-    services: Mapping[str, int], host: str, first_port: int = 0
+    services: Mapping[str, int], host: str, first_port: int = 0, *, distinct: bool = False
 ) -> list[ListenerSpec]:
     specs: list[ListenerSpec] = []
     for service, count in services.items():
@@ -797,7 +813,8 @@ def _listener_specs(
             )
         for n in range(count):
             port = 0 if first_port == 0 else first_port + len(specs)
-            specs.append(ListenerSpec(service, f"{service}-{n}", host, port))
+            address = instance_address(host, n) if distinct else host
+            specs.append(ListenerSpec(service, f"{service}-{n}", address, port))
     return [_check_spec(spec) for spec in specs]
 
 
@@ -807,12 +824,15 @@ def start_backends(
     host: str = "127.0.0.1",
     processes: ProcessLayout = "per-service",
     startup_timeout: float = 10.0,
+    distinct_addresses: bool = False,
 ) -> BackendPool:
     """Start echo backends: ``{"cheddar": 2}`` gives instances ``cheddar-0`` and ``cheddar-1``.
 
     ``processes``: ``per-service`` (default; the instances of a service are listeners of one
     process), ``per-instance`` or ``single``. The children start in parallel; if any fails,
     the others are stopped and BackendStartError says which and shows its output.
+    ``distinct_addresses``: instance n listens on ``host`` + n (127.0.0.1, 127.0.0.2, ...), as
+    pods of one Service have addresses of their own (see ``instance_address``).
     """
     if processes not in _LAYOUTS:
         raise ConfigError(f"`processes` must be one of {', '.join(_LAYOUTS)}, got {processes!r}")
@@ -820,7 +840,7 @@ def start_backends(
         raise ConfigError("`startup_timeout` must be positive")
     if not services:
         raise ConfigError("start_backends() needs at least one service")
-    specs = _listener_specs(services, host)
+    specs = _listener_specs(services, host, distinct=distinct_addresses)
     groups: list[list[ListenerSpec]]
     if processes == "single":
         groups = [specs]

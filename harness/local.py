@@ -222,7 +222,7 @@ class LocalStack:
         self._exit.callback(self.api_client.close)
         self.applier = Applier(self.api_client, cache_dir=self.workdir / "kube-cache")
 
-        self.backends = start_backends(opts.services)
+        self.backends = start_backends(opts.services, distinct_addresses=True)
         self._exit.callback(self.backends.stop)
         self.register_backends(self.backends.by_service())
         port = int(self.kubeapi.url.rsplit(":", 1)[1])

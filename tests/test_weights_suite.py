@@ -68,6 +68,11 @@ def test_declared_75_25_passes(weighted_proxy: str, tmp_path: Path) -> None:
     verdict = check["evidence"][0]["verdict"]
     assert verdict["verdict"] == "pass"
     assert check["evidence"][0]["sent"] >= check["evidence"][0]["plan"]["n_fixed"]
+    # Every instance of every backend took its part (one server per endpoint address).
+    instances = {(r["backend"], r["instance"]) for r in check["evidence"][0]["counts_by_instance"]}
+    assert instances == {
+        (svc, f"{svc}-{n}") for svc in ("cheddar", "wensleydale") for n in range(2)
+    }
 
 
 def test_declared_78_22_fails_with_the_mismatch_in_the_message(
