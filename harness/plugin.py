@@ -140,6 +140,20 @@ OPTIONS = (
         "Write results.json (and the reports) into this folder.",
     ),
     _Option(
+        "--baseline",
+        "harness_baseline",
+        "HARNESS_BASELINE",
+        "results.json (or a run folder) to compare with; 'none' to compare with nothing "
+        "(default: the newest other run beside --report-dir).",
+    ),
+    _Option(
+        "--regression-thresholds",
+        "harness_regression_thresholds",
+        "HARNESS_REGRESSION_THRESHOLDS",
+        "When a comparison with the baseline fails the gate, e.g. 'gap_ms=200,gap_pct=none' "
+        "(see README, 'Baseline comparison').",
+    ),
+    _Option(
         "--traefik-binary",
         "harness_traefik_binary",
         "HARNESS_TRAEFIK_BINARY",
@@ -159,6 +173,43 @@ OPTIONS = (
         "HARNESS_TRAEFIK_LOG_LEVEL",
         "Traefik's log level for the local target (DEBUG, INFO, WARN, ERROR).",
         default="INFO",
+    ),
+    _Option(
+        "--gap-rate",
+        "harness_gap_rate",
+        "HARNESS_GAP_RATE",
+        "Requests per second of the open-loop traffic while a change is applied (gap suite).",
+        default="2000",
+    ),
+    _Option(
+        "--gap-repeats",
+        "harness_gap_repeats",
+        "HARNESS_GAP_REPEATS",
+        "How many times the gap suite makes each change (the figures are distributions).",
+        default="5",
+    ),
+    _Option(
+        "--gap-max-lag-ms",
+        "harness_gap_max_lag_ms",
+        "HARNESS_GAP_MAX_LAG_MS",
+        "A gap run whose p99 sender lag exceeds this many milliseconds is invalid.",
+        default="5",
+    ),
+    _Option(
+        "--gap-budget",
+        "harness_gap_budget",
+        "HARNESS_GAP_BUDGET",
+        "STRATEGY=N: failed requests allowed per run of an apply strategy (STRATEGY=report: "
+        "report only). Defaults: 0 for patch, replace, override-priority, endpoints-*, command; "
+        "report only for delete-create, override-tie, backend-stops-first.",
+        multiple=True,
+    ),
+    _Option(
+        "--change-command",
+        "harness_change_command",
+        "HARNESS_CHANGE_COMMAND",
+        "External target: a shell command that makes a change; the gap suite runs it under "
+        "traffic and measures what it does (it gets HARNESS_PROXY_URL).",
     ),
     _Option(
         "--stack-timeout",
@@ -271,7 +322,11 @@ class HarnessSettings:
     run_id: str
     weights: Any
     backend_instances: int
+    baseline: str | None
+    thresholds: Any
     scenarios: dict[str, Any] = field(default_factory=dict)
+    #: harness.gaps.GapSettings (the gap suite's options).
+    gaps: Any = None
 
     @property
     def target_kind(self) -> str:
@@ -301,7 +356,18 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         mode=(option_value(config, "harness_weights_mode") or "fixed"),  # type: ignore[arg-type]
         max_error_rate=float(_positive_or_zero(config, "harness_max_error_rate")),
     )
+    from harness.baseline import Thresholds
+
+    thresholds_raw = option_value(config, "harness_regression_thresholds")
+    baseline = option_value(config, "harness_baseline")
+    if baseline and baseline.lower() != "none" and not Path(baseline).exists():
+        raise ConfigError(
+            f"--baseline {baseline}: no such file or folder. Give a results.json or a run "
+            "folder under reports/, or 'none'"
+        )
     settings = HarnessSettings(
+        baseline=baseline,
+        thresholds=Thresholds.parse(thresholds_raw) if thresholds_raw else Thresholds(),
         weights=weights,
         backend_instances=_whole(config, "harness_backend_instances"),
         proxy_url=proxy_url,
@@ -311,6 +377,16 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         strict_prefix_matching=_bool(config, "harness_strict_prefix_matching"),
         report_dir=Path(report_dir) if report_dir else None,
         run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+    )
+    from harness.gaps import GapSettings, parse_budgets
+    from harness.strategies import DEFAULT_BUDGETS
+
+    settings.gaps = GapSettings(
+        rate=_positive_float(config, "harness_gap_rate"),
+        repeats=_whole(config, "harness_gap_repeats"),
+        max_lag_s=_positive_float(config, "harness_gap_max_lag_ms") / 1000,
+        budgets=parse_budgets(option_values(config, "harness_gap_budget"), DEFAULT_BUDGETS),
+        change_command=option_value(config, "harness_change_command"),
     )
     # External: the proxy's cluster has the Services; locally the harness creates them.
     known = "*" if proxy_url else None
@@ -714,6 +790,9 @@ class ResultsCollector:
         self.config = config
         self.settings = settings
         self.results = results
+        self.comparison: Any = None
+        self.baseline_problem: str | None = None
+        self.report_paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from harness.results import CheckResult
@@ -758,9 +837,49 @@ class ResultsCollector:
             "strict_prefix_matching": settings.strict_prefix_matching,
             "scenarios": list(settings.scenarios),
             "manifests": settings.manifests or [str(DEFAULT_MANIFESTS)],
+            **{
+                k: v
+                for k, v in settings.weights.to_dict().items()
+                if k in ("run_alpha", "power", "min_deviation", "mode", "max_error_rate")
+            },
         }
-        if settings.report_dir is not None and results.checks:
-            results.write(settings.report_dir / "results.json")
+        if settings.report_dir is None or not any(c.evidence for c in results.checks):
+            return
+        self.report_paths = self._write_reports(session, settings.report_dir)
+
+    def _write_reports(self, session: pytest.Session, out: Path) -> list[Path]:
+        """results.json, the comparison with the baseline, index.html; the gate's verdict."""
+        from harness.baseline import compare, find_previous, load_baseline
+        from harness.report import gate, write_report
+        from harness.results import write_document
+
+        settings = self.settings
+        document = self.results.to_dict()
+        baseline: Path | None = None
+        if settings.baseline and settings.baseline.lower() != "none":
+            baseline = Path(settings.baseline)
+        elif settings.baseline is None:
+            baseline = find_previous(out.parent, settings.run_id)
+        if baseline is not None:
+            try:
+                self.comparison = compare(
+                    document,
+                    load_baseline(baseline),
+                    thresholds=settings.thresholds,
+                    baseline_path=baseline,
+                )
+            except HarnessError as exc:
+                self.baseline_problem = str(exc)
+        if self.comparison is not None:
+            document["comparison"] = self.comparison.to_dict()
+        verdict, reasons = gate(document, self.comparison)
+        document["gate"] = {"verdict": verdict, "reasons": reasons}
+        paths = [write_document(document, out / "results.json")]
+        paths.append(write_report(document, out, comparison=self.comparison))
+        if self.comparison is not None and self.comparison.regressed(settings.thresholds):
+            # The gate fails on a regression even when every check of this run passed.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return paths
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         results = self.results
@@ -780,5 +899,10 @@ class ResultsCollector:
                 f"{len(findings)} findings: "
                 + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
             )
-        if self.settings.report_dir is not None:
-            terminalreporter.write_line(f"results: {self.settings.report_dir / 'results.json'}")
+        if self.comparison is not None:
+            for line in self.comparison.summary_lines():
+                terminalreporter.write_line(line)
+        if self.baseline_problem:
+            terminalreporter.write_line(f"baseline not compared: {self.baseline_problem}")
+        for path in self.report_paths:
+            terminalreporter.write_line(f"report: {path}")

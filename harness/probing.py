@@ -40,7 +40,8 @@ class Observation:
         if self.backend is None:
             return f"{self.status} (no backend answered)"
         xfp = f", X-Forwarded-Prefix {self.forwarded_prefix}" if self.forwarded_prefix else ""
-        return f"{self.status} from {self.backend} as {self.upstream_path}{xfp}"
+        instance = f" ({self.instance})" if self.instance else ""
+        return f"{self.status} from {self.backend}{instance} as {self.upstream_path}{xfp}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -85,12 +85,18 @@ class RunResults:
         )
         return document
 
-    def write(self, path: Path) -> None:
-        """Write atomically (a reader never sees half a document)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n", "utf-8")
-        os.replace(tmp, path)
+    def write(self, path: Path) -> Path:
+        return write_document(self.to_dict(), path)
+
+
+def write_document(document: Mapping[str, Any], path: Path) -> Path:
+    """Write a results document atomically (a reader never sees half of it); credentials are
+    redacted once more on the way out."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(redact(document), indent=1) + "\n", "utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def redact(value: Any) -> Any:
