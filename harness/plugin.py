@@ -767,9 +767,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     recorder = item.stash.get(_EVIDENCE, None)
     if recorder is not None and report.when == "call":
         report.harness_evidence = recorder.to_dict()
-        # JUnit XML carries the evidence in brief, one property per verdict.
+        # JUnit XML carries the evidence in brief, one property per verdict (junitxml reads the
+        # teardown report's properties, which are copied from the item's).
         for entry in recorder.items:
-            report.user_properties.append(("harness_evidence", evidence_summary(entry)))
+            item.user_properties.append(("harness_evidence", evidence_summary(entry)))
     if report.failed:
         stack = item.config.stash.get(_ACTIVE_STACK, None)
         traefik = getattr(stack, "traefik", None)

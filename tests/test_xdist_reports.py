@@ -1,0 +1,52 @@
+"""Under pytest-xdist the suites give the same verdicts as in one process, and the controller
+writes one merged results.json, index.html and junit.xml (with the evidence in properties)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+# Two scenarios, so that two workers each take one (their checks carry an xdist_group mark).
+SELECT = "cheeses or priority-explicit"
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> tuple[dict[str, Any], Path]:
+    out = tmp_path / name
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_routing.py", "suites/test_strip.py",
+         "-k", SELECT, "-p", "no:cacheprovider", "-q", "--probe-rounds", "2",
+         "--report-dir", str(out), "--baseline", "none", f"--junitxml={out / 'junit.xml'}",
+         *extra],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_two_workers_give_the_same_verdicts_and_one_merged_report(tmp_path: Path) -> None:
+    single, _ = _run(tmp_path, "single")
+    merged, out = _run(tmp_path, "xdist", "-n", "2", "--dist", "loadgroup")
+    verdicts = {c["nodeid"]: c["outcome"] for c in single["checks"]}
+    assert verdicts
+    assert {c["nodeid"]: c["outcome"] for c in merged["checks"]} == verdicts
+    assert merged["counts"] == single["counts"]
+    assert merged["target"]["target"] == "local"  # reported by a worker, kept by the controller
+    derived = [c for c in merged["checks"] if "test_tutorial_" not in c["nodeid"]]
+    assert derived and all(c["evidence"] for c in derived)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "results.json"]
+    assert merged["gate"]["verdict"] == "passed"
+    cases = ET.parse(out / "junit.xml").getroot().iter("testcase")
+    properties = [p.get("value", "") for case in cases for p in case.iter("property")]
+    assert len(properties) == len(derived)  # one verdict per derived check
+    assert any(value.startswith("routing passed:") for value in properties)
