@@ -10,15 +10,23 @@ each provider (so both providers have synced, not just started).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from kubernetes import client as k8s
 
 from harness.apply import Applier, api_client_for_url
-from harness.backends import BackendInstance, BackendPool, start_backends
+from harness.backends import (
+    BackendInstance,
+    BackendPool,
+    BackendProcess,
+    ListenerSpec,
+    start_backends,
+)
 from harness.errors import StackError
 from harness.kubeapi import KubeAPIServer
 from harness.traefik import (
@@ -27,6 +35,7 @@ from harness.traefik import (
     enabled_routers,
     find_traefik_binary,
 )
+from harness.waiting import wait_until
 
 #: The tutorial's backends (service name -> instances).
 TUTORIAL_SERVICES: Mapping[str, int] = {"stilton": 1, "cheddar": 1, "wensleydale": 1}
@@ -250,6 +259,43 @@ class LocalStack:
         for service, instances in by_service.items():
             applier.apply_all(service_objects(service, instances, self.options.namespace))
 
+    # -- backend changes (gap measurements) ------------------------------------------------
+
+    def start_extra_backend(
+        self, service: str, instance: str, host: str = "127.0.0.1"
+    ) -> BackendProcess:
+        """Start one more echo backend instance in a process of its own, stopped with the stack
+        at the latest. Nothing is published: see :meth:`publish_endpoint`.
+
+        Traefik keeps one server per endpoint *address*, so instances that must be served side
+        by side need different loopback addresses (``host``, e.g. 127.0.10.1).
+        """
+        process = BackendProcess.start([ListenerSpec(service, instance, host)])
+        self._exit.callback(process.stop)
+        return process
+
+    def publish_endpoint(
+        self,
+        instance: BackendInstance,
+        *,
+        ready: bool = True,
+        terminating: bool = False,
+        port_names: Sequence[str] = (SERVICE_PORT_NAME,),
+    ) -> None:
+        """Create or update the EndpointSlice of one instance of ``instance.service``, with
+        these conditions (terminating with ready=True means still serving)."""
+        obj = endpoint_slice(
+            instance.service, instance, self.options.namespace, ready=ready, terminating=terminating
+        )
+        obj["ports"] = [{"name": n, "port": instance.port, "protocol": "TCP"} for n in port_names]
+        self.running_applier().apply(obj)
+
+    def withdraw_endpoint(self, instance: BackendInstance) -> bool:
+        """Delete the EndpointSlice of one instance; True when it existed."""
+        return self.running_applier().delete(
+            endpoint_slice(instance.service, instance, self.options.namespace)
+        )
+
     def running_applier(self) -> Applier:
         if self.applier is None:
             raise StackError("the local stack is not started")
@@ -271,6 +317,44 @@ class LocalStack:
             timeout=timeout,
             what=f"Traefik to reload (canary host {host})",
         )
+
+    def reload_providers(self, timeout: float = 30.0) -> float:
+        """Make both Kubernetes providers of Traefik apply a new configuration (the canaries'
+        hosts change), the CRD provider first, and return when Traefik serves the Ingress
+        provider's, on the monotonic clock (polled every 20 ms).
+
+        Each provider applies at most one configuration per throttle window, so a change made a
+        known time after this waits a known time (at most the rest of the window) for the
+        Ingress provider, and no longer for the CRD provider, which applied earlier.
+        """
+        self._reloads += 1
+        port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
+        objects = {obj["kind"]: obj for obj in canary_objects(port)}
+        route = objects["IngressRoute"]
+        crd_host = f"canary-crd-{self._reloads}.harness.invalid"
+        route["spec"]["routes"][0]["match"] = f"Host(`{crd_host}`)"
+        ingress = objects["Ingress"]
+        host = f"canary-{self._reloads}.harness.invalid"
+        ingress["spec"]["rules"][0]["host"] = host
+        traefik = self.running_traefik()
+        for obj, wanted in ((route, crd_host), (ingress, host)):
+            self.running_applier().apply(obj)
+
+            def served(wanted: str = wanted) -> bool:
+                try:
+                    routers = traefik.routers()
+                except httpx.HTTPError:
+                    return False
+                return any(wanted in str(r.get("rule")) for r in enabled_routers(routers))
+
+            wait_until(
+                served,
+                timeout=timeout,
+                what=f"Traefik to serve the canary host {wanted}",
+                interval=0.02,
+                max_interval=0.02,
+            )
+        return time.monotonic()
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order. Idempotent."""

@@ -1,0 +1,168 @@
+"""What each way of applying a change does to traffic through the local Traefik: the README table.
+
+Starts the local stack (the tutorial's Services, one instance each), takes the tutorial's
+re-registration route (``cheeses.minikube/cheddar``, moved from cheddar to wensleydale) and runs
+every apply strategy of :mod:`harness.strategies` ``--repeats`` times under open-loop traffic at
+``--rate``, each change at another phase of Traefik's configuration throttle, exactly as
+``suites/test_apply_gaps.py`` does. Prints a Markdown table (failed requests and gap, median and
+max; convergence median; hitless in how many runs) and one JSON line
+(``{"bench": "gaps", ...}``).
+
+    python bench/bench_gaps.py [--repeats 5] [--rate 2000] [--strategies patch,replace]
+                               [--json-out gaps.json]
+
+Exit status 1 when a run stayed invalid (the sender lagged) after its retries, 2 on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.dialects import load_scenarios
+from harness.gaps import DEFAULT_MAX_LAG_S, GapOptions, GapReport, summarize_repeats
+from harness.local import LocalStack, LocalStackOptions
+from harness.plugin import DEFAULT_MANIFESTS
+from harness.strategies import DEFAULT_BUDGETS, LOCAL_STRATEGIES, build_strategy, find_subject
+from harness.strategies import run_repeats as run_strategy
+from harness.targets import LocalTarget
+from harness.traefik import find_traefik_binary, traefik_version
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The README table: one row per strategy."""
+    lines = [
+        "| strategy | failed requests median / max | gap ms median / max | convergence ms "
+        "median (min-max) | hitless | failures |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        dist = row["distribution"]
+        runs, hitless = dist["runs"], dist["hitless_runs"]
+        verdict = "yes" if hitless == runs else ("no" if hitless == 0 else f"{hitless}/{runs} runs")
+        classes = ", ".join(f"{k}" for k in dist["failed_by_class_total"]) or "none"
+        conv = dist["convergence_ms"]
+        convergence = (
+            f"{_fmt(conv['median'])} ({_fmt(conv['min'])}-{_fmt(conv['max'])})"
+            if conv["median"] is not None
+            else "never"
+        )
+        if conv["missing"]:
+            answered = runs - conv["missing"]
+            convergence += f"; new answered in {answered}/{runs} runs"
+        lines.append(
+            f"| `{row['strategy']}`: {row['title']} "
+            f"| {_fmt(dist['failed']['median'])} / {_fmt(dist['failed']['max'])} "
+            f"| {_fmt(dist['gap_ms']['median'])} / {_fmt(dist['gap_ms']['max'])} "
+            f"| {convergence} | {verdict} | {classes} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per strategy (default 5)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="requests/s (default 2000)")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(LOCAL_STRATEGIES),
+        help="comma-separated strategy names (default: all)",
+    )
+    parser.add_argument("--throttle", type=float, default=2.0, help="Traefik's throttle (s)")
+    parser.add_argument("--json-out", type=Path, help="also write the full results here")
+    ns = parser.parse_args(argv)
+    names = [n.strip() for n in ns.strategies.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(LOCAL_STRATEGIES))
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; known: {', '.join(LOCAL_STRATEGIES)}")
+    if not 1 <= ns.repeats <= 50:
+        parser.error("--repeats must be between 1 and 50")
+
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None, "the tutorial's manifests have no route to move"
+    options = GapOptions(max_lag_s=DEFAULT_MAX_LAG_S)
+    rows: list[dict[str, Any]] = []
+    invalid = 0
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-gaps-") as workdir:
+        stack = LocalStack(
+            LocalStackOptions(throttle_seconds=ns.throttle, traefik_log_level="ERROR"),
+            Path(workdir),
+        )
+        with stack:
+            target = LocalTarget(stack)
+            for name in names:
+                strategy = build_strategy(name, target, subject)
+                discarded: list[GapReport] = []
+                t = time.monotonic()
+                try:
+                    reports = run_strategy(
+                        stack.proxy_url,
+                        strategy,
+                        repeats=ns.repeats,
+                        rate=ns.rate,
+                        throttle_s=ns.throttle,
+                        reference=stack.reload_providers,
+                        options=options,
+                        discarded=discarded,
+                    )
+                finally:
+                    strategy.restore()
+                dist = summarize_repeats(reports)
+                invalid += dist["invalid_runs"]
+                rows.append(
+                    {
+                        "strategy": name,
+                        "title": strategy.title,
+                        "budget": DEFAULT_BUDGETS.get(name),
+                        "distribution": dist,
+                        "runs": [r.to_dict(timeline=False) for r in reports],
+                        "discarded": len(discarded),
+                        "seconds": round(time.monotonic() - t, 1),
+                    }
+                )
+                print(
+                    f"{name}: failed {dist['failed_values']}, gap ms {dist['gap_ms_values']}, "
+                    f"convergence ms {dist['convergence_ms_values']}, "
+                    f"p99 lag ms median {dist['lag_p99_ms']['median']}, "
+                    f"{len(discarded)} invalid runs made again, {rows[-1]['seconds']} s",
+                    flush=True,
+                )
+    binary = find_traefik_binary()
+    print()
+    print(table(rows))
+    summary = {
+        "bench": "gaps",
+        "traefik": traefik_version(binary),
+        "rate": ns.rate,
+        "repeats": ns.repeats,
+        "throttle_s": ns.throttle,
+        "route": subject.route.id,
+        "moved_to": subject.other.service,
+        "seconds": round(time.monotonic() - started, 1),
+        "strategies": rows,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if ns.json_out is not None:
+        ns.json_out.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    compact = {**summary, "strategies": [{**r, "runs": len(r["runs"])} for r in rows]}
+    print(json.dumps(compact))
+    if invalid:
+        print(f"{invalid} runs stayed invalid (the sender lagged)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

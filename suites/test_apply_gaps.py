@@ -1,0 +1,224 @@
+"""Gaps while a change is applied: every apply strategy, under open-loop traffic, repeated.
+
+The tutorial warns that re-applying an Ingress, or registering an existing route on a new
+Ingress, interrupts the route while the proxy updates. These checks measure it on the route the
+intent offers (the tutorial: ``cheeses.minikube/cheddar`` moved from cheddar to wensleydale):
+for each way of applying the change (see :mod:`harness.strategies`) the change is made
+``--gap-repeats`` times at ``--gap-rate`` requests per second, each time at another phase of
+Traefik's configuration throttle, and judged against the strategy's budget of failed requests
+per run (``--gap-budget``; defaults: none may fail for a patch, a replace, an override with a
+higher priority or an endpoint change of a backend that keeps serving; report only for
+delete-then-create, the priority tie and a backend that stops before its endpoint is removed).
+A run whose sender fell behind its schedule is invalid and made again (twice at most); a
+strategy left with an invalid run fails as invalid, never green.
+
+The evidence (``{"type": "gaps", ...}``) holds every run's figures, its downsampled timeline with
+the markers (change call start and end, steps, when Traefik showed the change) and the gap
+interval, and the distributions over the runs.
+
+These checks apply changes, so they need the local target; against an external proxy
+(``--proxy-url``) only ``--change-command`` is measured: the command is the change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.gaps import GapOptions, GapReport, GapVerdict, judge_repeats, summarize_repeats
+from harness.strategies import (
+    LOCAL_STRATEGIES,
+    CommandChange,
+    Strategy,
+    Subject,
+    build_strategy,
+    find_subject,
+    run_repeats,
+)
+from harness.traffic import RequestSpec
+
+NOTHING_APPLIED = pytest.mark.parametrize(
+    "scenario_run", [None], indirect=True, scope="session", ids=["clean"]
+)
+#: The gap runs of one session run one after the other on one worker (they time the proxy).
+GAPS_GROUP = pytest.mark.xdist_group("gaps")
+
+
+@pytest.fixture
+def gap_subject(target: Any, harness_settings: Any) -> Subject:
+    if not target.can_apply:
+        pytest.skip(
+            "apply strategies change the configuration through the Kubernetes API; the external "
+            "target is verify-only (give --change-command to measure a change of your own)"
+        )
+    subject = find_subject(harness_settings.scenarios)
+    if subject is None:
+        pytest.skip(
+            "the intent has no plain Ingress route with a host and a path and another Service "
+            "to move it to"
+        )
+    return subject
+
+
+def _record(
+    evidence: Any,
+    strategy: Strategy,
+    reports: list[GapReport],
+    discarded: list[GapReport],
+    verdict: GapVerdict,
+    settings: Any,
+    options: GapOptions,
+    extra: dict[str, Any],
+) -> None:
+    evidence.add(
+        {
+            "type": "gaps",
+            **strategy.describe(),
+            **extra,
+            "budget": verdict.budget,
+            "verdict": verdict.to_dict(),
+            "summary": verdict.summary,
+            "distribution": summarize_repeats(reports),
+            "repeats": [r.to_dict() for r in reports],
+            "discarded": [r.to_dict(timeline=False) for r in discarded],
+            "settings": {
+                "rate": settings.rate,
+                "repeats": settings.repeats,
+                "max_lag_ms": settings.max_lag_s * 1e3,
+                "k": options.k,
+                "window_ms": options.window_s * 1e3,
+                "bucket_ms": options.bucket_s * 1e3,
+            },
+        }
+    )
+
+
+def _conclude(verdict: GapVerdict, evidence: Any, *, undefined: bool = False) -> None:
+    if verdict.outcome in ("failed", "invalid"):
+        pytest.fail(verdict.message, pytrace=False)
+    if verdict.outcome == "report-only":
+        if undefined:
+            evidence.mark_undefined(verdict.message)
+        pytest.skip(f"REPORT ONLY: {verdict.summary}")
+
+
+@NOTHING_APPLIED
+@GAPS_GROUP
+@pytest.mark.parametrize("strategy_name", LOCAL_STRATEGIES)
+def test_apply_strategy_gaps(
+    scenario_run: Any,
+    strategy_name: str,
+    gap_subject: Subject,
+    target: Any,
+    harness_settings: Any,
+    evidence: Any,
+    traffic_progress: Any,
+) -> None:
+    """The change, made by this strategy on the intent's route, repeated: failed requests by
+    class, gap, convergence and latency per run, judged against the strategy's budget."""
+    settings = harness_settings.gaps
+    options = GapOptions(max_lag_s=settings.max_lag_s)
+    stack = target.stack
+    strategy = build_strategy(strategy_name, target, gap_subject)
+    discarded: list[GapReport] = []
+    try:
+        reports = run_repeats(
+            target.proxy_url,
+            strategy,
+            repeats=settings.repeats,
+            rate=settings.rate,
+            throttle_s=stack.options.throttle_seconds,
+            reference=stack.reload_providers,
+            options=options,
+            progress=traffic_progress,
+            discarded=discarded,
+        )
+    finally:
+        strategy.restore()
+    budget = settings.budgets.get(strategy_name)
+    verdict = judge_repeats(
+        strategy_name, reports, budget, require_convergence=strategy.must_converge
+    )
+    route = gap_subject.route
+    _record(
+        evidence,
+        strategy,
+        reports,
+        discarded,
+        verdict,
+        settings,
+        options,
+        {
+            "scenario": gap_subject.scenario,
+            "route": route.id,
+            "rule": route.rule,
+            "source": route.source.to_dict(),
+            "moved_to": gap_subject.other.service,
+            "throttle_s": stack.options.throttle_seconds,
+        },
+    )
+    _conclude(verdict, evidence, undefined=strategy_name == "override-tie")
+
+
+@NOTHING_APPLIED
+@GAPS_GROUP
+def test_change_command_gaps(
+    scenario_run: Any,
+    target: Any,
+    harness_settings: Any,
+    evidence: Any,
+    traffic_progress: Any,
+    tmp_path: Any,
+) -> None:
+    """External mode: the user's --change-command is run under traffic to every route of the
+    intent, repeated; what it did is measured and judged against the ``command`` budget."""
+    settings = harness_settings.gaps
+    if not settings.change_command:
+        pytest.skip("no --change-command given: there is no change of your own to measure")
+    if target.can_apply:
+        pytest.skip("--change-command measures an external proxy (--proxy-url)")
+    if len(harness_settings.scenarios) != 1:
+        pytest.skip(
+            "--change-command needs the configuration the proxy serves before the change: give "
+            "it with --manifests"
+        )
+    (intent,) = harness_settings.scenarios.values()
+    specs = list(
+        dict.fromkeys(
+            RequestSpec(path=r.path or "/", host=r.host)
+            for r in intent.routes
+            if r.host and "*" not in r.host
+        )
+    )
+    if not specs:
+        pytest.skip("the intent has no route with a concrete host to send traffic to")
+    options = GapOptions(max_lag_s=settings.max_lag_s)
+    strategy = CommandChange(
+        settings.change_command, specs, proxy_url=target.proxy_url, log_dir=tmp_path
+    )
+    discarded: list[GapReport] = []
+    reports = run_repeats(
+        target.proxy_url,
+        strategy,
+        repeats=settings.repeats,
+        rate=settings.rate,
+        throttle_s=2.0,
+        options=options,
+        progress=traffic_progress,
+        discarded=discarded,
+    )
+    verdict = judge_repeats(
+        "command", reports, settings.budgets.get("command"), require_convergence=False
+    )
+    _record(
+        evidence,
+        strategy,
+        reports,
+        discarded,
+        verdict,
+        settings,
+        options,
+        {"command": settings.change_command},
+    )
+    _conclude(verdict, evidence)

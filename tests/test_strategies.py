@@ -1,0 +1,235 @@
+"""Apply strategies against the local target: each is timed, does its steps, shows in Traefik's
+API, leaves the stack as it found it; and a backend refusing connections for exactly 500 ms is
+a 500 ms gap of 502s through the proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from harness.backends import BackendPool, BackendProcess, start_backends
+from harness.dialects import load_scenarios
+from harness.errors import ConfigError
+from harness.gaps import GapReport
+from harness.plugin import DEFAULT_MANIFESTS
+from harness.strategies import (
+    LOCAL_STRATEGIES,
+    CallableChange,
+    CommandChange,
+    StepClock,
+    build_strategy,
+    find_subject,
+    measure_change,
+    phases,
+    run_repeats,
+)
+from harness.targets import LocalTarget
+from harness.traefik import enabled_routers
+from harness.traffic import RequestSpec
+
+RATE = 2000.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Without a stack
+
+
+def test_the_subject_is_the_tutorials_re_registration() -> None:
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None
+    assert subject.scenario == "registration-duplicate"
+    assert (subject.route.host, subject.route.path) == ("cheeses.minikube", "/cheddar")
+    assert subject.route.backends[0].service == "cheddar"
+    assert subject.other.service == "wensleydale"
+    assert subject.second.source.name == "cheddar-moved"
+    assert subject.spec == RequestSpec(path="/cheddar", host="cheeses.minikube")
+
+
+def test_without_a_re_registration_the_route_moves_to_another_service() -> None:
+    scenarios = load_scenarios(DEFAULT_MANIFESTS)
+    subject = find_subject({"cheeses": scenarios["cheeses"]})
+    assert subject is not None
+    assert subject.route.backends[0].service != subject.other.service
+    assert subject.other.service in {s.name for s in scenarios["cheeses"].services}
+    assert subject.second.rule == subject.route.rule
+    assert subject.second.source.name == f"{subject.route.source.name}-moved"
+    assert find_subject({"weights": scenarios["weights"]}) is None  # only a weighted route
+
+
+def test_phases_spread_over_the_throttle_window() -> None:
+    assert phases(5, 2.0) == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5])
+    assert phases(1, 2.0) == [0.5]
+
+
+def test_unknown_strategies_are_refused() -> None:
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None
+    with pytest.raises(ConfigError, match="no local strategy 'rename'; strategies: patch"):
+        build_strategy("rename", object(), subject)
+
+
+@pytest.fixture(scope="module")
+def brie() -> Iterator[BackendPool]:
+    with start_backends({"brie": 1}) as pool:
+        yield pool
+
+
+def test_a_command_is_the_change(brie: BackendPool, tmp_path: Path) -> None:
+    url = brie.instances[0].url
+    spec = RequestSpec(path="/")
+    # The command sees the proxy's URL; nothing changes, so nothing new answers.
+    check = f'test "$HARNESS_PROXY_URL" = "{url}"'
+    strategy = CommandChange(check, [spec], proxy_url=url, after_s=1.0, log_dir=tmp_path)
+    (report,) = run_repeats(url, strategy, repeats=1, rate=RATE, throttle_s=2.0, retries=2)
+    assert report.failed == 0 and report.gap_s == 0.0 and report.convergence_s is None
+    assert report.change is not None and [m.name for m in report.change.steps] == ["command exited"]
+    failing = CommandChange("echo broken; exit 3", [spec], proxy_url=url, log_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"exited with status 3; its last output .*\n?broken"):
+        measure_change(url, failing, rate=RATE, after_s=1.0)
+    with pytest.raises(ConfigError, match="empty"):
+        CommandChange("  ", [spec], proxy_url=url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Against the local target
+
+
+@pytest.fixture(scope="module")
+def local_target(local_stack: Any) -> LocalTarget:
+    return LocalTarget(local_stack)
+
+
+@pytest.fixture
+def gouda(local_stack: Any) -> Iterator[BackendProcess]:
+    """A backend of its own (own address), routed as ``gouda.test/``."""
+    process = local_stack.start_extra_backend("gouda", "gouda-0", "127.0.10.250")
+    applier = local_stack.running_applier()
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "gouda", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "gouda", "namespace": "default"},
+        "spec": {
+            "rules": [
+                {
+                    "host": "gouda.test",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "gouda", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    applier.apply(service)
+    local_stack.publish_endpoint(process.instances[0])
+    applier.apply(ingress)
+    local_stack.running_traefik().wait_for_routers(
+        lambda routers: any("gouda.test" in str(r.get("rule")) for r in enabled_routers(routers)),
+        timeout=30,
+        what="Traefik to route gouda.test",
+    )
+    yield process
+    applier.delete(ingress)
+    local_stack.withdraw_endpoint(process.instances[0])
+    applier.delete(service)
+    process.stop()
+
+
+@pytest.mark.stack
+def test_a_backend_refusing_for_500_ms_is_a_500_ms_gap_of_502s_through_the_proxy(
+    local_stack: Any, gouda: BackendProcess
+) -> None:
+    def refuse(clock: StepClock) -> None:
+        gouda.refuse_connections("gouda-0", 0.5)
+
+    for _ in range(3):  # a run whose sender lagged is made again, as the suite does
+        strategy = CallableChange(
+            "refuse", [RequestSpec(path="/", host="gouda.test")], refuse, after_s=1.5
+        )
+        report = measure_change(local_stack.proxy_url, strategy, rate=RATE, after_s=1.5)
+        if report.valid:
+            break
+    assert report.valid and report.accounted and report.requests == 4000
+    # ±20 ms, as directly against the backend (observed through Traefik: 501-502.5 ms).
+    assert report.gap_s == pytest.approx(0.5, abs=0.02)
+    assert report.failed_by_class == {"502": report.failed}
+    assert report.failed == pytest.approx(0.5 * RATE, abs=0.02 * RATE)
+
+
+def _check_timing(report: GapReport) -> None:
+    change = report.change
+    assert change is not None
+    assert report.valid and report.accounted
+    assert 0.4 < change.start < change.end
+    assert all(change.start <= step.t <= change.end for step in change.steps)
+    assert change.shown is not None and change.shown >= change.start
+    assert report.span_s == pytest.approx(report.requests / RATE)
+
+
+def _slices(local_stack: Any, service: str) -> set[str]:
+    api = k8s.DiscoveryV1Api(local_stack.api_client)
+    found = api.list_namespaced_endpoint_slice(
+        "default", label_selector=f"kubernetes.io/service-name={service}"
+    )
+    return {str(s.metadata.name) for s in found.items if s.metadata is not None}
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LOCAL_STRATEGIES)
+def test_each_strategy_is_timed_and_restores_the_stack(
+    name: str, local_stack: Any, local_target: LocalTarget, tmp_path: Path
+) -> None:
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None
+    slices_before = _slices(local_stack, "cheddar")
+    strategy = build_strategy(name, local_target, subject)
+    try:
+        (report,) = run_repeats(
+            local_stack.proxy_url,
+            strategy,
+            repeats=1,
+            rate=RATE,
+            throttle_s=local_stack.options.throttle_seconds,
+            reference=local_stack.reload_providers,
+        )
+    finally:
+        strategy.restore()
+    _check_timing(report)
+    assert report.meta["strategy"] == name and report.meta["phase_s"] == 0.5
+    steps = [s.name for s in report.change.steps] if report.change else []
+    if name == "delete-create":
+        assert steps == ["Ingress deleted"]
+    if name.startswith("endpoints-") or name == "backend-stops-first":
+        assert steps[:2] == ["new endpoint added", "proxy uses new endpoint"]
+        assert steps[-1] == "old endpoint removed"
+        # The new instance answered once Traefik used it.
+        assert report.convergence_s is not None
+    if name == "backend-stops-first":
+        assert "old backend stopped" in steps
+        # Traefik sends to the stopped instance until it applies the removal: 502s.
+        assert report.failed > 0 and set(report.failed_by_class) == {"502"}
+    if name in ("patch", "replace", "override-priority"):
+        assert report.convergence_s is not None
+        assert report.change is not None and report.change.shown is not None
+        # The first new answer comes within a poll of Traefik showing the change.
+        assert report.change.start + report.convergence_s <= report.change.shown + 0.1
+    # Restored: the route is gone and the Service has its own endpoints again.
+    routers = enabled_routers(local_stack.running_traefik().routers())
+    assert not [r for r in routers if r.get("rule") == subject.route.rule]
+    assert _slices(local_stack, "cheddar") == slices_before
