@@ -63,6 +63,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_backends.py")
     session.run("python", "bench/bench_traffic.py")
     session.run("python", "bench/bench_weights.py")
+    session.run("python", "bench/bench_gaps.py")
 
 
 @nox.session(python=PYTHON)
