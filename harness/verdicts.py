@@ -15,7 +15,7 @@ gets the ``undefined`` outcome with the observed distribution: reported, neither
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from harness.intent import Intent
@@ -147,10 +147,24 @@ def _message(
     lines.append(f"  expected  {expected}")
     sent = record.sent
     lines.append(f"  observed  ({sent} requests{context}):")
-    for obs, count in record.observations.most_common(6):
-        lines.append(f"    {count:>5} x {obs.describe()}")
-    if len(record.observations) > 6:
-        lines.append(f"    ... {len(record.observations) - 6} more kinds of answer")
+    # One line per kind of answer; which backend instances gave it, in brackets.
+    answers: Counter[Observation] = Counter()
+    instances: dict[Observation, Counter[str]] = {}
+    for obs, count in record.observations.items():
+        kind = replace(obs, instance=None)
+        answers[kind] += count
+        if obs.instance:
+            instances.setdefault(kind, Counter())[obs.instance] += count
+    for kind, count in answers.most_common(6):
+        by_instance = instances.get(kind)
+        detail = (
+            " [" + ", ".join(f"{i} x{n}" for i, n in sorted(by_instance.items())) + "]"
+            if by_instance
+            else ""
+        )
+        lines.append(f"    {count:>5} x {kind.describe()}{detail}")
+    if len(answers) > 6:
+        lines.append(f"    ... {len(answers) - 6} more kinds of answer")
     if outcome == "not-judged":
         lines.append("  (no answer came from the expected backend, so the strip could not be seen;")
         lines.append("   the routing check of this request reports what answered instead)")
