@@ -19,21 +19,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import run_pytest
 
 from harness.dialects import load_intent, render_manifests
-from harness.results import load as load_results
 from harness.traefik import enabled_routers
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = REPO / "suites" / "manifests"
@@ -298,32 +296,16 @@ class SuiteRun:
 
 def run_external(proxy_url: str, manifests: list[Path], report_dir: Path) -> SuiteRun:
     """The exact suites in a pytest subprocess, external mode; their results.json."""
-    # The child reads only what is on its command line, not this run's HARNESS_*/PYTEST_* setup.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    run = run_pytest(
         *EXACT_SUITES,
-        "--proxy-url",
-        proxy_url,
-        "--manifests",
-        *(str(m) for m in manifests),
-        "--probe-rounds",
-        str(ROUNDS),
-        "--report-dir",
-        str(report_dir),
-        "-p",
-        "no:cacheprovider",
+        "--proxy-url", proxy_url,
+        "--manifests", *manifests,
+        "--probe-rounds", str(ROUNDS),
+        "--report-dir", report_dir,
         "-q",
-    ]
-    proc = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
-    )
-    output = proc.stdout + proc.stderr
-    results_path = report_dir / "results.json"
-    assert results_path.is_file(), f"no results.json; the run said:\n{output[-3000:]}"
-    return SuiteRun(proc.returncode, output, load_results(results_path))
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    return SuiteRun(run.returncode, run.output, run.results(report_dir))
 
 
 def _line_of(file: Path, text: str) -> int:

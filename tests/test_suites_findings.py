@@ -17,24 +17,22 @@ proxy (it does route /cheddar to the Prefix backend, and /cheddarX to cheddar).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import run_pytest
 
 from harness.intent import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_UNDEFINED_TIE,
 )
-from harness.results import load as load_results
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
 
 REPO = Path(__file__).resolve().parent.parent
 EXACT_SUITES = [f"{REPO}/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
@@ -121,30 +119,15 @@ def findings_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FindingsR
     docs += [INGRESS.format(name=n, host=h, path_type=t, service=s) for n, h, t, s in INGRESSES]
     manifest.write_text("---\n".join(docs), "utf-8")
     report_dir = folder / "report"
-    # The child reads only what is on its command line, not this run's HARNESS_*/PYTEST_* setup.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    run = run_pytest(
         *EXACT_SUITES,
-        "--manifests",
-        str(manifest),
-        "--probe-rounds",
-        str(ROUNDS),
-        "--report-dir",
-        str(report_dir),
-        "-p",
-        "no:cacheprovider",
+        "--manifests", manifest,
+        "--probe-rounds", str(ROUNDS),
+        "--report-dir", report_dir,
         "-q",
-    ]
-    proc = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
-    )
-    output = proc.stdout + proc.stderr
-    results_path = report_dir / "results.json"
-    assert results_path.is_file(), f"no results.json; the run said:\n{output[-3000:]}"
-    yield FindingsRun(manifest, proc.returncode, output, load_results(results_path))
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    yield FindingsRun(manifest, run.returncode, run.output, run.results(report_dir))
 
 
 def test_findings_run_on_the_local_target_passes(findings_run: FindingsRun) -> None:

@@ -14,13 +14,11 @@ each.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from suite_runs import PytestRun, run_pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"
@@ -31,18 +29,9 @@ USAGE_ERROR = 4
 RUN_TIMEOUT = 120.0
 
 
-def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+def run_suites(*args: str) -> PytestRun:
     """pytest on the suites in a subprocess; only the command line configures the harness."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    return run_pytest(SUITES, *args, timeout=RUN_TIMEOUT)
 
 
 def line_of(text: str, marker: str) -> int:
@@ -118,7 +107,7 @@ def cheeses_manifest(paths: list[tuple[str, str]]) -> str:
 
 def collected_checks(manifest: Path) -> set[str]:
     """The ids of the derived checks pytest collects for ``manifest``."""
-    proc = run_pytest("--collect-only", "-q", "--manifests", str(manifest))
+    proc = run_suites("--collect-only", "-q", "--manifests", str(manifest))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ids = {
         line.strip()
@@ -311,7 +300,7 @@ def test_bad_manifest_is_a_usage_error_naming_file_line_and_field(bad: Bad, tmp_
     services.write_text(SERVICES, "utf-8")
     manifest = tmp_path / f"{bad.name}.yaml"
     manifest.write_text(bad.text, "utf-8")
-    proc = run_pytest("--manifests", str(services), str(manifest))
+    proc = run_suites("--manifests", str(services), str(manifest))
     output = proc.stdout + proc.stderr
     assert proc.returncode == USAGE_ERROR, output
     where = f"ERROR: ingress-harness: {manifest}:{line_of(bad.text, bad.marker)}:"

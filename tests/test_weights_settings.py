@@ -3,13 +3,8 @@ plan that is too large, the number of requests it would need."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from suite_runs import run_pytest
 
 
 @pytest.mark.parametrize(
@@ -24,13 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
     ],
 )
 def test_bad_parameters_are_refused_up_front(args: list[str], expected: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_weights.py", "--collect-only", "-q",
-         "-p", "no:cacheprovider", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 4, output  # pytest's usage error: nothing was collected or sent
+    run = run_pytest("suites/test_weights.py", "--collect-only", "-q", *args, timeout=120)
+    output = run.output
+    assert run.returncode == 4, output  # pytest's usage error: nothing was collected or sent
     assert "ERROR: ingress-harness:" in output
     assert expected in output
     assert "Traceback" not in output

@@ -8,14 +8,12 @@ harness did not set up.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import run_pytest
 
 from harness.dialects import load_intent
 from harness.targets import LocalTarget
@@ -47,18 +45,14 @@ def _declared(tmp_path: Path, cheddar: int, wensleydale: int) -> Path:
 
 def _run_suite(tmp_path: Path, proxy_url: str, manifest: Path) -> tuple[int, str, dict[str, Any]]:
     report_dir = tmp_path / "report"
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_weights.py"),
-            "-p", "no:cacheprovider", "-q",
-            "--proxy-url", proxy_url,
-            "--manifests", str(MANIFESTS / "services.yaml"), str(manifest),
-            "--report-dir", str(report_dir),
-        ],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+    run = run_pytest(
+        ROOT / "suites" / "test_weights.py", "-q",
+        "--proxy-url", proxy_url,
+        "--manifests", MANIFESTS / "services.yaml", manifest,
+        "--report-dir", report_dir,
+        timeout=300,
     )  # fmt: skip
-    results = json.loads((report_dir / "results.json").read_text())
-    return proc.returncode, proc.stdout + proc.stderr, results
+    return run.returncode, run.output, run.results(report_dir)
 
 
 def test_declared_75_25_passes(weighted_proxy: str, tmp_path: Path) -> None:

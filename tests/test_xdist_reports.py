@@ -3,35 +3,28 @@ writes one merged results.json, index.html and junit.xml (with the evidence in p
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_runs import run_pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
 # Two scenarios, so that two workers each take one (their checks carry an xdist_group mark).
 SELECT = "cheeses or priority-explicit"
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> tuple[dict[str, Any], Path]:
     out = tmp_path / name
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_routing.py", "suites/test_strip.py",
-         "-k", SELECT, "-p", "no:cacheprovider", "-q", "--probe-rounds", "2",
-         "--report-dir", str(out), "--baseline", "none", f"--junitxml={out / 'junit.xml'}",
-         *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    run = run_pytest(
+        "suites/test_routing.py", "suites/test_strip.py", "-k", SELECT, "-q",
+        "--probe-rounds", "2", "--report-dir", out, "--baseline", "none",
+        f"--junitxml={out / 'junit.xml'}", *extra,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads((out / "results.json").read_text()), out
+    assert run.returncode == 0, run.output[-6000:]
+    return run.results(out), out
 
 
 def test_two_workers_give_the_same_verdicts_and_one_merged_report(tmp_path: Path) -> None:
