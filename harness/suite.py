@@ -15,10 +15,15 @@ from harness.probing import ProbeRecord
 from harness.verdicts import Aspect, judge
 
 
-def record_for(scenario_run: Any, host: str, path: str) -> ProbeRecord:
-    """The answers to the probe ``host`` + ``path`` of a scenario (fails if there is none)."""
+def record_for(
+    scenario_run: Any, host: str, path: str, evidence: Any, aspect: Aspect = "routing"
+) -> ProbeRecord:
+    """The answers to the probe ``host`` + ``path`` of a scenario (fails if there is none),
+    recorded as evidence with the oracle's verdict on ``aspect`` beside the test's own claim."""
     for record in scenario_run.run.records.values():
         if record.probe.host == host and record.probe.path == path:
+            verdict = judge(aspect, record, scenario_run.intent, context=scenario_run.context())
+            evidence.add({**verdict.to_dict(), "scenario": scenario_run.name})
             return record  # type: ignore[no-any-return]
     pytest.fail(
         f"scenario {scenario_run.name!r} has no probe for {host}{path}; its probes: "

@@ -23,8 +23,12 @@ def test_priority(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
     indirect=["scenario_run"],
     scope="session",
 )
-def test_tutorial_longest_path_and_its_override(scenario_run: Any, service: str) -> None:
+def test_tutorial_longest_path_and_its_override(
+    scenario_run: Any, service: str, evidence: Any
+) -> None:
     """The tutorial: /cheddar/wensleydale/x goes to wensleydale (the longer path), and to cheddar
     once cheddar's Ingress has priority 2 and wensleydale's priority 1."""
-    record = record_for(scenario_run, "cheeses.minikube", "/cheddar/wensleydale/x")
+    record = record_for(
+        scenario_run, "cheeses.minikube", "/cheddar/wensleydale/x", evidence, "priority"
+    )
     assert {o.backend for o in record.observations} == {service}

@@ -30,9 +30,9 @@ TUTORIAL = pytest.mark.parametrize("scenario_run", ["cheeses"], indirect=True, s
     ],
 )
 def test_tutorial_host_and_path_routing(
-    scenario_run: Any, host: str, path: str, service: str
+    scenario_run: Any, host: str, path: str, service: str, evidence: Any
 ) -> None:
-    record = record_for(scenario_run, host, path)
+    record = record_for(scenario_run, host, path, evidence)
     assert {(o.status, o.backend) for o in record.observations} == {(200, service)}
 
 
@@ -40,6 +40,8 @@ def test_tutorial_host_and_path_routing(
 @pytest.mark.parametrize(
     ("host", "path"), [("unknown.invalid", "/"), ("cheeses.minikube", "/no-such-route")]
 )
-def test_tutorial_anything_else_is_404(scenario_run: Any, host: str, path: str) -> None:
-    record = record_for(scenario_run, host, path)
+def test_tutorial_anything_else_is_404(
+    scenario_run: Any, host: str, path: str, evidence: Any
+) -> None:
+    record = record_for(scenario_run, host, path, evidence)
     assert {o.status for o in record.observations} == {404}

@@ -20,9 +20,11 @@ def test_strip(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
 @pytest.mark.parametrize(
     ("path", "upstream"), [("/cheddar/", "/"), ("/cheddar", "/"), ("/cheddar/x", "/x")]
 )
-def test_tutorial_cheddar_is_stripped(scenario_run: Any, path: str, upstream: str) -> None:
+def test_tutorial_cheddar_is_stripped(
+    scenario_run: Any, path: str, upstream: str, evidence: Any
+) -> None:
     """The tutorial: the backend sees / when the client asked for /cheddar/."""
-    record = record_for(scenario_run, "cheeses.minikube", path)
+    record = record_for(scenario_run, "cheeses.minikube", path, evidence, "strip")
     assert {(o.backend, o.upstream_path, o.forwarded_prefix) for o in record.observations} == {
         ("cheddar", upstream, "/cheddar")
     }
