@@ -307,16 +307,7 @@ class LocalStack:
         Traefik skips a configuration equal to the current one, so the canary's host changes.
         """
         self._reloads += 1
-        host = f"canary-{self._reloads}.harness.invalid"
-        port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
-        (ingress,) = [o for o in canary_objects(port) if o["kind"] == "Ingress"]
-        ingress["spec"]["rules"][0]["host"] = host
-        self.running_applier().apply(ingress)
-        self.running_traefik().wait_for_routers(
-            lambda routers: any(host in str(r.get("rule")) for r in enabled_routers(routers)),
-            timeout=timeout,
-            what=f"Traefik to reload (canary host {host})",
-        )
+        self._move_canary("Ingress", f"canary-{self._reloads}.harness.invalid", timeout)
 
     def reload_providers(self, timeout: float = 30.0) -> float:
         """Make both Kubernetes providers of Traefik apply a new configuration (the canaries'
@@ -328,32 +319,37 @@ class LocalStack:
         Ingress provider, and no longer for the CRD provider, which applied earlier.
         """
         self._reloads += 1
+        self._move_canary("IngressRoute", f"canary-crd-{self._reloads}.harness.invalid", timeout)
+        return self._move_canary("Ingress", f"canary-{self._reloads}.harness.invalid", timeout)
+
+    def _move_canary(self, kind: str, host: str, timeout: float) -> float:
+        """Point the canary route of ``kind`` (Ingress or IngressRoute) at ``host``, wait until
+        Traefik serves it (polled every 20 ms) and return when it did, on the monotonic clock."""
         port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
-        objects = {obj["kind"]: obj for obj in canary_objects(port)}
-        route = objects["IngressRoute"]
-        crd_host = f"canary-crd-{self._reloads}.harness.invalid"
-        route["spec"]["routes"][0]["match"] = f"Host(`{crd_host}`)"
-        ingress = objects["Ingress"]
-        host = f"canary-{self._reloads}.harness.invalid"
-        ingress["spec"]["rules"][0]["host"] = host
+        (obj,) = [o for o in canary_objects(port) if o["kind"] == kind]
+        if kind == "IngressRoute":
+            obj["spec"]["routes"][0]["match"] = f"Host(`{host}`)"
+        else:
+            obj["spec"]["rules"][0]["host"] = host
+        self.running_applier().apply(obj)
         traefik = self.running_traefik()
-        for obj, wanted in ((route, crd_host), (ingress, host)):
-            self.running_applier().apply(obj)
 
-            def served(wanted: str = wanted) -> bool:
-                try:
-                    routers = traefik.routers()
-                except httpx.HTTPError:
-                    return False
-                return any(wanted in str(r.get("rule")) for r in enabled_routers(routers))
+        def served() -> bool:
+            if not traefik.is_running():
+                raise StackError(f"Traefik exited; last lines of its log:\n{traefik.log_tail()}")
+            try:
+                routers = traefik.routers()
+            except httpx.HTTPError:
+                return False
+            return any(host in str(r.get("rule")) for r in enabled_routers(routers))
 
-            wait_until(
-                served,
-                timeout=timeout,
-                what=f"Traefik to serve the canary host {wanted}",
-                interval=0.02,
-                max_interval=0.02,
-            )
+        wait_until(
+            served,
+            timeout=timeout,
+            what=f"Traefik to serve the canary host {host}",
+            interval=0.02,
+            max_interval=0.02,
+        )
         return time.monotonic()
 
     def stop(self) -> None:
