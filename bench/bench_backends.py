@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from harness import procs
-from harness.backends import start_backends
-from harness.whoami import parse_whoami
+from harness.backends.echo import start_backends
+from harness.backends.whoami import parse_whoami
 
 # What Traefik 3 sends to a backend besides Host and the client's own headers.
 PROXIED_HEADERS = (

@@ -2,8 +2,8 @@
 
 Starts the local stack (the tutorial's Services, one instance each), takes the tutorial's
 re-registration route (``cheeses.minikube/cheddar``, moved from cheddar to wensleydale) and runs
-every apply strategy of :mod:`harness.strategies` ``--repeats`` times under open-loop traffic at
-``--rate``, each change at another phase of Traefik's configuration throttle, exactly as
+every apply strategy (:mod:`harness.checks.strategies`) ``--repeats`` times under open-loop traffic
+at ``--rate``, each change at another phase of Traefik's configuration throttle, exactly as
 ``suites/test_apply_gaps.py`` does. Prints a Markdown table (failed requests and gap, median and
 max; convergence median; hitless in how many runs) and one JSON line
 (``{"bench": "gaps", ...}``).
@@ -24,14 +24,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.dialects import load_scenarios
-from harness.gaps import DEFAULT_MAX_LAG_S, GapOptions, GapReport, summarize_repeats
-from harness.local import LocalStack, LocalStackOptions
-from harness.plugin import DEFAULT_MANIFESTS
-from harness.strategies import DEFAULT_BUDGETS, LOCAL_STRATEGIES, build_strategy, find_subject
-from harness.strategies import run_repeats as run_strategy
-from harness.targets import LocalTarget
-from harness.traefik import find_traefik_binary, traefik_version
+from harness.checks.gaps import DEFAULT_MAX_LAG_S, GapOptions, GapReport, summarize_repeats
+from harness.checks.strategies import (
+    DEFAULT_BUDGETS,
+    LOCAL_STRATEGIES,
+    build_strategy,
+    find_subject,
+)
+from harness.checks.strategies import run_repeats as run_strategy
+from harness.intent.dialects import load_scenarios
+from harness.plugin.settings import DEFAULT_MANIFESTS
+from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.traefik.process import find_traefik_binary, traefik_version
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:

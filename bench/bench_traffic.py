@@ -43,8 +43,8 @@ import httpx
 import numpy as np
 
 from harness import procs
-from harness.traffic import RequestSpec, run_closed_loop, run_open_loop
-from harness.whoami import parse_whoami
+from harness.backends.whoami import parse_whoami
+from harness.traffic.engine import RequestSpec, run_closed_loop, run_open_loop
 
 HOST = "bench.test"
 PATH = "/cheddar/bench"
@@ -110,7 +110,7 @@ def _ingress() -> dict[str, Any]:
 @contextmanager
 def local_route() -> Iterator[Route]:
     """The local stack with bench.test/cheddar routed to one cheddar backend."""
-    from harness.local import LocalStack, LocalStackOptions
+    from harness.targets.local_stack import LocalStack, LocalStackOptions
 
     with tempfile.TemporaryDirectory(prefix="bench-traffic-") as workdir:
         stack = LocalStack(

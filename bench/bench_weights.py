@@ -17,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.dialects import load_intent, load_scenarios
-from harness.local import LocalStack, LocalStackOptions
-from harness.targets import LocalTarget
-from harness.weights import WeightSettings, check_split
+from harness.checks.weights import WeightSettings, check_split
+from harness.intent.dialects import load_intent, load_scenarios
+from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "suites" / "manifests"

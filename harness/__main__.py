@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["backends"], help="what to run")
     ns, _rest = parser.parse_known_args(args[:1])
     if ns.command == "backends":
-        from harness.backends import cli
+        from harness.backends.echo import cli
 
         return cli(args[1:])
     parser.error(f"unknown command {ns.command!r}")

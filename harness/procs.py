@@ -80,3 +80,12 @@ def tail(path: Path, lines: int = 20) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def python_child_env() -> dict[str, str]:
+    """The environment for a Python child that imports this package: this process's, with the
+    folder holding ``harness`` first on PYTHONPATH, so a plain checkout works like an install."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env

@@ -3,7 +3,7 @@
 The tutorial warns that re-applying an Ingress, or registering an existing route on a new
 Ingress, interrupts the route while the proxy updates. These checks measure it on the route the
 intent offers (the tutorial: ``cheeses.minikube/cheddar`` moved from cheddar to wensleydale):
-for each way of applying the change (see :mod:`harness.strategies`) the change is made
+for each way of applying the change (see :mod:`harness.checks.strategies`) the change is made
 ``--gap-repeats`` times at ``--gap-rate`` requests per second, each time at another phase of
 Traefik's configuration throttle, and judged against the strategy's budget of failed requests
 per run (``--gap-budget``; defaults: none may fail for a patch, a replace, an override with a
@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from harness.gaps import GapOptions, GapReport, GapVerdict, judge_repeats, summarize_repeats
-from harness.strategies import (
+from harness.checks.gaps import GapOptions, GapReport, GapVerdict, judge_repeats, summarize_repeats
+from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CommandChange,
     Strategy,
@@ -36,7 +36,7 @@ from harness.strategies import (
     find_subject,
     run_repeats,
 )
-from harness.traffic import RequestSpec
+from harness.traffic.engine import RequestSpec
 
 NOTHING_APPLIED = pytest.mark.parametrize(
     "scenario_run", [None], indirect=True, scope="session", ids=["clean"]

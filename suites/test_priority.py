@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.suite import check_exact, record_for
+from harness.plugin.outcomes import check_exact, record_for
 
 pytestmark = pytest.mark.harness_aspect("priority")
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from harness.intent import Route
-from harness.plugin import settings_of
-from harness.probing import send_in_rounds
-from harness.suite import probe_for, sub_intent
-from harness.verdicts import judge
+from harness.checks.exact import judge
+from harness.checks.probes import probe_for
+from harness.intent.model import Route, sub_intent
+from harness.plugin.settings import settings_of
+from harness.traffic.rounds import send_in_rounds
 
 NOTHING_APPLIED = pytest.mark.parametrize(
     "scenario_run", [None], indirect=True, scope="session", ids=["clean"]

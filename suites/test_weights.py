@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness.plugin import weighted_cases
-from harness.weights import check_split
+from harness.checks.weights import check_split
+from harness.plugin.cases import weighted_cases
 
 
 def test_weights(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results import load
+from harness.results.document import load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import httptools
 import pytest
 
 from harness import procs
-from harness.backends import (
+from harness.backends.echo import (
     BackendInstance,
     BackendPool,
     BackendProcess,
@@ -25,9 +25,9 @@ from harness.backends import (
     cli,
     start_backends,
 )
+from harness.backends.whoami import parse_whoami
 from harness.errors import BackendStartError, ConfigError
 from harness.waiting import wait_until
-from harness.whoami import parse_whoami
 
 TIMEOUT = 5.0
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from harness.baseline import (
+from harness.errors import ConfigError
+from harness.results.baseline import (
     Thresholds,
     check_figures,
     compare,
@@ -23,7 +24,6 @@ from harness.baseline import (
     load_baseline,
     observation_matches,
 )
-from harness.errors import ConfigError
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.dialects import load_intent, load_scenarios, render_manifests
 from harness.errors import ManifestError
-from harness.intent import (
+from harness.intent.dialects import load_intent, load_scenarios, render_manifests
+from harness.intent.model import (
     DIALECT_INGRESS_V1,
     DIALECT_INGRESS_V1BETA1,
     DIALECT_INGRESSROUTE,

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.backends import BackendPool, start_backends
-from harness.errors import ConfigError, TargetUnreachable
-from harness.gaps import (
+from harness.backends.echo import BackendPool, start_backends
+from harness.checks.gaps import (
     Change,
     GapOptions,
     GapReport,
@@ -26,9 +25,10 @@ from harness.gaps import (
     parse_budgets,
     summarize_repeats,
 )
-from harness.samples import ErrorClass, Samples, empty_columns
-from harness.strategies import CallableChange, StepClock, measure_change
-from harness.traffic import RequestSpec
+from harness.checks.strategies import CallableChange, StepClock, measure_change
+from harness.errors import ConfigError, TargetUnreachable
+from harness.traffic.engine import RequestSpec
+from harness.traffic.samples import ErrorClass, Samples, empty_columns
 
 RATE = 2000.0
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.dialects import load_scenarios
-from harness.intent import (
+from harness.intent.dialects import load_scenarios
+from harness.intent.model import (
     PROVIDER_CRD,
     PROVIDER_INGRESS,
     Intent,

@@ -21,8 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from harness.errors import ConfigError, KubeAPIError
-from harness.kubeapi import KubeAPIServer
-from harness.kubestore import (
+from harness.kubeapi.server import KubeAPIServer
+from harness.kubeapi.store import (
     KINDS,
     ObjectStore,
     StatusError,

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.local import SYSTEM_NAMESPACE, canaries_served
-from harness.traefik import enabled_routers
-from harness.whoami import parse_whoami
+from harness.backends.whoami import parse_whoami
+from harness.targets.local_stack import SYSTEM_NAMESPACE, canaries_served
+from harness.traefik.process import enabled_routers
 
 pytestmark = pytest.mark.stack
 

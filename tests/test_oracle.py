@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.dialects import load_intent, load_scenarios
 from harness.errors import ConfigError
-from harness.intent import (
+from harness.intent.dialects import load_intent, load_scenarios
+from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_PREFIX_OUTRANKS_EXACT,
@@ -23,7 +23,7 @@ from harness.intent import (
     PROVIDER_INGRESS,
     Intent,
 )
-from harness.oracle import (
+from harness.traefik.oracle import (
     BAD_REQUEST,
     NOT_FOUND,
     ROUTED,

@@ -7,14 +7,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from harness.dialects import load_intent, load_scenarios
-from harness.intent import (
-    FINDING_CHARACTER_WISE_PREFIX,
-    FINDING_PREFIX_OUTRANKS_EXACT,
-    FINDING_UNDEFINED_TIE,
-)
-from harness.oracle import NOT_FOUND, ROUTED, UNDEFINED, RoutingOptions
-from harness.probes import (
+from harness.checks.probes import (
     KIND_BOUNDARY,
     KIND_NOT_FOUND,
     KIND_PRECEDENCE,
@@ -24,6 +17,13 @@ from harness.probes import (
     collect_findings,
     generate_probes,
 )
+from harness.intent.dialects import load_intent, load_scenarios
+from harness.intent.model import (
+    FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_PREFIX_OUTRANKS_EXACT,
+    FINDING_UNDEFINED_TIE,
+)
+from harness.traefik.oracle import NOT_FOUND, ROUTED, UNDEFINED, RoutingOptions
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"

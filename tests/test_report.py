@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from harness.baseline import compare
-from harness.report import (
+from harness.results.baseline import compare
+from harness.results.report import (
     UnsafeSVG,
     _clean_svg,
     build_view,
@@ -105,7 +105,7 @@ def exact_check(
     path: str = "/cheddar",
     message: str = "",
 ) -> dict[str, Any]:
-    """A routing check on one probe, in the shape harness.verdicts writes."""
+    """A routing check on one probe, in the shape harness.checks.exact writes."""
     observed_backend = backend if outcome == "passed" else "wensleydale"
     return {
         "nodeid": nodeid,
@@ -615,7 +615,7 @@ def test_missing_keys_do_not_break_the_report() -> None:
 def test_sequential_and_zero_weight_verdicts_render() -> None:
     """Weights evidence from the statistics module itself: a sequential e-value test that
     rejected a 70/30 split early, and a chi-square check with a weight-0 backend that got hits."""
-    from harness.stats import SequentialSplitTest, chi_square_test, plan_sample_size
+    from harness.checks.stats import SequentialSplitTest, chi_square_test, plan_sample_size
 
     plan = plan_sample_size([0.75, 0.25], alpha=0.001, sequential=True)
     test = SequentialSplitTest.from_plan(plan, names=["cheddar", "wensleydale"])

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from harness import procs
-from harness.report import write_report
+from harness.results.report import write_report
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import SCHEMA_VERSION, CheckResult, RunResults, load, redact, write_document
+from harness.results.document import (
+    SCHEMA_VERSION,
+    CheckResult,
+    RunResults,
+    load,
+    redact,
+    write_document,
+)
 
 
 def _results() -> RunResults:

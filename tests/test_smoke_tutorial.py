@@ -14,8 +14,8 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from harness.traefik import enabled_routers
-from harness.whoami import parse_whoami
+from harness.backends.whoami import parse_whoami
+from harness.traefik.process import enabled_routers
 
 NAMESPACE = "default"
 STRIP = "smoke-strip"

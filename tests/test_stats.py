@@ -1,4 +1,4 @@
-"""Unit tests for harness.stats: planning, the tests' arithmetic, validation and the evidence.
+"""harness.checks.stats: planning, the tests' arithmetic, validation and the evidence.
 
 The statistical quality (false-alarm rates, power, stopping times) is simulated in
 tests/test_stats_quality.py; these tests are fast and exact.
@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.errors import ConfigError
-from harness.stats import (
+from harness.checks.stats import (
     SequentialSplitTest,
     Verdict,
     chi_square_test,
@@ -27,6 +26,7 @@ from harness.stats import (
     plan_sample_size,
     zero_weight_bound,
 )
+from harness.errors import ConfigError
 
 
 def strict_json(obj: object) -> str:

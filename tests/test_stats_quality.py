@@ -1,4 +1,4 @@
-"""Statistical quality of harness.stats, by simulation with fixed seeds.
+"""Statistical quality of harness.checks.stats, by simulation with fixed seeds.
 
 What must hold (issue 4, "Must show"): a correct proxy raises false alarms at no more than the
 configured alpha, a proxy off by the declared minimum deviation is caught with at least the
@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pytest
 from scipy import stats as sps
 
-from harness.stats import (
+from harness.checks.stats import (
     Plan,
     SequentialSplitTest,
     chi_square_test,

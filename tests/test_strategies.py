@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from harness.backends import BackendPool, BackendProcess, start_backends
-from harness.dialects import load_scenarios
-from harness.errors import ConfigError
-from harness.gaps import GapReport
-from harness.plugin import DEFAULT_MANIFESTS
-from harness.strategies import (
+from harness.backends.echo import BackendPool, BackendProcess, start_backends
+from harness.checks.gaps import GapReport
+from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CallableChange,
     CommandChange,
@@ -27,9 +24,12 @@ from harness.strategies import (
     phases,
     run_repeats,
 )
-from harness.targets import LocalTarget
-from harness.traefik import enabled_routers
-from harness.traffic import RequestSpec
+from harness.errors import ConfigError
+from harness.intent.dialects import load_scenarios
+from harness.plugin.settings import DEFAULT_MANIFESTS
+from harness.targets.base import LocalTarget
+from harness.traefik.process import enabled_routers
+from harness.traffic.engine import RequestSpec
 
 RATE = 2000.0
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from suite_runs import run_pytest
 
-from harness.dialects import load_intent, render_manifests
-from harness.traefik import enabled_routers
+from harness.intent.dialects import load_intent, render_manifests
+from harness.traefik.process import enabled_routers
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from suite_runs import run_pytest
 
-from harness.intent import (
+from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_UNDEFINED_TIE,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, TraefikStartError
-from harness.traefik import (
+from harness.traefik.process import (
     TraefikProcess,
     TraefikSettings,
     find_traefik_binary,

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError, TargetUnreachable
-from harness.samples import ErrorClass, Samples
-from harness.traffic import (
+from harness.traffic.engine import (
     Progress,
     RequestSpec,
     check_target,
@@ -31,6 +30,7 @@ from harness.traffic import (
     spec_order,
     whoami_fields,
 )
+from harness.traffic.samples import ErrorClass, Samples
 
 REPLICA = "proxy-a"
 

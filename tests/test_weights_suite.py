@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from suite_runs import run_pytest
 
-from harness.dialects import load_intent
-from harness.targets import LocalTarget
+from harness.intent.dialects import load_intent
+from harness.targets.base import LocalTarget
 
 pytestmark = pytest.mark.stack
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.whoami import (
+from harness.backends.whoami import (
     WhoamiReply,
     canonical_header_key,
     extract_name_and_hostname,

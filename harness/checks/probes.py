@@ -1,0 +1,259 @@
+"""Probes derived from intent: the requests that check every route, boundary and overlap.
+
+Users do not write tests for their routes; these functions turn an ``Intent`` into requests,
+each with the oracle's ``Expectation`` and the reason it exists:
+
+- every route: at its path, under it (``/p/x``), at its boundaries (``/p/``, ``/pX``; for a path
+  with a trailing slash also the path without it);
+- every host: an undeclared path (``/no-such-route``); every route with a host: the same path on
+  an unknown host (``unknown.invalid``), which must not reach it;
+- every pair of routes that can match the same request: the requests both match, which tell
+  the precedence apart (e.g. ``/cheddar/wensleydale/x`` for ``/cheddar`` and
+  ``/cheddar/wensleydale``).
+
+Probes are deduplicated by request and returned sorted by host and path, so a suite
+parametrized over them gets stable, readable ids (``cheeses.minikube/cheddar/x``). Adding a route
+to a manifest adds its probes; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from harness.intent.model import Finding, Intent, Route
+from harness.traefik.oracle import (
+    Expectation,
+    RoutingOptions,
+    expect,
+    host_matches,
+    spec_matches,
+    traefik_matches,
+)
+
+#: A host no manifest declares (``.invalid`` is reserved, RFC 2606).
+UNKNOWN_HOST = "unknown.invalid"
+#: A path no manifest is expected to declare.
+UNKNOWN_PATH = "/no-such-route"
+
+# Probe kinds, so suites can pick theirs.
+KIND_ROUTE = "route"
+KIND_BOUNDARY = "boundary"
+KIND_NOT_FOUND = "not-found"
+KIND_STRIP = "strip"
+KIND_PRECEDENCE = "precedence"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request to send, what must come back, and why it is sent."""
+
+    id: str
+    method: str
+    host: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    expectation: Expectation
+    reasons: tuple[str, ...]
+    routes: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "host": self.host,
+            "path": self.path,
+            "headers": [list(h) for h in self.headers],
+            "reasons": list(self.reasons),
+            "routes": list(self.routes),
+            "kinds": list(self.kinds),
+            "expectation": self.expectation.to_dict(),
+        }
+
+
+@dataclass
+class _Draft:
+    host: str
+    path: str
+    reasons: list[str]
+    routes: list[str]
+    kinds: list[str]
+
+
+def _probe_host(route: Route) -> str:
+    """A host that reaches ``route``: its own, one instance of a wildcard, or any for none."""
+    if route.host is None or route.host == "*":
+        return UNKNOWN_HOST
+    if route.host.startswith("*."):
+        return "wild" + route.host[1:]
+    return route.host
+
+
+def _route_paths(route: Route) -> list[tuple[str, str, str]]:
+    """(path, kind, reason) for the requests that check one route on its own."""
+    p = route.path
+    if p is None:
+        return [("/", KIND_ROUTE, "any path"), ("/x", KIND_ROUTE, "any path")]
+    base = p.removesuffix("/")
+    out = [(p, KIND_ROUTE, f"at {p}")]
+    if p == "/":
+        out += [("/x", KIND_ROUTE, "under /")]
+        return out
+    out.append(
+        (base + "/x", KIND_ROUTE if route.match == "prefix" else KIND_BOUNDARY, f"under {p}")
+    )
+    if p.endswith("/"):
+        out.append((base, KIND_BOUNDARY, f"{p} without its trailing slash"))
+    else:
+        out.append((p + "/", KIND_BOUNDARY, f"{p} with a trailing slash"))
+    out.append((base + "X", KIND_BOUNDARY, f"character boundary of {p}"))
+    return out
+
+
+def _add(
+    drafts: dict[tuple[str, str], _Draft],
+    *,
+    host: str,
+    path: str,
+    kind: str,
+    reason: str,
+    routes: Iterable[str],
+) -> None:
+    d = drafts.setdefault((host, path), _Draft(host, path, [], [], []))
+    if reason not in d.reasons:
+        d.reasons.append(reason)
+    for rid in routes:
+        if rid not in d.routes:
+            d.routes.append(rid)
+    if kind not in d.kinds:
+        d.kinds.append(kind)
+
+
+def _hosts_overlap(a: Route, b: Route) -> str | None:
+    """A host both routes can match, or None."""
+    for host in (_probe_host(a), _probe_host(b)):
+        if host_matches(a.host, host) and host_matches(b.host, host):
+            return host
+    return None
+
+
+def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tuple[Probe, ...]:
+    """Every probe for ``intent``, deduplicated, sorted by host then path."""
+    opts = options or RoutingOptions()
+    strict = opts.strict_prefix_matching
+    drafts: dict[tuple[str, str], _Draft] = {}
+    hosts: list[str] = []
+    for route in intent.routes:
+        host = _probe_host(route)
+        if host not in hosts:
+            hosts.append(host)
+        for path, kind, why in _route_paths(route):
+            _add(
+                drafts,
+                host=host,
+                path=path,
+                kind=kind,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+            )
+        if route.host is not None and route.host != "*":
+            p = route.path or "/"
+            _add(
+                drafts,
+                host=UNKNOWN_HOST,
+                path=p,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {p} on an undeclared host",
+                routes=[route.id],
+            )
+    for host in hosts:
+        _add(
+            drafts,
+            host=host,
+            path=UNKNOWN_PATH,
+            kind=KIND_NOT_FOUND,
+            reason=f"undeclared path on {host}",
+            routes=[],
+        )
+
+    for a, b in combinations(intent.routes, 2):
+        shared = _hosts_overlap(a, b)
+        if shared is None:
+            continue
+        seen: set[str] = set()
+        for route in (a, b):
+            for path, _, _ in _route_paths(route):
+                if path in seen:
+                    continue
+                seen.add(path)
+                both_traefik = all(
+                    traefik_matches(r, shared, path, strict_prefix_matching=strict) for r in (a, b)
+                )
+                both_spec = all(
+                    spec_matches(r, shared, path, strict_prefix_matching=strict) for r in (a, b)
+                )
+                if both_traefik or both_spec:
+                    _add(
+                        drafts,
+                        host=shared,
+                        path=path,
+                        kind=KIND_PRECEDENCE,
+                        reason=f"{a.id} and {b.id} both match {path}: precedence decides",
+                        routes=[a.id, b.id],
+                    )
+
+    probes: list[Probe] = []
+    for key in sorted(drafts):
+        d = drafts[key]
+        expectation = expect(intent, d.host, d.path, opts)
+        kinds = list(d.kinds)
+        if expectation.forwarded_prefix is not None and KIND_STRIP not in kinds:
+            kinds.append(KIND_STRIP)
+        probes.append(
+            Probe(
+                id=f"{d.host}{d.path}",
+                method="GET",
+                host=d.host,
+                path=d.path,
+                headers=(),
+                expectation=expectation,
+                reasons=tuple(d.reasons),
+                routes=tuple(d.routes),
+                kinds=tuple(kinds),
+            )
+        )
+    return tuple(probes)
+
+
+def collect_findings(probes: Iterable[Probe]) -> tuple[Finding, ...]:
+    """The oracle's findings over all probes, one per (kind, routes), in probe order."""
+    out: dict[tuple[str, tuple[str, ...]], Finding] = {}
+    for probe in probes:
+        for finding in probe.expectation.findings:
+            out.setdefault((finding.kind, tuple(sorted(finding.routes))), finding)
+    return tuple(out.values())
+
+
+def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
+    """A probe at ``route``'s own path (or ``path``), judged against ``intent``."""
+    host = route.host if route.host and "*" not in route.host else UNKNOWN_HOST
+    target_path = path or (route.path or "/")
+    expectation = expect(intent, host, target_path)
+    return Probe(
+        id=f"{host}{target_path}",
+        method="GET",
+        host=host,
+        path=target_path,
+        headers=(),
+        expectation=expectation,
+        reasons=(f"at the path of {route.id}",),
+        routes=(route.id,),
+        kinds=(KIND_ROUTE,),
+    )

@@ -1,0 +1,994 @@
+"""Apply strategies: the ways a change reaches the proxy, each made under open-loop traffic and
+timed on the traffic's clock.
+
+A :class:`Strategy` brings the target into its "before" state (:meth:`~Strategy.prepare`), makes
+the change (:meth:`~Strategy.change`, marking its steps), and can say whether the proxy shows
+the change yet (:meth:`~Strategy.shown`: Traefik's API on the local target). :func:`measure_change`
+checks the route answers (a proxy that is down or a wrong URL stops it here, before any
+traffic), starts the traffic, makes the change from another thread after a lead time, polls
+``shown`` meanwhile, and hands the samples and the markers to :func:`harness.checks.gaps.analyze`.
+:func:`run_repeats` repeats that, with the change placed at a different phase of Traefik's
+configuration throttle each time (the time since the provider last applied a configuration:
+``providersThrottleDuration``, 2 s by default, decides when a change takes effect).
+
+The strategies, on one route of the intent (the tutorial: ``cheeses.minikube/cheddar`` moved from
+cheddar to wensleydale):
+
+==========================  ===============================================================
+``patch``                   ``kubectl apply``: a three-way (strategic merge) patch of the Ingress
+``replace``                 ``kubectl replace``: PUT of the whole Ingress
+``delete-create``           ``kubectl replace --force`` or a rename: delete, then create (the
+                            objects that change; the unchanged Middleware stays)
+``override-priority``       the same host and path on a second Ingress with a higher explicit
+                            priority (the v3 way to take a route over)
+``override-tie``            the same on a second Ingress without a priority (the tutorial's
+                            "register it again"): a tie, undefined on v3; report only
+``endpoints-terminating``   a new backend instance's endpoint added, the old one marked
+                            terminating, removed once the proxy stopped using it; the old
+                            backend stops after the run
+``endpoints-removed``       the same, the old endpoint removed at once
+``backend-stops-first``     the old backend stops, then its endpoint is removed
+``command``                 a user-given command is the change (external mode)
+==========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from harness import procs
+from harness.backends.echo import BackendInstance, BackendProcess
+from harness.checks.gaps import REPORT_ONLY, Change, GapOptions, GapReport, Shows, analyze
+from harness.errors import ConfigError, HarnessError, TargetUnreachable
+from harness.intent.dialects import render_manifests
+from harness.intent.model import PROVIDER_INGRESS, Intent, Route, WeightedBackend, sub_intent
+from harness.traffic.engine import (
+    Progress,
+    ProgressCallback,
+    RequestSpec,
+    check_target,
+    run_open_loop,
+)
+from harness.traffic.samples import Samples
+from harness.waiting import wait_until
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "LOCAL_STRATEGIES",
+    "CallableChange",
+    "CommandChange",
+    "EndpointSwap",
+    "RouteMove",
+    "SecondIngress",
+    "StepClock",
+    "Strategy",
+    "Subject",
+    "build_strategy",
+    "find_subject",
+    "measure_change",
+    "phases",
+    "preflight",
+    "run_repeats",
+]
+
+#: Failed requests allowed per run, by strategy (None: reported, not judged).
+DEFAULT_BUDGETS: Mapping[str, int | None] = {
+    "patch": 0,
+    "replace": 0,
+    "delete-create": REPORT_ONLY,
+    "override-priority": 0,
+    "override-tie": REPORT_ONLY,
+    "endpoints-terminating": 0,
+    "endpoints-removed": 0,
+    "backend-stops-first": REPORT_ONLY,
+    "command": 0,
+}
+
+#: The strategies that go through the Kubernetes API of the local target, in report order.
+LOCAL_STRATEGIES: tuple[str, ...] = (
+    "patch",
+    "replace",
+    "delete-create",
+    "override-priority",
+    "override-tie",
+    "endpoints-terminating",
+    "endpoints-removed",
+    "backend-stops-first",
+)
+
+#: Traffic before the change: the baseline (latency before, the last good answer).
+LEAD_S = 0.5
+#: Traffic after the last configuration step can have taken effect: K good answers, latency after.
+TAIL_S = 0.75
+#: Worker processes of the sender. Not 1: then it runs in this process, where the change's
+#: Kubernetes client (and the local Kubernetes API, which serves Traefik's watches from threads
+#: of this process) hold the GIL for tens of milliseconds at a time, which stalls the sender
+#: (measured here: p99 send lag 33-89 ms around a delete and create in one process, 1.5-1.7 ms
+#: with two workers).
+SENDER_PROCESSES = 2
+#: How long the proxy may take to apply a configuration once the throttle lets it through.
+APPLY_SLACK_S = 0.25
+#: How often the proxy's API is asked whether it shows the change.
+WATCH_INTERVAL_S = 0.02
+#: How long one step of a change may wait for the proxy (a few throttle windows).
+STEP_TIMEOUT_S = 15.0
+#: Where extra backend instances listen: Traefik keeps one server per endpoint address, so each
+#: instance gets its own loopback address.
+EXTRA_BACKEND_NET = "127.0.10."
+
+
+class StepClock:
+    """Named instants of a change on the monotonic clock (the traffic's clock)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        self.steps.append((name, time.monotonic()))
+
+
+class Strategy:
+    """One way of making a change. Subclasses set the attributes and override the methods."""
+
+    #: Stable name (budgets, ids, reports).
+    name: str = ""
+    #: One line for people.
+    title: str = ""
+    #: The requests sent while the change is made.
+    specs: Sequence[RequestSpec] = ()
+    #: How many times the change has to pass the proxy's configuration throttle (sizes the
+    #: traffic window).
+    config_steps: int = 1
+    #: The new configuration must answer within the window (False where that is undefined).
+    must_converge: bool = True
+
+    @property
+    def old(self) -> Shows | None:
+        """Answers that show the configuration before the change (None: as before the change)."""
+        return None
+
+    @property
+    def new(self) -> Shows | None:
+        """Answers that show the new configuration (None: anything not seen before)."""
+        return None
+
+    def window_after(self, throttle_s: float, phase_s: float | None = None) -> float:
+        """Seconds of traffic after the change starts: enough for every configuration step to
+        pass the throttle, then ``TAIL_S``. ``phase_s``: seconds since the proxy last applied a
+        configuration (then the first step waits at most the rest of the throttle window)."""
+        first = throttle_s if phase_s is None else max(0.0, throttle_s - phase_s)
+        return first + (self.config_steps - 1) * throttle_s + APPLY_SLACK_S + TAIL_S
+
+    def prepare(self) -> None:
+        """Bring the target into the state before the change; return when the proxy shows it."""
+
+    def change(self, clock: StepClock) -> None:
+        """Make the change (called from another thread while traffic runs)."""
+        raise NotImplementedError
+
+    def shown(self) -> bool | None:
+        """Whether the proxy shows the change yet (None: there is no way to tell)."""
+        return None
+
+    def finish(self) -> None:
+        """After a measured run: the new state becomes the state before the next change."""
+
+    def restore(self) -> None:
+        """After all runs: undo what the strategy set up."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name, title, requests, and (while the strategy is set up) old and new answers."""
+        out: dict[str, Any] = {
+            "strategy": self.name,
+            "title": self.title,
+            "requests": [s.label() for s in self.specs],
+        }
+        try:
+            out["old"] = None if self.old is None else self.old.to_dict()
+            out["new"] = None if self.new is None else self.new.to_dict()
+        except HarnessError:  # restored already: the backends are gone
+            pass
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring one change
+
+
+def preflight(
+    url: str, specs: Sequence[RequestSpec], good_statuses: frozenset[int], timeout: float = 2.0
+) -> None:
+    """Every request must get a good answer before the change: a proxy that is down, a wrong URL
+    or a route that is not served stops the measurement here (TargetUnreachable), instead of
+    yielding a timeline full of failures."""
+    for spec in specs:
+        status = check_target(url, spec, timeout=timeout)
+        if status not in good_statuses:
+            raise TargetUnreachable(
+                f"{url}: `{spec.label()}` answered {status} before the change, so there is no "
+                "working route whose gap could be measured. Is this the proxy's URL, and does "
+                "it serve this host and path?"
+            )
+
+
+class _ChangeThread(threading.Thread):
+    """Waits until ``lead_s`` after the traffic's t0 (learnt from its first progress report),
+    then makes the change and watches for the proxy to show it (until told to stop)."""
+
+    def __init__(self, strategy: Strategy, lead_s: float, cancel: threading.Event) -> None:
+        super().__init__(name=f"change-{strategy.name}", daemon=True)
+        self.strategy = strategy
+        self.lead_s = lead_s
+        self.cancel = cancel
+        self.t0: float | None = None
+        self.t0_known = threading.Event()
+        self.stop_watching = threading.Event()
+        self.start_t: float | None = None
+        self.end_t: float | None = None
+        self.shown_t: float | None = None
+        self.clock = StepClock()
+        self.error: BaseException | None = None
+        self.watch_error: BaseException | None = None
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"watch-{strategy.name}", daemon=True
+        )
+
+    def progress(self, progress: Progress) -> None:
+        """The traffic's progress callback: the first report tells when t0 was."""
+        if self.t0 is None:
+            self.t0 = time.monotonic() - progress.elapsed
+            self.t0_known.set()
+
+    def run(self) -> None:
+        # Starting worker processes takes a few hundred ms; the traffic reports after 0.25 s.
+        while not self.t0_known.wait(0.05):
+            if self.cancel.is_set():
+                return
+        assert self.t0 is not None
+        if self.cancel.wait(max(0.0, self.t0 + self.lead_s - time.monotonic())):
+            return
+        self.start_t = time.monotonic()
+        self._watcher.start()
+        try:
+            self.strategy.change(self.clock)
+        except BaseException as exc:  # handed to the caller after the traffic
+            self.error = exc
+        self.end_t = time.monotonic()
+
+    def _watch(self) -> None:
+        try:
+            while not self.stop_watching.is_set():
+                seen = self.strategy.shown()
+                if seen is None:
+                    return
+                if seen:
+                    self.shown_t = time.monotonic()
+                    return
+                self.stop_watching.wait(WATCH_INTERVAL_S)
+        except BaseException as exc:
+            self.watch_error = exc
+
+    def finish(self, timeout: float) -> None:
+        self.cancel.set()  # a change that has not started by now never will
+        self.join(timeout)
+        self.stop_watching.set()
+        if self._watcher.is_alive():
+            self._watcher.join(5.0)
+
+
+def measure_change(
+    url: str,
+    strategy: Strategy,
+    *,
+    rate: float,
+    lead_s: float = LEAD_S,
+    after_s: float,
+    timeout_s: float = 2.0,
+    processes: int = SENDER_PROCESSES,
+    not_before: float | None = None,
+    options: GapOptions | None = None,
+    progress: ProgressCallback | None = None,
+    meta: Mapping[str, Any] | None = None,
+    keep_samples: list[Samples] | None = None,
+) -> GapReport:
+    """Prepare, check the route answers, run ``lead_s + after_s`` seconds of open-loop traffic
+    at ``rate`` with the change made ``lead_s`` in, and analyze the run.
+
+    ``not_before`` (monotonic) delays the change until then (the traffic starts ``lead_s``
+    earlier). The change must finish within the traffic plus ``STEP_TIMEOUT_S``; an exception
+    from it is raised after the traffic. ``keep_samples`` receives the raw samples.
+    """
+    opts = options or GapOptions()
+    strategy.prepare()
+    preflight(url, strategy.specs, opts.good_statuses, timeout=min(timeout_s, 5.0))
+    if not_before is not None:
+        # A timed wait for a chosen instant (the phase of the throttle), not a race.
+        threading.Event().wait(max(0.0, not_before - lead_s - time.monotonic()))
+    cancel = threading.Event()
+    thread = _ChangeThread(strategy, lead_s, cancel)
+
+    def on_progress(p: Progress) -> None:
+        thread.progress(p)
+        if progress is not None:
+            progress(p)
+
+    thread.start()
+    try:
+        samples = run_open_loop(
+            url,
+            list(strategy.specs),
+            rate=rate,
+            duration=lead_s + after_s,
+            timeout=timeout_s,
+            processes=processes,
+            progress=on_progress,
+        )
+    except BaseException:
+        thread.finish(STEP_TIMEOUT_S)
+        raise
+    thread.finish(STEP_TIMEOUT_S + after_s)
+    if thread.is_alive():
+        raise HarnessError(
+            f"strategy {strategy.name!r}: the change did not finish within "
+            f"{STEP_TIMEOUT_S + after_s:g} s after the traffic"
+        )
+    if thread.error is not None:
+        raise thread.error
+    if thread.watch_error is not None:
+        raise thread.watch_error
+    if thread.start_t is None or thread.end_t is None:
+        raise HarnessError(f"strategy {strategy.name!r}: the change was never made")
+    if keep_samples is not None:
+        keep_samples.append(samples)
+    change = Change.from_monotonic(
+        samples, thread.start_t, thread.end_t, thread.shown_t, thread.clock.steps
+    )
+    report = analyze(
+        samples,
+        change,
+        old=strategy.old,
+        new=strategy.new,
+        options=opts,
+        meta={**strategy.describe(), **(meta or {}), "lead_s": lead_s, "after_s": after_s},
+    )
+    strategy.finish()
+    return report
+
+
+def phases(repeats: int, throttle_s: float, lead_s: float = LEAD_S) -> list[float]:
+    """When each repeat's change comes, in seconds after the proxy applied a reference
+    configuration: spread evenly from ``lead_s`` to ``lead_s + throttle_s`` (so the repeats see
+    the change wait for the throttle anywhere from almost all of it to not at all)."""
+    step = (throttle_s + 0.5) / repeats
+    return [lead_s + i * step for i in range(repeats)]
+
+
+def run_repeats(
+    url: str,
+    strategy: Strategy,
+    *,
+    repeats: int,
+    rate: float,
+    throttle_s: float,
+    reference: Callable[[], float] | None = None,
+    options: GapOptions | None = None,
+    progress: ProgressCallback | None = None,
+    retries: int = 2,
+    discarded: list[GapReport] | None = None,
+) -> list[GapReport]:
+    """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
+    unrelated configuration and returns when it did, monotonic), each change comes at its
+    :func:`phases` after it; else ``LEAD_S`` into the traffic.
+
+    A run whose sender lagged measured nothing (it is invalid), so it is made again, at most
+    ``retries`` times per repeat; the invalid ones go to ``discarded``. A repeat still invalid
+    after that is returned as it is (its verdict is then invalid).
+    """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"`repeats` must be a whole number >= 1, got {repeats!r}")
+    reports = []
+    for i, phase in enumerate(phases(repeats, throttle_s)):
+        for attempt in range(retries + 1):
+            not_before = None
+            if reference is not None:
+                strategy.prepare()
+                not_before = reference() + phase
+            report = measure_change(
+                url,
+                strategy,
+                rate=rate,
+                after_s=strategy.window_after(throttle_s, phase if reference is not None else None),
+                not_before=not_before,
+                options=options,
+                progress=progress,
+                meta={
+                    "repeat": i + 1,
+                    "attempt": attempt + 1,
+                    "phase_s": round(phase, 3) if reference is not None else None,
+                    "throttle_s": throttle_s,
+                },
+            )
+            if report.valid or attempt == retries:
+                break
+            if discarded is not None:
+                discarded.append(report)
+        reports.append(report)
+    return reports
+
+
+# ---------------------------------------------------------------------------------------------
+# The subject: which route changes, and to what
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The route a change is made to: ``route`` moves to ``other``; ``second`` is the same host
+    and path on another Ingress, sending to ``other`` (the tutorial's re-registration)."""
+
+    scenario: str
+    intent: Intent
+    route: Route
+    other: WeightedBackend
+    second: Route
+
+    @property
+    def spec(self) -> RequestSpec:
+        return RequestSpec(path=self.route.path or "/", host=self.route.host)
+
+
+def _candidate(route: Route) -> bool:
+    return (
+        route.provider == PROVIDER_INGRESS
+        and not route.weighted
+        and bool(route.host)
+        and "*" not in (route.host or "")
+        and route.path is not None
+        and route.match_rule is None
+    )
+
+
+def find_subject(scenarios: Mapping[str, Intent]) -> Subject | None:
+    """The tutorial's re-registration if the intent has one (a route and a second Ingress with
+    the same rule to another Service: ``registration-duplicate``), else the first plain Ingress
+    route with a host and a path, moved to another Service of the same intent."""
+    for name, intent in scenarios.items():
+        routes = [r for r in intent.routes if _candidate(r)]
+        for i, first in enumerate(routes):
+            for second in routes[i + 1 :]:
+                if (
+                    first.rule == second.rule
+                    and first.backends[0].service != second.backends[0].service
+                    and first.source.name != second.source.name
+                ):
+                    return Subject(name, intent, first, second.backends[0], second)
+    for name, intent in scenarios.items():
+        for route in intent.routes:
+            if not _candidate(route):
+                continue
+            current = route.backends[0].service
+            for service in intent.services:
+                if service.name == current:
+                    continue
+                port = next((p.number for p in service.ports if p.number), None)
+                other = WeightedBackend(service.name, port or route.backends[0].port, 1)
+                second = replace(
+                    route,
+                    id=f"{route.id}-moved",
+                    source=replace(route.source, name=f"{route.source.name}-moved"),
+                    backends=(other,),
+                )
+                return Subject(name, intent, route, other, second)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Local strategies (through the Kubernetes API of the local target)
+
+
+def _enabled(routers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in routers if r.get("status") == "enabled"]
+
+
+def _service_prefix(namespace: str, service: str) -> str:
+    """How Traefik's Ingress provider names a Service's load balancer: ``ns-name-port``."""
+    return f"{namespace}-{service}-"
+
+
+class _Local(Strategy):
+    """Common parts: the local target, its API, Traefik's routers and services."""
+
+    def __init__(self, target: Any, subject: Subject) -> None:
+        self.target = target
+        self.stack = target.stack
+        self.subject = subject
+        self.namespace = subject.intent.namespace
+        self.specs = (subject.spec,)
+        self._http = httpx.Client(timeout=2.0, trust_env=False)
+
+    @property
+    def applier(self) -> Any:
+        return self.stack.running_applier()
+
+    def _routers(self) -> list[dict[str, Any]] | None:
+        try:
+            routers: list[dict[str, Any]] = self.stack.running_traefik().routers()
+        except httpx.HTTPError:
+            return None
+        return routers
+
+    def _services(self) -> list[dict[str, Any]] | None:
+        api = self.stack.running_traefik().api_url
+        try:
+            response = self._http.get(f"{api}/api/http/services", params={"per_page": 1000})
+            response.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        data = response.json()
+        return data if isinstance(data, list) else None
+
+    def _objects(self, routes: Sequence[Route]) -> list[dict[str, Any]]:
+        return render_manifests(sub_intent(self.subject.intent, routes), self.namespace)
+
+    def _routes_to(self, routers: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
+        rule = self.subject.route.rule
+        prefix = _service_prefix(self.namespace, service)
+        return [
+            r
+            for r in _enabled(routers)
+            if r.get("rule") == rule and str(r.get("service", "")).startswith(prefix)
+        ]
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        # A fixed, short poll: the steps of a change are marked when the proxy took them.
+        wait_until(
+            condition,
+            timeout=STEP_TIMEOUT_S,
+            what=what,
+            interval=WATCH_INTERVAL_S,
+            max_interval=WATCH_INTERVAL_S,
+        )
+
+    def restore(self) -> None:
+        self._http.close()
+
+
+class RouteMove(_Local):
+    """The route's Ingress is changed to send to the other Service: patched, replaced, or
+    deleted and created again. Each run moves it back and forth (both directions are the same
+    kind of change), so no run needs a restore in between."""
+
+    def __init__(
+        self,
+        target: Any,
+        subject: Subject,
+        how: Literal["patch", "replace", "delete-create"],
+    ) -> None:
+        super().__init__(target, subject)
+        self.how = how
+        self.name = how
+        self.config_steps = 2 if how == "delete-create" else 1
+        self.title = {
+            "patch": "kubectl apply: three-way patch of the Ingress",
+            "replace": "kubectl replace: PUT of the whole Ingress",
+            "delete-create": "kubectl replace --force (or a rename): delete, then create",
+        }[how]
+        moved = replace(subject.route, backends=(subject.other,))
+        self.states = (subject.route, moved)
+        self.current = 0
+        self.applied = False
+
+    def _service(self, state: int) -> str:
+        return self.states[state].backends[0].service
+
+    @property
+    def old(self) -> Shows:
+        return Shows(backends=(self._service(self.current),))
+
+    @property
+    def new(self) -> Shows:
+        return Shows(backends=(self._service(1 - self.current),))
+
+    def prepare(self) -> None:
+        if not self.applied:
+            self.target.apply_intent(sub_intent(self.subject.intent, [self.states[self.current]]))
+            self.applied = True
+        service = self._service(self.current)
+        self._wait(
+            lambda: bool(self._routes_to(self._routers() or [], service)),
+            f"Traefik to route {self.subject.route.rule} to {service}",
+        )
+
+    def change(self, clock: StepClock) -> None:
+        before = self._objects([self.states[self.current]])
+        after = self._objects([self.states[1 - self.current]])
+        if [o["metadata"]["name"] for o in before] != [o["metadata"]["name"] for o in after]:
+            raise HarnessError("moving the route renamed its objects; cannot patch in place")
+        changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+        for old_obj, new_obj in changed:
+            if self.how == "patch":
+                self.applier.apply(new_obj)
+            elif self.how == "replace":
+                self.applier.replace(new_obj)
+            else:
+                self.applier.delete(old_obj)
+                clock.mark(f"{old_obj['kind']} deleted")
+                self.applier.create(new_obj)
+
+    def shown(self) -> bool:
+        routers = self._routers()
+        if routers is None:
+            return False
+        new, old = self._service(1 - self.current), self._service(self.current)
+        return bool(self._routes_to(routers, new)) and not self._routes_to(routers, old)
+
+    def finish(self) -> None:
+        self.current = 1 - self.current
+
+    def restore(self) -> None:
+        try:
+            if self.applied:
+                self.target.remove_intent(
+                    sub_intent(self.subject.intent, [self.states[self.current]])
+                )
+        finally:
+            super().restore()
+
+
+class SecondIngress(_Local):
+    """A second Ingress with the same host and path, sending to the other Service: with a higher
+    explicit priority (takes the route over, by definition), or without (a tie: which router
+    answers is undefined on Traefik v3). After each run the second Ingress is deleted again."""
+
+    def __init__(self, target: Any, subject: Subject, *, tie: bool) -> None:
+        super().__init__(target, subject)
+        self.tie = tie
+        self.name = "override-tie" if tie else "override-priority"
+        self.must_converge = not tie
+        priority = None if tie else subject.route.effective_priority + 1
+        self.title = (
+            "the same host and path on a second Ingress (a tie: undefined on v3)"
+            if tie
+            else f"the same host and path on a second Ingress with priority {priority}"
+        )
+        self.second = replace(subject.second, priority=priority)
+        self.applied = False
+
+    @property
+    def old(self) -> Shows:
+        return Shows(backends=(self.subject.route.backends[0].service,))
+
+    @property
+    def new(self) -> Shows:
+        return Shows(backends=(self.second.backends[0].service,))
+
+    def _second_intent(self) -> Intent:
+        return sub_intent(self.subject.intent, [self.second])
+
+    def prepare(self) -> None:
+        if not self.applied:
+            self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
+            self.applied = True
+        service = self.subject.route.backends[0].service
+        self._wait(
+            lambda: (
+                bool(self._routes_to(self._routers() or [], service))
+                and not self._routes_to(self._routers() or [], self.second.backends[0].service)
+            ),
+            f"Traefik to route {self.subject.route.rule} to {service} only",
+        )
+
+    def change(self, clock: StepClock) -> None:
+        for obj in self._objects([self.second]):
+            self.applier.apply(obj)
+
+    def shown(self) -> bool:
+        routers = self._routers()
+        if routers is None:
+            return False
+        new = self._routes_to(routers, self.second.backends[0].service)
+        if self.tie:
+            return bool(new)
+        priority = self.second.effective_priority
+        return any(int(r.get("priority", 0)) == priority for r in new)
+
+    def finish(self) -> None:
+        self.target.remove_intent(self._second_intent())
+
+    def restore(self) -> None:
+        try:
+            if self.applied:
+                self.target.remove_intent(sub_intent(self.subject.intent, [self.subject.route]))
+        finally:
+            super().restore()
+
+
+class EndpointSwap(_Local):
+    """The route's Service gets a new backend instance (a new version of the pod): its endpoint
+    is added, the proxy is given time to use it, then the old instance goes:
+
+    - ``terminating``: its endpoint is marked terminating (still serving), removed once the
+      proxy stopped using it, and the old backend stops after the run;
+    - ``removed``: its endpoint is removed at once; the old backend stops after the run;
+    - ``stops-first``: the old backend stops, then its endpoint is removed.
+
+    Each instance listens on a loopback address of its own (Traefik keeps one server per
+    address). The stack's own instances of the Service are withdrawn for the runs and put
+    back by :meth:`restore`.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        subject: Subject,
+        mode: Literal["terminating", "removed", "stops-first"],
+    ) -> None:
+        super().__init__(target, subject)
+        self.mode = mode
+        self.name = {
+            "terminating": "endpoints-terminating",
+            "removed": "endpoints-removed",
+            "stops-first": "backend-stops-first",
+        }[mode]
+        self.title = {
+            "terminating": "new endpoint added; old one marked terminating, then removed",
+            "removed": "new endpoint added; old one removed at once",
+            "stops-first": "new endpoint added; old backend stops before its endpoint is removed",
+        }[mode]
+        self.config_steps = 2
+        self.service = subject.route.backends[0].service
+        ref = next((s for s in subject.intent.services if s.name == self.service), None)
+        self.port_names = tuple(p.name for p in (ref.ports if ref else ()) if p.name) or ("http",)
+        self.current: BackendProcess | None = None
+        self.next: BackendProcess | None = None
+        self.withdrawn: list[BackendInstance] = []
+        self.applied = False
+        self._serial = 0
+
+    def _start_instance(self) -> BackendProcess:
+        self._serial += 1
+        color = "blue" if self._serial % 2 else "green"
+        host = f"{EXTRA_BACKEND_NET}{(self._serial - 1) % 250 + 1}"
+        return self.stack.start_extra_backend(self.service, f"{self.service}-{color}", host)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _instance(process: BackendProcess | None) -> BackendInstance:
+        if process is None or not process.instances:
+            raise HarnessError("the backend instance is not running")
+        return process.instances[0]
+
+    @property
+    def old(self) -> Shows:
+        return Shows(instances=(self._instance(self.current).instance,))
+
+    @property
+    def new(self) -> Shows:
+        return Shows(instances=(self._instance(self.next).instance,))
+
+    def _servers(self) -> tuple[set[str], set[str]] | None:
+        """(all, not fenced) server URLs of the Service's load balancer in Traefik."""
+        services = self._services()
+        if services is None:
+            return None
+        prefix = _service_prefix(self.namespace, self.service)
+        every: set[str] = set()
+        serving: set[str] = set()
+        for svc in services:
+            if svc.get("provider") != "kubernetes" or not str(svc.get("name", "")).startswith(
+                prefix
+            ):
+                continue
+            for server in (svc.get("loadBalancer") or {}).get("servers") or []:
+                url = str(server.get("url", "")).rstrip("/")
+                every.add(url)
+                if not server.get("fenced"):
+                    serving.add(url)
+        return every, serving
+
+    def _serving_is(self, urls: set[str], *, exact: bool = False) -> bool:
+        found = self._servers()
+        if found is None:
+            return False
+        every, serving = found
+        return serving == urls and (not exact or every == urls)
+
+    def prepare(self) -> None:
+        if not self.applied:
+            self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
+            self.applied = True
+            self.current = self._start_instance()
+            self.stack.publish_endpoint(self._instance(self.current), port_names=self.port_names)
+            pool = (
+                self.stack.backends.by_service().get(self.service, [])
+                if self.stack.backends
+                else []
+            )
+            for instance in pool:
+                self.stack.withdraw_endpoint(instance)
+            self.withdrawn = list(pool)
+        if self.next is None:
+            self.next = self._start_instance()
+        url = self._instance(self.current).url
+        self._wait(
+            lambda: self._serving_is({url}, exact=True),
+            f"Traefik to send {self.service} to {url} only",
+        )
+
+    def change(self, clock: StepClock) -> None:
+        old, new = self._instance(self.current), self._instance(self.next)
+        self.stack.publish_endpoint(new, port_names=self.port_names)
+        clock.mark("new endpoint added")
+        self._wait(
+            lambda: self._serving_is({old.url, new.url}),
+            f"Traefik to send {self.service} to {old.url} and {new.url}",
+        )
+        clock.mark("proxy uses new endpoint")
+        if self.mode == "terminating":
+            self.stack.publish_endpoint(
+                old, ready=True, terminating=True, port_names=self.port_names
+            )
+            clock.mark("old endpoint terminating")
+            self._wait(
+                lambda: self._serving_is({new.url}),
+                f"Traefik to stop sending {self.service} to the terminating {old.url}",
+            )
+            clock.mark("proxy stopped using old endpoint")
+            self.stack.withdraw_endpoint(old)
+            clock.mark("old endpoint removed")
+        elif self.mode == "removed":
+            self.stack.withdraw_endpoint(old)
+            clock.mark("old endpoint removed")
+        else:
+            assert self.current is not None
+            self.current.stop()
+            clock.mark("old backend stopped")
+            self.stack.withdraw_endpoint(old)
+            clock.mark("old endpoint removed")
+
+    def shown(self) -> bool:
+        return self._serving_is({self._instance(self.next).url})
+
+    def finish(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+        self.current, self.next = self.next, None
+
+    def restore(self) -> None:
+        try:
+            for process in (self.current, self.next):
+                if process is not None and process.instances:
+                    self.stack.withdraw_endpoint(process.instances[0])
+                    process.stop()
+            if self.applied:
+                self.target.register_services(
+                    [s for s in self.subject.intent.services if s.name == self.service],
+                    self.namespace,
+                )
+                self.target.remove_intent(sub_intent(self.subject.intent, [self.subject.route]))
+        finally:
+            super().restore()
+
+
+def build_strategy(name: str, target: Any, subject: Subject) -> Strategy:
+    """The local strategy called ``name`` (see LOCAL_STRATEGIES) on ``subject``."""
+    if name in ("patch", "replace", "delete-create"):
+        return RouteMove(target, subject, name)  # type: ignore[arg-type]
+    if name in ("override-priority", "override-tie"):
+        return SecondIngress(target, subject, tie=name == "override-tie")
+    modes = {
+        "endpoints-terminating": "terminating",
+        "endpoints-removed": "removed",
+        "backend-stops-first": "stops-first",
+    }
+    if name in modes:
+        return EndpointSwap(target, subject, modes[name])  # type: ignore[arg-type]
+    raise ConfigError(f"no local strategy {name!r}; strategies: {', '.join(LOCAL_STRATEGIES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes given as a command or a function
+
+
+class CommandChange(Strategy):
+    """A user-given shell command is the change (external mode). Its output goes to a log file;
+    a non-zero exit or a timeout is an error. It gets ``HARNESS_PROXY_URL`` in its environment.
+    The new configuration is recognised as answers (backend, path) not seen before it."""
+
+    name = "command"
+    #: What a command changes is not known; the figures say whether anything new answered.
+    must_converge = False
+
+    def __init__(
+        self,
+        command: str,
+        specs: Sequence[RequestSpec],
+        *,
+        proxy_url: str,
+        after_s: float = 6.0,
+        timeout_s: float = 60.0,
+        log_dir: Path | None = None,
+    ) -> None:
+        if not command.strip():
+            raise ConfigError("--change-command is empty; give the command that makes the change")
+        self.command = command
+        self.title = f"user command: {command}"
+        self.specs = tuple(specs)
+        self.proxy_url = proxy_url
+        self.after_s = after_s
+        self.timeout_s = timeout_s
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="harness-change-"))
+        self.runs = 0
+
+    def window_after(self, throttle_s: float, phase_s: float | None = None) -> float:
+        return self.after_s
+
+    def change(self, clock: StepClock) -> None:
+        self.runs += 1
+        log = self.log_dir / f"change-command-{self.runs}.log"
+        env = {**os.environ, "HARNESS_PROXY_URL": self.proxy_url}
+        proc = procs.spawn(["/bin/sh", "-c", self.command], log_path=log, env=env)
+        try:
+            code = proc.wait(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            procs.stop(proc)
+            raise ConfigError(
+                f"--change-command {self.command!r} did not finish within {self.timeout_s:g} s; "
+                f"its output is in {log}"
+            ) from None
+        clock.mark("command exited")
+        if code != 0:
+            raise ConfigError(
+                f"--change-command {self.command!r} exited with status {code}; its last "
+                f"output ({log}):\n{procs.tail(log, 15) or '(none)'}"
+            )
+
+
+class CallableChange(Strategy):
+    """A change given as a function (tests, benchmarks): ``change(clock)``, optionally
+    ``shown()``, and what old and new answers look like."""
+
+    def __init__(
+        self,
+        name: str,
+        specs: Sequence[RequestSpec],
+        change: Callable[[StepClock], None],
+        *,
+        after_s: float,
+        shown: Callable[[], bool] | None = None,
+        old: Shows | None = None,
+        new: Shows | None = None,
+    ) -> None:
+        self.name = name
+        self.title = name
+        self.specs = tuple(specs)
+        self._change = change
+        self._shown = shown
+        self._old = old
+        self._new = new
+        self.after_s = after_s
+
+    @property
+    def old(self) -> Shows | None:
+        return self._old
+
+    @property
+    def new(self) -> Shows | None:
+        return self._new
+
+    def window_after(self, throttle_s: float, phase_s: float | None = None) -> float:
+        return self.after_s
+
+    def change(self, clock: StepClock) -> None:
+        self._change(clock)
+
+    def shown(self) -> bool | None:
+        return None if self._shown is None else self._shown()

@@ -1,0 +1,201 @@
+"""Dialects: manifests in the forms people write them → intent, and intent → manifests to apply.
+
+Read (``load_intent``): YAML files, multi-document, with positions kept so every error names
+file, line and field. Understood forms:
+
+- ``networking.k8s.io/v1`` Ingress with Traefik v3 annotations (``router.priority``,
+  ``router.middlewares``, ``router.pathmatcher``), Middleware (``stripPrefix``);
+- ``extensions/v1beta1`` and ``networking.k8s.io/v1beta1`` Ingress (converted, with a finding);
+- Traefik 1.x annotations (``traefik.frontend.rule.type``, ``.../rule-type``, ``.../priority``,
+  ``.../service-weights``), read as meant and translated, with a finding that v3 ignores them;
+- IngressRoute (``traefik.io``; ``traefik.containo.us`` with a finding) and TraefikService
+  (``weighted``, nesting flattened);
+- Service (ports, for named-port resolution); IngressClass; workload kinds are skipped.
+
+Backend Services: every Service a route sends to must be a ``Service`` object in the manifests,
+unless the caller names it in ``known_services`` (the harness then creates it), or passes
+``known_services="*"`` (external mode: the proxy's cluster already has them). This catches a
+typo in a service name before any traffic is sent.
+
+Render (``render_manifests``): v1 Ingress + Middleware for Ingress-provider routes, IngressRoute +
+TraefikService + Middleware for CRD-provider routes (including translated 1.x weights).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import ManifestError
+from harness.intent.dialects._crd import read_ingressroute
+from harness.intent.dialects._ingress import read_ingress
+from harness.intent.dialects._objects import (
+    IGNORED_KINDS,
+    Context,
+    Draft,
+    K8sObject,
+    KnownServices,
+    check_duplicates,
+    ignored,
+    read_object,
+    read_service,
+)
+from harness.intent.dialects._yaml import load_documents
+from harness.intent.model import Intent, Route, ServicePortRef, ServiceRef
+from harness.traefik.render import render_manifests
+
+__all__ = ["KnownServices", "load_intent", "load_scenarios", "manifest_files", "render_manifests"]
+
+_SUFFIXES = (".yaml", ".yml")
+_SHARED_KINDS = frozenset({"Service", "IngressClass"}) | IGNORED_KINDS
+
+
+def manifest_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files to read: each path as given, directories expanded to their ``*.yaml``/``*.yml``
+    files in name order."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+            if not found:
+                raise ManifestError(
+                    f"{path}: directory has no .yaml or .yml files. Point at the manifests"
+                )
+            out.extend(found)
+        else:
+            out.append(path)
+    if not out:
+        raise ManifestError("no manifest files given. Pass at least one file or directory")
+    return out
+
+
+def _read_objects(files: list[Path], namespace: str) -> list[K8sObject]:
+    objects: list[K8sObject] = []
+    for path in files:
+        for doc in load_documents(path):
+            obj = read_object(doc, namespace)
+            if obj is not None:
+                objects.append(obj)
+    return objects
+
+
+def load_intent(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    namespace: str = "default",
+    known_services: KnownServices = None,
+) -> Intent:
+    """Read manifest files (or directories of them) into one ``Intent``.
+
+    ``namespace`` is used for objects without ``metadata.namespace``. Raises ``ManifestError``
+    (naming file, line and field) for anything that cannot be turned into intent.
+    """
+    files = manifest_files(paths)
+    ctx = Context(namespace=namespace, known_services=known_services)
+    ctx.objects = _read_objects(files, namespace)
+    check_duplicates(ctx.objects)
+    for obj in ctx.objects:
+        if obj.kind in IGNORED_KINDS:
+            ignored(ctx, obj)
+        elif obj.kind == "Service":
+            ctx.services[(obj.namespace, obj.name)] = read_service(obj)
+    drafts: list[Draft] = []
+    for obj in ctx.objects:
+        if obj.kind == "Ingress":
+            drafts.extend(read_ingress(ctx, obj))
+        elif obj.kind == "IngressRoute":
+            drafts.extend(read_ingressroute(ctx, obj))
+    routes = _routes(drafts)
+    return Intent(
+        routes=routes,
+        services=_service_refs(ctx, routes),
+        findings=tuple(ctx.findings),
+        files=tuple(str(f) for f in files),
+        namespace=namespace,
+    )
+
+
+def _routes(drafts: list[Draft]) -> tuple[Route, ...]:
+    """Readable, unique ids: ``<object>:<host><path>`` (``*`` for any host), ``#2`` on clashes."""
+    taken: set[str] = set()
+    out: list[Route] = []
+    for d in drafts:
+        hint = d.id_hint or f"{d.host or '*'}{d.path or ''}"
+        base = f"{d.obj.name}:{hint}"
+        rid, n = base, 2
+        while rid in taken:
+            rid = f"{base}#{n}"
+            n += 1
+        taken.add(rid)
+        out.append(
+            Route(
+                id=rid,
+                host=d.host,
+                path=d.path,
+                match=d.match,
+                strip_prefixes=d.strip_prefixes,
+                priority=d.priority,
+                backends=d.backends,
+                provider=d.provider,
+                source=d.source,
+                namespace=d.obj.namespace,
+                dialects=d.dialects,
+                path_type=d.path_type,
+                match_rule=d.match_rule,
+                ingress_class=d.ingress_class,
+            )
+        )
+    return tuple(out)
+
+
+def _service_refs(ctx: Context, routes: tuple[Route, ...]) -> tuple[ServiceRef, ...]:
+    refs: dict[tuple[str, str], ServiceRef] = {}
+    for route in routes:
+        for b in route.backends:
+            key = (route.namespace, b.service)
+            if key in refs:
+                continue
+            declared = ctx.services.get(key)
+            if declared is not None:
+                refs[key] = ServiceRef(
+                    b.service, route.namespace, declared.ports, True, declared.obj.doc.source()
+                )
+            else:
+                ports = tuple(
+                    ServicePortRef(
+                        p if isinstance(p, str) else None, p if isinstance(p, int) else None
+                    )
+                    for p in ctx.referenced.get(key, {})
+                    if p is not None
+                )
+                refs[key] = ServiceRef(b.service, route.namespace, ports, False)
+    return tuple(refs.values())
+
+
+def load_scenarios(
+    directory: str | os.PathLike[str],
+    *,
+    namespace: str = "default",
+    known_services: KnownServices = None,
+) -> dict[str, Intent]:
+    """Scenarios in a manifests directory: every file that declares routes is one scenario,
+    read together with the shared files (those holding only Services, IngressClasses and
+    skipped kinds). Keyed by file stem, in name order.
+
+    This is how ``suites/manifests/`` is laid out: the tutorial edits the same objects from step
+    to step, so each step is its own scenario rather than one big intent.
+    """
+    files = manifest_files([directory])
+    shared: list[Path] = []
+    scenario_files: list[Path] = []
+    for path in files:
+        kinds = {obj.kind for obj in _read_objects([path], namespace)}
+        (shared if kinds <= _SHARED_KINDS else scenario_files).append(path)
+    if not scenario_files:
+        raise ManifestError(f"{directory}: no file declares routes (Ingress or IngressRoute)")
+    return {
+        path.stem: load_intent([*shared, path], namespace=namespace, known_services=known_services)
+        for path in scenario_files
+    }

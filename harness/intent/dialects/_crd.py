@@ -1,0 +1,413 @@
+"""Traefik's CRDs as intent: IngressRoute, Middleware (stripPrefix) and TraefikService (weighted).
+
+Mirrors what Traefik 3.7's CRD provider does (pkg/provider/kubernetes/crd/kubernetes_http.go):
+the route's ``match`` is the router rule verbatim, ``priority`` 0 means "default", several
+``services`` on one route form an implicit weighted round robin (weight defaults to 1), and a
+``TraefikService`` with ``weighted.services`` may nest further TraefikServices. Only the subset of
+rule syntax the oracle can evaluate is accepted: ``Host``, ``Path`` and ``PathPrefix`` joined by
+``&&``; anything else is refused up front rather than guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+from harness.intent.dialects._objects import TRAEFIK_OLD_GROUP, Context, Draft, K8sObject
+from harness.intent.dialects._yaml import YNode
+from harness.intent.model import (
+    DIALECT_INGRESSROUTE,
+    DIALECT_TRAEFIKSERVICE,
+    FINDING_INGRESS_CLASS,
+    FINDING_NOT_MODELED,
+    FINDING_REMOVED_API_GROUP,
+    FINDING_WEIGHTS,
+    PROVIDER_CRD,
+    MatchKind,
+    WeightedBackend,
+)
+
+#: Middleware types that change the path or answer by themselves: the oracle cannot predict
+#: the upstream path with them, so a route using one is refused.
+_PATH_CHANGING = frozenset(
+    {
+        "replacePath",
+        "replacePathRegex",
+        "addPrefix",
+        "stripPrefixRegex",
+        "redirectRegex",
+        "redirectScheme",
+        "chain",
+        "errors",
+    }
+)
+
+_TERM = re.compile(r"\s*([A-Za-z]+)\s*\(\s*(`[^`]*`|\"(?:[^\"\\]|\\.)*\")\s*\)\s*")
+_SUPPORTED_RULES = "Host(`...`), Path(`...`) and PathPrefix(`...`) joined by &&"
+
+
+def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind]:
+    """Host, path and match kind from an IngressRoute ``match`` (the supported subset only)."""
+    host: str | None = None
+    path: str | None = None
+    kind: MatchKind = "prefix"
+    pos = 0
+    seen: set[str] = set()
+    while True:
+        m = _TERM.match(rule, pos)
+        if m is None:
+            at.fail(
+                f"unsupported rule {rule!r} (at character {pos + 1})",
+                f"The harness models {_SUPPORTED_RULES}; rewrite the rule or leave this route out",
+            )
+        name, literal = m.group(1), m.group(2)
+        value = literal[1:-1]
+        if literal.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value)
+        if name == "Host":
+            if "Host" in seen:
+                at.fail(f"rule {rule!r} has two Host matchers", "Keep one Host(...) per route")
+            host = None if value == "*" else value
+        elif name in ("Path", "PathPrefix"):
+            if "Path" in seen:
+                at.fail(
+                    f"rule {rule!r} has two path matchers", "Keep one Path or PathPrefix per route"
+                )
+            if not value.startswith("/"):
+                at.fail(
+                    f"path {value!r} in rule {rule!r} does not start with '/'",
+                    "Start the path with '/'",
+                )
+            path = value
+            kind = "exact" if name == "Path" else "prefix"
+            name = "Path"
+        else:
+            at.fail(
+                f"unsupported matcher {name}(...) in rule {rule!r}",
+                f"The harness models {_SUPPORTED_RULES}",
+            )
+        seen.add(name)
+        pos = m.end()
+        if pos == len(rule):
+            break
+        if not rule.startswith("&&", pos):
+            at.fail(
+                f"unsupported rule {rule!r} (at character {pos + 1}: only '&&' may join matchers)",
+                f"The harness models {_SUPPORTED_RULES}",
+            )
+        pos += 2
+    if host is None and path is None and "Host" not in seen:
+        at.fail(f"rule {rule!r} has neither Host nor a path", "Add a Host(...) or PathPrefix(...)")
+    return host, path, kind
+
+
+def middleware_strip(ctx: Context, namespace: str, name: str, at: YNode) -> tuple[str, ...] | None:
+    """The stripPrefix prefixes of a Middleware in the manifests; None for a type that does not
+    touch the path (noted as not modeled)."""
+    obj = ctx.find("Middleware", namespace, name)
+    if obj is None:
+        at.fail(
+            f"Middleware {name!r} (namespace {namespace!r}) is not in the manifests",
+            "Add the Middleware object to the manifest files or fix the reference",
+        )
+    spec = obj.doc.require("spec", "Add a spec with the middleware type, e.g. stripPrefix")
+    entries = spec.mapping()
+    if len(entries) != 1:
+        spec.fail(
+            f"a Middleware needs exactly one type, found {len(entries)}",
+            "Split it into one Middleware per type",
+        )
+    kind, body = entries[0]
+    if kind == "stripPrefix":
+        prefixes: list[str] = []
+        for item in body.require("prefixes", "List the prefixes to strip").sequence():
+            prefix = item.string("a prefix").strip()  # Traefik trims spaces (strip_prefix.go).
+            if not prefix.startswith("/"):
+                item.fail(
+                    f"prefix {prefix!r} does not start with '/'", "Start each prefix with '/'"
+                )
+            prefixes.append(prefix)
+        if not prefixes:
+            body.fail("stripPrefix has no prefixes", "List at least one prefix")
+        if body.get("forceSlash") is not None:
+            ctx.note(
+                FINDING_NOT_MODELED,
+                "stripPrefix.forceSlash is deprecated in Traefik v3; it only changes the path "
+                "when the rest after the prefix is empty, which the backend sees as '/' anyway",
+                body.require("forceSlash").source(),
+                "info",
+            )
+        return tuple(prefixes)
+    if kind in _PATH_CHANGING:
+        spec.fail(
+            f"Middleware type {kind!r} changes the path or answers by itself; the harness cannot "
+            "predict the upstream path with it",
+            "Verify such routes separately; the harness models stripPrefix",
+        )
+    ctx.note(
+        FINDING_NOT_MODELED,
+        f"Middleware {name!r} ({kind}) does not change routing or the path; the oracle ignores it",
+        spec.source(),
+        "info",
+    )
+    return None
+
+
+def single_strip(strips: list[tuple[tuple[str, ...], YNode]]) -> tuple[str, ...]:
+    """One router, at most one stripPrefix middleware (two in a chain would strip twice)."""
+    if len(strips) > 1:
+        strips[1][1].fail(
+            "a second stripPrefix middleware on the same router",
+            "Merge the prefixes into one stripPrefix Middleware",
+        )
+    return strips[0][0] if strips else ()
+
+
+def _check_namespace(entry: YNode, namespace: str, what: str) -> None:
+    ns_node = entry.get("namespace")
+    if ns_node is not None and ns_node.string("a namespace") != namespace:
+        ns_node.fail(
+            f"{what} in another namespace ({ns_node.string()!r}, not {namespace!r}): Traefik "
+            "refuses cross-namespace references by default (allowCrossNamespace=false)",
+            "Keep the objects in one namespace",
+        )
+
+
+def _weight(entry: YNode) -> int:
+    node = entry.get("weight")
+    if node is None:
+        return 1  # Traefik's default weight (buildServicesLB).
+    value = node.integer("a weight (a whole number)")
+    if value < 0:
+        node.fail(f"weight {value} is negative", "Use 0 or more (0 sends no traffic)")
+    return value
+
+
+def _leaves(
+    ctx: Context, namespace: str, services: YNode, stack: tuple[str, ...]
+) -> tuple[list[tuple[WeightedBackend, Fraction]], bool]:
+    """Backends with their share of traffic for a weighted list; True if a TraefikService was
+    nested (then the written weights are not the final ones)."""
+    entries = services.sequence()
+    if not entries:
+        services.fail("no services", "List at least one service")
+    weights = [_weight(e) for e in entries]
+    total = sum(w for w in weights if w > 0)
+    if total == 0:
+        services.fail(
+            "every weight is 0: no backend would receive traffic",
+            "Give one service a positive weight",
+        )
+    out: list[tuple[WeightedBackend, Fraction]] = []
+    nested = False
+    for entry, weight in zip(entries, weights, strict=True):
+        share = Fraction(weight, total)
+        name = entry.require("name", "Name the Service or TraefikService").string("a name")
+        if "@" in name:
+            entry.require("name").fail(
+                f"cross-provider reference {name!r} is not supported by the harness",
+                "Reference a Kubernetes Service or a TraefikService in the manifests",
+            )
+        _check_namespace(entry, namespace, "a service")
+        kind_node = entry.get("kind")
+        kind = kind_node.string("a kind") if kind_node else "Service"
+        if kind == "Service":
+            port_node = entry.get("port")
+            port = port_node.int_or_string("a port") if port_node else None
+            backend = ctx.backend(
+                namespace,
+                name,
+                port,
+                name_at=entry.require("name"),
+                port_at=port_node or entry,
+                weight=weight,
+            )
+            out.append((backend, share))
+        elif kind == "TraefikService":
+            nested = True
+            children, _ = traefik_service(ctx, namespace, name, entry, stack)
+            for backend, child_share in children:
+                out.append((WeightedBackend(backend.service, backend.port, 0), share * child_share))
+        else:
+            (kind_node or entry).fail(
+                f"unknown service kind {kind!r}", "Use Service or TraefikService"
+            )
+    return out, nested
+
+
+def traefik_service(
+    ctx: Context, namespace: str, name: str, at: YNode, stack: tuple[str, ...] = ()
+) -> tuple[list[tuple[WeightedBackend, Fraction]], bool]:
+    """The leaf backends of a weighted TraefikService with their shares (nesting flattened),
+    and whether it nests further TraefikServices."""
+    if name in stack:
+        at.fail(
+            f"TraefikService {name!r} refers to itself ({' → '.join((*stack, name))})",
+            "Break the cycle",
+        )
+    obj = ctx.find("TraefikService", namespace, name)
+    if obj is None:
+        at.fail(
+            f"TraefikService {name!r} (namespace {namespace!r}) is not in the manifests",
+            "Add the TraefikService to the manifest files or fix the name",
+        )
+    spec = obj.doc.require("spec", "Add spec.weighted.services")
+    weighted = spec.get("weighted")
+    if weighted is None:
+        other = ", ".join(k for k, _ in spec.mapping()) or "nothing"
+        spec.fail(
+            f"TraefikService {name!r} has {other}; the harness models 'weighted' only",
+            "Use spec.weighted.services",
+        )
+    if weighted.get("sticky") is not None:
+        ctx.note(
+            FINDING_WEIGHTS,
+            f"TraefikService {name!r} uses sticky sessions: a client with the cookie stays on one "
+            "backend, so shares only hold across clients without cookies",
+            weighted.require("sticky").source(),
+        )
+    return _leaves(
+        ctx, namespace, weighted.require("services", "List the weighted services"), (*stack, name)
+    )
+
+
+def _integer_weights(leaves: list[tuple[WeightedBackend, Fraction]]) -> tuple[WeightedBackend, ...]:
+    """Integer WRR weights with exactly the given shares (smallest such integers)."""
+    positive = [s for _, s in leaves if s > 0]
+    scale = math.lcm(*(s.denominator for s in positive)) if positive else 1
+    ints = [int(s * scale) for _, s in leaves]
+    divisor = math.gcd(*ints) or 1
+    return tuple(
+        WeightedBackend(b.service, b.port, w // divisor)
+        for (b, _), w in zip(leaves, ints, strict=True)
+    )
+
+
+def merge_backends(
+    ctx: Context, backends: tuple[WeightedBackend, ...], at: YNode
+) -> tuple[WeightedBackend, ...]:
+    """One entry per (Service, port), weights added; note Services listed under two ports (the
+    backends answer with the Service name, so the two cannot be told apart)."""
+    merged: dict[tuple[str, int | str | None], int] = {}
+    for b in backends:
+        merged[(b.service, b.port)] = merged.get((b.service, b.port), 0) + b.weight
+    names = [svc for svc, _ in merged]
+    for svc in sorted({n for n in names if names.count(n) > 1}):
+        ctx.note(
+            FINDING_WEIGHTS,
+            f"Service {svc!r} appears with several ports in one weighted route; its shares are "
+            "counted together because backends are told apart by Service name",
+            at.source(),
+        )
+    return tuple(WeightedBackend(svc, port, w) for (svc, port), w in merged.items())
+
+
+def route_backends(
+    ctx: Context, namespace: str, services: YNode
+) -> tuple[tuple[WeightedBackend, ...], bool]:
+    """Backends of one IngressRoute route; True when a TraefikService is involved."""
+    entries = services.sequence()
+    if not entries:
+        services.fail(
+            "the route has no services: Traefik would answer 404/503", "List at least one service"
+        )
+    if len(entries) == 1:
+        entry = entries[0]
+        kind_node = entry.get("kind")
+        kind = kind_node.string("a kind") if kind_node else "Service"
+        name = entry.require("name", "Name the Service").string("a name")
+        if kind == "TraefikService":
+            _check_namespace(entry, namespace, "a TraefikService")
+            leaves, nested = traefik_service(ctx, namespace, name, entry)
+            backends = _integer_weights(leaves) if nested else tuple(b for b, _ in leaves)
+            return merge_backends(ctx, backends, entry), True
+        if kind == "Service":
+            # A single Kubernetes Service: Traefik ignores any weight on it.
+            _check_namespace(entry, namespace, "a service")
+            port_node = entry.get("port")
+            port = port_node.int_or_string("a port") if port_node else None
+            backend = ctx.backend(
+                namespace, name, port, name_at=entry.require("name"), port_at=port_node or entry
+            )
+            return (backend,), False
+    leaves, nested = _leaves(ctx, namespace, services, ())
+    backends = _integer_weights(leaves) if nested else tuple(b for b, _ in leaves)
+    return merge_backends(ctx, backends, services), nested
+
+
+def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
+    """The routes of an IngressRoute."""
+    if obj.api_version == TRAEFIK_OLD_GROUP:
+        ctx.note(
+            FINDING_REMOVED_API_GROUP,
+            f"IngressRoute {obj.name!r} uses the API group traefik.containo.us, removed in Traefik "
+            "v3: a v3 proxy does not see it. The harness reads it and renders traefik.io/v1alpha1",
+            obj.doc.require("apiVersion").source(),
+        )
+    spec = obj.doc.require("spec", "Add spec.routes")
+    klass_node = spec.get("ingressClassName") or obj.annotation("kubernetes.io/ingress.class")
+    klass = klass_node.string("a class name") if klass_node is not None else None
+    if klass not in (None, "", "traefik"):
+        ctx.note(
+            FINDING_INGRESS_CLASS,
+            f"IngressRoute {obj.name!r} has ingress class {klass!r}: Traefik with its default "
+            "configuration only serves IngressRoutes without a class or with class 'traefik'; "
+            "skipped",
+            klass_node.source() if klass_node else None,
+        )
+        return []
+    drafts: list[Draft] = []
+    for route in spec.require("routes", "List the routes").sequence():
+        kind_node = route.get("kind")
+        if kind_node is not None and kind_node.string("a kind") != "Rule":
+            kind_node.fail(f"route kind {kind_node.string()!r} is not supported", "Use kind: Rule")
+        match_node = route.require("match", "Add a match rule, e.g. Host(`example.com`)")
+        rule = match_node.string("a rule")
+        host, path, match = parse_match(match_node, rule)
+        priority: int | None = None
+        prio_node = route.get("priority")
+        if prio_node is not None:
+            priority = prio_node.integer("a priority (a whole number)") or None
+        if route.get("syntax") is not None:
+            ctx.note(
+                FINDING_NOT_MODELED,
+                "route 'syntax' is deprecated; the harness assumes the v3 rule syntax",
+                route.require("syntax").source(),
+            )
+        strips: list[tuple[tuple[str, ...], YNode]] = []
+        mw_node = route.get("middlewares")
+        for ref in mw_node.sequence() if mw_node is not None else []:
+            name = ref.require("name", "Name the Middleware").string("a name")
+            if "@" in name:
+                ref.require("name").fail(
+                    f"cross-provider middleware reference {name!r} is not supported by the harness",
+                    "Reference a Middleware in the manifests by name",
+                )
+            _check_namespace(ref, obj.namespace, "a Middleware")
+            strip = middleware_strip(ctx, obj.namespace, name, ref)
+            if strip is not None:
+                strips.append((strip, ref))
+        backends, via_ts = route_backends(
+            ctx, obj.namespace, route.require("services", "List the services")
+        )
+        dialects = (
+            (DIALECT_INGRESSROUTE, DIALECT_TRAEFIKSERVICE) if via_ts else (DIALECT_INGRESSROUTE,)
+        )
+        drafts.append(
+            Draft(
+                obj=obj,
+                host=host,
+                path=path,
+                match=match,
+                strip_prefixes=single_strip(strips),
+                priority=priority,
+                backends=backends,
+                provider=PROVIDER_CRD,
+                source=route.source(),
+                dialects=dialects,
+                match_rule=rule,
+                ingress_class=klass or None,
+            )
+        )
+    return drafts

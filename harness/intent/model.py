@@ -1,0 +1,373 @@
+"""The intent model: what the manifests declare, as plain frozen data.
+
+Every stage after the dialects (oracle, probes, suites, stats, reports) works on these
+dataclasses and nothing else, so a route read from a Traefik 1.x annotation, a v1 Ingress or an
+IngressRoute looks the same downstream. Each object can say where it came from (``Source``) and
+serialises to JSON with ``to_dict()`` for the results file.
+
+The rule string of a route is computed the way Traefik 3.7 builds it, because Traefik's default
+router priority is ``len(rule)``:
+
+- Ingress provider (``kubernetes``): ``Host("h") && PathPrefix("/p")``, Go ``%q`` quoting,
+  ``Path`` for Exact, and with ``strictPrefixMatching`` ``(Path("/p") || PathPrefix("/p/"))``
+  (pkg/provider/kubernetes/ingress/kubernetes.go, ``loadRouter``/``buildRule``).
+- CRD provider (``kubernetescrd``): the IngressRoute ``match`` string verbatim; routes the harness
+  renders itself use backticks (same length as the Ingress form for plain hosts and paths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Literal
+
+#: Traefik provider names, as used in ``@provider`` references and ``providers.precedence``.
+PROVIDER_INGRESS = "kubernetes"
+PROVIDER_CRD = "kubernetescrd"
+PROVIDER_GATEWAY = "kubernetesgateway"
+
+#: Traefik 3.7's default ``providers.precedence`` (pkg/config/static/static_config.go,
+#: ``providerNames``): on equal priority, a router of an earlier provider wins.
+DEFAULT_PROVIDER_PRECEDENCE: tuple[str, ...] = (
+    PROVIDER_GATEWAY,
+    PROVIDER_CRD,
+    PROVIDER_INGRESS,
+    "kubernetesingressnginx",
+    "swarm",
+    "docker",
+    "file",
+    "redis",
+    "knative",
+    "consul",
+    "consulcatalog",
+    "nomad",
+    "etcd",
+    "ecs",
+    "http",
+    "zookeeper",
+    "rest",
+)
+
+MatchKind = Literal["exact", "prefix"]
+Severity = Literal["info", "warning"]
+
+#: Dialect tags a route can carry (a route may carry several, e.g. legacy API + 1.x annotations).
+DIALECT_INGRESS_V1 = "ingress-v1"
+DIALECT_INGRESS_V1BETA1 = "ingress-v1beta1"
+DIALECT_TRAEFIK_V3_ANNOTATIONS = "traefik-v3-annotations"
+DIALECT_TRAEFIK_V1_ANNOTATIONS = "traefik-v1-annotations"
+DIALECT_INGRESSROUTE = "ingressroute"
+DIALECT_TRAEFIKSERVICE = "traefikservice"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where something was declared: file, 1-based YAML document and line, and the field path."""
+
+    file: str
+    document: int
+    line: int
+    field: str
+    kind: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        obj = f" {self.kind} {self.name!r}" if self.kind else ""
+        return f"{self.file}:{self.line} (document {self.document}{obj}, field {self.field})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "document": self.document,
+            "line": self.line,
+            "field": self.field,
+            "kind": self.kind,
+            "name": self.name,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a person should know that is not an error: a deviation, a translation, a tie.
+
+    ``kind`` is a stable slug (see the ``FINDING_*`` constants) so reports can group findings.
+    """
+
+    kind: str
+    message: str
+    source: Source | None = None
+    severity: Severity = "warning"
+    routes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "source": None if self.source is None else self.source.to_dict(),
+            "routes": list(self.routes),
+        }
+
+
+# Findings from reading manifests.
+FINDING_LEGACY_API = "legacy-api-version"
+FINDING_LEGACY_ANNOTATION = "legacy-annotation"
+FINDING_REMOVED_API_GROUP = "removed-api-group"
+FINDING_DUPLICATE_ROUTER = "duplicate-router"
+FINDING_INGRESS_CLASS = "ingress-class"
+FINDING_NOT_MODELED = "not-modeled"
+FINDING_IGNORED_OBJECT = "ignored-object"
+FINDING_MISSING_PATH_TYPE = "missing-path-type"
+FINDING_WEIGHTS = "weights"
+# Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
+FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
+FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
+FINDING_TRAILING_SLASH_PREFIX = "trailing-slash-prefix"
+FINDING_RULE_LENGTH_ORDER = "rule-length-order"
+FINDING_EXPLICIT_PRIORITY = "explicit-priority-overrides-spec"
+FINDING_UNDEFINED_TIE = "undefined-tie"
+FINDING_PROVIDER_PRECEDENCE = "provider-precedence"
+
+
+@dataclass(frozen=True)
+class WeightedBackend:
+    """One backend of a route: a Kubernetes Service, its port and its WRR weight.
+
+    ``port`` is the Service port number when the Service is in the manifests (named ports are
+    resolved), else the port as written (number or name). Weight 0 means "must get nothing".
+    """
+
+    service: str
+    port: int | str | None
+    weight: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "port": self.port, "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class ServicePortRef:
+    """A Service port: its name (if any) and number (if known)."""
+
+    name: str | None
+    number: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "number": self.number}
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """A Kubernetes Service the routes send traffic to.
+
+    ``declared`` is True when a ``Service`` object for it is in the manifests (then ``ports`` are
+    all its ports and ``source`` points at it); otherwise the caller vouched for it through
+    ``known_services`` and ``ports`` are the ports the routes reference.
+    """
+
+    name: str
+    namespace: str
+    ports: tuple[ServicePortRef, ...]
+    declared: bool
+    source: Source | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "ports": [p.to_dict() for p in self.ports],
+            "declared": self.declared,
+            "source": None if self.source is None else self.source.to_dict(),
+        }
+
+
+def go_quote(value: str) -> str:
+    """Quote like Go's ``fmt.Sprintf("%q", s)``, which Traefik's Ingress provider uses in rules."""
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            # Go keeps printable non-ASCII as is; hosts and paths are ASCII in practice.
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One router as Traefik will build it: what it matches, what it does, where it sends traffic.
+
+    - ``host`` None: any host. ``path`` None: any path (an IngressRoute ``Host(...)`` alone).
+    - ``match``: ``exact`` (Traefik ``Path``) or ``prefix`` (``PathPrefix``).
+    - ``strip_prefixes``: the stripPrefix middleware's prefixes, in order (first match wins).
+    - ``priority``: the explicit priority, or None (0 counts as unset, as in Traefik).
+    - ``provider``: the Traefik provider that serves this route once rendered and applied.
+    - ``path_type``: the Kubernetes Ingress pathType (Exact, Prefix, ImplementationSpecific) for
+      routes that come from an Ingress; None for IngressRoutes (the Ingress spec does not apply).
+    - ``match_rule``: an IngressRoute's ``match`` as written (then it is the rule, verbatim).
+    """
+
+    id: str
+    host: str | None
+    path: str | None
+    match: MatchKind
+    strip_prefixes: tuple[str, ...]
+    priority: int | None
+    backends: tuple[WeightedBackend, ...]
+    provider: str
+    source: Source
+    namespace: str = "default"
+    dialects: tuple[str, ...] = ()
+    path_type: str | None = None
+    match_rule: str | None = None
+    ingress_class: str | None = None
+
+    def rule_for(self, *, strict_prefix_matching: bool = False) -> str:
+        """The rule string Traefik builds for this route (``strictPrefixMatching`` only affects
+        the Ingress provider)."""
+        if self.match_rule is not None:
+            return self.match_rule
+        if self.provider == PROVIDER_INGRESS:
+            parts = []
+            if self.host:
+                parts.append(f"Host({go_quote(self.host)})")
+            if self.path:
+                if self.match == "exact":
+                    parts.append(f"Path({go_quote(self.path)})")
+                elif strict_prefix_matching and self.path != "/":
+                    base = self.path.removesuffix("/")
+                    parts.append(f"(Path({go_quote(base)}) || PathPrefix({go_quote(base + '/')}))")
+                else:
+                    parts.append(f"PathPrefix({go_quote(self.path)})")
+            return " && ".join(parts)
+        # Rendered as an IngressRoute by the harness: backticks, the idiomatic CRD form.
+        parts = []
+        if self.host:
+            parts.append(f"Host(`{self.host}`)")
+        if self.path:
+            matcher = "Path" if self.match == "exact" else "PathPrefix"
+            parts.append(f"{matcher}(`{self.path}`)")
+        return " && ".join(parts)
+
+    def priority_for(self, *, strict_prefix_matching: bool = False) -> int:
+        """Traefik's effective priority: the explicit one, else ``len(rule)``."""
+        if self.priority:
+            return self.priority
+        return len(self.rule_for(strict_prefix_matching=strict_prefix_matching))
+
+    @property
+    def rule(self) -> str:
+        """The rule string with Traefik's default options."""
+        return self.rule_for()
+
+    @property
+    def effective_priority(self) -> int:
+        """The priority Traefik uses with its default options."""
+        return self.priority_for()
+
+    @property
+    def weighted(self) -> bool:
+        """True when the route splits traffic over more than one backend."""
+        return len(self.backends) > 1
+
+    def shares(self) -> dict[str, float]:
+        """Expected share of traffic per backend Service (weight 0 → 0.0)."""
+        return {name: float(share) for name, share in self.exact_shares().items()}
+
+    def exact_shares(self) -> dict[str, Fraction]:
+        """Expected share per backend Service as exact fractions (non-positive weights get 0,
+        as Traefik's WRR ignores them)."""
+        total = sum(b.weight for b in self.backends if b.weight > 0)
+        out: dict[str, Fraction] = {}
+        for b in self.backends:
+            share = Fraction(b.weight, total) if total and b.weight > 0 else Fraction(0)
+            out[b.service] = out.get(b.service, Fraction(0)) + share
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "path": self.path,
+            "match": self.match,
+            "path_type": self.path_type,
+            "strip_prefixes": list(self.strip_prefixes),
+            "priority": self.priority,
+            "rule": self.rule,
+            "effective_priority": self.effective_priority,
+            "provider": self.provider,
+            "backends": [b.to_dict() for b in self.backends],
+            "shares": self.shares(),
+            "namespace": self.namespace,
+            "dialects": list(self.dialects),
+            "ingress_class": self.ingress_class,
+            "source": self.source.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Everything a set of manifests declares: routes, the Services they use, and findings."""
+
+    routes: tuple[Route, ...]
+    services: tuple[ServiceRef, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    files: tuple[str, ...] = ()
+    namespace: str = "default"
+    _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_id.update({r.id: r for r in self.routes})
+
+    def route(self, route_id: str) -> Route:
+        """The route with this id (KeyError names the known ids)."""
+        try:
+            return self._by_id[route_id]
+        except KeyError:
+            known = ", ".join(sorted(self._by_id)) or "none"
+            raise KeyError(f"no route {route_id!r} in the intent (routes: {known})") from None
+
+    @property
+    def weighted_routes(self) -> tuple[Route, ...]:
+        """Routes that split traffic over several backends (the statistical checks' input)."""
+        return tuple(r for r in self.routes if r.weighted)
+
+    @property
+    def dialects(self) -> tuple[str, ...]:
+        """Every dialect tag that occurs, in first-seen order."""
+        seen: dict[str, None] = {}
+        for r in self.routes:
+            for d in r.dialects:
+                seen.setdefault(d, None)
+        return tuple(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "files": list(self.files),
+            "dialects": list(self.dialects),
+            "routes": [r.to_dict() for r in self.routes],
+            "services": [s.to_dict() for s in self.services],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def sub_intent(intent: Intent, routes: Sequence[Route]) -> Intent:
+    """``intent`` with only ``routes`` (and the Services they use)."""
+    used = {b.service for r in routes for b in r.backends}
+    return replace(
+        intent,
+        routes=tuple(routes),
+        services=tuple(s for s in intent.services if s.name in used),
+    )

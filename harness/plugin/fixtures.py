@@ -1,0 +1,181 @@
+"""Fixtures: the target, the applied scenarios and their probe answers, clients, evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.plugin.cases import routing_options
+from harness.plugin.collector import EVIDENCE, Evidence
+from harness.plugin.options import option_value, positive_float
+from harness.plugin.settings import ACTIVE_STACK, RESULTS, HarnessSettings, settings_of
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def harness_settings(request: pytest.FixtureRequest) -> HarnessSettings:
+    """The harness's options for this run."""
+    return settings_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def local_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The local target, up once per session (per xdist worker), torn down at the end.
+
+    Its echo backends are the tutorial's services plus every Service the intent names.
+    """
+    from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
+
+    config = request.config
+    settings = settings_of(config)
+    names = set(TUTORIAL_SERVICES)
+    for intent in settings.scenarios.values():
+        names.update(ref.name for ref in intent.services)
+    services = {name: settings.backend_instances for name in sorted(names)}
+    options = LocalStackOptions(
+        services=services,
+        traefik_binary=option_value(config, "harness_traefik_binary"),
+        throttle_seconds=positive_float(config, "harness_traefik_throttle"),
+        strict_prefix_matching=settings.strict_prefix_matching,
+        traefik_log_level=option_value(config, "harness_traefik_log_level") or "INFO",
+        ready_timeout=positive_float(config, "harness_stack_timeout"),
+    )
+    stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
+    config.stash[ACTIVE_STACK] = stack
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        config.stash[ACTIVE_STACK] = None
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Any:
+    """Where the proxy under test runs: the local stack, or the --proxy-url (external)."""
+    from harness.targets.base import ExternalTarget, LocalTarget
+
+    settings = settings_of(request.config)
+    if settings.proxy_url:
+        found: Any = ExternalTarget(settings.proxy_url, settings.backend_map)
+    else:
+        found = LocalTarget(request.getfixturevalue("local_stack"))
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["harness_target"] = found.describe()
+    else:
+        request.config.stash[RESULTS].target = found.describe()
+    return found
+
+
+@dataclass
+class ScenarioRun:
+    """A scenario applied to the target, with the answers to all its probes."""
+
+    name: str
+    intent: Any
+    probes: dict[str, Any]
+    run: Any
+
+    def context(self) -> str:
+        reload = (
+            f", one configuration reload after round {self.run.reload_after_round}"
+            if self.run.reload_after_round is not None
+            else ", no reload"
+        )
+        return f" in {self.run.rounds} rounds{reload}"
+
+
+@pytest.fixture(scope="session")
+def scenario_run(request: pytest.FixtureRequest, target: Any) -> Iterator[ScenarioRun]:
+    """Apply one scenario (the parameter), send all its probes in rounds, then remove it."""
+    from harness.checks.probes import generate_probes
+    from harness.traffic.rounds import send_in_rounds
+
+    settings = settings_of(request.config)
+    name = request.param
+    if name is None:
+        # "Nothing applied": tears down whichever scenario this worker had applied.
+        yield ScenarioRun("(none)", None, {}, None)
+        return
+    intent = settings.scenarios[name]
+    probes = generate_probes(intent, routing_options(settings))
+    target.apply_intent(intent)
+    try:
+        run = send_in_rounds(
+            target.proxy_url,
+            probes,
+            rounds=settings.probe_rounds,
+            reload=target.reload,
+            service_of=target.service_of,
+        )
+        yield ScenarioRun(name, intent, {p.id: p for p in probes}, run)
+    finally:
+        target.remove_intent(intent)
+
+
+@pytest.fixture
+def traffic_progress(request: pytest.FixtureRequest) -> Any:
+    """A callback that shows a traffic phase's progress live on a terminal (None elsewhere:
+    xdist workers, captured or non-interactive output)."""
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput") or not reporter.isatty():
+        return None
+
+    def show(progress: Any) -> None:
+        reporter.rewrite(
+            f"  traffic {progress.sent:,}/{progress.total:,} sent, {progress.rate:,.0f}/s, "
+            f"{progress.errors:,} errors, {progress.elapsed:.1f} s",
+            erase=True,
+        )
+
+    return show
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """Record verdict evidence for the results (survives xdist)."""
+    marker = request.node.get_closest_marker("harness_aspect")
+    kind = marker.args[0] if marker else request.node.module.__name__.removeprefix("test_")
+    recorder = Evidence(kind)
+    request.node.stash[EVIDENCE] = recorder
+    return recorder
+
+
+@pytest.fixture(scope="session")
+def kube_client(local_stack: Any) -> Any:
+    """A ``kubernetes.client.ApiClient`` configured for the target's Kubernetes API."""
+    return local_stack.api_client
+
+
+@pytest.fixture(scope="session")
+def applier(local_stack: Any) -> Any:
+    """An ``Applier`` (create/apply/replace/delete manifests like kubectl) for the target."""
+    return local_stack.applier
+
+
+@pytest.fixture(scope="session")
+def proxy_url(target: Any) -> str:
+    """Base URL of the proxy under test."""
+    return str(target.proxy_url)
+
+
+@pytest.fixture(scope="session")
+def traefik(local_stack: Any) -> Any:
+    """The ``harness.traefik.process.TraefikProcess`` of the local target (API, routers, log)."""
+    return local_stack.traefik
+
+
+@pytest.fixture
+def proxy_client(proxy_url: str) -> Iterator[httpx.Client]:
+    """An httpx client for single probes at the proxy (no environment proxies in between)."""
+    with httpx.Client(base_url=proxy_url, timeout=5.0, trust_env=False) as client:
+        yield client

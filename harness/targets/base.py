@@ -1,0 +1,207 @@
+"""Targets: where the proxy under test lives, and how intent gets onto it.
+
+- ``LocalTarget``: the embedded local stack. Intent is rendered to Traefik v3 objects and applied
+  through the Kubernetes API; the backends the intent names are registered as Services.
+- ``ExternalTarget``: a proxy someone else configured. Nothing is applied; the harness verifies
+  the proxy against the intent read from the given manifests, telling backends apart by the
+  whoami ``Name:`` line (or a user-given mapping).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+
+from harness.errors import ConfigError, TargetUnreachable
+from harness.intent.dialects import render_manifests
+from harness.intent.model import Intent, ServicePortRef, ServiceRef
+from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
+from harness.traefik.process import enabled_routers
+
+#: How long applying or removing a scenario may take to show in Traefik's routers: a few
+#: throttle windows (2 s each by default) plus the watch latency.
+APPLY_TIMEOUT = 30.0
+
+
+class Target(Protocol):
+    """What the suites need from wherever the proxy runs."""
+
+    kind: str
+    proxy_url: str
+    can_apply: bool
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def apply_intent(self, intent: Intent) -> None: ...
+
+    def remove_intent(self, intent: Intent) -> None: ...
+
+    def reload(self) -> bool: ...
+
+    def service_of(self, whoami_name: str | None) -> str | None: ...
+
+
+def parse_backend_map(entries: Sequence[str]) -> dict[str, str]:
+    """``NAME=SERVICE`` pairs (whoami Name line -> Service in the manifests)."""
+    mapping: dict[str, str] = {}
+    for entry in entries:
+        name, sep, service = entry.partition("=")
+        if not sep or not name.strip() or not service.strip():
+            raise ConfigError(
+                f"--backend-map {entry!r}: expected NAME=SERVICE, e.g. cheddar-v2=cheddar"
+            )
+        mapping[name.strip()] = service.strip()
+    return mapping
+
+
+def check_reachable(proxy_url: str, timeout: float = 5.0) -> None:
+    """Fail early and clearly when nothing answers at ``proxy_url`` (any HTTP answer will do)."""
+    try:
+        httpx.get(proxy_url, timeout=timeout, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(
+            f"the proxy at {proxy_url} does not answer ({type(exc).__name__}: {exc}). "
+            "Check --proxy-url, and that the proxy is running and reachable from here."
+        ) from None
+
+
+class ExternalTarget:
+    """A proxy configured by someone else: verify only."""
+
+    kind = "external"
+    can_apply = False
+
+    def __init__(self, proxy_url: str, backend_map: Mapping[str, str] | None = None) -> None:
+        self.proxy_url = proxy_url.rstrip("/")
+        self.backend_map = dict(backend_map or {})
+        check_reachable(self.proxy_url)
+
+    def describe(self) -> dict[str, Any]:
+        return {"target": self.kind, "proxy_url": self.proxy_url, "backend_map": self.backend_map}
+
+    def apply_intent(self, intent: Intent) -> None:
+        """Nothing to apply: the proxy is expected to be configured with this intent already."""
+
+    def remove_intent(self, intent: Intent) -> None:
+        """Nothing to remove."""
+
+    def reload(self) -> bool:
+        return False
+
+    def service_of(self, whoami_name: str | None) -> str | None:
+        if whoami_name is None:
+            return None
+        return self.backend_map.get(whoami_name, whoami_name)
+
+
+class LocalTarget:
+    """The embedded stack: intent is applied through the Kubernetes API."""
+
+    kind = "local"
+    can_apply = True
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.proxy_url = stack.proxy_url
+        self._reloads = 0
+
+    def describe(self) -> dict[str, Any]:
+        return self.stack.describe()
+
+    def _routers_of(self, intent: Intent) -> Counter[tuple[str, int]]:
+        """The routers ``intent`` makes Traefik serve, as (rule, priority) with multiplicity.
+
+        Routes declared at the same place with the same rule become one router (Traefik names
+        routers after the Ingress, host and path), so they count once.
+        """
+        strict = self.stack.options.strict_prefix_matching
+        routers = {
+            (r.source.kind, r.source.name, r.rule_for(strict_prefix_matching=strict)): (
+                r.rule_for(strict_prefix_matching=strict),
+                r.priority_for(strict_prefix_matching=strict),
+            )
+            for r in intent.routes
+        }
+        return Counter(routers.values())
+
+    @staticmethod
+    def _served(routers: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
+        return Counter(
+            (str(r.get("rule")), int(r.get("priority", 0))) for r in enabled_routers(routers)
+        )
+
+    def register_services(self, services: Sequence[ServiceRef], namespace: str) -> None:
+        """Publish the Services the intent declares, with their ports, backed by the stack's
+        echo backends of the same name."""
+        backends = self.stack.backends.by_service() if self.stack.backends else {}
+        applier = self.stack.running_applier()
+        for ref in services:
+            instances = backends.get(ref.name)
+            if not instances:
+                raise ConfigError(
+                    f"service {ref.name!r} has no echo backend in the local stack "
+                    f"(backends: {', '.join(sorted(backends))})"
+                )
+            ports = [p for p in ref.ports if p.number is not None] or [
+                ServicePortRef(name=SERVICE_PORT_NAME, number=SERVICE_PORT)
+            ]
+            service = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": ref.name, "namespace": namespace, "labels": {"app": ref.name}},
+                "spec": {
+                    "selector": {"app": ref.name},
+                    "ports": [
+                        {
+                            "name": p.name or SERVICE_PORT_NAME,
+                            "port": p.number,
+                            "targetPort": p.name or SERVICE_PORT_NAME,
+                            "protocol": "TCP",
+                        }
+                        for p in ports
+                    ],
+                },
+            }
+            applier.apply(service)
+            for inst in instances:
+                slice_obj = endpoint_slice(ref.name, inst, namespace)
+                slice_obj["ports"] = [
+                    {"name": p.name or SERVICE_PORT_NAME, "port": inst.port, "protocol": "TCP"}
+                    for p in ports
+                ]
+                applier.apply(slice_obj)
+
+    def apply_intent(self, intent: Intent) -> None:
+        """Apply the rendered intent and wait until Traefik serves every route of it."""
+        self.register_services(intent.services, intent.namespace)
+        self.stack.running_applier().apply_all(render_manifests(intent, intent.namespace))
+        wanted = self._routers_of(intent)
+        self.stack.running_traefik().wait_for_routers(
+            lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),
+            timeout=APPLY_TIMEOUT,
+            what=f"Traefik to serve the routers (rule, priority) {sorted(wanted.items())}",
+        )
+
+    def remove_intent(self, intent: Intent) -> None:
+        """Delete the rendered intent and wait until Traefik no longer serves any of it."""
+        traefik = self.stack.running_traefik()
+        before = self._served(traefik.routers())
+        self.stack.running_applier().delete_all(render_manifests(intent, intent.namespace))
+        gone = self._routers_of(intent)
+        traefik.wait_for_routers(
+            lambda routers: all(
+                self._served(routers)[k] <= max(0, before[k] - n) for k, n in gone.items()
+            ),
+            timeout=APPLY_TIMEOUT,
+            what=f"Traefik to stop serving the routers (rule, priority) {sorted(gone.items())}",
+        )
+
+    def reload(self) -> bool:
+        self.stack.reload_traefik(timeout=APPLY_TIMEOUT)
+        return True
+
+    def service_of(self, whoami_name: str | None) -> str | None:
+        return whoami_name

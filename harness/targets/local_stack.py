@@ -1,0 +1,389 @@
+"""The local target: real Traefik, a local Kubernetes API stand-in, echo backends, all on loopback.
+
+Bringing it up is what a cluster operator would do, in miniature: the API server comes first, the
+backends are registered in it as Services with EndpointSlices (one slice per instance, since every
+instance listens on its own loopback port), Traefik is started with its Kubernetes Ingress and CRD
+providers pointed at that API, and the stack is ready when Traefik serves a canary route from
+each provider (so both providers have synced, not just started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s
+
+from harness.backends.echo import (
+    BackendInstance,
+    BackendPool,
+    BackendProcess,
+    ListenerSpec,
+    start_backends,
+)
+from harness.errors import StackError
+from harness.kubeapi.server import KubeAPIServer
+from harness.targets.apply import Applier, api_client_for_url
+from harness.traefik.process import (
+    TraefikProcess,
+    TraefikSettings,
+    enabled_routers,
+    find_traefik_binary,
+)
+from harness.waiting import wait_until
+
+#: The tutorial's backends (service name -> instances).
+TUTORIAL_SERVICES: Mapping[str, int] = {"stilton": 1, "cheddar": 1, "wensleydale": 1}
+
+#: Where the harness keeps its own objects (the readiness canaries).
+SYSTEM_NAMESPACE = "harness-system"
+CANARY = "harness-canary"
+SERVICE_PORT_NAME = "http"
+SERVICE_PORT = 80
+MANAGED_BY = "ingress-harness"
+
+
+@dataclass(frozen=True)
+class LocalStackOptions:
+    """What a user can choose about the local target."""
+
+    services: Mapping[str, int] = field(default_factory=lambda: dict(TUTORIAL_SERVICES))
+    namespace: str = "default"
+    traefik_binary: str | None = None
+    throttle_seconds: float = 2.0
+    strict_prefix_matching: bool = False
+    traefik_log_level: str = "INFO"
+    ready_timeout: float = 30.0
+
+
+def service_objects(
+    service: str, instances: Sequence[BackendInstance], namespace: str
+) -> list[dict[str, Any]]:
+    """A Service and one EndpointSlice per instance, as a controller would publish them."""
+    objs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "namespace": namespace, "labels": {"app": service}},
+            "spec": {
+                "selector": {"app": service},
+                "ports": [
+                    {
+                        "name": SERVICE_PORT_NAME,
+                        "port": SERVICE_PORT,
+                        "targetPort": SERVICE_PORT_NAME,
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+    ]
+    objs.extend(endpoint_slice(service, inst, namespace) for inst in instances)
+    return objs
+
+
+def endpoint_slice(
+    service: str,
+    instance: BackendInstance,
+    namespace: str,
+    *,
+    ready: bool = True,
+    terminating: bool = False,
+) -> dict[str, Any]:
+    """The EndpointSlice of one backend instance (its own slice: its own port)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service}-{instance.instance}",
+            "namespace": namespace,
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+            },
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": SERVICE_PORT_NAME, "port": instance.port, "protocol": "TCP"}],
+        "endpoints": [
+            {
+                "addresses": [instance.host],
+                "hostname": instance.instance,
+                "conditions": {
+                    "ready": ready and not terminating,
+                    "serving": ready,
+                    "terminating": terminating,
+                },
+            }
+        ],
+    }
+
+
+def canary_objects(target_port: int) -> list[dict[str, Any]]:
+    """One route per provider that Traefik must serve before the stack counts as ready.
+
+    The canary's endpoint need not answer: Traefik builds a router as soon as the Service has
+    an endpoint, and the harness only looks at the router list.
+    """
+    ns = SYSTEM_NAMESPACE
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        *service_objects(
+            CANARY,
+            [BackendInstance(service=CANARY, instance="0", host="127.0.0.1", port=target_port)],
+            ns,
+        ),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "rules": [
+                    {
+                        "host": "canary.harness.invalid",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {
+                                            "name": CANARY,
+                                            "port": {"name": SERVICE_PORT_NAME},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "IngressRoute",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "entryPoints": ["web"],
+                "routes": [
+                    {
+                        "match": "Host(`canary-crd.harness.invalid`)",
+                        "kind": "Rule",
+                        "services": [{"name": CANARY, "port": SERVICE_PORT}],
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def canaries_served(routers: Sequence[Mapping[str, Any]]) -> bool:
+    """True when Traefik serves the canary route of both Kubernetes providers."""
+    providers = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
+    return {"kubernetes", "kubernetescrd"} <= providers
+
+
+class LocalStack:
+    """The whole local target. Use as a context manager; stop() is safe after a failed start()."""
+
+    def __init__(self, options: LocalStackOptions, workdir: Path) -> None:
+        self.options = options
+        self.workdir = workdir
+        self._exit = contextlib.ExitStack()
+        self.kubeapi: KubeAPIServer | None = None
+        self.backends: BackendPool | None = None
+        self.traefik: TraefikProcess | None = None
+        self.api_client: k8s.ApiClient | None = None
+        self.applier: Applier | None = None
+        self._reloads = 0
+
+    @property
+    def proxy_url(self) -> str:
+        return self.running_traefik().proxy_url
+
+    def running_traefik(self) -> TraefikProcess:
+        if self.traefik is None:
+            raise StackError("the local stack is not started")
+        return self.traefik
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        opts = self.options
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        binary = find_traefik_binary(opts.traefik_binary)
+
+        self.kubeapi = KubeAPIServer()
+        self.kubeapi.start()
+        self._exit.callback(self.kubeapi.stop)
+
+        self.api_client = api_client_for_url(self.kubeapi.url)
+        self._exit.callback(self.api_client.close)
+        self.applier = Applier(self.api_client, cache_dir=self.workdir / "kube-cache")
+
+        self.backends = start_backends(opts.services, distinct_addresses=True)
+        self._exit.callback(self.backends.stop)
+        self.register_backends(self.backends.by_service())
+        port = int(self.kubeapi.url.rsplit(":", 1)[1])
+        self.applier.apply_all(canary_objects(port))
+
+        settings = TraefikSettings(
+            kube_endpoint=self.kubeapi.url,
+            binary=binary,
+            throttle_seconds=opts.throttle_seconds,
+            strict_prefix_matching=opts.strict_prefix_matching,
+            log_level=opts.traefik_log_level,
+        )
+        self.traefik = TraefikProcess(settings, self.workdir / "traefik")
+        self._exit.callback(self.traefik.stop)
+        self.traefik.start(timeout=opts.ready_timeout)
+        self.traefik.wait_for_routers(
+            canaries_served,
+            timeout=opts.ready_timeout,
+            what="Traefik to serve the canary routes of its Ingress and CRD providers",
+        )
+
+    def register_backends(self, by_service: Mapping[str, Sequence[BackendInstance]]) -> None:
+        """Publish backends as Services + EndpointSlices in the run's namespace."""
+        applier = self.running_applier()
+        for service, instances in by_service.items():
+            applier.apply_all(service_objects(service, instances, self.options.namespace))
+
+    # -- backend changes (gap measurements) ------------------------------------------------
+
+    def start_extra_backend(
+        self, service: str, instance: str, host: str = "127.0.0.1"
+    ) -> BackendProcess:
+        """Start one more echo backend instance in a process of its own, stopped with the stack
+        at the latest. Nothing is published: see :meth:`publish_endpoint`.
+
+        Traefik keeps one server per endpoint *address*, so instances that must be served side
+        by side need different loopback addresses (``host``, e.g. 127.0.10.1).
+        """
+        process = BackendProcess.start([ListenerSpec(service, instance, host)])
+        self._exit.callback(process.stop)
+        return process
+
+    def publish_endpoint(
+        self,
+        instance: BackendInstance,
+        *,
+        ready: bool = True,
+        terminating: bool = False,
+        port_names: Sequence[str] = (SERVICE_PORT_NAME,),
+    ) -> None:
+        """Create or update the EndpointSlice of one instance of ``instance.service``, with
+        these conditions (terminating with ready=True means still serving)."""
+        obj = endpoint_slice(
+            instance.service, instance, self.options.namespace, ready=ready, terminating=terminating
+        )
+        obj["ports"] = [{"name": n, "port": instance.port, "protocol": "TCP"} for n in port_names]
+        self.running_applier().apply(obj)
+
+    def withdraw_endpoint(self, instance: BackendInstance) -> bool:
+        """Delete the EndpointSlice of one instance; True when it existed."""
+        return self.running_applier().delete(
+            endpoint_slice(instance.service, instance, self.options.namespace)
+        )
+
+    def running_applier(self) -> Applier:
+        if self.applier is None:
+            raise StackError("the local stack is not started")
+        return self.applier
+
+    def reload_traefik(self, timeout: float = 30.0) -> None:
+        """Make Traefik rebuild its router tree without touching any route under test.
+
+        Traefik skips a configuration equal to the current one, so the canary's host changes.
+        """
+        self._reloads += 1
+        self._move_canary("Ingress", f"canary-{self._reloads}.harness.invalid", timeout)
+
+    def reload_providers(self, timeout: float = 30.0) -> float:
+        """Make both Kubernetes providers of Traefik apply a new configuration (the canaries'
+        hosts change), the CRD provider first, and return when Traefik serves the Ingress
+        provider's, on the monotonic clock (polled every 20 ms).
+
+        Each provider applies at most one configuration per throttle window, so a change made a
+        known time after this waits a known time (at most the rest of the window) for the
+        Ingress provider, and no longer for the CRD provider, which applied earlier.
+        """
+        self._reloads += 1
+        self._move_canary("IngressRoute", f"canary-crd-{self._reloads}.harness.invalid", timeout)
+        return self._move_canary("Ingress", f"canary-{self._reloads}.harness.invalid", timeout)
+
+    def _move_canary(self, kind: str, host: str, timeout: float) -> float:
+        """Point the canary route of ``kind`` (Ingress or IngressRoute) at ``host``, wait until
+        Traefik serves it (polled every 20 ms) and return when it did, on the monotonic clock."""
+        port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
+        (obj,) = [o for o in canary_objects(port) if o["kind"] == kind]
+        if kind == "IngressRoute":
+            obj["spec"]["routes"][0]["match"] = f"Host(`{host}`)"
+        else:
+            obj["spec"]["rules"][0]["host"] = host
+        self.running_applier().apply(obj)
+        traefik = self.running_traefik()
+
+        def served() -> bool:
+            if not traefik.is_running():
+                raise StackError(f"Traefik exited; last lines of its log:\n{traefik.log_tail()}")
+            try:
+                routers = traefik.routers()
+            except httpx.HTTPError:
+                return False
+            return any(host in str(r.get("rule")) for r in enabled_routers(routers))
+
+        wait_until(
+            served,
+            timeout=timeout,
+            what=f"Traefik to serve the canary host {host}",
+            interval=0.02,
+            max_interval=0.02,
+        )
+        return time.monotonic()
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order. Idempotent."""
+        self._exit.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def child_pids(self) -> list[int]:
+        """Pids of the processes this stack started (Traefik, backend processes)."""
+        pids = [p.pid for p in self.backends.processes] if self.backends is not None else []
+        if self.traefik is not None and self.traefik.pid is not None:
+            pids.append(self.traefik.pid)
+        return pids
+
+    def describe(self) -> dict[str, Any]:
+        """The target as a report header shows it (no credentials)."""
+        info: dict[str, Any] = {"target": "local", "namespace": self.options.namespace}
+        if self.traefik is not None:
+            info["traefik"] = self.traefik.describe()
+        if self.backends is not None:
+            info["backends"] = {
+                svc: [f"{i.instance}@{i.host}:{i.port}" for i in insts]
+                for svc, insts in self.backends.by_service().items()
+            }
+        return info
+
+
+@contextlib.contextmanager
+def local_stack(options: LocalStackOptions, workdir: Path) -> Iterator[LocalStack]:
+    stack = LocalStack(options, workdir)
+    with stack:
+        yield stack

@@ -1,0 +1,600 @@
+"""The routing oracle: for a request, what Traefik 3.7 must do with it under the intent, and what
+the Kubernetes Ingress spec would prescribe instead.
+
+Traefik's rules, each from its source (traefik/traefik v3.7):
+
+- The request path is cleaned first (entry point ``sanitizePath``, default on: ``URL.JoinPath``
+  removes ``.``, ``..`` and ``//``; server_entrypoint_tcp.go).
+- Routers are sorted by priority, higher first; the default priority is ``len(rule)`` and an
+  explicit one wins (pkg/muxer/http/mux.go, pkg/server/router/router.go). The first router
+  whose rule matches handles the request; none → 404.
+- On equal priority, routers of different providers are ordered by ``providers.precedence``
+  (new in 3.7; default kubernetesgateway, kubernetescrd, kubernetes, ...). Within one provider
+  the order is unspecified (map iteration, unstable sort): if the tied routers would answer
+  differently, the outcome is UNDEFINED, reported rather than passed or failed.
+- ``Host`` compares case-insensitively, port removed; ``*.example.com`` matches one label.
+  ``Path`` is string equality; ``PathPrefix`` is ``strings.HasPrefix`` (character-wise) unless
+  the Ingress provider's ``strictPrefixMatching`` rewrote the rule to
+  ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go).
+- stripPrefix: the first listed prefix that is a string prefix of the path is removed; the rest
+  gets a leading ``/`` unless it is empty (the backend then sees ``/``); if cleaning the rest
+  would change it, Traefik answers 400; ``X-Forwarded-Prefix`` is set to that prefix
+  (pkg/middlewares/stripprefix/strip_prefix.go). A client-sent X-Forwarded-Prefix from an
+  untrusted source is removed before (forwardedheaders).
+
+The Kubernetes Ingress spec (networking.k8s.io/v1): ``Exact`` matches the path exactly;
+``Prefix`` matches element-wise on ``/`` boundaries (``/foo`` matches ``/foo``, ``/foo/``,
+``/foo/bar`` but not ``/foobar``); the longest matching path wins and, on equal length, Exact
+beats Prefix. Hosts: exact, ``*.`` wildcards match one label; as commonly implemented, a precise
+host wins over a wildcard, which wins over a rule without host. ImplementationSpecific paths are
+judged by Traefik's own semantics (the spec leaves them to the controller). IngressRoutes are
+outside the Ingress spec: where one matches, the spec comparison is "not applicable".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.errors import ConfigError
+from harness.intent.model import (
+    DEFAULT_PROVIDER_PRECEDENCE,
+    FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EXPLICIT_PRIORITY,
+    FINDING_PREFIX_OUTRANKS_EXACT,
+    FINDING_PROVIDER_PRECEDENCE,
+    FINDING_RULE_LENGTH_ORDER,
+    FINDING_TRAILING_SLASH_PREFIX,
+    FINDING_UNDEFINED_TIE,
+    PROVIDER_INGRESS,
+    Finding,
+    Intent,
+    Route,
+    WeightedBackend,
+)
+
+Outcome = Literal["routed", "not-found", "undefined", "bad-request"]
+SpecOutcome = Literal["routed", "not-found", "undefined", "not-applicable"]
+
+ROUTED: Outcome = "routed"
+NOT_FOUND: Outcome = "not-found"
+UNDEFINED: Outcome = "undefined"
+BAD_REQUEST: Outcome = "bad-request"
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    """Traefik settings that change routing decisions."""
+
+    #: ``providers.kubernetesIngress.strictPrefixMatching`` (Traefik ≥ 3.5).
+    strict_prefix_matching: bool = False
+    #: ``providers.precedence`` (Traefik ≥ 3.7); earlier wins on equal priority.
+    provider_precedence: tuple[str, ...] = DEFAULT_PROVIDER_PRECEDENCE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strict_prefix_matching": self.strict_prefix_matching,
+            "provider_precedence": list(self.provider_precedence),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A route that matches the request, with what it would do to it."""
+
+    route_id: str
+    rule: str
+    priority: int
+    priority_source: Literal["explicit", "rule-length"]
+    provider: str
+    backends: tuple[WeightedBackend, ...]
+    status: int | None
+    upstream_path: str | None
+    forwarded_prefix: str | None
+
+    def effect(self) -> tuple[Any, ...]:
+        """What the client and backend would observe; two candidates with the same effect are
+        indistinguishable, so a tie between them is harmless."""
+        return (self.backends, self.status, self.upstream_path, self.forwarded_prefix)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route_id": self.route_id,
+            "rule": self.rule,
+            "priority": self.priority,
+            "priority_source": self.priority_source,
+            "provider": self.provider,
+            "backends": [b.to_dict() for b in self.backends],
+            "status": self.status,
+            "upstream_path": self.upstream_path,
+            "forwarded_prefix": self.forwarded_prefix,
+        }
+
+
+@dataclass(frozen=True)
+class SpecExpectation:
+    """What the Kubernetes Ingress spec prescribes for the request."""
+
+    outcome: SpecOutcome
+    route_id: str | None
+    candidates: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "route_id": self.route_id,
+            "candidates": list(self.candidates),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """The expected outcome of one request under Traefik's rules, with the evidence for it.
+
+    ``status``: 404 (no route), 400 (strip produced an unclean path), or None (the backend
+    answers). ``decided_by`` is the winning route (None when not found or undefined);
+    ``competing`` the other matching routes in Traefik's order; ``tied`` the routes tied at the
+    top when the outcome is undefined.
+    """
+
+    host: str
+    path: str
+    outcome: Outcome
+    status: int | None
+    decided_by: Candidate | None
+    competing: tuple[Candidate, ...]
+    tied: tuple[Candidate, ...]
+    spec: SpecExpectation
+    findings: tuple[Finding, ...]
+    reason: str
+
+    @property
+    def route_id(self) -> str | None:
+        return None if self.decided_by is None else self.decided_by.route_id
+
+    @property
+    def rule(self) -> str | None:
+        return None if self.decided_by is None else self.decided_by.rule
+
+    @property
+    def priority(self) -> int | None:
+        return None if self.decided_by is None else self.decided_by.priority
+
+    @property
+    def backends(self) -> tuple[WeightedBackend, ...]:
+        return () if self.decided_by is None else self.decided_by.backends
+
+    @property
+    def upstream_path(self) -> str | None:
+        return None if self.decided_by is None else self.decided_by.upstream_path
+
+    @property
+    def forwarded_prefix(self) -> str | None:
+        return None if self.decided_by is None else self.decided_by.forwarded_prefix
+
+    def shares(self) -> dict[str, float]:
+        """Expected share per backend Service (empty when nothing is routed)."""
+        total = sum(b.weight for b in self.backends if b.weight > 0)
+        out: dict[str, float] = {}
+        for b in self.backends:
+            out[b.service] = out.get(b.service, 0.0) + (
+                b.weight / total if total and b.weight > 0 else 0.0
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "path": self.path,
+            "outcome": self.outcome,
+            "status": self.status,
+            "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
+            "shares": self.shares(),
+            "competing": [c.to_dict() for c in self.competing],
+            "tied": [c.to_dict() for c in self.tied],
+            "spec": self.spec.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "reason": self.reason,
+        }
+
+
+# -- path and host handling as in Go / Traefik -------------------------------------------------
+
+
+def _go_clean(path: str) -> str:
+    """Go's ``path.Clean`` for rooted paths."""
+    parts: list[str] = []
+    for seg in path.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(seg)
+    return "/" + "/".join(parts)
+
+
+def clean_path(path: str) -> str:
+    """``URL.JoinPath()`` with no elements: ``path.Clean`` keeping one trailing slash."""
+    cleaned = _go_clean(path)
+    if path.endswith("/") and not cleaned.endswith("/"):
+        cleaned += "/"
+    return cleaned
+
+
+def request_host(host: str) -> str:
+    """The host Traefik matches on: lowercase, without port (IPv6 brackets removed)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host
+
+
+def host_matches(expr: str | None, host: str) -> bool:
+    """Traefik's ``Host`` matcher: ``expr`` None or ``*`` matches any host."""
+    host = request_host(host)
+    if expr is None or expr == "*":
+        return True
+    if not host:
+        return False
+    expr = expr.lower()
+
+    def match(domain: str, pattern: str) -> bool:
+        if pattern.startswith("*"):
+            labels = domain.split(".")
+            labels[0] = "*"
+            return ".".join(labels) == pattern
+        return domain == pattern
+
+    if match(host, expr):
+        return True
+    if expr.endswith(".") and match(host, expr[:-1]):
+        return True
+    return host.endswith(".") and match(host[:-1], expr)
+
+
+def traefik_path_matches(route: Route, path: str, *, strict_prefix_matching: bool = False) -> bool:
+    """Whether the route's path matcher accepts ``path`` (already cleaned) in Traefik."""
+    if route.path is None:
+        return True
+    if route.match == "exact":
+        return path == route.path
+    if (
+        strict_prefix_matching
+        and route.provider == PROVIDER_INGRESS
+        and route.match_rule is None
+        and route.path != "/"
+    ):
+        base = route.path.removesuffix("/")
+        return path == base or path.startswith(base + "/")
+    return path.startswith(route.path)
+
+
+def traefik_matches(
+    route: Route, host: str, path: str, *, strict_prefix_matching: bool = False
+) -> bool:
+    """Whether Traefik's router for ``route`` matches a request (host as sent, path cleaned)."""
+    return host_matches(route.host, host) and traefik_path_matches(
+        route, path, strict_prefix_matching=strict_prefix_matching
+    )
+
+
+def _elements(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+def spec_matches(
+    route: Route, host: str, path: str, *, strict_prefix_matching: bool = False
+) -> bool:
+    """Whether the Kubernetes Ingress spec says ``route`` matches (Ingress routes only)."""
+    if route.path_type is None or not host_matches(route.host, host):
+        return False
+    return _spec_path_matches(route, path, strict_prefix_matching)
+
+
+def _spec_path_matches(route: Route, path: str, strict_prefix_matching: bool) -> bool:
+    if route.path is None:
+        return True
+    if route.path_type == "Exact":
+        return path == route.path
+    if route.path_type == "Prefix":
+        want = _elements(route.path)
+        return _elements(path)[: len(want)] == want
+    return traefik_path_matches(route, path, strict_prefix_matching=strict_prefix_matching)
+
+
+def strip(prefixes: Sequence[str], path: str) -> tuple[int | None, str, str | None]:
+    """Traefik's stripPrefix: (status or None, upstream path, X-Forwarded-Prefix or None)."""
+    for prefix in prefixes:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if rest and not rest.startswith("/"):
+                rest = "/" + rest
+            if rest and clean_path(rest) != rest:
+                return 400, path, prefix
+            # An empty rest leaves an empty URL path; Go sends it as "/" on the wire.
+            return None, rest or "/", prefix
+    return None, path, None
+
+
+# -- the oracle ---------------------------------------------------------------------------------
+
+
+def _candidate(route: Route, path: str, query: str, strict: bool) -> Candidate:
+    status, upstream, prefix = strip(route.strip_prefixes, path)
+    return Candidate(
+        route_id=route.id,
+        rule=route.rule_for(strict_prefix_matching=strict),
+        priority=route.priority_for(strict_prefix_matching=strict),
+        priority_source="explicit" if route.priority else "rule-length",
+        provider=route.provider,
+        backends=route.backends,
+        status=status,
+        upstream_path=None if status is not None else upstream + (f"?{query}" if query else ""),
+        forwarded_prefix=prefix,
+    )
+
+
+def _describe(c: Candidate) -> str:
+    how = "explicit priority" if c.priority_source == "explicit" else "priority = length of rule"
+    return f"{c.route_id} [{c.rule}, {how} {c.priority}, provider {c.provider}]"
+
+
+def expect(
+    intent: Intent, host: str, path: str, options: RoutingOptions | None = None
+) -> Expectation:
+    """What Traefik must do with ``GET path`` for ``Host: host`` under ``intent``."""
+    opts = options or RoutingOptions()
+    strict = opts.strict_prefix_matching
+    raw_path, _, query = path.partition("?")
+    if not raw_path.startswith("/"):
+        raise ConfigError(f"request path {path!r} must start with '/'")
+    rpath = clean_path(raw_path)
+    order = {name: i for i, name in enumerate(opts.provider_precedence)}
+
+    def rank(c: Candidate) -> tuple[int, int]:
+        return (-c.priority, order.get(c.provider, len(order)))
+
+    matching = [
+        r for r in intent.routes if traefik_matches(r, host, rpath, strict_prefix_matching=strict)
+    ]
+    candidates = sorted((_candidate(r, rpath, query, strict) for r in matching), key=rank)
+    spec = _spec(intent, host, rpath, matching, strict)
+    findings: list[Finding] = []
+
+    if not candidates:
+        return Expectation(
+            host=host,
+            path=path,
+            outcome=NOT_FOUND,
+            status=404,
+            decided_by=None,
+            competing=(),
+            tied=(),
+            spec=spec,
+            findings=tuple(_compare(intent, None, spec, rpath, strict)),
+            reason=f"no route matches host {host!r} path {rpath!r}: Traefik answers 404",
+        )
+
+    top = candidates[0]
+    tied = [c for c in candidates if rank(c) == rank(top)]
+    if len(tied) > 1 and len({c.effect() for c in tied}) > 1:
+        ids = tuple(c.route_id for c in tied)
+        findings.append(
+            Finding(
+                FINDING_UNDEFINED_TIE,
+                f"{' and '.join(ids)} tie at priority {top.priority} in provider {top.provider} "
+                f"and answer {host}{rpath} differently: Traefik picks either, and the pick can "
+                "change on every reload and differ between replicas. Set router.priority to "
+                "decide",
+                intent.route(ids[0]).source,
+                "warning",
+                ids,
+            )
+        )
+        return Expectation(
+            host=host,
+            path=path,
+            outcome=UNDEFINED,
+            status=None,
+            decided_by=None,
+            competing=tuple(candidates),
+            tied=tuple(tied),
+            spec=spec,
+            findings=tuple(findings),
+            reason="undefined: " + "; ".join(_describe(c) for c in tied) + " tie",
+        )
+
+    competing = tuple(c for c in candidates if c is not top)
+    same_priority_other_provider = [
+        c
+        for c in competing
+        if c.priority == top.priority and c.provider != top.provider and c.effect() != top.effect()
+    ]
+    for other in same_priority_other_provider:
+        findings.append(
+            Finding(
+                FINDING_PROVIDER_PRECEDENCE,
+                f"{top.route_id} and {other.route_id} tie at priority {top.priority}; provider "
+                f"{top.provider} wins by providers.precedence (Traefik >= 3.7; older versions pick "
+                "either)",
+                intent.route(top.route_id).source,
+                "info",
+                (top.route_id, other.route_id),
+            )
+        )
+    findings.extend(_compare(intent, top, spec, rpath, strict))
+    outcome: Outcome = BAD_REQUEST if top.status == 400 else ROUTED
+    reason = f"{_describe(top)} matches"
+    if len(tied) > 1:
+        reason += f" (tied with {', '.join(c.route_id for c in tied[1:])}, same effect)"
+    outranked = [c for c in competing if c not in tied]
+    if outranked:
+        reason += "; it outranks " + "; ".join(_describe(c) for c in outranked)
+    if outcome == BAD_REQUEST:
+        reason += (
+            f"; stripping {top.forwarded_prefix!r} leaves an unclean path, so Traefik answers 400"
+        )
+    return Expectation(
+        host=host,
+        path=path,
+        outcome=outcome,
+        status=top.status,
+        decided_by=top,
+        competing=competing,
+        tied=(),
+        spec=spec,
+        findings=tuple(findings),
+        reason=reason,
+    )
+
+
+def _spec(
+    intent: Intent, host: str, path: str, matching: list[Route], strict: bool
+) -> SpecExpectation:
+    if any(r.path_type is None for r in matching):
+        return SpecExpectation(
+            "not-applicable",
+            None,
+            (),
+            "an IngressRoute matches: the Kubernetes Ingress spec does not apply",
+        )
+    found = [r for r in intent.routes if spec_matches(r, host, path, strict_prefix_matching=strict)]
+    if not found:
+        return SpecExpectation(
+            "not-found", None, (), "no Ingress path matches under the Ingress spec"
+        )
+
+    def key(r: Route) -> tuple[int, int, int]:
+        host_rank = 0 if r.host is None else (1 if r.host.startswith("*") else 2)
+        length = len((r.path or "").removesuffix("/")) if r.path != "/" else 0
+        return (host_rank, length, 1 if r.path_type == "Exact" else 0)
+
+    best = max(key(r) for r in found)
+    top = [r for r in found if key(r) == best]
+    ids = tuple(r.id for r in found)
+    effects = {(r.backends, r.strip_prefixes) for r in top}
+    if len(effects) > 1:
+        return SpecExpectation(
+            "undefined",
+            None,
+            ids,
+            f"{', '.join(r.id for r in top)} match equally under the Ingress spec",
+        )
+    winner = top[0]
+    return SpecExpectation(
+        "routed",
+        winner.id,
+        ids,
+        f"{winner.id}: most specific host, then longest path, then Exact over Prefix",
+    )
+
+
+def _compare(
+    intent: Intent, top: Candidate | None, spec: SpecExpectation, path: str, strict: bool
+) -> list[Finding]:
+    """Findings where Traefik's decision differs from the Ingress spec's."""
+    if spec.outcome in ("not-applicable", "undefined"):
+        return []
+    t = None if top is None else intent.route(top.route_id)
+    s = None if spec.route_id is None else intent.route(spec.route_id)
+    if t is None and s is None:
+        return []
+    if t is not None and s is not None:
+        if t.id == s.id:
+            return []
+        if (t.backends, t.strip_prefixes) == (s.backends, s.strip_prefixes):
+            return []
+    if t is None:
+        assert s is not None
+        if (
+            s.path_type == "Prefix"
+            and s.path
+            and s.path.endswith("/")
+            and path == s.path.removesuffix("/")
+        ):
+            kind, text = (
+                FINDING_TRAILING_SLASH_PREFIX,
+                f"{path} does not match PathPrefix({s.path}) in Traefik, but the Ingress spec's "
+                f"Prefix {s.path} matches it (element-wise, trailing slash ignored): {s.id} "
+                "expected by the spec, 404 from Traefik",
+            )
+        else:
+            kind, text = (
+                FINDING_RULE_LENGTH_ORDER,
+                f"Traefik finds no route for {path}, the Ingress spec picks {s.id}",
+            )
+        return [Finding(kind, text, s.source, "warning", (s.id,))]
+    if t.match == "prefix" and t.path_type == "Prefix" and not _spec_path_matches(t, path, strict):
+        other = (
+            f"the Ingress spec picks {s.id}" if s is not None else "the Ingress spec answers 404"
+        )
+        text = (
+            f"{path} matches PathPrefix({t.path}) of {t.id} because Traefik compares characters, "
+            f"not path elements; {other}"
+            + (" (set strictPrefixMatching to follow the spec)" if not strict else "")
+        )
+        return [
+            Finding(
+                FINDING_CHARACTER_WISE_PREFIX,
+                text,
+                t.source,
+                "warning",
+                (t.id,) + ((s.id,) if s else ()),
+            )
+        ]
+    if s is None:
+        return [
+            Finding(
+                FINDING_RULE_LENGTH_ORDER,
+                f"Traefik routes {path} to {t.id}; the Ingress spec matches nothing",
+                t.source,
+                "warning",
+                (t.id,),
+            )
+        ]
+    pair = (t.id, s.id)
+    t_prio = t.priority_for(strict_prefix_matching=strict)
+    s_prio = s.priority_for(strict_prefix_matching=strict)
+    if s.path_type == "Exact" and t.match == "prefix":
+        same = " on the same path" if s.path == t.path else ""
+        return [
+            Finding(
+                FINDING_PREFIX_OUTRANKS_EXACT,
+                f"Prefix {t.path} ({t.id}, priority {t_prio}) outranks Exact {s.path} ({s.id}, "
+                f"priority {s_prio}){same} for {path}: Traefik ranks by rule length, the Ingress "
+                "spec puts Exact first",
+                t.source,
+                "warning",
+                pair,
+            )
+        ]
+    if t.priority:
+        return [
+            Finding(
+                FINDING_EXPLICIT_PRIORITY,
+                f"explicit priority {t.priority} sends {path} to {t.id}; the Ingress spec (longest "
+                f"path) would pick {s.id}",
+                t.source,
+                "info",
+                pair,
+            )
+        ]
+    return [
+        Finding(
+            FINDING_RULE_LENGTH_ORDER,
+            f"Traefik sends {path} to {t.id} (priority = rule length {t_prio} > {s_prio}); "
+            "the Ingress spec (most specific "
+            f"host, longest path) picks {s.id}",
+            t.source,
+            "warning",
+            pair,
+        )
+    ]

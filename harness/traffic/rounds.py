@@ -1,0 +1,137 @@
+"""Sending probes and recording what came back.
+
+Each probe is sent many times, in rounds (every probe once per round), so that repetitions are
+spread over the whole phase rather than bunched together, and a configuration reload is made
+between two rounds, so a behaviour that differs between reloads (a priority tie resolved one way,
+then the other) shows up. Nothing is retried: every answer is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from harness.backends.whoami import parse_whoami
+from harness.checks.probes import Probe
+
+#: Default number of times each probe is sent.
+DEFAULT_ROUNDS = 50
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One answer, reduced to what the exact verdicts judge."""
+
+    status: int | None
+    backend: str | None = None
+    instance: str | None = None
+    upstream_path: str | None = None
+    forwarded_prefix: str | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"error {self.error}"
+        if self.backend is None:
+            return f"{self.status} (no backend answered)"
+        xfp = f", X-Forwarded-Prefix {self.forwarded_prefix}" if self.forwarded_prefix else ""
+        instance = f" ({self.instance})" if self.instance else ""
+        return f"{self.status} from {self.backend}{instance} as {self.upstream_path}{xfp}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "backend": self.backend,
+            "instance": self.instance,
+            "upstream_path": self.upstream_path,
+            "forwarded_prefix": self.forwarded_prefix,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ProbeRecord:
+    """All answers to one probe."""
+
+    probe: Probe
+    observations: Counter[Observation] = field(default_factory=Counter)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.observations.values())
+
+
+@dataclass
+class ProbeRun:
+    """The result of sending a set of probes in rounds."""
+
+    records: dict[str, ProbeRecord]
+    rounds: int
+    reload_after_round: int | None
+    duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "reload_after_round": self.reload_after_round,
+            "duration": self.duration,
+        }
+
+
+def observe(
+    client: httpx.Client, probe: Probe, service_of: Callable[[str | None], str | None]
+) -> Observation:
+    """Send ``probe`` once. Transport errors are recorded by class, never raised or retried."""
+    headers = {"Host": probe.host, **dict(probe.headers)}
+    try:
+        response = client.request(probe.method, probe.path, headers=headers)
+    except httpx.TimeoutException:
+        return Observation(status=None, error="timeout")
+    except httpx.ConnectError:
+        return Observation(status=None, error="refused")
+    except httpx.RemoteProtocolError:
+        return Observation(status=None, error="reset")
+    except httpx.HTTPError as exc:
+        return Observation(status=None, error=type(exc).__name__)
+    try:
+        reply = parse_whoami(response.content, response.headers.get("content-type"))
+    except ValueError:
+        # Not a backend's answer: the proxy's own (404 page, 502, ...).
+        return Observation(status=response.status_code)
+    return Observation(
+        status=response.status_code,
+        backend=service_of(reply.name),
+        instance=reply.hostname,
+        upstream_path=reply.path_only,
+        forwarded_prefix=reply.header("X-Forwarded-Prefix"),
+    )
+
+
+def send_in_rounds(
+    proxy_url: str,
+    probes: Sequence[Probe],
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    reload: Callable[[], bool] | None = None,
+    service_of: Callable[[str | None], str | None] = lambda name: name,
+    timeout: float = 5.0,
+) -> ProbeRun:
+    """Send every probe ``rounds`` times, one round after the other, reloading the proxy's
+    configuration once halfway through (when ``reload`` is given and can reload)."""
+    if rounds < 1:
+        raise ValueError("`rounds` must be at least 1")
+    records = {p.id: ProbeRecord(p) for p in probes}
+    reload_after: int | None = None
+    started = time.monotonic()
+    with httpx.Client(base_url=proxy_url, timeout=timeout, trust_env=False) as client:
+        for index in range(rounds):
+            if reload is not None and index == rounds // 2 and index > 0 and reload():
+                reload_after = index
+            for probe in probes:
+                records[probe.id].observations[observe(client, probe, service_of)] += 1
+    return ProbeRun(records, rounds, reload_after, time.monotonic() - started)
