@@ -40,6 +40,7 @@ from harness.traefik.requests import (
     host_matches,
     path_matches,
     through_router,
+    wildcard_deviation,
 )
 from harness.waiting import wait_until
 
@@ -189,6 +190,11 @@ def test_deviations_name_what_differs_from_the_rfc() -> None:
     assert "encoded-slash-forwarded" in at_entry_point("/p/..%2fx", "e").deviations
     assert "query-semicolon-rewritten" in at_entry_point("/p?a;b", "e").deviations
     assert at_entry_point("/p/x", "e").deviations == ()
+    for host in (".wild.test", "*.wild.test", "a_b.wild.test", "-a.wild.test"):
+        assert wildcard_deviation("*.wild.test", host) == "wildcard-non-dns-label", host
+    assert wildcard_deviation("*.wild.test", "a-1.wild.test") is None
+    assert wildcard_deviation("*.wild.test", "a.b.wild.test") is None  # no match at all
+    assert wildcard_deviation("edge.test", "edge.test") is None
     assert at_entry_point("/p/x", "e").to_dict()["confirmed_on"] == CONFIRMED_ON
 
 

@@ -122,6 +122,8 @@ DEVIATIONS: Mapping[str, str] = {
     "forwarded decoded (RFC 3986 6.2.2.2)",
     "query-semicolon-rewritten": "';' in the query is forwarded as '&'",
     "raw-byte-encoded": "a raw '\\' or non-ASCII byte in the path is forwarded percent-encoded",
+    "wildcard-non-dns-label": "the wildcard host matched a first label that is not a DNS label "
+    "(empty, '*' or with '_'); the Ingress spec's wildcard stands for one DNS label",
 }
 
 _HEX = "0123456789ABCDEF"
@@ -433,6 +435,18 @@ def host_matches(expr: str | None, host: str) -> bool:
     if expr.endswith(".") and _domain_matches(host, expr[:-1]):
         return True
     return host.endswith(".") and _domain_matches(host[:-1], expr)
+
+
+def wildcard_deviation(expr: str | None, host: str) -> str | None:
+    """``wildcard-non-dns-label`` when ``Host(expr)``, a wildcard, matches the canonical ``host``
+    on a first label that is not a DNS label; None otherwise."""
+    if not expr or not expr.startswith("*.") or not host_matches(expr, host):
+        return None
+    label = host.split(".", 1)[0]
+    dns_label = all(c in _ALNUM or c == "-" for c in label) and not label.startswith("-")
+    if label and dns_label and not label.endswith("-"):
+        return None
+    return "wildcard-non-dns-label"
 
 
 # -- the request at the entry point --------------------------------------------------------------
