@@ -438,3 +438,20 @@ def test_first_screen_shows_gate_matrix_and_comparison(
         assert box["left"] >= 0 and box["right"] <= SCREEN_WIDTH, (name, box)
     # Every row of the run is in the matrix, each with a mark per checked kind.
     assert page["matrix_rows"] == 50 and page["marks"] >= 50
+    # The gaps section opens with the strategy table, above the first strategy's details.
+    order = json.loads(
+        browser.evaluate(
+            """(() => {
+              const section = document.getElementById('kind-gaps');
+              section.scrollIntoView();
+              const table = document.getElementById('gap-strategies').getBoundingClientRect();
+              const first = section.querySelector('details.check').getBoundingClientRect();
+              return JSON.stringify([table.top, table.bottom, first.top,
+                  section.querySelectorAll('#gap-strategies tr').length]);
+            })()"""
+        )
+    )
+    gaps_shot = browser.screenshot(tmp_path / f"gaps-{which}.png")
+    shutil.copyfile(gaps_shot, SCREENSHOTS / gaps_shot.name)
+    assert order[0] < order[1] <= order[2], order
+    assert order[3] == 1 + len(builders.STRATEGY_RUNS)
