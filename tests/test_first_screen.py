@@ -35,6 +35,7 @@ from harness.results.first_screen import (
     target_line,
 )
 from harness.results.labels import LABELS
+from harness.results.labels import label as label_of
 from harness.results.report import build_view, gate, render_report
 
 # -- builders (also used by test_report_browser.py) ---------------------------------------------
@@ -587,6 +588,8 @@ def test_figures_shown_with_human_labels() -> None:
         "gap (ms)",
     ):
         assert shown in cells, shown
+    assert label_of("backends.cheddar") == "backend instances: cheddar"
+    assert label_of("no_such_field") == "no_such_field"
     # The glossary defines them; the tooltips carry the definitions.
     assert 'id="glossary"' in html and "noncentral chi-square distribution" in html
 

@@ -31,6 +31,10 @@ LABELS: dict[str, str] = {
     "traefik.api_url": "Kubernetes API URL",
     "traefik.throttle_seconds": "providers throttle (s)",
     "traefik.strict_prefix_matching": "strict prefix matching",
+    "proxy_url": "proxy URL",
+    "api_url": "Kubernetes API URL",
+    "backends": "backend instances",
+    "backend_map": "backend map (whoami Name \u2192 Service)",
     # -- weights: the plan
     "n": "requests planned",
     "n_fixed": "requests planned (fixed-N chi-square)",
@@ -59,6 +63,9 @@ LABELS: dict[str, str] = {
     "longest_streak": "longest failing streak (requests)",
     "longest_streak.requests": "longest failing streak (requests)",
     "longest_streak.ms": "longest failing streak (ms)",
+    "longest_streak.span_ms": "longest failing streak (ms)",
+    "longest_streak.from_s": "start of the longest failing streak (s)",
+    "longest_streak.to_s": "end of the longest failing streak (s)",
     "longest_failing_streak": "longest failing streak (requests)",
     "worst_window.window_ms": "error-rate window (ms)",
     "worst_window.error_rate": "worst error rate in a window",
@@ -158,9 +165,13 @@ DEFINITIONS: dict[str, str] = {
 
 
 def label(name: object) -> str:
-    """The label of a field for a person (the name itself when it has none)."""
+    """The label of a field for a person: its own, else its parent's and the rest of the dotted
+    name (``backends.cheddar``: "backend instances: cheddar"), else the name itself."""
     text = str(name)
-    return LABELS.get(text, text)
+    if text in LABELS:
+        return LABELS[text]
+    head, dot, rest = text.partition(".")
+    return f"{LABELS[head]}: {rest}" if dot and head in LABELS else text
 
 
 def definition(name: object) -> str:
