@@ -3,7 +3,9 @@
 What a reviewer would notice is checked where it happens: the page loads from disk without a
 console error, without a single network request, with its key elements present, and a run of
 500 checks loads in under 2 s (the requirement; the measured figures are printed, see ``-s``).
-Screenshots are saved to the test's tmp folder.
+Screenshots are saved to the test's tmp folder; those of the report's first screen (a passing and
+a failing run at 1400x900) are also kept under ``reports/screenshots/`` (git ignores ``reports/``)
+as the run's artifacts, and the test prints where.
 
 Chromium comes from Debian (``apt-get install -y chromium``). When it is missing the test tries
 that command itself (as root, with apt-get present) and skips, saying why, only if that fails too.
@@ -37,6 +39,9 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "data"
 #: The requirement (issue 6): a report of 500 checks opens in under 2 s.
 LOAD_BOUND_S = 2.0
+#: The first screen: what a reviewer sees without scrolling, and where its screenshots are kept.
+SCREEN_WIDTH, SCREEN_HEIGHT = 1400, 900
+SCREENSHOTS = HERE.parent / "reports" / "screenshots"
 #: Bounds on Chromium itself: start-up, and any one DevTools call.
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
@@ -47,10 +52,10 @@ APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 APT_TIMEOUT = 900.0
 
 
-def _load_test_report() -> ModuleType:
-    """tests/test_report.py, for its builders of results documents (loaded by path, so it works
-    under every pytest import mode)."""
-    spec = importlib.util.spec_from_file_location("_report_builders", HERE / "test_report.py")
+def _load_test_report(name: str = "test_report.py") -> ModuleType:
+    """A test module of the report (``tests/test_report.py`` by default), for its builders of
+    results documents (loaded by path, so it works under every pytest import mode)."""
+    spec = importlib.util.spec_from_file_location(f"_builders_{name[:-3]}", HERE / name)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -220,6 +225,16 @@ class Browser:
             if e.get("method") == "Network.requestWillBeSent"
         ]
 
+    def viewport(self, width: int, height: int) -> None:
+        """Lay the page out as in a window of this size (CSS pixels)."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
     def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
         if not full_page:
             data = self.call("Page.captureScreenshot", format="png")["data"]
@@ -377,3 +392,66 @@ def test_500_check_report_loads_under_2_seconds(browser: Browser, tmp_path: Path
     assert size < 5_000_000
     assert wall < LOAD_BOUND_S, f"loaded in {wall:.2f} s, bound {LOAD_BOUND_S} s"
     assert load_ms < LOAD_BOUND_S * 1000
+
+
+#: Where the first screen's parts are, in CSS pixels of the viewport, and whether it scrolled.
+FIRST_SCREEN = """JSON.stringify({
+  scrolled: window.scrollY,
+  viewport: [window.innerWidth, window.innerHeight],
+  gate: document.querySelector('#gate').dataset.verdict,
+  boxes: Object.fromEntries(['gate', 'gate-reasons', 'target-line', 'matrix',
+      'comparison-summary'].map(id => {
+    const r = document.getElementById(id).getBoundingClientRect();
+    return [id, {top: r.top, bottom: r.bottom, left: r.left, right: r.right}];
+  })),
+  marks: document.querySelectorAll('#matrix td.cell a').length,
+  matrix_rows: document.querySelectorAll('#matrix tbody tr:not(.scenario)').length,
+})"""
+
+
+@pytest.mark.parametrize("which", ["passing", "failing"])
+def test_first_screen_shows_gate_matrix_and_comparison(
+    browser: Browser, tmp_path: Path, which: str
+) -> None:
+    """At 1400x900 the gate, the matrix of a ~10-scenario, ~30-route run and the comparison
+    are all on screen before any scrolling; the screenshots are kept as artifacts."""
+    builders = _load_test_report("test_first_screen.py")
+    results, comparison = builders.passing_run() if which == "passing" else builders.failing_run()
+    out = write_report(results, tmp_path / which, comparison=comparison)
+    browser.viewport(SCREEN_WIDTH, SCREEN_HEIGHT)
+    browser.load(out)
+    page = json.loads(browser.evaluate(FIRST_SCREEN))
+    shot = browser.screenshot(tmp_path / f"first-screen-{which}.png")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    kept = SCREENSHOTS / shot.name
+    shutil.copyfile(shot, kept)
+    print(f"\nfirst screen ({which}): {kept} (also {shot}); boxes {page['boxes']}")
+    assert browser.console_errors() == []
+    assert page["scrolled"] == 0 and page["viewport"] == [SCREEN_WIDTH, SCREEN_HEIGHT]
+    assert (
+        page["gate"]
+        == results["gate"]["verdict"]
+        == which.removesuffix("ing").replace("pass", "passed").replace("fail", "failed")
+    )
+    for name, box in page["boxes"].items():
+        assert box["top"] >= 0 and box["bottom"] <= SCREEN_HEIGHT, (name, box)
+        assert box["left"] >= 0 and box["right"] <= SCREEN_WIDTH, (name, box)
+    # Every row of the run is in the matrix, each with a mark per checked kind.
+    assert page["matrix_rows"] == 50 and page["marks"] >= 50
+    # The gaps section opens with the strategy table, above the first strategy's details.
+    order = json.loads(
+        browser.evaluate(
+            """(() => {
+              const section = document.getElementById('kind-gaps');
+              section.scrollIntoView();
+              const table = document.getElementById('gap-strategies').getBoundingClientRect();
+              const first = section.querySelector('details.check').getBoundingClientRect();
+              return JSON.stringify([table.top, table.bottom, first.top,
+                  section.querySelectorAll('#gap-strategies tr').length]);
+            })()"""
+        )
+    )
+    gaps_shot = browser.screenshot(tmp_path / f"gaps-{which}.png")
+    shutil.copyfile(gaps_shot, SCREENSHOTS / gaps_shot.name)
+    assert order[0] < order[1] <= order[2], order
+    assert order[3] == 1 + len(builders.STRATEGY_RUNS)

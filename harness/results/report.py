@@ -57,6 +57,12 @@ from harness.intent.model import (
 )
 from harness.results.baseline import Comparison, observation_matches
 from harness.results.document import OUTCOMES, SECRET_KEYS
+from harness.results.first_screen import (
+    FirstScreen,
+    build_first_screen,
+    check_anchor,
+    register_filters,
+)
 
 #: Check kinds in the order their sections appear; other kinds follow, sorted.
 KIND_ORDER = ("routing", "strip", "priority", "registration", "weights", "gaps")
@@ -1306,7 +1312,7 @@ def _check_view(index: int, check: Mapping[str, Any]) -> CheckView:
     message = _clip(check.get("message", ""))
     view = CheckView(
         index=index,
-        anchor=f"c{index}",
+        anchor=check_anchor(nodeid),
         nodeid=nodeid,
         name=nodeid.split("::", 1)[-1],
         kind=str(check.get("kind") or "other"),
@@ -1515,6 +1521,7 @@ class ReportView:
     sections: list[SectionView]
     comparison: Comparison | None
     anchors: dict[str, str]
+    first_screen: FirstScreen
 
 
 def build_view(results: Mapping[str, Any], comparison: Comparison | None = None) -> ReportView:
@@ -1551,6 +1558,7 @@ def build_view(results: Mapping[str, Any], comparison: Comparison | None = None)
         sections=_sections(views),
         comparison=comparison,
         anchors={v.nodeid: v.anchor for v in views},
+        first_screen=build_first_screen(results, verdict, reasons, comparison),
     )
 
 
@@ -1567,6 +1575,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(num=_num, pct=_pct, when=_when, duration=_duration, source=_source)
+    register_filters(env)
     return env
 
 
