@@ -224,6 +224,28 @@ CASES = [
         },
         ("c",),
     ),
+    # Where Python's re would read the Go pattern differently: `$` before a final newline,
+    # Unicode \\d, Go's skipping of an empty match right after a match; and Go's case folding.
+    Case("rxdollar", {"r": {"stripPrefixRegex": {"regex": ["^/a$"]}}}, ("r",)),
+    Case("rxdigit", {"r": {"stripPrefixRegex": {"regex": [r"^/\d+"]}}}, ("r",)),
+    Case("rxfold", {"r": {"stripPrefixRegex": {"regex": ["(?i)^/k"]}}}, ("r",)),
+    Case(
+        "rxempty",
+        {"r": {"replacePathRegex": {"regex": "(?:^/)?[a-z]*", "replacement": "/Y"}}},
+        ("r",),
+    ),
+    Case(
+        "cors",
+        {
+            "h": {
+                "headers": {
+                    "accessControlAllowMethods": ["GET"],
+                    "accessControlAllowOriginList": ["*"],
+                }
+            }
+        },
+        ("h",),
+    ),
     Case(
         "inert",
         {"c": {"compress": {}}, "r": {"retry": {"attempts": 2}}, "s": _chain("inert", "c")},
@@ -296,6 +318,23 @@ PROBES: list[tuple[str, str, str, tuple[tuple[str, str], ...], str | None]] = [
     ("chain", "GET", "/api/x", (), None),
     ("chainrev", "GET", "/api/x", (), None),
     ("inert", "GET", "/i/x", (), None),
+    ("strip", "GET", "/foo/a%2Cb", (), None),
+    ("add", "GET", "/a%2Cb", (), None),
+    ("rxreplace", "GET", "/foo/a%2Cb", (), None),
+    ("rxdollar", "GET", "/a%0A", (), None),
+    ("rxdollar", "GET", "/a", (), None),
+    ("rxdigit", "GET", "/%D9%A3x", (), None),
+    ("rxdigit", "GET", "/42x", (), None),
+    ("rxfold", "GET", "/%E2%84%AAx", (), None),
+    ("rxempty", "GET", "/ab", (), None),
+    (
+        "cors",
+        "OPTIONS",
+        "/c",
+        (("Origin", "http://o.test"), ("Access-Control-Request-Method", "GET")),
+        None,
+    ),
+    ("cors", "OPTIONS", "/c", (), None),
 ]
 
 _BY_NAME = {c.name: c for c in CASES}
@@ -405,6 +444,8 @@ def test_traefik_answers_as_the_model_predicts(
         _assert_response_headers(response, expected.response_headers)
     elif isinstance(expected, Answered):
         assert response.status_code == expected.status, response.text
+        with pytest.raises(ValueError, match="whoami"):  # Traefik answered, not the backend
+            parse_whoami(response.content, response.headers.get("content-type"))
         _assert_response_headers(response, expected.response_headers)
     else:
         assert isinstance(expected, Forwarded)
