@@ -151,6 +151,8 @@ def test_every_modeled_type_parses_to_its_dataclass() -> None:
     )
     assert headers == Headers((("X-A", "1"),), (), cors=False)
     assert parse_middleware_spec({"compress": {}}) == Inert("compress")
+    # A set pointer field counts, even at zero, as in Go: the middleware is valid.
+    assert parse_middleware_spec({"headers": {"stsSeconds": 0}}) == Headers()
 
 
 @pytest.mark.parametrize(
@@ -187,6 +189,11 @@ def test_every_modeled_type_parses_to_its_dataclass() -> None:
             {"headers": {"customResponseHeaders": {"X-A": "a\nb"}}},
             "headers.customResponseHeaders.X-A",
             "control",
+        ),
+        (
+            {"headers": {"customResponseHeaders": {"date": ""}}},
+            "headers.customResponseHeaders.date",
+            "writes it again",
         ),
         ({"chain": {"middlewares": []}}, "chain.middlewares", "list"),
         ({"chain": {"middlewares": [{"namespace": "n"}]}}, "chain.middlewares[0].name", "missing"),

@@ -36,12 +36,14 @@ tests/test_traefik_middlewares.py):
   ``sslProxyHeaders``, ``isDevelopment`` and the deprecated ``ssl*`` and ``featurePolicy``
   (ignored by v3). Refused: ``allowedHosts`` and ``hostsProxyHeaders`` (other hosts get 500),
   request headers the proxy itself rewrites (``X-Forwarded-For``, hop-by-hop headers), values
-  or names Go's transport would reject.
+  or names Go's transport would reject, two names for one header (Go map order is random), and
+  removing a response header Go's server writes again (``Date``, ``Content-Type``, ...: on
+  3.7.15 ``Date: ""`` leaves ``Date`` in place).
 - ``chain`` (chain/chain.go): references, expanded in order by :func:`flatten` with a caller's
   lookup; a cycle is refused as Traefik refuses it (pkg/server/middleware/middlewares.go).
 
 Inert (:data:`INERT_TYPES`: a correct request's status, backend, path and forwarded headers are
-unchanged): ``compress`` (response encoding; the backend does not see ``Accept-Encoding``),
+unchanged): ``compress`` (response encoding only; it may drop ``Accept-Encoding`` upstream),
 ``contentType``, ``grpcWeb`` (acts on gRPC-Web requests only), ``passTLSClientCert`` (TLS client
 certificates only), ``retry`` (re-sends only failed attempts: it can hide failures the gap suite
 would count), ``buffering`` without ``maxResponseBodyBytes`` (probes have no body).
@@ -51,6 +53,11 @@ Refused (:data:`REFUSED_TYPES`: they decide whether the route answers at all): `
 address), ``rateLimit``, ``inFlightReq`` (429/503 under the harness's load), ``circuitBreaker``
 (trips on errors), ``errors`` (replaces answers), ``encodedCharacters`` (400 on encoded
 characters), ``plugin`` (unknown code).
+
+Confirmed on 3.7.15 beyond the source: the ``forceSlash`` default (false), ``;`` in the query
+reaching the backend as ``&``, the earlier headers middleware winning on the response (also on
+a later middleware's 400 or redirect), Go's ``$``, ``\\d`` and case folding in stripPrefixRegex,
+Go's empty-match rule in replacePathRegex, raw (escaped) paths kept through strip and add.
 
 The request given to :func:`apply_middlewares` is as the router hands it to the middlewares:
 the entry point has already cleaned the path (``sanitizePath``) and set the forwarded headers.
@@ -249,6 +256,8 @@ _HOP_BY_HOP = frozenset(
         "Content-Length",
     }
 )
+#: Response headers Go's HTTP server writes itself when they are missing.
+_SERVER_WRITTEN = frozenset({"Date", "Content-Type", "Content-Length", "Transfer-Encoding"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _CORS_FIELDS = (
     "accessControlAllowCredentials",
@@ -371,6 +380,11 @@ def _header_map(body: Mapping[str, Any], key: str, at: FieldPath) -> tuple[tuple
     return tuple(out)
 
 
+def _is_set(value: Any) -> bool:
+    """Whether Go sees a headers field as set (a pointer like stsSeconds: 0 is set)."""
+    return value is not None and value is not False and value not in ("", [], {})
+
+
 def _parse_headers(body: Any, at: FieldPath) -> Headers:
     allowed = (
         "customRequestHeaders",
@@ -403,9 +417,15 @@ def _parse_headers(body: Any, at: FieldPath) -> Headers:
                 "Use a host name",
             )
     response = _header_map(fields, "customResponseHeaders", at)
-    cors = any(fields.get(k) not in (None, False, [], "") for k in _CORS_FIELDS)
-    effective = request or response or cors
-    effective = effective or any(fields.get(k) not in (None, False, [], "") for k in allowed)
+    for name, value in response:
+        if not value and _canonical(name) in _SERVER_WRITTEN:
+            _fail(
+                (*at, "customResponseHeaders", name),
+                f"removing {_canonical(name)} has no effect: Go's server writes it again",
+                "Remove the entry",
+            )
+    cors = any(_is_set(fields.get(k)) for k in _CORS_FIELDS)
+    effective = request or response or any(_is_set(fields.get(k)) for k in allowed)
     if not effective:
         _fail(at, "headers sets nothing; Traefik refuses it as not valid", "Set a header")
     return Headers(request, response, cors)
@@ -519,7 +539,7 @@ def flatten(
 
 # -- Go's net/url, the parts the middlewares use ----------------------------------------------
 
-_Mode = Literal["path", "fragment", "query"]
+_Mode = Literal["path", "fragment"]
 _HEX = "0123456789ABCDEF"
 
 
@@ -530,7 +550,7 @@ def _should_escape(c: int, mode: _Mode) -> bool:
     if ch in "-_.~":
         return False
     if ch in "$&+,/:;=?@":
-        return ch == "?" if mode == "path" else mode == "query"
+        return mode == "path" and ch == "?"
     return not (mode == "fragment" and ch in "!()*")
 
 
@@ -683,7 +703,10 @@ def _location(new_url: str) -> str | None:
 
 @dataclass(frozen=True)
 class Request:
-    """A request as the router hands it to its middlewares (entry point processing done)."""
+    """A request as the router hands it to its middlewares: the entry point has cleaned the
+    path and set ``X-Forwarded-Proto``/``-Host``/``-Port``/``-Server`` and ``X-Real-Ip`` (pass
+    those that matter: redirectScheme reads ``X-Forwarded-Proto``; a removal shows only for a
+    header present)."""
 
     host: str
     #: The request target: escaped path and, optionally, ``?`` and the raw query.
