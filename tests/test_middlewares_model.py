@@ -99,6 +99,8 @@ def test_the_translation_differs_from_python_where_it_must() -> None:
         ("a)", "unbalanced"),
         ("[a", "missing ']'"),
         ("a{1001}", "above 1000"),
+        ("(a)*", "repeated group with captures"),
+        ("(?:x(?P<n>y)){2}", "repeated group with captures"),
     ],
 )
 def test_patterns_whose_meaning_could_differ_are_refused_by_construct(

@@ -11,7 +11,8 @@ pattern is translated construct by construct and anything whose meaning could di
   conditionals, comments ``(?#``, possessive or nested repetition (``a*+``, ``a**``), ``\\Z``;
 - refused because the translation is not implemented: Unicode classes ``\\p{..}``, POSIX classes
   ``[[:alpha:]]``, the ungreedy flag ``U``, negated Perl classes inside a class (``[\\D]``),
-  octal escapes, repeated group names, group names Python cannot hold;
+  octal escapes, repeated group names, group names Python cannot hold, a capture inside a
+  repeated group (``(a)*``: which iteration it reports is not proven to agree);
 - translated: ``\\d \\w \\s \\b`` to Go's ASCII meaning (Python's are Unicode; Go's ``\\s`` has no
   ``\\v``), ``$`` to end of text (Python's ``$`` also matches before a final newline), ``^``,
   ``.`` and the flags ``i m s`` scoped exactly as Go scopes them (to the end of the enclosing
@@ -144,6 +145,8 @@ def _extract(text: str) -> tuple[str, int, str] | None:
 @dataclass
 class _Group:
     flags: frozenset[str]
+    #: Capture groups opened before this group: more at its end means it holds captures.
+    captures_before: int = 0
 
 
 @dataclass
@@ -170,7 +173,7 @@ class _Translator:
         return text
 
     def run(self) -> str:
-        self.groups.append(_Group(frozenset()))
+        self.groups.append(_Group(frozenset(), 0))
         p = self.pattern
         while self.pos < len(p):
             c = p[self.pos]
@@ -186,10 +189,10 @@ class _Translator:
             if c == ")":
                 if len(self.groups) == 1:
                     raise self.refuse("')'", "unbalanced parenthesis (Go refuses the pattern)")
-                self.groups.pop()
+                group = self.groups.pop()
                 self.out.append(")")
                 self.pos += 1
-                self.repetition_suffix()
+                self.repetition_suffix(holds_captures=len(self.names) > group.captures_before)
                 continue
             if c in "*+?":
                 raise self.refuse(repr(c), "repetition with nothing to repeat (Go refuses it)")
@@ -228,12 +231,20 @@ class _Translator:
                 "Go and Python disagree on it; repeat a group instead",
             )
 
-    def repetition_suffix(self) -> None:
-        """An optional repetition operator after an atom, and its lazy '?'."""
+    def repetition_suffix(self, *, holds_captures: bool = False) -> None:
+        """An optional repetition operator after an atom, and its lazy '?'. A group holding
+        captures may only be optional: which iteration's text a repeated capture reports is
+        where backtracking engines and RE2 are not proven to agree."""
         p = self.pattern
         if self.pos >= len(p):
             return
         c = p[self.pos]
+        repeat = _REPEAT.match(p, self.pos)
+        if holds_captures and (c in "*+" or (repeat and repeat.group(0) not in ("{0,1}", "{1}"))):
+            raise self.refuse(
+                "a repeated group with captures",
+                "its captures are not proven to match Go's; capture around the repetition",
+            )
         if c in "*+?":
             self.out.append(c)
             self.pos += 1
@@ -261,7 +272,7 @@ class _Translator:
     def open_group(self) -> None:
         p = self.pattern
         if not p.startswith("(?", self.pos):
-            self.groups.append(_Group(self.flags))
+            self.groups.append(_Group(self.flags, len(self.names)))
             self.names.append(None)
             self.out.append("(")
             self.pos += 1
@@ -273,7 +284,7 @@ class _Translator:
                 raise self.refuse(f"group name {name!r}", "only ASCII identifiers are translated")
             if name in self.names:
                 raise self.refuse(f"group name {name!r}", "a group name may be used once")
-            self.groups.append(_Group(self.flags))
+            self.groups.append(_Group(self.flags, len(self.names)))
             self.names.append(name)
             self.out.append(f"(?P<{name}>")
             self.pos = name_match.end()
@@ -288,7 +299,7 @@ class _Translator:
             new = (self.flags | set(on)) - set(off)
             self.pos = flags.end()
             if end == ":":
-                self.groups.append(_Group(frozenset(new)))
+                self.groups.append(_Group(frozenset(new), len(self.names)))
                 self.out.append("(?:")
             else:
                 self.groups[-1].flags = frozenset(new)
