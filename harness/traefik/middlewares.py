@@ -1,0 +1,1042 @@
+"""Traefik's request-changing HTTP Middlewares as a pure model: parse a Middleware ``spec``, apply
+a chain of them to a request, and say what the backend or the client gets.
+
+Modeled (traefik.io/v1alpha1 Middleware spec; semantics read in traefik/traefik's v3.7 source
+(3.7.9), pkg/middlewares/, and confirmed on the binary ``CONFIRMED_ON`` by
+tests/test_traefik_middlewares.py):
+
+- ``stripPrefix`` (stripprefix/strip_prefix.go): the first listed prefix (spaces trimmed) that is
+  a string prefix of the decoded path is removed, the rest gets a leading ``/`` unless empty;
+  ``forceSlash`` is deprecated and defaults to **false** on 3.7 (the CRD comment's "true" is
+  stale): only with ``forceSlash: true`` does an empty rest become ``/`` for the next middleware
+  (the backend sees ``/`` either way; ``stripPrefix`` then ``addPrefix: /v1`` on ``/p`` gives
+  ``/v1`` without it, ``/v1/`` with it). A rest that cleaning (``URL.JoinPath``) would change
+  (``//x``, ``/./x``) is answered 400 by Traefik. ``X-Forwarded-Prefix`` gets the prefix added.
+- ``stripPrefixRegex`` (stripprefixregex/): the first regex whose (non-empty, leftmost) match is a
+  prefix of the path strips it, same rules and header.
+- ``addPrefix`` (addprefix/): prefix + path, leading ``/`` ensured; an empty prefix is refused.
+- ``replacePath`` (replacepath/): the path becomes ``path`` (an escaped form; no cleaning, no 400);
+  ``X-Replaced-Path`` gets the old escaped path; an invalid escape is a 500.
+- ``replacePathRegex`` (replacepathregex/): on the escaped path; when the regex matches, Go's
+  ``ReplaceAllString`` with the (trimmed) replacement, ``X-Replaced-Path`` as above, then 500 on
+  an invalid escape and 400 when cleaning would change the result.
+- ``redirectScheme`` (redirect/redirect_scheme.go, redirect.go): rebuilds
+  ``scheme://host[:port]uri`` from the request (``X-Forwarded-Proto`` counts) and redirects when
+  the result differs: ``port`` omitted (or the scheme's default) drops the port; 302 (307 for a
+  non-GET), 301/308 when ``permanent``. An unchanged URL passes through.
+- ``redirectRegex`` (redirect/redirect_regex.go): Go regex on ``scheme://Host`` + request URI
+  (Host as sent, port included), same statuses; ``Location`` is Go's ``url.Parse(..).String()``.
+- ``headers`` (headers/header.go): ``customRequestHeaders`` set (canonical name) or remove
+  (``""``); ``Host`` sets the Host the backend sees; ``customResponseHeaders`` set or remove on
+  every answer that passes back through this middleware (the backend's, a later middleware's
+  redirect or 400); of two headers middlewares, the earlier one wins on the response.
+  Inert for routing and path (only response headers; a CORS preflight, OPTIONS with ``Origin``
+  and ``Access-Control-Request-Method``, is answered 200 by Traefik): the CORS fields, the
+  security-header fields (``stsSeconds``, ``frameDeny``, ``contentSecurityPolicy``, ...),
+  ``sslProxyHeaders``, ``isDevelopment`` and the deprecated ``ssl*`` and ``featurePolicy``
+  (ignored by v3). Refused: ``allowedHosts`` and ``hostsProxyHeaders`` (other hosts get 500),
+  request headers the proxy itself rewrites (``X-Forwarded-For``, hop-by-hop headers), values
+  or names Go's transport would reject, two names for one header (Go map order is random), and
+  removing a response header Go's server writes again (``Date``, ``Content-Type``, ...: on
+  3.7.15 ``Date: ""`` leaves ``Date`` in place).
+- ``chain`` (chain/chain.go): references, expanded in order by :func:`flatten` with a caller's
+  lookup; a cycle is refused as Traefik refuses it (pkg/server/middleware/middlewares.go).
+
+Inert (:data:`INERT_TYPES`: a correct request's status, backend, path and forwarded headers are
+unchanged): ``compress`` (response encoding only; it may drop ``Accept-Encoding`` upstream),
+``contentType``, ``grpcWeb`` (acts on gRPC-Web requests only), ``passTLSClientCert`` (TLS client
+certificates only), ``retry`` (re-sends only failed attempts: it can hide failures the gap suite
+would count), ``buffering`` without ``maxResponseBodyBytes`` (probes have no body).
+
+Refused (:data:`REFUSED_TYPES`: they decide whether the route answers at all): ``basicAuth``,
+``digestAuth``, ``forwardAuth`` (401/403), ``ipAllowList``/``ipWhiteList`` (403 by client
+address), ``rateLimit``, ``inFlightReq`` (429/503 under the harness's load), ``circuitBreaker``
+(trips on errors), ``errors`` (replaces answers), ``encodedCharacters`` (400 on encoded
+characters), ``plugin`` (unknown code).
+
+Confirmed on 3.7.15 beyond the source: the ``forceSlash`` default (false), ``;`` in the query
+reaching the backend as ``&``, the earlier headers middleware winning on the response (also on
+a later middleware's 400 or redirect), Go's ``$``, ``\\d`` and case folding in stripPrefixRegex,
+Go's empty-match rule in replacePathRegex, raw (escaped) paths kept through strip and add.
+
+The request given to :func:`apply_middlewares` is as the router hands it to the middlewares:
+the entry point has already cleaned the path (``sanitizePath``) and set the forwarded headers.
+The forwarded request's target is what the backend reads on the wire (Traefik's proxy re-parses
+the request URI and turns ``;`` in the query into ``&``). Where this model cannot tell what
+Traefik does (a redirect to a URL outside the parsed subset, a regex on invalid UTF-8), the
+answer is :class:`Unpredictable`, to be recorded as observed behaviour rather than judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, NoReturn
+
+from harness.backends.whoami import canonical_header_key
+from harness.traefik.goregexp import GoRegexp, GoRegexpError, compile_go_regexp
+
+__all__ = [
+    "CONFIRMED_ON",
+    "INERT_TYPES",
+    "MODELED_TYPES",
+    "REFUSED_TYPES",
+    "AddPrefix",
+    "Answered",
+    "Chain",
+    "ChainRef",
+    "Forwarded",
+    "Headers",
+    "Inert",
+    "Middleware",
+    "MiddlewareSpecError",
+    "Outcome",
+    "Redirect",
+    "RedirectRegex",
+    "RedirectScheme",
+    "ReplacePath",
+    "ReplacePathRegex",
+    "Request",
+    "StripPrefix",
+    "StripPrefixRegex",
+    "Unpredictable",
+    "apply_middlewares",
+    "flatten",
+    "parse_middleware_spec",
+]
+
+#: The Traefik version these semantics were confirmed on (tests/test_traefik_middlewares.py).
+CONFIRMED_ON = "3.7.15"
+
+FieldPath = tuple[str | int, ...]
+
+
+class MiddlewareSpecError(ValueError):
+    """A Middleware spec the model refuses; ``field`` is the path inside ``spec`` (keys and list
+    indexes) so that a dialect can name file:line:field."""
+
+    def __init__(self, field: FieldPath, problem: str, advice: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"spec.{self.field_path}: {problem}. {advice}")
+
+    @property
+    def field_path(self) -> str:
+        out = ""
+        for part in self.field:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+
+# -- the middleware types ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StripPrefix:
+    prefixes: tuple[str, ...]
+    force_slash: bool = False
+
+
+@dataclass(frozen=True)
+class StripPrefixRegex:
+    regex: tuple[GoRegexp, ...]
+
+
+@dataclass(frozen=True)
+class AddPrefix:
+    prefix: str
+
+
+@dataclass(frozen=True)
+class ReplacePath:
+    path: str
+
+
+@dataclass(frozen=True)
+class ReplacePathRegex:
+    regex: GoRegexp
+    replacement: str
+
+
+@dataclass(frozen=True)
+class RedirectScheme:
+    scheme: str
+    port: str = ""
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class RedirectRegex:
+    regex: GoRegexp
+    replacement: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class Headers:
+    """The request- and path-relevant part of ``headers``; names as written (Go map keys)."""
+
+    custom_request_headers: tuple[tuple[str, str], ...] = ()
+    custom_response_headers: tuple[tuple[str, str], ...] = ()
+    #: Any CORS field is set: OPTIONS preflights are answered by Traefik.
+    cors: bool = False
+
+
+@dataclass(frozen=True)
+class ChainRef:
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Chain:
+    middlewares: tuple[ChainRef, ...]
+
+
+@dataclass(frozen=True)
+class Inert:
+    """An accepted type that does not change a correct request's answer."""
+
+    kind: str
+
+
+Middleware = (
+    StripPrefix
+    | StripPrefixRegex
+    | AddPrefix
+    | ReplacePath
+    | ReplacePathRegex
+    | RedirectScheme
+    | RedirectRegex
+    | Headers
+    | Chain
+    | Inert
+)
+
+MODELED_TYPES = (
+    "stripPrefix",
+    "stripPrefixRegex",
+    "addPrefix",
+    "replacePath",
+    "replacePathRegex",
+    "redirectScheme",
+    "redirectRegex",
+    "headers",
+    "chain",
+)
+INERT_TYPES = ("compress", "contentType", "grpcWeb", "passTLSClientCert", "retry", "buffering")
+REFUSED_TYPES: Mapping[str, str] = {
+    "basicAuth": "answers 401 without credentials",
+    "digestAuth": "answers 401 without credentials",
+    "forwardAuth": "lets an outside service decide the answer",
+    "ipAllowList": "answers 403 depending on the client address",
+    "ipWhiteList": "answers 403 depending on the client address",
+    "rateLimit": "answers 429 under the harness's traffic",
+    "inFlightReq": "answers 429 under the harness's concurrent traffic",
+    "circuitBreaker": "answers 503 once errors trip it",
+    "errors": "replaces answers with another service's",
+    "encodedCharacters": "answers 400 to requests with encoded characters",
+    "plugin": "runs code the harness cannot model",
+}
+
+# -- parsing ----------------------------------------------------------------------------------
+
+_HOP_BY_HOP = frozenset(
+    {
+        "Connection",
+        "Proxy-Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Te",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Content-Length",
+    }
+)
+#: Response headers Go's HTTP server writes itself when they are missing.
+_SERVER_WRITTEN = frozenset({"Date", "Content-Type", "Content-Length", "Transfer-Encoding"})
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CORS_FIELDS = (
+    "accessControlAllowCredentials",
+    "accessControlAllowHeaders",
+    "accessControlAllowMethods",
+    "accessControlAllowOriginList",
+    "accessControlAllowOriginListRegex",
+    "accessControlExposeHeaders",
+    "accessControlMaxAge",
+    "addVaryHeader",
+)
+_RESPONSE_ONLY_FIELDS = (
+    "sslProxyHeaders",
+    "stsSeconds",
+    "stsIncludeSubdomains",
+    "stsPreload",
+    "forceSTSHeader",
+    "frameDeny",
+    "customFrameOptionsValue",
+    "contentTypeNosniff",
+    "browserXssFilter",
+    "customBrowserXSSValue",
+    "contentSecurityPolicy",
+    "contentSecurityPolicyReportOnly",
+    "publicKey",
+    "referrerPolicy",
+    "permissionsPolicy",
+    "isDevelopment",
+    "featurePolicy",
+    "sslRedirect",
+    "sslTemporaryRedirect",
+    "sslHost",
+    "sslForceHost",
+)
+_HOST_CHECK_FIELDS = ("allowedHosts", "hostsProxyHeaders")
+
+
+def _fail(at: FieldPath, problem: str, advice: str) -> NoReturn:
+    raise MiddlewareSpecError(at, problem, advice)
+
+
+def _fields(body: Any, at: FieldPath, allowed: Sequence[str]) -> Mapping[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, Mapping):
+        _fail(at, f"expected a mapping, found {type(body).__name__}", "Fix the value")
+    for key in body:
+        if key not in allowed:
+            _fail(
+                (*at, str(key)),
+                f"{key!r} is not a field of {at[-1]} in Traefik {CONFIRMED_ON}'s CRD",
+                f"Use one of: {', '.join(allowed)}",
+            )
+    return body
+
+
+def _string(body: Mapping[str, Any], key: str, at: FieldPath, *, required: bool) -> str:
+    value = body.get(key)
+    if value is None:
+        if required:
+            _fail((*at, key), f"required field {key!r} is missing", f"Add {key!r}")
+        return ""
+    if not isinstance(value, str):
+        _fail((*at, key), f"expected a string, found {value!r}", "Quote the value")
+    return value
+
+
+def _bool(body: Mapping[str, Any], key: str, at: FieldPath) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        _fail((*at, key), f"expected true or false, found {value!r}", "Write true or false")
+    return value
+
+
+def _strings(body: Mapping[str, Any], key: str, at: FieldPath) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        _fail((*at, key), f"required field {key!r} is missing", f"List at least one {key} entry")
+    if not isinstance(value, list) or not value:
+        _fail((*at, key), f"expected a non-empty list, found {value!r}", "Write a YAML list")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            _fail((*at, key, i), f"expected a string, found {item!r}", "Quote the value")
+    return list(value)
+
+
+def _regex(pattern: str, at: FieldPath) -> GoRegexp:
+    try:
+        return compile_go_regexp(pattern)
+    except GoRegexpError as err:
+        _fail(at, str(err), "Rewrite the regex without that construct")
+
+
+def _header_map(body: Mapping[str, Any], key: str, at: FieldPath) -> tuple[tuple[str, str], ...]:
+    value = body.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        _fail((*at, key), "expected a mapping of header names to values", "Fix the value")
+    seen: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
+    for name, val in value.items():
+        here = (*at, key, str(name))
+        if not isinstance(val, str):
+            _fail(here, f"expected a string value, found {val!r}", "Quote the value")
+        if not name or not set(name) <= _TOKEN:
+            _fail(here, f"{name!r} is not a valid header name", "Use a token (RFC 9110)")
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in val):
+            _fail(here, "the value has control characters Go's transport refuses", "Remove them")
+        canon = _canonical(name)
+        if canon in seen:
+            _fail(
+                here,
+                f"{name!r} and {seen[canon]!r} are the same header; Traefik applies them in "
+                "random (Go map) order",
+                "Keep one of them",
+            )
+        seen[canon] = name
+        out.append((name, val))
+    return tuple(out)
+
+
+def _is_set(value: Any) -> bool:
+    """Whether Go sees a headers field as set (a pointer like stsSeconds: 0 is set)."""
+    return value is not None and value is not False and value not in ("", [], {})
+
+
+def _parse_headers(body: Any, at: FieldPath) -> Headers:
+    allowed = (
+        "customRequestHeaders",
+        "customResponseHeaders",
+        *_CORS_FIELDS,
+        *_RESPONSE_ONLY_FIELDS,
+        *_HOST_CHECK_FIELDS,
+    )
+    fields = _fields(body, at, allowed)
+    for key in _HOST_CHECK_FIELDS:
+        if fields.get(key):
+            _fail(
+                (*at, key),
+                f"headers.{key} makes Traefik answer 500 to hosts outside allowedHosts",
+                "Verify such routes separately, or remove it",
+            )
+    request = _header_map(fields, "customRequestHeaders", at)
+    for name, value in request:
+        canon = _canonical(name)
+        if canon == "X-Forwarded-For" or canon in _HOP_BY_HOP:
+            _fail(
+                (*at, "customRequestHeaders", name),
+                f"{canon} is rewritten by Traefik's proxy after the middlewares",
+                "The harness does not model it; remove it",
+            )
+        if canon == "Host" and value and not set(value) <= _TOKEN | set(":[]"):
+            _fail(
+                (*at, "customRequestHeaders", name),
+                f"Host {value!r} would be refused by Go's transport",
+                "Use a host name",
+            )
+    response = _header_map(fields, "customResponseHeaders", at)
+    for name, value in response:
+        if not value and _canonical(name) in _SERVER_WRITTEN:
+            _fail(
+                (*at, "customResponseHeaders", name),
+                f"removing {_canonical(name)} has no effect: Go's server writes it again",
+                "Remove the entry",
+            )
+    cors = any(_is_set(fields.get(k)) for k in _CORS_FIELDS)
+    effective = request or response or any(_is_set(fields.get(k)) for k in allowed)
+    if not effective:
+        _fail(at, "headers sets nothing; Traefik refuses it as not valid", "Set a header")
+    return Headers(request, response, cors)
+
+
+def parse_middleware_spec(spec: Mapping[str, Any]) -> Middleware:
+    """The Middleware a ``spec`` declares; :class:`MiddlewareSpecError` names the field of what
+    the model refuses or Traefik would not build."""
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        count = len(spec) if isinstance(spec, Mapping) else 0
+        _fail(
+            (),
+            f"a Middleware needs exactly one type, found {count}: Traefik refuses multi-type "
+            "middlewares",
+            "Split it into one Middleware per type",
+        )
+    ((kind, body),) = spec.items()
+    at: FieldPath = (kind,)
+    if kind == "stripPrefix":
+        f = _fields(body, at, ("prefixes", "forceSlash"))
+        prefixes = tuple(p.strip() for p in _strings(f, "prefixes", at))
+        return StripPrefix(prefixes, bool(_bool(f, "forceSlash", at)))
+    if kind == "stripPrefixRegex":
+        f = _fields(body, at, ("regex",))
+        patterns = _strings(f, "regex", at)
+        return StripPrefixRegex(
+            tuple(_regex(p.strip(), (*at, "regex", i)) for i, p in enumerate(patterns))
+        )
+    if kind == "addPrefix":
+        f = _fields(body, at, ("prefix",))
+        prefix = _string(f, "prefix", at, required=True)
+        if not prefix:
+            _fail((*at, "prefix"), "prefix cannot be empty (Traefik refuses it)", "Set a prefix")
+        return AddPrefix(prefix)
+    if kind == "replacePath":
+        f = _fields(body, at, ("path",))
+        return ReplacePath(_string(f, "path", at, required=False))
+    if kind == "replacePathRegex":
+        f = _fields(body, at, ("regex", "replacement"))
+        regex = _regex(_string(f, "regex", at, required=True).strip(), (*at, "regex"))
+        return ReplacePathRegex(regex, _string(f, "replacement", at, required=False).strip())
+    if kind == "redirectScheme":
+        f = _fields(body, at, ("scheme", "port", "permanent"))
+        scheme = _string(f, "scheme", at, required=True)
+        if not scheme:
+            _fail((*at, "scheme"), "you must provide a target scheme", "Set scheme: https")
+        port = _string(f, "port", at, required=False)
+        if port and not port.isdigit():
+            _fail((*at, "port"), f"port {port!r} is not a number", "Write the port, quoted")
+        return RedirectScheme(scheme, port, bool(_bool(f, "permanent", at)))
+    if kind == "redirectRegex":
+        f = _fields(body, at, ("regex", "replacement", "permanent"))
+        regex = _regex(_string(f, "regex", at, required=True), (*at, "regex"))
+        replacement = _string(f, "replacement", at, required=False)
+        return RedirectRegex(regex, replacement, bool(_bool(f, "permanent", at)))
+    if kind == "headers":
+        return _parse_headers(body, at)
+    if kind == "chain":
+        f = _fields(body, at, ("middlewares",))
+        refs = f.get("middlewares")
+        if not isinstance(refs, list) or not refs:
+            _fail((*at, "middlewares"), "a chain needs a list of middlewares", "List them")
+        out: list[ChainRef] = []
+        for i, ref in enumerate(refs):
+            r = _fields(ref, (*at, "middlewares", i), ("name", "namespace"))
+            name = _string(r, "name", (*at, "middlewares", i), required=True)
+            namespace = _string(r, "namespace", (*at, "middlewares", i), required=False)
+            out.append(ChainRef(name, namespace or None))
+        return Chain(tuple(out))
+    if kind == "buffering":
+        f = body if isinstance(body, Mapping) else {}
+        if f.get("maxResponseBodyBytes"):
+            _fail(
+                (*at, "maxResponseBodyBytes"),
+                "a response larger than the limit is answered 500 by Traefik",
+                "Remove the limit or verify such routes separately",
+            )
+        return Inert(kind)
+    if kind in INERT_TYPES:
+        return Inert(kind)
+    if kind in REFUSED_TYPES:
+        _fail(
+            at,
+            f"Middleware type {kind!r} {REFUSED_TYPES[kind]}: it changes whether the route answers",
+            "Verify such routes separately; the harness models " + ", ".join(MODELED_TYPES),
+        )
+    _fail(at, f"{kind!r} is not a Middleware type of Traefik {CONFIRMED_ON}", "Fix the type")
+
+
+def flatten(
+    middlewares: Sequence[Middleware],
+    resolve: Callable[[ChainRef], Middleware],
+    *,
+    _path: tuple[ChainRef, ...] = (),
+) -> tuple[Middleware, ...]:
+    """The middlewares with every chain expanded in order (``resolve`` looks a reference up;
+    it raises what the caller wants for a missing one). A chain that contains itself is
+    refused, as Traefik refuses the router."""
+    out: list[Middleware] = []
+    for mw in middlewares:
+        if not isinstance(mw, Chain):
+            out.append(mw)
+            continue
+        for ref in mw.middlewares:
+            if ref in _path:
+                names = " -> ".join(r.name for r in (*_path, ref))
+                _fail(("chain", "middlewares"), f"recursion in chain: {names}", "Break the loop")
+            out.extend(flatten((resolve(ref),), resolve, _path=(*_path, ref)))
+    return tuple(out)
+
+
+# -- Go's net/url, the parts the middlewares use ----------------------------------------------
+
+_Mode = Literal["path", "fragment"]
+_HEX = "0123456789ABCDEF"
+
+
+def _should_escape(c: int, mode: _Mode) -> bool:
+    ch = chr(c)
+    if ch.isascii() and ch.isalnum():
+        return False
+    if ch in "-_.~":
+        return False
+    if ch in "$&+,/:;=?@":
+        return mode == "path" and ch == "?"
+    return not (mode == "fragment" and ch in "!()*")
+
+
+def _escape(s: str, mode: _Mode) -> str:
+    out: list[str] = []
+    for b in s.encode("utf-8", "surrogateescape"):
+        if _should_escape(b, mode):
+            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
+        else:
+            out.append(chr(b))
+    return "".join(out)
+
+
+def _unescape(s: str) -> str | None:
+    """Go's ``unescape`` (path mode): None for a malformed ``%``."""
+    raw = s.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == ord("%"):
+            pair = raw[i + 1 : i + 3].decode("ascii", "replace")
+            if len(pair) != 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
+                return None
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _valid_encoded(s: str, mode: _Mode) -> bool:
+    for b in s.encode("utf-8", "surrogateescape"):
+        if chr(b) in "!$&'()*+,;=:@[]%":
+            continue
+        if _should_escape(b, mode):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _URL:
+    """The fields of Go's ``url.URL`` the middlewares read and write."""
+
+    path: str
+    raw_path: str = ""
+    raw_query: str = ""
+    force_query: bool = False
+
+    def escaped_path(self) -> str:
+        raw = self.raw_path
+        if raw and _valid_encoded(raw, "path") and _unescape(raw) == self.path:
+            return raw
+        if self.path == "*":
+            return "*"
+        return _escape(self.path, "path")
+
+    def request_uri(self) -> str:
+        result = self.escaped_path() or "/"
+        if self.force_query or self.raw_query:
+            result += "?" + self.raw_query
+        return result
+
+    def with_path(self, p: str) -> _URL | None:
+        """``setPath``: None when ``p`` has a malformed escape."""
+        path = _unescape(p)
+        if path is None:
+            return None
+        return replace(self, path=path, raw_path="" if _escape(path, "path") == p else p)
+
+    def join_path(self) -> _URL:
+        """``URL.JoinPath()`` with no elements: ``path.Join`` of the escaped path."""
+        first = self.escaped_path()
+        relative = not first.startswith("/")
+        joined = _go_path_clean("/" + first if relative else first)
+        if relative:
+            joined = joined[1:]
+        if first.endswith("/") and not joined.endswith("/"):
+            joined += "/"
+        # The escaped path re-parses: JoinPath's setPath cannot fail on it.
+        return self.with_path(joined) or self
+
+
+def _go_path_clean(p: str) -> str:
+    """Go's ``path.Clean`` of a rooted path."""
+    parts: list[str] = []
+    for seg in p.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(seg)
+    return "/" + "/".join(parts)
+
+
+def _parse_request_uri(target: str) -> _URL | None:
+    path, q, query = target.partition("?")
+    if not path.startswith("/"):
+        return None
+    url = _URL("", raw_query=query, force_query=bool(q) and not query)
+    return url.with_path(path)
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_~")
+
+
+def _location(new_url: str) -> str | None:
+    """Go's ``url.Parse(new_url).String()`` for ``scheme://host[:port][/path][?query][#frag]``
+    and ``/path[?query][#frag]``; None outside that subset."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in new_url):
+        return None  # url.Parse refuses control characters
+    rest, hash_, fragment = new_url.partition("#")
+    scheme = ""
+    authority: str | None = None
+    if "://" in rest:
+        scheme, _, rest = rest.partition("://")
+        if (
+            not scheme
+            or not scheme[0].isalpha()
+            or not all(c.isascii() and (c.isalnum() or c in "+-.") for c in scheme)
+        ):
+            return None
+        authority, slash, path_part = rest.partition("/")
+        rest = slash + path_part
+        host, colon, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
+        if not host or not set(host) <= _HOST_CHARS or (colon and not port.isdigit()):
+            return None
+    elif not rest.startswith("/") or rest.startswith("//"):
+        return None
+    path, q, query = rest.partition("?")
+    url = _URL("", raw_query=query, force_query=bool(q) and not query)
+    parsed = url.with_path(path)
+    frag = _unescape(fragment)
+    if parsed is None or frag is None:
+        return None
+    out = f"{scheme.lower()}://{authority}" if authority is not None else ""
+    out += parsed.escaped_path()
+    if parsed.force_query or parsed.raw_query:
+        out += "?" + parsed.raw_query
+    if hash_ and frag:
+        raw_fragment_ok = _valid_encoded(fragment, "fragment") and _unescape(fragment) == frag
+        out += "#" + (fragment if raw_fragment_ok else _escape(frag, "fragment"))
+    return out
+
+
+# -- applying a chain -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as the router hands it to its middlewares: the entry point has cleaned the
+    path and set ``X-Forwarded-Proto``/``-Host``/``-Port``/``-Server`` and ``X-Real-Ip`` (pass
+    those that matter: redirectScheme reads ``X-Forwarded-Proto``; a removal shows only for a
+    header present)."""
+
+    host: str
+    #: The request target: escaped path and, optionally, ``?`` and the raw query.
+    target: str
+    scheme: Literal["http", "https"] = "http"
+    #: The request headers (without Host), in order; names in any case.
+    headers: tuple[tuple[str, str], ...] = ()
+    method: str = "GET"
+
+
+HeaderValues = tuple[tuple[str, tuple[str, ...]], ...]
+ResponseHeaders = tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """The request goes to the backend."""
+
+    #: The request target the backend reads on the wire.
+    target: str
+    #: The Host header the backend sees.
+    host: str
+    #: Every request header a middleware added, changed or removed (canonical name -> values as
+    #: the backend sees them; empty: removed).
+    headers: HeaderValues = ()
+    #: Response headers the middlewares set (value) or remove (None), applied over the backend's.
+    response_headers: ResponseHeaders = ()
+
+    def header(self, name: str) -> tuple[str, ...] | None:
+        """The values of a header a middleware touched; None if none touched it."""
+        canon = _canonical(name)
+        return next((v for k, v in self.headers if k == canon), None)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Traefik answers with a redirect."""
+
+    status: int
+    location: str
+    response_headers: ResponseHeaders = ()
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Traefik answers by itself with ``status`` (400 for a path cleaning would change, 500 for
+    an invalid escape, 200 for a CORS preflight)."""
+
+    status: int
+    reason: str
+    response_headers: ResponseHeaders = ()
+
+
+@dataclass(frozen=True)
+class Unpredictable:
+    """The model cannot tell what Traefik does with this request."""
+
+    reason: str
+
+
+Outcome = Forwarded | Redirect | Answered | Unpredictable
+
+
+def _canonical(name: str) -> str:
+    return canonical_header_key(name.encode("latin-1", "replace")).decode("latin-1")
+
+
+@dataclass
+class _State:
+    url: _URL
+    request_uri: str
+    host: str
+    headers: dict[str, list[str]]
+    touched: set[str] = field(default_factory=set)
+    response: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def add(self, name: str, value: str) -> None:
+        self.headers.setdefault(name, []).append(value)
+        self.touched.add(name)
+
+    def set(self, name: str, value: str) -> None:
+        self.headers[name] = [value]
+        self.touched.add(name)
+
+    def delete(self, name: str) -> None:
+        self.headers.pop(name, None)
+        self.touched.add(name)
+
+    def strip(self, prefix: str, path: str, raw_path: str) -> Answered | None:
+        """Sets the stripped path; a path cleaning would change is Traefik's 400."""
+        url = replace(self.url, path=path, raw_path=raw_path)
+        if path:
+            url = url.join_path()
+        if path != url.path:
+            return Answered(400, f"the path after stripping {prefix!r}, {path!r}, is not clean")
+        self.url = url
+        self.request_uri = url.request_uri()
+        return None
+
+
+def _ensure_leading_slash(s: str) -> str:
+    return s if not s or s.startswith("/") else "/" + s
+
+
+def _encoded_prefix_len(raw_path: str, decoded_prefix: str) -> int:
+    """Traefik's ``encodedPrefixLen`` (bytes of the raw path covering the decoded prefix)."""
+    raw = raw_path.encode("utf-8", "surrogateescape")
+    want = len(decoded_prefix.encode("utf-8", "surrogateescape"))
+    decoded = i = 0
+    while i < len(raw) and decoded < want:
+        i += 3 if raw[i] == ord("%") and i + 2 < len(raw) else 1
+        decoded += 1
+    return len(raw[:i].decode("utf-8", "surrogateescape"))
+
+
+def _has_invalid_utf8(s: str) -> bool:
+    return any(0xDC80 <= ord(c) <= 0xDCFF for c in s)
+
+
+def _strip_prefix(mw: StripPrefix, st: _State) -> Outcome | None:
+    for prefix in mw.prefixes:
+        if not st.url.path.startswith(prefix):
+            continue
+        rest = st.url.path[len(prefix) :]
+        raw_rest = st.url.raw_path[_encoded_prefix_len(st.url.raw_path, prefix) :]
+        if mw.force_slash:
+            path, raw = "/" + rest.removeprefix("/"), "/" + raw_rest.removeprefix("/")
+        else:
+            path, raw = _ensure_leading_slash(rest), _ensure_leading_slash(raw_rest)
+        answered = st.strip(prefix, path, raw if st.url.raw_path else "")
+        if answered:
+            return answered
+        st.add("X-Forwarded-Prefix", prefix)
+        break
+    return None
+
+
+def _strip_prefix_regex(mw: StripPrefixRegex, st: _State) -> Outcome | None:
+    path = st.url.path
+    if _has_invalid_utf8(path):
+        return Unpredictable(f"stripPrefixRegex on a path that is not UTF-8: {path!r}")
+    for rx in mw.regex:
+        m = rx.search(path)
+        if m is None or not m.group(0) or not path.startswith(m.group(0)):
+            continue
+        prefix = m.group(0)
+        st.add("X-Forwarded-Prefix", prefix)
+        raw = st.url.raw_path
+        new_raw = _ensure_leading_slash(raw[_encoded_prefix_len(raw, prefix) :]) if raw else ""
+        return st.strip(prefix, _ensure_leading_slash(path[len(prefix) :]), new_raw)
+    return None
+
+
+def _replace_path(new_raw: str, st: _State) -> Outcome | None:
+    """Both replace middlewares: ``X-Replaced-Path``, the new raw path, 500 on a bad escape."""
+    current = st.url.raw_path or st.url.escaped_path()
+    st.add("X-Replaced-Path", current)
+    path = _unescape(new_raw)
+    if path is None:
+        return Answered(500, f"the replaced path {new_raw!r} has an invalid escape")
+    st.url = replace(st.url, path=path, raw_path=new_raw)
+    st.request_uri = st.url.request_uri()
+    return None
+
+
+def _replace_path_regex(mw: ReplacePathRegex, st: _State) -> Outcome | None:
+    current = st.url.raw_path or st.url.escaped_path()
+    if mw.regex.search(current) is None:
+        return None
+    answered = _replace_path(mw.regex.replace_all(current, mw.replacement), st)
+    if answered:
+        return answered
+    path = st.url.path
+    if path and st.url.join_path().path != path:
+        return Answered(400, f"the replaced path {path!r} is not clean")
+    return None
+
+
+def _split_host_port(host: str) -> tuple[str, str]:
+    """Go's ``net.SplitHostPort``, with the whole Host when it has no port."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end > 0 and host[end + 1 :].startswith(":") and ":" not in host[end + 2 :]:
+            return host[1:end], ":" + host[end + 2 :]
+        return host, ""
+    if host.count(":") == 1:
+        name, port = host.split(":")
+        return name, ":" + port
+    return host, ""
+
+
+_URI_PATTERN = compile_go_regexp(r"^(https?:\/\/)?(\[[\w:.]+\]|[\w\._-]+)?(:\d+)?(.*)$")
+
+
+def _redirect(
+    rx: GoRegexp, replacement: str, old_url: str, st: _State, *, permanent: bool, method: str
+) -> Outcome | None:
+    if _has_invalid_utf8(old_url):
+        return Unpredictable(f"a redirect regex on a URL that is not UTF-8: {old_url!r}")
+    if rx.search(old_url) is None:
+        return None
+    new_url = rx.replace_all(old_url, replacement)
+    location = _location(new_url)
+    if location is None:
+        return Unpredictable(f"the redirect target {new_url!r} is outside the modeled URL forms")
+    if new_url != old_url:
+        get = method == "GET"
+        status = (301 if get else 308) if permanent else (302 if get else 307)
+        return Redirect(status, location)
+    # Unchanged: the request goes on with the re-parsed URL.
+    _, _, after_authority = location.partition("://")
+    target = "/" + after_authority.partition("/")[2] if "://" in location else location
+    parsed = _parse_request_uri(target.partition("#")[0])
+    if parsed is None:
+        return Unpredictable(f"the re-parsed URL {new_url!r} has no path")
+    st.url = parsed
+    st.request_uri = parsed.request_uri()
+    return None
+
+
+def _redirect_scheme(mw: RedirectScheme, st: _State, request: Request) -> Outcome | None:
+    if st.request_uri.startswith(("http://", "https://")):
+        return Unpredictable("an absolute-form request URI")
+    host, port = _split_host_port(st.host)
+    scheme = request.scheme
+    proto = st.headers.get("X-Forwarded-Proto", [""])[0].lower()
+    if proto in ("http", "ws"):
+        scheme = "http"
+    elif proto in ("https", "wss"):
+        scheme = "https"
+    if (scheme, port) in (("http", ":80"), ("https", ":443")):
+        port = ""
+    old_url = f"{scheme}://{host}{port}{st.request_uri}"
+    target_port = ""
+    if mw.port and (mw.scheme, mw.port) not in (("http", "80"), ("https", "443")):
+        target_port = ":" + mw.port
+    replacement = mw.scheme + "://${2}" + target_port + "${4}"
+    return _redirect(
+        _URI_PATTERN, replacement, old_url, st, permanent=mw.permanent, method=request.method
+    )
+
+
+def _headers(mw: Headers, st: _State, request: Request) -> Outcome | None:
+    if (
+        mw.cors
+        and request.method == "OPTIONS"
+        and st.headers.get("Origin")
+        and st.headers.get("Access-Control-Request-Method")
+    ):
+        return Answered(200, "a CORS preflight, answered by the headers middleware")
+    for name, value in mw.custom_request_headers:
+        canon = _canonical(name)
+        if value == "":
+            if canon != "Host":
+                st.delete(canon)
+        elif canon == "Host":
+            st.host = value
+        else:
+            st.set(canon, value)
+    return None
+
+
+def _with_response(outcome: Outcome, mods: Sequence[tuple[str, str | None]]) -> Outcome:
+    if isinstance(outcome, Unpredictable) or not mods:
+        return outcome
+    merged: dict[str, str | None] = dict(outcome.response_headers)
+    for name, value in mods:
+        merged[name] = value
+    return replace(outcome, response_headers=tuple(merged.items()))
+
+
+def apply_middlewares(middlewares: Sequence[Middleware], request: Request) -> Outcome:
+    """What Traefik does with ``request`` through ``middlewares`` in order (chains already
+    expanded with :func:`flatten`): the forwarded request, a redirect, its own answer, or
+    :class:`Unpredictable`."""
+    url = _parse_request_uri(request.target)
+    if url is None:
+        return Unpredictable(f"request target {request.target!r} is not an escaped path")
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        headers.setdefault(_canonical(name), []).append(value)
+    # The entry point's sanitizePath left RequestURI as the URL's own.
+    st = _State(url, url.request_uri(), request.host, headers)
+    # Response headers: each headers middleware rewrites the answer on its way back, the
+    # innermost first, so the one earlier in the chain has the last word.
+    response_layers: list[list[tuple[str, str | None]]] = []
+    outcome: Outcome | None = None
+    for mw in middlewares:
+        if isinstance(mw, StripPrefix):
+            outcome = _strip_prefix(mw, st)
+        elif isinstance(mw, StripPrefixRegex):
+            outcome = _strip_prefix_regex(mw, st)
+        elif isinstance(mw, AddPrefix):
+            st.url = replace(
+                st.url,
+                path=_ensure_leading_slash(mw.prefix + st.url.path),
+                raw_path=_ensure_leading_slash(mw.prefix + st.url.raw_path)
+                if st.url.raw_path
+                else "",
+            )
+            st.request_uri = st.url.request_uri()
+        elif isinstance(mw, ReplacePath):
+            outcome = _replace_path(mw.path, st)
+        elif isinstance(mw, ReplacePathRegex):
+            outcome = _replace_path_regex(mw, st)
+        elif isinstance(mw, RedirectScheme):
+            outcome = _redirect_scheme(mw, st, request)
+        elif isinstance(mw, RedirectRegex):
+            old_url = f"{request.scheme}://{st.host}{st.request_uri}"
+            outcome = _redirect(
+                mw.regex, mw.replacement, old_url, st, permanent=mw.permanent, method=request.method
+            )
+        elif isinstance(mw, Headers):
+            outcome = _headers(mw, st, request)
+            if outcome is None:
+                response_layers.append(
+                    [(_canonical(k), v or None) for k, v in mw.custom_response_headers]
+                )
+        elif isinstance(mw, Chain):
+            raise TypeError("expand chains with flatten() before applying them")
+        if outcome is not None:
+            break
+    if outcome is None:
+        wire = _parse_request_uri(st.request_uri) or st.url
+        wire = replace(wire, raw_query=wire.raw_query.replace(";", "&"))
+        outcome = Forwarded(
+            target=wire.request_uri(),
+            host=st.host,
+            headers=tuple(sorted((k, tuple(st.headers.get(k, ()))) for k in st.touched)),
+        )
+    for layer in reversed(response_layers):
+        outcome = _with_response(outcome, layer)
+    return outcome
