@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,19 @@ class PytestRun:
         return load(path)
 
 
-def run_pytest(*args: str | os.PathLike[str], timeout: float = 600.0) -> PytestRun:
-    """``python -m pytest ARGS`` in the repository, without the cache plugin."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
+def run_pytest(
+    *args: str | os.PathLike[str],
+    timeout: float = 600.0,
+    env: Mapping[str, str] | None = None,
+) -> PytestRun:
+    """``python -m pytest ARGS`` in the repository, without the cache plugin; ``env`` is added
+    to the environment (after this run's HARNESS_* and PYTEST_* settings are removed)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
+    child_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *map(str, args)],
         cwd=ROOT,
-        env=env,
+        env=child_env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -438,7 +438,7 @@ def test_child_that_never_reports_is_stopped_with_start_error() -> None:
     ("kwargs", "match"),
     [
         ({"services": {"cheddar": 1}, "host": "10.1.2.3"}, "not a loopback address"),
-        ({"services": {"cheddar": 1}, "host": "example.com"}, "not an IP address"),
+        ({"services": {"cheddar": 1}, "host": "example.com"}, "not a loopback address"),
         ({"services": {"Cheddar": 1}}, "not a DNS label"),
         ({"services": {"cheddar": 0}}, "positive integer"),
         ({"services": {}}, "at least one service"),

@@ -7,6 +7,8 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from harness.checks.probes import (
     KIND_BOUNDARY,
     KIND_NOT_FOUND,
@@ -16,14 +18,25 @@ from harness.checks.probes import (
     Probe,
     collect_findings,
     generate_probes,
+    non_matching_host,
+    probe_for,
+    probe_host,
 )
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_UNDEFINED_TIE,
+    sub_intent,
 )
-from harness.traefik.oracle import NOT_FOUND, ROUTED, UNDEFINED, RoutingOptions
+from harness.traefik.oracle import (
+    NOT_FOUND,
+    ROUTED,
+    UNDEFINED,
+    RoutingOptions,
+    expect,
+    host_matches,
+)
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"
@@ -210,3 +223,61 @@ def test_probes_are_json_serialisable() -> None:
             data = json.loads(json.dumps(probe.to_dict()))
             assert data["id"] == probe.id
             assert data["expectation"]["outcome"] == probe.expectation.outcome
+
+
+@pytest.mark.parametrize(
+    ("route_host", "send", "elsewhere"),
+    [
+        ("cheeses.minikube", "cheeses.minikube", UNKNOWN_HOST),
+        ("*.cheeses.example", "wild.cheeses.example", UNKNOWN_HOST),
+        # A route whose own host is the usual unknown host gets another one.
+        ("unknown.invalid", "unknown.invalid", "no.such.host.invalid"),
+        ("*.invalid", "wild.invalid", "no.such.host.invalid"),
+        (None, UNKNOWN_HOST, None),
+        ("*", UNKNOWN_HOST, None),
+    ],
+)
+def test_probe_host_matches_the_route_and_non_matching_host_does_not(
+    route_host: str | None, send: str, elsewhere: str | None
+) -> None:
+    assert probe_host(route_host) == send
+    assert host_matches(route_host, send)
+    assert non_matching_host(route_host) == elsewhere
+    if elsewhere is not None:
+        assert not host_matches(route_host, elsewhere)
+
+
+WILDCARD_INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: wild}
+spec:
+  rules:
+  - host: "*.cheeses.example"
+    http:
+      paths:
+      - path: /cheddar
+        pathType: Prefix
+        backend: {service: {name: cheddar, port: {number: 80}}}
+"""
+
+
+def test_a_wildcard_routes_registration_probe_can_fail(tmp_path: Path) -> None:
+    """The registration check sends each route's own probe before applying, applied and after
+    removing. For a wildcard route it goes to a host the wildcard matches, so "applied" expects
+    the route's Service where a proxy without the route answers 404: the check can fail (it
+    used to go to unknown.invalid, a 404 either way)."""
+    manifest = tmp_path / "wild.yaml"
+    manifest.write_text(WILDCARD_INGRESS, encoding="utf-8")
+    intent = load_intent([SERVICES, manifest])
+    (route,) = intent.routes
+    probe = probe_for(intent, route)
+    assert (probe.host, probe.path) == ("wild.cheeses.example", "/cheddar")
+    assert probe.expectation.outcome == ROUTED
+    assert probe.expectation.route_id == route.id
+    assert [b.service for b in probe.expectation.backends] == ["cheddar"]
+    missing = expect(sub_intent(intent, []), probe.host, probe.path)
+    assert missing.outcome == NOT_FOUND
+    # The undeclared-host probe of the same route stays off it.
+    by_id = _by_id(generate_probes(intent))
+    assert by_id[f"{UNKNOWN_HOST}/cheddar"].expectation.outcome == NOT_FOUND

@@ -28,7 +28,6 @@ from harness.traffic.engine import (
     run_closed_loop,
     run_open_loop,
     spec_order,
-    whoami_fields,
 )
 from harness.traffic.samples import ErrorClass, Samples
 
@@ -538,19 +537,3 @@ def test_memory_per_recorded_request_is_within_budget(fresh: LoopbackServer) -> 
         assert samples.ok.all()
     assert (peaks[1] - peaks[0]) / 4000 <= 64
     assert samples.nbytes / len(samples) == 45
-
-
-def test_whoami_fields_text_json_and_garbage() -> None:
-    text = (
-        b"Name: cheddar\nHostname: cheddar-7d9f\nIP: 127.0.0.1\nRemoteAddr: 10.0.0.1:5\n"
-        b"GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-Forwarded-Server: traefik-1\r\n\r\n"
-    )
-    assert whoami_fields(text) == (b"cheddar", b"cheddar-7d9f", b"/x?y=1", b"traefik-1")
-    unnamed = b"Hostname: h\nIP: ::1\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
-    assert whoami_fields(unnamed) == (b"", b"h", b"/", b"")
-    json_body = (
-        b'{"hostname":"h-1","ip":["127.0.0.1"],"headers":{"X-Forwarded-Server":["t-2"]},'
-        b'"url":"/api?q","host":"a","method":"GET","name":"stilton"}\n'
-    )
-    assert whoami_fields(json_body) == (b"stilton", b"h-1", b"/api?q", b"t-2")
-    assert whoami_fields(b"404 page not found\n") == (b"", b"", b"", b"")

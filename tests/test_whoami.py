@@ -9,10 +9,10 @@ import pytest
 from harness.backends.whoami import (
     WhoamiReply,
     canonical_header_key,
-    extract_name_and_hostname,
     parse_whoami,
     render_whoami_json,
     render_whoami_text,
+    whoami_fields,
     whoami_text_head,
 )
 
@@ -248,30 +248,61 @@ def test_render_json_omits_empty_fields() -> None:
     assert data == {"hostname": "h", "url": "/", "method": "GET"}
 
 
+_REAL_PATH = b"/stripped/path?x=1&y=%20"
+_REAL_REPLICA = b"traefik-5b6c9d-abcde"
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (REAL_TEXT, (b"cheddar", b"cheddar-6d4f8b9c7-x2k9p")),
-        (REAL_TEXT.split(b"\n", 1)[1], (None, b"cheddar-6d4f8b9c7-x2k9p")),
-        (REAL_JSON, (b"wensleydale", b"wensleydale-7f9c-q8z7w")),
-        (b'{"hostname":"h","url":"/","method":"GET"}', (None, b"h")),
-        (b"404 page not found\n", (None, None)),
-        (b"Name: x\n", (b"x", None)),
-        (b"Name: x", (None, None)),
-        (b"Hostname: trunc", (None, None)),
-        (b"{}", (None, None)),
+        (REAL_TEXT, (b"cheddar", b"cheddar-6d4f8b9c7-x2k9p", _REAL_PATH, _REAL_REPLICA)),
+        (
+            REAL_TEXT.split(b"\n", 1)[1],
+            (b"", b"cheddar-6d4f8b9c7-x2k9p", _REAL_PATH, _REAL_REPLICA),
+        ),
+        (
+            b"Name: cheddar\nHostname: cheddar-7d9f\nIP: 127.0.0.1\nRemoteAddr: 10.0.0.1:5\n"
+            b"GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-Forwarded-Server: traefik-1\r\n\r\n",
+            (b"cheddar", b"cheddar-7d9f", b"/x?y=1", b"traefik-1"),
+        ),
+        (
+            b'{"hostname":"h-1","ip":["127.0.0.1"],"headers":{"X-Forwarded-Server":["t-2"]},'
+            b'"url":"/api?q","host":"a","method":"GET","name":"stilton"}\n',
+            (b"stilton", b"h-1", b"/api?q", b"t-2"),
+        ),
+        (b'{"hostname":"h","url":"/","method":"GET"}', (b"", b"h", b"/", b"")),
+        # An escaped value (\u0026) is left to the full parser.
+        (REAL_JSON, (b"wensleydale", b"wensleydale-7f9c-q8z7w", b"", b"")),
+        (b"404 page not found\n", (b"", b"", b"", b"")),
+        (b"Name: x\n", (b"", b"", b"", b"")),
+        (b"Name: x", (b"", b"", b"", b"")),
+        (b"Hostname: trunc", (b"", b"", b"", b"")),
+        (b"{}", (b"", b"", b"", b"")),
     ],
 )
-def test_extract_name_and_hostname(
-    body: bytes, expected: tuple[bytes | None, bytes | None]
-) -> None:
-    assert extract_name_and_hostname(body) == expected
+def test_whoami_fields(body: bytes, expected: tuple[bytes, bytes, bytes, bytes]) -> None:
+    assert whoami_fields(body) == expected
 
 
-def test_extract_agrees_with_full_parse_on_rendered_output() -> None:
-    text = _render(b"GET", b"/x", [(b"Host", b"h")])
-    parsed = parse_whoami(text)
-    assert extract_name_and_hostname(text) == (
-        (parsed.name or "").encode() or None,
+@pytest.mark.parametrize("json_form", [False, True])
+def test_whoami_fields_agree_with_the_full_parse(json_form: bool) -> None:
+    headers = [(b"Host", b"h"), (b"X-Forwarded-Server", b"traefik-0")]
+    if json_form:
+        body = render_whoami_json(
+            name="cheddar",
+            hostname="cheddar-0",
+            ips=["127.0.0.1"],
+            remote_addr="127.0.0.1:5555",
+            method=b"GET",
+            target=b"/x?q=1",
+            headers=headers,
+        )
+    else:
+        body = _render(b"GET", b"/x?q=1", headers)
+    parsed = parse_whoami(body)
+    assert whoami_fields(body) == (
+        (parsed.name or "").encode(),
         parsed.hostname.encode(),
+        parsed.path.encode(),
+        (parsed.header("X-Forwarded-Server") or "").encode(),
     )

@@ -53,6 +53,7 @@ import httptools
 from harness import procs
 from harness.backends.whoami import render_whoami_json, render_whoami_text, whoami_text_head
 from harness.errors import BackendStartError, ConfigError, HarnessError, StackError
+from harness.traffic.addresses import is_loopback, require_loopback
 
 __all__ = [
     "BackendInstance",
@@ -139,24 +140,6 @@ def _join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _loopback_host(host: str) -> str:
-    """The host as an IP literal, if it is loopback; ConfigError otherwise."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        raise ConfigError(
-            f"backend host {host!r} is not an IP address; use 127.0.0.1 or ::1"
-        ) from None
-    if not address.is_loopback:
-        raise ConfigError(
-            f"backend host {host!r} is not a loopback address: echo backends only listen on "
-            "loopback (127.0.0.0/8 or ::1)"
-        )
-    return str(address)
-
-
 def _check_spec(spec: ListenerSpec) -> ListenerSpec:
     for what, value in (("service", spec.service), ("instance", spec.instance)):
         if not _NAME_RE.match(value):
@@ -166,7 +149,8 @@ def _check_spec(spec: ListenerSpec) -> ListenerSpec:
             )
     if not 0 <= spec.port <= 65535:
         raise ConfigError(f"port {spec.port} of backend {spec.instance!r} is not in 0..65535")
-    return ListenerSpec(spec.service, spec.instance, _loopback_host(spec.host), spec.port)
+    host = require_loopback(spec.host, "backend host")
+    return ListenerSpec(spec.service, spec.instance, host, spec.port)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,7 +774,7 @@ def instance_address(host: str, n: int) -> str:
     would be served as one.
     """
     address = ipaddress.ip_address(host)
-    if n and (address.version != 4 or not address.is_loopback):
+    if n and (address.version != 4 or not is_loopback(host)):
         raise ConfigError(
             f"several instances per Service need distinct loopback addresses; {host!r} has "
             "none to spare (use an IPv4 loopback address such as 127.0.0.1)"

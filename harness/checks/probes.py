@@ -6,7 +6,7 @@ each with the oracle's ``Expectation`` and the reason it exists:
 - every route: at its path, under it (``/p/x``), at its boundaries (``/p/``, ``/pX``; for a path
   with a trailing slash also the path without it);
 - every host: an undeclared path (``/no-such-route``); every route with a host: the same path on
-  an unknown host (``unknown.invalid``), which must not reach it;
+  an unknown host (``unknown.invalid``, :func:`non_matching_host`), which must not reach it;
 - every pair of routes that can match the same request: the requests both match, which tell
   the precedence apart (e.g. ``/cheddar/wensleydale/x`` for ``/cheddar`` and
   ``/cheddar/wensleydale``).
@@ -87,13 +87,32 @@ class _Draft:
     kinds: list[str]
 
 
-def _probe_host(route: Route) -> str:
-    """A host that reaches ``route``: its own, one instance of a wildcard, or any for none."""
-    if route.host is None or route.host == "*":
+def probe_host(route_host: str | None) -> str:
+    """The concrete Host to send so that a route declaring ``route_host`` matches it: the host
+    itself; for a wildcard (``*.example.com``) an instance of it (``wild.example.com``); for a
+    route without a host (or ``*``), which matches any, a host no manifest declares.
+
+    The one place that picks a probe host: every suite (routing, registration, weights, gaps)
+    sends its traffic to the host this gives.
+    """
+    if route_host is None or route_host == "*":
         return UNKNOWN_HOST
-    if route.host.startswith("*."):
-        return "wild" + route.host[1:]
-    return route.host
+    if route_host.startswith("*."):
+        return "wild" + route_host[1:]
+    return route_host
+
+
+#: A host no manifest declares, with another label count than UNKNOWN_HOST: a route's host
+#: (plain, or a wildcard, which stands for exactly one label) cannot match both.
+_OTHER_UNKNOWN_HOST = "no.such.host.invalid"
+
+
+def non_matching_host(route_host: str | None) -> str | None:
+    """A concrete Host that a route declaring ``route_host`` must NOT match, or None for a route
+    that matches every host (no host, or ``*``)."""
+    if route_host is None or route_host == "*":
+        return None
+    return _OTHER_UNKNOWN_HOST if host_matches(route_host, UNKNOWN_HOST) else UNKNOWN_HOST
 
 
 def _route_paths(route: Route) -> list[tuple[str, str, str]]:
@@ -138,7 +157,7 @@ def _add(
 
 def _hosts_overlap(a: Route, b: Route) -> str | None:
     """A host both routes can match, or None."""
-    for host in (_probe_host(a), _probe_host(b)):
+    for host in (probe_host(a.host), probe_host(b.host)):
         if host_matches(a.host, host) and host_matches(b.host, host):
             return host
     return None
@@ -151,7 +170,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
     drafts: dict[tuple[str, str], _Draft] = {}
     hosts: list[str] = []
     for route in intent.routes:
-        host = _probe_host(route)
+        host = probe_host(route.host)
         if host not in hosts:
             hosts.append(host)
         for path, kind, why in _route_paths(route):
@@ -163,11 +182,12 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
                 reason=f"{route.id}: {why}",
                 routes=[route.id],
             )
-        if route.host is not None and route.host != "*":
+        elsewhere = non_matching_host(route.host)
+        if elsewhere is not None:
             p = route.path or "/"
             _add(
                 drafts,
-                host=UNKNOWN_HOST,
+                host=elsewhere,
                 path=p,
                 kind=KIND_NOT_FOUND,
                 reason=f"{route.id}: {p} on an undeclared host",
@@ -243,7 +263,7 @@ def collect_findings(probes: Iterable[Probe]) -> tuple[Finding, ...]:
 
 def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
     """A probe at ``route``'s own path (or ``path``), judged against ``intent``."""
-    host = route.host if route.host and "*" not in route.host else UNKNOWN_HOST
+    host = probe_host(route.host)
     target_path = path or (route.path or "/")
     expectation = expect(intent, host, target_path)
     return Probe(

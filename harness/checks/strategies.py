@@ -49,6 +49,7 @@ import httpx
 from harness import procs
 from harness.backends.echo import BackendInstance, BackendProcess
 from harness.checks.gaps import REPORT_ONLY, Change, GapOptions, GapReport, Shows, analyze
+from harness.checks.probes import probe_host
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.intent.dialects import render_manifests
 from harness.intent.model import PROVIDER_INGRESS, Intent, Route, WeightedBackend, sub_intent
@@ -443,7 +444,7 @@ class Subject:
 
     @property
     def spec(self) -> RequestSpec:
-        return RequestSpec(path=self.route.path or "/", host=self.route.host)
+        return RequestSpec(path=self.route.path or "/", host=probe_host(self.route.host))
 
 
 def _candidate(route: Route) -> bool:

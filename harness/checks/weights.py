@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness.checks.probes import probe_host
 from harness.checks.stats import (
     Plan,
     SequentialSplitTest,
@@ -31,10 +32,6 @@ from harness.traffic.engine import ProgressCallback, RequestSpec, run_closed_loo
 from harness.traffic.samples import Samples
 
 Mode = Literal["fixed", "sequential"]
-
-#: Host used for a weighted route that declares none.
-ANY_HOST = "weights.harness.invalid"
-
 
 #: Parameter names as users set them (pytest options).
 _FLAGS = {"alpha": "--run-alpha", "power": "--power", "min_deviation": "--min-deviation"}
@@ -109,7 +106,7 @@ def request_for(
     intent: Intent, route: Route, options: RoutingOptions | None = None
 ) -> tuple[str, str]:
     """A (host, path) that the oracle says ``route`` decides: where its split can be measured."""
-    host = route.host if route.host and not route.host.startswith("*") else ANY_HOST
+    host = probe_host(route.host)
     base = route.path or "/"
     for path in (base, base.rstrip("/") + "/", base.rstrip("/") + "/weights"):
         e = expect(intent, host, path, options)

@@ -15,7 +15,6 @@ in-process in a background thread. No auth: any bearer token is accepted and ign
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import select
@@ -41,6 +40,7 @@ from harness.kubeapi.store import (
     method_not_allowed,
     not_found_path,
 )
+from harness.traffic.addresses import require_loopback
 
 __all__ = ["KubeAPIServer", "ObjectStore"]
 
@@ -71,15 +71,7 @@ class KubeAPIServer:
         event_history: int = 100_000,
         watch_list: bool = True,
     ) -> None:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ConfigError(
-                f"KubeAPIServer host {host!r} is not a loopback address; the local Kubernetes "
-                "API only listens on 127.0.0.1, ::1 or localhost"
-            )
+        require_loopback(host, "KubeAPIServer host")
         if not 0 <= port <= 65535:
             raise ConfigError(f"KubeAPIServer port must be 0..65535, got {port}")
         if not bookmark_interval > 0:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.plugin.settings import HarnessSettings, settings_of
+
+if TYPE_CHECKING:
+    from harness.traefik.oracle import RoutingOptions
 
 # -- parametrisation over intent --------------------------------------------------------------
 
@@ -100,7 +103,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=key)  # stable: within a scenario the original order stays
 
 
-def routing_options(settings: HarnessSettings) -> Any:
+def routing_options(settings: HarnessSettings) -> RoutingOptions:
+    """The oracle's options for this run (Traefik's strictPrefixMatching as configured)."""
     from harness.traefik.oracle import RoutingOptions
 
     return RoutingOptions(strict_prefix_matching=settings.strict_prefix_matching)

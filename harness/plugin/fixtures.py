@@ -1,20 +1,37 @@
-"""Fixtures: the target, the applied scenarios and their probe answers, clients, evidence."""
+"""Fixtures: the target, the applied scenarios and their probe answers, clients, evidence.
+
+They read the settings parsed at configure time (:mod:`harness.plugin.settings`), never raw
+option values, and are typed where the layers meet (targets, stack, Traefik, Applier).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import pytest
 
+from harness.errors import StackError
 from harness.plugin.cases import routing_options
 from harness.plugin.collector import EVIDENCE, Evidence
-from harness.plugin.options import option_value, positive_float
 from harness.plugin.settings import ACTIVE_STACK, RESULTS, HarnessSettings, settings_of
 
-# -- fixtures ---------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from harness.checks.probes import Probe
+    from harness.intent.model import Intent
+    from harness.targets.apply import Applier
+    from harness.targets.base import Target
+    from harness.targets.local_stack import LocalStack
+    from harness.traefik.process import TraefikProcess
+    from harness.traffic.engine import Progress, ProgressCallback
+    from harness.traffic.rounds import ProbeRun
+
+_T = TypeVar("_T")
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +43,7 @@ def harness_settings(request: pytest.FixtureRequest) -> HarnessSettings:
 @pytest.fixture(scope="session")
 def local_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
+) -> Iterator[LocalStack]:
     """The local target, up once per session (per xdist worker), torn down at the end.
 
     Its echo backends are the tutorial's services plus every Service the intent names.
@@ -38,14 +55,13 @@ def local_stack(
     names = set(TUTORIAL_SERVICES)
     for intent in settings.scenarios.values():
         names.update(ref.name for ref in intent.services)
-    services = {name: settings.backend_instances for name in sorted(names)}
     options = LocalStackOptions(
-        services=services,
-        traefik_binary=option_value(config, "harness_traefik_binary"),
-        throttle_seconds=positive_float(config, "harness_traefik_throttle"),
+        services={name: settings.backend_instances for name in sorted(names)},
+        traefik_binary=os.fspath(settings.traefik_binary) if settings.traefik_binary else None,
+        throttle_seconds=settings.traefik_throttle_s,
         strict_prefix_matching=settings.strict_prefix_matching,
-        traefik_log_level=option_value(config, "harness_traefik_log_level") or "INFO",
-        ready_timeout=positive_float(config, "harness_stack_timeout"),
+        traefik_log_level=settings.traefik_log_level,
+        ready_timeout=settings.stack_timeout_s,
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[ACTIVE_STACK] = stack
@@ -58,13 +74,14 @@ def local_stack(
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Any:
+def target(request: pytest.FixtureRequest) -> Target:
     """Where the proxy under test runs: the local stack, or the --proxy-url (external)."""
     from harness.targets.base import ExternalTarget, LocalTarget
 
     settings = settings_of(request.config)
+    found: Target
     if settings.proxy_url:
-        found: Any = ExternalTarget(settings.proxy_url, settings.backend_map)
+        found = ExternalTarget(settings.proxy_url, settings.backend_map)
     else:
         found = LocalTarget(request.getfixturevalue("local_stack"))
     workeroutput = getattr(request.config, "workeroutput", None)
@@ -77,14 +94,17 @@ def target(request: pytest.FixtureRequest) -> Any:
 
 @dataclass
 class ScenarioRun:
-    """A scenario applied to the target, with the answers to all its probes."""
+    """A scenario applied to the target, with the answers to all its probes (for the
+    "nothing applied" parameter: no intent, no probes, no run)."""
 
     name: str
-    intent: Any
-    probes: dict[str, Any]
-    run: Any
+    intent: Intent | None
+    probes: dict[str, Probe]
+    run: ProbeRun | None
 
     def context(self) -> str:
+        if self.run is None:
+            return ""
         reload = (
             f", one configuration reload after round {self.run.reload_after_round}"
             if self.run.reload_after_round is not None
@@ -94,7 +114,7 @@ class ScenarioRun:
 
 
 @pytest.fixture(scope="session")
-def scenario_run(request: pytest.FixtureRequest, target: Any) -> Iterator[ScenarioRun]:
+def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[ScenarioRun]:
     """Apply one scenario (the parameter), send all its probes in rounds, then remove it."""
     from harness.checks.probes import generate_probes
     from harness.traffic.rounds import send_in_rounds
@@ -122,7 +142,7 @@ def scenario_run(request: pytest.FixtureRequest, target: Any) -> Iterator[Scenar
 
 
 @pytest.fixture
-def traffic_progress(request: pytest.FixtureRequest) -> Any:
+def traffic_progress(request: pytest.FixtureRequest) -> ProgressCallback | None:
     """A callback that shows a traffic phase's progress live on a terminal (None elsewhere:
     xdist workers, captured or non-interactive output)."""
     config = request.config
@@ -130,7 +150,7 @@ def traffic_progress(request: pytest.FixtureRequest) -> Any:
     if reporter is None or hasattr(config, "workerinput") or not reporter.isatty():
         return None
 
-    def show(progress: Any) -> None:
+    def show(progress: Progress) -> None:
         reporter.rewrite(
             f"  traffic {progress.sent:,}/{progress.total:,} sent, {progress.rate:,.0f}/s, "
             f"{progress.errors:,} errors, {progress.elapsed:.1f} s",
@@ -150,28 +170,34 @@ def evidence(request: pytest.FixtureRequest) -> Evidence:
     return recorder
 
 
+def _started(part: str, value: _T | None) -> _T:
+    if value is None:
+        raise StackError(f"the local stack is not started (no {part})")
+    return value
+
+
 @pytest.fixture(scope="session")
-def kube_client(local_stack: Any) -> Any:
+def kube_client(local_stack: LocalStack) -> ApiClient:
     """A ``kubernetes.client.ApiClient`` configured for the target's Kubernetes API."""
-    return local_stack.api_client
+    return _started("Kubernetes API client", local_stack.api_client)
 
 
 @pytest.fixture(scope="session")
-def applier(local_stack: Any) -> Any:
+def applier(local_stack: LocalStack) -> Applier:
     """An ``Applier`` (create/apply/replace/delete manifests like kubectl) for the target."""
-    return local_stack.applier
+    return _started("applier", local_stack.applier)
 
 
 @pytest.fixture(scope="session")
-def proxy_url(target: Any) -> str:
+def proxy_url(target: Target) -> str:
     """Base URL of the proxy under test."""
-    return str(target.proxy_url)
+    return target.proxy_url
 
 
 @pytest.fixture(scope="session")
-def traefik(local_stack: Any) -> Any:
+def traefik(local_stack: LocalStack) -> TraefikProcess:
     """The ``harness.traefik.process.TraefikProcess`` of the local target (API, routers, log)."""
-    return local_stack.traefik
+    return local_stack.running_traefik()
 
 
 @pytest.fixture

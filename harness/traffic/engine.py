@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ipaddress
 import math
 import pickle
 import re
@@ -54,7 +53,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import httptools
 import numpy as np
@@ -66,8 +64,9 @@ from httptools.parser.errors import (
 )
 
 from harness import procs
-from harness.backends.whoami import extract_name_and_hostname
+from harness.backends.whoami import whoami_fields
 from harness.errors import ConfigError, TargetUnreachable
+from harness.traffic.addresses import ProxyAddress, loopback_target
 from harness.traffic.samples import COLUMNS, ErrorClass, Interner, Samples, empty_columns
 
 _uvloop_new_loop: Callable[[], asyncio.AbstractEventLoop] | None
@@ -176,53 +175,6 @@ class RequestSpec:
 
 
 @dataclass(frozen=True)
-class ProxyAddress:
-    """Where traffic goes: a loopback address and port; ``netloc`` is the default Host."""
-
-    host: str
-    port: int
-    netloc: str
-
-
-def loopback_target(url: str) -> ProxyAddress:
-    """Parse ``http://127.0.0.1:PORT`` (or ``[::1]``, ``localhost``); refuse anything else.
-
-    The engine can send tens of thousands of requests a second; it must never be pointed at a
-    machine other than this one.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"traffic URL {url!r} cannot be parsed: {exc}") from None
-    if parts.scheme != "http":
-        raise ConfigError(
-            f"traffic URL {url!r}: only plain http:// is supported by the bulk engine "
-            f"(got scheme {parts.scheme!r})"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(
-            f"traffic URL {url!r} has a path or query; give the proxy's base URL "
-            "(http://127.0.0.1:PORT) and put paths in the request specs"
-        )
-    host = parts.hostname or ""
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ConfigError(
-            f"traffic URL {url!r}: {parts.hostname!r} is not a loopback address; the bulk "
-            "engine only sends to 127.0.0.0/8, ::1 or localhost"
-        )
-    if port is None:
-        port = 80
-    return ProxyAddress(host=host, port=port, netloc=parts.netloc.rpartition("@")[2])
-
-
-@dataclass(frozen=True)
 class Progress:
     """A snapshot for a live display. ``finished`` = responses + errors recorded."""
 
@@ -235,69 +187,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-
-
-# ---------------------------------------------------------------------------------------------
-# Classifying whoami answers (the hot path: keep it to a few bytes.find calls)
-
-_EMPTY4 = (b"", b"", b"", b"")
-
-
-def whoami_fields(body: bytes) -> tuple[bytes, bytes, bytes, bytes]:
-    """(Name, Hostname, request target, X-Forwarded-Server) of a whoami answer; b"" if absent.
-
-    A body that is not whoami output gives four empty values. Text and JSON (``/api``) forms.
-    """
-    if body[:1] == b"{":
-        return _whoami_json_fields(body)
-    name = b""
-    pos = 0
-    if body.startswith(b"Name: "):
-        end = body.find(b"\n", 6)
-        if end < 0:
-            return _EMPTY4
-        name = body[6:end].rstrip(b"\r")
-        pos = end + 1
-    if not body.startswith(b"Hostname: ", pos):
-        return _EMPTY4
-    end = body.find(b"\n", pos + 10)
-    if end < 0:
-        return _EMPTY4
-    hostname = body[pos + 10 : end].rstrip(b"\r")
-    path = replica = b""
-    http = body.find(b" HTTP/1.", end)
-    if http > 0:
-        line = body.rfind(b"\n", end, http) + 1
-        space = body.find(b" ", line, http)
-        if space > 0:
-            path = body[space + 1 : http]
-        head_end = body.find(b"\r\n\r\n", http)
-        x = body.find(b"\nX-Forwarded-Server: ", http, head_end if head_end > 0 else len(body))
-        if x > 0:
-            stop = body.find(b"\r", x + 21)
-            replica = body[x + 21 : stop if stop > 0 else len(body)]
-    return name, hostname, path, replica
-
-
-def _json_after(body: bytes, marker: bytes) -> bytes:
-    start = body.find(marker)
-    if start < 0:
-        return b""
-    start += len(marker)
-    end = body.find(b'"', start)
-    return body[start:end] if end > 0 else b""
-
-
-def _whoami_json_fields(body: bytes) -> tuple[bytes, bytes, bytes, bytes]:
-    name, hostname = extract_name_and_hostname(body)
-    if hostname is None:
-        return _EMPTY4
-    return (
-        name or b"",
-        hostname,
-        _json_after(body, b'"url":"'),
-        _json_after(body, b'"X-Forwarded-Server":["'),
-    )
 
 
 # ---------------------------------------------------------------------------------------------
