@@ -93,16 +93,26 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         report_dir=Path(report_dir) if report_dir else None,
         run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
     )
-    from harness.checks.gaps import GapSettings, parse_budgets
+    from harness.checks.gaps import GapSettings, parse_budgets, parse_change_window
     from harness.checks.strategies import DEFAULT_BUDGETS
 
     settings.gaps = GapSettings(
         rate=positive_float(config, "harness_gap_rate"),
         repeats=whole(config, "harness_gap_repeats"),
         max_lag_s=positive_float(config, "harness_gap_max_lag_ms") / 1000,
+        latency_budget_s=positive_float(config, "harness_gap_latency_budget_ms") / 1000,
         budgets=parse_budgets(option_values(config, "harness_gap_budget"), DEFAULT_BUDGETS),
         change_command=option_value(config, "harness_change_command"),
+        change_window=parse_change_window(option_value(config, "harness_change_window") or "6"),
     )
+    if proxy_url and not manifests:
+        # The tutorial's scenarios contradict each other (the same route to different
+        # Services): a proxy can serve one of them at a time, not all.
+        raise ConfigError(
+            "--proxy-url needs --manifests: the manifests that say what the proxy should do "
+            "(without them it would be judged against all the tutorial's scenarios at once, "
+            "which contradict each other)"
+        )
     # External: the proxy's cluster has the Services; locally the harness creates them.
     known = "*" if proxy_url else None
     if manifests:
