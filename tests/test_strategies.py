@@ -304,8 +304,10 @@ def test_each_strategy_is_timed_and_restores_the_stack(
         assert report.convergence_s is not None
     if name == "backend-stops-first":
         assert "old backend stopped" in steps
-        # Traefik sends to the stopped instance until it applies the removal: 502s.
-        assert report.failed > 0 and set(report.failed_by_class) == {"502"}
+        # Traefik sends to the stopped instance until it applies the removal: 502s, and answers
+        # later than the latency budget while it still waits on the stopping backend.
+        assert report.failed > 0 and "502" in report.failed_by_class
+        assert set(report.failed_by_class) <= {"502", "slow"}
     if name in ("patch", "replace", "override-priority"):
         assert report.convergence_s is not None
         assert report.change is not None and report.change.shown is not None
