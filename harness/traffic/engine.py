@@ -28,7 +28,9 @@ elsewhere (a configuration change applied) goes on the same axis as
 ``time.monotonic() - samples.t0_monotonic``.
 
 Timeouts are enforced by a periodic sweep (every ``min(timeout/4, 50 ms)``) instead of a timer
-per request: a request times out between ``timeout`` and ``timeout`` plus one sweep interval.
+per request: a request times out between ``timeout`` and ``timeout`` plus one sweep interval
+after its scheduled time (open loop: waiting for a free connection counts; see
+:func:`run_open_loop` for its latency budget).
 Every run is bounded by ``total`` and by ``deadline``; after the deadline, requests in flight
 are recorded as ``ABORTED`` and those not started as ``NOT_SENT``.
 """
