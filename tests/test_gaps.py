@@ -33,8 +33,6 @@ from harness.traffic.engine import RequestSpec
 from harness.traffic.samples import ErrorClass, Samples, empty_columns
 
 RATE = 2000.0
-#: The synthetic runs' latency: a good answer arrives this long after it was due.
-LATENCY = 0.001
 
 
 def synthetic(
@@ -45,7 +43,7 @@ def synthetic(
     error: dict[int, ErrorClass] | None = None,
     backend: Sequence[int] | None = None,
     names: tuple[str, ...] = ("", "cheddar", "wensleydale"),
-    latency: float = LATENCY,
+    latency: float = 0.001,
     lag: float = 0.0005,
     total: int | None = None,
 ) -> Samples:
@@ -97,14 +95,13 @@ def test_a_run_without_failures_has_no_gap() -> None:
     assert report.failed_by_class == {}
 
 
-def test_a_block_of_failures_is_a_gap_from_answer_to_answer() -> None:
+def test_a_block_of_failures_is_a_gap_on_scheduled_times() -> None:
     # Requests 1000..1999 (0.5 s .. 0.9995 s) fail: the last good one is due at 0.4995 s and the
-    # first of three good ones after at 1.0 s; each answer arrives LATENCY after it was due.
+    # first of three good ones after at 1.0 s.
     report = analyze(synthetic(4000, status=block(1000, 2000, 404)), Change(0.45, 0.46))
     assert report.failed_by_class == {"404": 1000}
     assert report.gap is not None
-    assert report.gap.start == pytest.approx(0.4995 + LATENCY)
-    assert report.gap.end == pytest.approx(1.0 + LATENCY)
+    assert report.gap.start == pytest.approx(0.4995) and report.gap.end == pytest.approx(1.0)
     assert report.gap_s == pytest.approx(0.5005)
     assert len(report.intervals) == 1 and report.outage_total_s == pytest.approx(0.5005)
     assert report.longest_streak["requests"] == 1000
@@ -153,10 +150,8 @@ def test_separate_failing_stretches_and_the_k_consecutive_good_rule() -> None:
     report = analyze(synthetic(1000, status=fails), Change(0.0, 0.001))
     assert [i.failed for i in report.intervals] == [2, 1]
     first, second = report.intervals
-    assert first.start == pytest.approx(99 / RATE + LATENCY)
-    assert first.end == pytest.approx(104 / RATE + LATENCY)
-    assert second.start == pytest.approx(106 / RATE + LATENCY)
-    assert second.end == pytest.approx(108 / RATE + LATENCY)
+    assert first.start == pytest.approx(99 / RATE) and first.end == pytest.approx(104 / RATE)
+    assert second.start == pytest.approx(106 / RATE) and second.end == pytest.approx(108 / RATE)
     # The gap is the longest outage; the outages are counted and added up.
     assert report.gap == first and report.gap_s == pytest.approx(5 / RATE)
     assert report.outage_total_s == pytest.approx(7 / RATE)
@@ -169,8 +164,7 @@ def test_separate_failing_stretches_and_the_k_consecutive_good_rule() -> None:
 def test_a_run_that_ends_failing_has_not_recovered() -> None:
     report = analyze(synthetic(1000, status=block(900, 1000, 404)), Change(0.4, 0.41))
     assert not report.recovered and report.gap is not None and report.gap.end is None
-    # From the last good answer to the end of the schedule.
-    assert report.gap_s == pytest.approx((1000 - 899) / RATE - LATENCY)
+    assert report.gap_s == pytest.approx((1000 - 899) / RATE)
 
 
 def test_failures_before_the_change_are_not_its_gap() -> None:
@@ -190,12 +184,12 @@ def test_a_request_in_flight_when_the_change_started_belongs_to_it() -> None:
     samples.latency[499] = 0.01  # due at 0.2495 s, ended at 0.2595 s: after the change at 0.25
     report = analyze(samples, Change(0.25, 0.26))
     assert report.failed_before_change == 0 and report.gap is not None
-    assert report.gap.start == pytest.approx(498 / RATE + LATENCY)
+    assert report.gap.start == pytest.approx(498 / RATE)
 
 
 def test_two_isolated_failures_two_seconds_apart_are_two_short_outages() -> None:
     # The span from the first failing stretch to the last would be 2,001 ms: a false
-    # regression. Each is one failed request between good answers: 1 ms from answer to answer.
+    # regression. Each is one failed request between good answers: 1 ms between good answers.
     report = analyze(synthetic(8000, status={1000: 502, 5000: 502}), Change(0.1, 0.11))
     assert [i.failed for i in report.intervals] == [1, 1]
     assert report.gap_s == pytest.approx(2 / RATE)
@@ -206,16 +200,20 @@ def test_two_isolated_failures_two_seconds_apart_are_two_short_outages() -> None
 def test_answers_held_by_a_hung_proxy_are_slow_and_the_gap_is_the_hang() -> None:
     # The proxy holds every request due from 0.5 s and answers them all at 2.0 s: those due
     # before 1.0 s come back more than the 1 s latency budget late (slow, status kept), those
-    # due after in time. The outage runs from the last good answer (0.4995 s + LATENCY) to the
-    # arrival of the first good one (2.0 s): the hang's 1.5 s, not 1.5 s minus the budget.
+    # due after in time. The outage runs from the last good answer (due at 0.4995 s) until the
+    # budget of the last slow one (due at 0.9995 s) ran out: the hang's 1.5 s, not 1.5 s minus
+    # the budget (the first good answer is due at 1.0 s).
     held = np.arange(1000, 3000)
     samples = synthetic(8000, error=block(1000, 2000, ErrorClass.SLOW))
     samples.status[held] = 200
     samples.latency[held] = 2.0 - held / RATE
     report = analyze(samples, Change(0.5, 0.5))
     assert report.failed_by_class == {"slow": 1000}
-    assert report.gap is not None and report.gap.end == pytest.approx(2.0)
-    assert report.gap_s == pytest.approx(2.0 - (999 / RATE + LATENCY))
+    assert report.gap is not None and report.gap.end == pytest.approx(1.9995)
+    assert report.gap_s == pytest.approx(1.5)
+    # With a 0.5 s budget the same answers would be failing only until 1.4995 s.
+    tighter = analyze(samples, Change(0.5, 0.5), options=GapOptions(latency_budget_s=0.5))
+    assert tighter.gap is not None and tighter.gap.end == pytest.approx(1.4995)
 
 
 def test_convergence_and_mixed_answers() -> None:
@@ -301,7 +299,7 @@ def test_the_timeline_is_plain_json_and_adds_up() -> None:
         "proxy shows change",
     ]
     # The gap shaded is the longest outage (the 502s), not the span to the lone refusal.
-    assert timeline["gap"] == {"from_s": 0.5005, "to_s": 1.001}
+    assert timeline["gap"] == {"from_s": 0.4995, "to_s": 1.0}
 
 
 def run_report(failed: int, gap_s: float, *, valid: bool = True, converge: bool = True) -> Any:
@@ -501,8 +499,8 @@ def hanging() -> Iterator[HangingServer]:
 def test_a_backend_that_hangs_for_1500_ms_is_a_1500_ms_gap(hanging: HangingServer) -> None:
     """Coordinated omission: the hung backend holds every connection, so requests wait for one.
     Their deadline and latency budget count from their scheduled time, so they are failures
-    (slow), and the outage is measured from answer to answer: the hang's length. (Before, this
-    run was 0 failed, gap 0, hitless and valid.)"""
+    (slow), and the outage lasts until the last slow one's budget ran out: the hang's length.
+    (Before, this run was 0 failed, gap 0, hitless and valid.)"""
 
     def hang(clock: StepClock) -> None:
         hanging.hang(1.5)

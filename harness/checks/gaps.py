@@ -9,10 +9,11 @@ the change, intermediate steps). Output: a :class:`GapReport` with
   from the scheduled time; ``refused``, ``reset``, ``timeout``, ``not sent``, ...);
 - the outages: each failing stretch the change caused (failures less than K (3) good responses
   apart belong to one), from the last good answer before it to the first of K consecutive good
-  answers after it. Requests are taken in *scheduled* order (a stall of the proxy shows as
-  failures and slow answers instead of thinning the samples) and each good answer counts at
-  the moment it arrived (its scheduled time plus its response time), so a proxy that holds
-  every request for 1.5 s is an outage of 1.5 s, not of 1.5 s minus the latency budget;
+  answers after it, on *scheduled* times (a stall of the proxy shows as failures and slow
+  answers instead of thinning the samples). A ``slow`` request fails from its scheduled time
+  until its latency budget ran out, and an outage lasts at least until then: a proxy that holds
+  every request for 1.5 s is an outage of 1.5 s, not of 1.5 s minus the budget (the requests
+  due in its last second are answered within the budget, but only once it ends);
 - the gap: the longest outage; also how many outages there were and their total length, the
   longest failing streak and the worst error rate in a sliding window;
 - convergence: the first response that shows the new configuration (a backend, instance or path
@@ -299,9 +300,10 @@ class Shows:
 
 @dataclass(frozen=True)
 class Interval:
-    """An outage: a stretch of failures, from the arrival of the last good answer before it to
-    the arrival of the first of K consecutive good answers after it (``end`` None: the run
-    ended before K good answers came)."""
+    """An outage: a stretch of failures, from the last good answer before it to the first of K
+    consecutive good answers after it, or to when the latency budget of its last slow request
+    ran out if that is later (scheduled times; ``end`` None: the run ended before K good
+    answers came)."""
 
     start: float
     end: float | None
@@ -583,6 +585,8 @@ def analyze(
     ended = np.where(np.isnan(ended), sched, ended)
     affected = ended >= c_start
     failures = np.nonzero(failed_mask & affected)[0]
+    # A slow request was failing its user until its latency budget ran out.
+    failing_until = np.where(s.error == ErrorClass.SLOW, sched + opts.latency_budget_s, sched)
     failed_before = int((failed_mask & ~affected).sum())
 
     gap: Interval | None = None
@@ -598,8 +602,9 @@ def analyze(
             intervals.append(
                 _interval(
                     sched,
-                    ended,
+                    failing_until,
                     good,
+                    failures=failures[a : b + 1],
                     first=int(failures[a]),
                     last=int(failures[b]),
                     failed=b - a + 1,
@@ -726,21 +731,23 @@ def analyze(
 
 def _interval(
     sched: npt.NDArray[np.float64],
-    arrived: npt.NDArray[np.float64],
+    failing_until: npt.NDArray[np.float64],
     good: npt.NDArray[np.bool_],
     *,
+    failures: npt.NDArray[np.int64],
     first: int,
     last: int,
     failed: int,
     k: int,
 ) -> Interval:
-    """The outage around failures ``first``..``last`` (in scheduled order), timed by when the
-    good answers around it arrived."""
+    """The outage around ``failures`` (``first``..``last``, in scheduled order)."""
     goods_before = np.nonzero(good[:first])[0]
     # No good response before: the stretch starts with the run (nothing was ever served).
-    start = float(arrived[goods_before[-1]]) if goods_before.size else float(sched[0])
+    start = float(sched[goods_before[-1]]) if goods_before.size else float(sched[0])
     end_index = _first_k_good(good, last, k)
-    end = float(arrived[end_index]) if end_index is not None else None
+    end = None
+    if end_index is not None:
+        end = max(float(sched[end_index]), float(failing_until[failures].max()))
     return Interval(start=start, end=end, failed=failed)
 
 
@@ -751,8 +758,8 @@ def _length(interval: Interval, window_end: float) -> float:
 
 
 def _union_length(intervals: Sequence[Interval], window_end: float) -> float:
-    """The time the outages cover together (answers arrive out of order, so two outages may
-    overlap by a few milliseconds; that time counts once)."""
+    """The time the outages cover together (an outage that lasts until a slow request's budget
+    ran out may overlap the next one; that time counts once)."""
     total, reach = 0.0, -math.inf
     for interval in sorted(intervals, key=lambda i: i.start):
         end = interval.start + _length(interval, window_end)
