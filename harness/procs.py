@@ -73,6 +73,21 @@ def stop(proc: subprocess.Popen[Any], *, grace: float = 5.0) -> int | None:
     return proc.returncode
 
 
+def stop_group(proc: subprocess.Popen[Any], *, grace: float = 5.0) -> int | None:
+    """Stop a child started by :func:`spawn` and everything in its process group (its own
+    session: the shell of a command and whatever the command started): SIGTERM to the group,
+    SIGKILL to the group after ``grace`` seconds or once the child itself has exited (so
+    nothing it left behind keeps running). Returns the child's exit status."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    # The group outlives its leader while any member lives, and its id is not reused before.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return stop(proc, grace=grace)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     """The last ``lines`` lines of a log file ('' when it does not exist)."""
     try:

@@ -43,6 +43,8 @@ BAD_VALUES = [
     ("--gap-repeats", "1.5", "must be a whole number >= 1, got '1.5'"),
     ("--gap-max-lag-ms", "inf", "must be a positive number, got 'inf'"),
     ("--gap-budget", "teleport=0", "no strategy 'teleport'"),
+    ("--gap-latency-budget-ms", "0", "must be a positive number, got '0'"),
+    ("--change-window", "soon", "expected SECONDS (e.g. 6"),
     ("--change-command", " ", "must be a non-empty value"),
     ("--stack-timeout", "-1", "must be a positive number, got '-1'"),
 ]

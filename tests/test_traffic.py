@@ -489,6 +489,65 @@ def test_open_loop_shows_a_stall_instead_of_hiding_it(fresh: LoopbackServer) -> 
     assert errors["not sent"] > 30
 
 
+def test_open_loop_deadlines_count_from_the_schedule(fresh: LoopbackServer) -> None:
+    # A server that never answers holds both connections: the requests behind them wait for a
+    # connection until their timeout, counted from their scheduled time, and are recorded as
+    # timeouts without being sent (before, they waited unseen and went out late).
+    samples = run_open_loop(
+        fresh.url, ["/hang"], rate=100, total=40, max_connections=2, timeout=0.3, deadline=1.5
+    )
+    errors = samples.error_counts()
+    assert errors["timeout"] == 40
+    unsent = np.isnan(samples.sent)
+    assert unsent.sum() > 20 and (samples.status[unsent] == 0).all()
+
+
+def test_answers_later_than_the_latency_budget_are_slow(fresh: LoopbackServer) -> None:
+    # Answers take 0.1 s; with a 50 ms budget each is slow, its status and latency kept; with
+    # 0.5 s they are in time. The budget cannot exceed the timeout.
+    slow = run_open_loop(fresh.url, ["/slow"], rate=50, total=10, timeout=1, latency_budget=0.05)
+    assert slow.error_counts()["slow"] == 10 and not slow.ok.any()
+    assert (slow.status == 200).all() and (slow.latency >= 0.1).all()
+    assert slow.failure_counts() == {"slow": 10}
+    on_time = run_open_loop(fresh.url, ["/slow"], rate=50, total=10, timeout=1, latency_budget=0.5)
+    assert on_time.ok.all()
+    with pytest.raises(ConfigError, match="latency_budget"):
+        run_open_loop(fresh.url, ["/slow"], rate=50, total=10, timeout=1, latency_budget=2)
+
+
+def test_waiting_for_a_connection_is_not_sender_lag(fresh: LoopbackServer) -> None:
+    # Two connections to a server taking 0.1 s: most requests wait for a connection. That wait
+    # is in sent - scheduled; the lag (taken when the request is written, against when it
+    # could have been) stays the sender's own.
+    samples = run_open_loop(
+        fresh.url, ["/slow"], rate=100, total=30, max_connections=2, timeout=2, deadline=2.5
+    )
+    sent = ~np.isnan(samples.sent)
+    wait = (samples.sent - samples.scheduled - samples.lag)[sent]
+    assert (wait > -1e-6).all() and wait.max() > 0.1
+    assert samples.lag[sent].max() < wait.max()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_an_open_loop_schedule_can_end_early(fresh: LoopbackServer, processes: int) -> None:
+    ends: list[float] = []
+
+    def until() -> float | None:
+        # Learnt while the run is under way; the schedule then ends 0.3 s after the first ask.
+        if not ends:
+            ends.append(time.monotonic() + 0.3)
+        return ends[0]
+
+    samples = run_open_loop(
+        fresh.url, ["/who/a/a-0/"], rate=200, total=2000, processes=processes, until=until
+    )
+    assert 0 < len(samples) < 2000
+    assert samples.meta["scheduled_total"] == 2000 and samples.meta["total"] == len(samples)
+    # Every request kept was made and answered; none due after the end was left unsent.
+    assert samples.ok.all()
+    assert samples.scheduled[-1] <= max(samples.meta["cut_at_s"], float(np.nanmax(samples.sent)))
+
+
 def test_open_loop_parameters() -> None:
     with pytest.raises(ConfigError, match="exactly one"):
         run_open_loop("http://127.0.0.1:9", ["/"], rate=10)

@@ -119,6 +119,10 @@ class GapDistribution(TypedDict):
     hitless_runs: int
     invalid_runs: int
     unrecovered_runs: int
+    #: Separate outages per run, and the time they covered together.
+    outages: Distribution
+    outages_values: list[int]
+    outage_total_ms: Distribution
     failed: Distribution
     failed_values: list[int]
     failed_by_class_total: dict[str, int]

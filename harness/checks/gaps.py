@@ -5,11 +5,17 @@ and the change's markers on the same clock (the apply call's start and end, when
 the change, intermediate steps). Output: a :class:`GapReport` with
 
 - every request accounted for: good, or failed by class (``404``, ``502``, ``503``, ``504`` or
-  any other status outside the good ones; ``refused``, ``reset``, ``timeout``, ``not sent``, ...);
-- the gap: from the last good response before the first failure the change caused to the first
-  of K (3) consecutive good responses after its last failure, on *scheduled* times, so a stall
-  of the proxy lengthens the gap instead of thinning the samples; also every separate failing
-  stretch, the longest failing streak and the worst error rate in a sliding window;
+  any other status outside the good ones; ``slow``: no answer within the latency budget counted
+  from the scheduled time; ``refused``, ``reset``, ``timeout``, ``not sent``, ...);
+- the outages: each failing stretch the change caused (failures less than K (3) good responses
+  apart belong to one), from the last good answer before it to the first of K consecutive good
+  answers after it, on *scheduled* times (a stall of the proxy shows as failures and slow
+  answers instead of thinning the samples). A ``slow`` request fails from its scheduled time
+  until its latency budget ran out, and an outage lasts at least until then: a proxy that holds
+  every request for 1.5 s is an outage of 1.5 s, not of 1.5 s minus the budget (the requests
+  due in its last second are answered within the budget, but only once it ends);
+- the gap: the longest outage; also how many outages there were and their total length, the
+  longest failing streak and the worst error rate in a sliding window;
 - convergence: the first response that shows the new configuration (a backend, instance or path
   named by a :class:`Shows`), the old responses still seen after it (mixed), the last old one;
 - latency before, during and after the change, and the sender's own lag: a run whose p99 send lag
@@ -39,10 +45,13 @@ from harness.traffic.samples import ErrorClass, Samples
 __all__ = [
     "DEFAULT_BUCKET_S",
     "DEFAULT_K",
+    "DEFAULT_LATENCY_BUDGET_S",
     "DEFAULT_MAX_LAG_S",
     "DEFAULT_WINDOW_S",
+    "MAX_CHANGE_WINDOW_S",
     "REPORT_ONLY",
     "Change",
+    "ChangeWindow",
     "GapOptions",
     "GapReport",
     "GapSettings",
@@ -53,6 +62,7 @@ __all__ = [
     "analyze",
     "judge_repeats",
     "parse_budgets",
+    "parse_change_window",
     "summarize_repeats",
 ]
 
@@ -64,11 +74,24 @@ DEFAULT_WINDOW_S = 0.1
 DEFAULT_BUCKET_S = 0.05
 #: p99 sender lag above this makes a run invalid.
 DEFAULT_MAX_LAG_S = 0.005
+#: An answer later than this after its scheduled time is a failure of class ``slow``.
+DEFAULT_LATENCY_BUDGET_S = 1.0
 #: A budget of None: the figures are reported, never judged.
 REPORT_ONLY: int | None = None
 
 #: Failure labels in the order reports list them (others follow, sorted).
-_LABEL_ORDER = ("404", "502", "503", "504", "refused", "reset", "timeout", "not sent", "aborted")
+_LABEL_ORDER = (
+    "404",
+    "502",
+    "503",
+    "504",
+    "slow",
+    "refused",
+    "reset",
+    "timeout",
+    "not sent",
+    "aborted",
+)
 
 Outcome = Literal["passed", "failed", "invalid", "report-only"]
 
@@ -82,27 +105,73 @@ class GapOptions:
     window_s: float = DEFAULT_WINDOW_S
     bucket_s: float = DEFAULT_BUCKET_S
     max_lag_s: float = DEFAULT_MAX_LAG_S
+    #: An answer later than this after its scheduled time is a failure (``slow``).
+    latency_budget_s: float = DEFAULT_LATENCY_BUDGET_S
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 1:
             raise ConfigError(f"`k` must be a whole number >= 1, got {self.k!r}")
-        for name in ("window_s", "bucket_s", "max_lag_s"):
+        for name in ("window_s", "bucket_s", "max_lag_s", "latency_budget_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"`{name}` must be a positive number, got {value!r}")
 
 
+#: Longest a ``--change-window`` may be, in seconds (and the most a command may run).
+MAX_CHANGE_WINDOW_S = 600.0
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """How long traffic runs after a ``--change-command`` starts: ``seconds`` (fixed), or with
+    ``after_exit`` until the command exits plus ``seconds`` (it may run up to
+    ``MAX_CHANGE_WINDOW_S``)."""
+
+    seconds: float = 6.0
+    after_exit: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds) and 0 < self.seconds <= MAX_CHANGE_WINDOW_S):
+            raise ConfigError(
+                f"--change-window: {self.seconds!r} s is outside (0, {MAX_CHANGE_WINDOW_S:g}]"
+            )
+
+    def describe(self) -> str:
+        return f"exit+{self.seconds:g}" if self.after_exit else f"{self.seconds:g}"
+
+
+def parse_change_window(text: str) -> ChangeWindow:
+    """``SECONDS`` (traffic that long after the command starts) or ``exit+SECONDS`` (until the
+    command exits, plus that long); ConfigError otherwise."""
+    raw = text.strip().lower()
+    after_exit = raw.startswith("exit+")
+    number = raw[len("exit+") :] if after_exit else raw
+    try:
+        seconds = float(number)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_CHANGE_WINDOW_S):
+        raise ConfigError(
+            f"--change-window {text!r}: expected SECONDS (e.g. 6: traffic for 6 s after the "
+            "command starts) or exit+SECONDS (e.g. exit+5: until the command exits, plus 5 s), "
+            f"with SECONDS in (0, {MAX_CHANGE_WINDOW_S:g}]"
+        )
+    return ChangeWindow(seconds, after_exit)
+
+
 @dataclass(frozen=True)
 class GapSettings:
     """The gap suite's options (``--gap-rate``, ``--gap-repeats``, ``--gap-max-lag-ms``,
-    ``--gap-budget``, ``--change-command``)."""
+    ``--gap-latency-budget-ms``, ``--gap-budget``, ``--change-command``, ``--change-window``)."""
 
     rate: float = 2000.0
     repeats: int = 5
     max_lag_s: float = DEFAULT_MAX_LAG_S
+    latency_budget_s: float = DEFAULT_LATENCY_BUDGET_S
     #: Strategy name -> failed requests allowed per run (None: report only).
     budgets: Mapping[str, int | None] = field(default_factory=dict)
     change_command: str | None = None
+    change_window: ChangeWindow = field(default_factory=ChangeWindow)
 
 
 def parse_budgets(
@@ -231,8 +300,10 @@ class Shows:
 
 @dataclass(frozen=True)
 class Interval:
-    """A stretch of failures: from the last good response before it to the first of K good
-    responses after it (``end`` None: the run ended before K good responses came)."""
+    """An outage: a stretch of failures, from the last good answer before it to the first of K
+    consecutive good answers after it, or to when the latency budget of its last slow request
+    ran out if that is later (scheduled times; ``end`` None: the run ended before K good
+    answers came)."""
 
     start: float
     end: float | None
@@ -267,10 +338,15 @@ class GapReport:
     #: When the traffic's schedule ended (the last request's due time plus one spacing).
     window_end_s: float
     change: Change | None
+    #: The longest outage's length (to the end of the window when it did not recover).
     gap_s: float
+    #: The longest outage.
     gap: Interval | None
     recovered: bool
+    #: Every outage, in order.
     intervals: tuple[Interval, ...]
+    #: The time covered by the outages together.
+    outage_total_s: float
     longest_streak: dict[str, Any]
     worst_window: dict[str, Any]
     shows_old: str | None
@@ -320,6 +396,11 @@ class GapReport:
         classes = ", ".join(f"{n} {k}" for k, n in self.failed_by_class.items()) or "none"
         conv = "never" if self.convergence_s is None else f"{self.convergence_s * 1e3:.0f} ms"
         gap = f"{self.gap_s * 1e3:.1f} ms" + ("" if self.recovered else " (not recovered)")
+        if len(self.intervals) > 1:
+            gap += (
+                f" (longest of {len(self.intervals)} outages, "
+                f"{self.outage_total_s * 1e3:.1f} ms together)"
+            )
         lag = "n/a" if self.lag_p99_ms is None else f"{self.lag_p99_ms:.2f} ms"
         return (
             f"{self.failed} of {self.requests} failed ({classes}); gap {gap}; convergence {conv}; "
@@ -346,6 +427,8 @@ class GapReport:
             "gap": None if self.gap is None else self.gap.to_dict(),
             "recovered": self.recovered,
             "intervals": [i.to_dict() for i in self.intervals],
+            "outages": len(self.intervals),
+            "outage_total_ms": _ms(self.outage_total_s),
             "longest_streak": self.longest_streak,
             "worst_window": self.worst_window,
             "shows_old": self.shows_old,
@@ -502,12 +585,14 @@ def analyze(
     ended = np.where(np.isnan(ended), sched, ended)
     affected = ended >= c_start
     failures = np.nonzero(failed_mask & affected)[0]
+    # A slow request was failing its user until its latency budget ran out.
+    failing_until = np.where(s.error == ErrorClass.SLOW, sched + opts.latency_budget_s, sched)
     failed_before = int((failed_mask & ~affected).sum())
 
     gap: Interval | None = None
     intervals: list[Interval] = []
     recovered = True
-    gap_s = 0.0
+    gap_s = outage_total = 0.0
     if failures.size:
         between = np.diff(failures) - 1  # good requests between consecutive failures
         cuts = np.nonzero(between >= opts.k)[0]
@@ -517,17 +602,21 @@ def analyze(
             intervals.append(
                 _interval(
                     sched,
+                    failing_until,
                     good,
+                    failures=failures[a : b + 1],
                     first=int(failures[a]),
                     last=int(failures[b]),
                     failed=b - a + 1,
                     k=opts.k,
                 )
             )
-        gap = Interval(start=intervals[0].start, end=intervals[-1].end, failed=int(failures.size))
-        recovered = gap.end is not None
-        end = gap.end if gap.end is not None else (float(finite[-1]) + spacing)
-        gap_s = end - gap.start
+        window_end = float(finite[-1]) + spacing
+        recovered = intervals[-1].end is not None
+        lengths = [_length(i, window_end) for i in intervals]
+        longest = int(np.argmax(lengths))
+        gap, gap_s = intervals[longest], lengths[longest]
+        outage_total = _union_length(intervals, window_end)
 
     streak = _longest_streak(sched, failed_mask & np.isfinite(sched), spacing)
     worst = _worst_window(sched[np.isfinite(sched)], failed_mask[np.isfinite(sched)], opts.window_s)
@@ -616,6 +705,7 @@ def analyze(
         gap=gap,
         recovered=recovered,
         intervals=tuple(intervals),
+        outage_total_s=outage_total,
         longest_streak=streak,
         worst_window=worst,
         shows_old=(
@@ -641,19 +731,42 @@ def analyze(
 
 def _interval(
     sched: npt.NDArray[np.float64],
+    failing_until: npt.NDArray[np.float64],
     good: npt.NDArray[np.bool_],
     *,
+    failures: npt.NDArray[np.int64],
     first: int,
     last: int,
     failed: int,
     k: int,
 ) -> Interval:
+    """The outage around ``failures`` (``first``..``last``, in scheduled order)."""
     goods_before = np.nonzero(good[:first])[0]
     # No good response before: the stretch starts with the run (nothing was ever served).
     start = float(sched[goods_before[-1]]) if goods_before.size else float(sched[0])
     end_index = _first_k_good(good, last, k)
-    end = float(sched[end_index]) if end_index is not None else None
+    end = None
+    if end_index is not None:
+        end = max(float(sched[end_index]), float(failing_until[failures].max()))
     return Interval(start=start, end=end, failed=failed)
+
+
+def _length(interval: Interval, window_end: float) -> float:
+    """An outage's length; one that did not recover lasts until the window ended."""
+    end = interval.end if interval.end is not None else max(window_end, interval.start)
+    return end - interval.start
+
+
+def _union_length(intervals: Sequence[Interval], window_end: float) -> float:
+    """The time the outages cover together (an outage that lasts until a slow request's budget
+    ran out may overlap the next one; that time counts once)."""
+    total, reach = 0.0, -math.inf
+    for interval in sorted(intervals, key=lambda i: i.start):
+        end = interval.start + _length(interval, window_end)
+        if end > reach:
+            total += end - max(interval.start, reach)
+            reach = end
+    return total
 
 
 def _longest_streak(
@@ -802,6 +915,9 @@ def summarize_repeats(reports: Sequence[GapReport]) -> dict[str, Any]:
         "hitless_runs": sum(r.hitless for r in reports),
         "invalid_runs": sum(not r.valid or not r.accounted for r in reports),
         "unrecovered_runs": sum(not r.recovered for r in reports),
+        "outages": _distribution([len(r.intervals) for r in reports]),
+        "outages_values": [len(r.intervals) for r in reports],
+        "outage_total_ms": _distribution([r.outage_total_s for r in reports], 1e3),
         "failed": _distribution([r.failed for r in reports]),
         "failed_values": [r.failed for r in reports],
         "failed_by_class_total": dict(sorted(classes.items(), key=lambda kv: _label_key(kv[0]))),
@@ -868,6 +984,7 @@ def judge_repeats(
         f"{failed['max']:g}, gap median {gap['median']:g} ms max {gap['max']:g} ms, convergence "
         + (f"median {conv['median']:g} ms" if conv["median"] is not None else "never seen")
         + f", hitless {dist['hitless_runs']}/{len(reports)}"
+        + (f", invalid {dist['invalid_runs']}/{len(reports)}" if dist["invalid_runs"] else "")
     )
     details = "\n".join(f"  run {i + 1}: {r.summary()}" for i, r in enumerate(reports))
     problems = [f"run {i + 1}: {p}" for i, r in enumerate(reports) for p in r.problems]
@@ -876,9 +993,8 @@ def judge_repeats(
             strategy,
             "invalid",
             budget,
-            f"INVALID measurement of {strategy} (the figures cannot be trusted):\n  "
-            + "\n  ".join(problems)
-            + f"\n{details}",
+            f"INVALID measurement of {strategy}: {dist['invalid_runs']} of {len(reports)} runs "
+            "cannot be trusted (none is made again):\n  " + "\n  ".join(problems) + f"\n{details}",
             "INVALID: " + line,
         )
     if budget is None:

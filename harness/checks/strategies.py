@@ -48,7 +48,16 @@ import httpx
 
 from harness import procs
 from harness.backends.echo import BackendInstance, BackendProcess
-from harness.checks.gaps import REPORT_ONLY, Change, GapOptions, GapReport, Shows, analyze
+from harness.checks.gaps import (
+    MAX_CHANGE_WINDOW_S,
+    REPORT_ONLY,
+    Change,
+    ChangeWindow,
+    GapOptions,
+    GapReport,
+    Shows,
+    analyze,
+)
 from harness.checks.probes import probe_host
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
 from harness.intent.dialects import render_manifests
@@ -181,6 +190,15 @@ class Strategy:
         """Whether the proxy shows the change yet (None: there is no way to tell)."""
         return None
 
+    def traffic_until(self) -> float | None:
+        """When the traffic may end before its window does (monotonic; None: run the whole
+        window). Polled while the traffic runs."""
+        return None
+
+    def abort(self) -> None:
+        """Stop a change under way (Ctrl-C or a failure of the traffic); called from another
+        thread than :meth:`change`."""
+
     def finish(self) -> None:
         """After a measured run: the new state becomes the state before the next change."""
 
@@ -310,6 +328,8 @@ def measure_change(
     from it is raised after the traffic. ``keep_samples`` receives the raw samples.
     """
     opts = options or GapOptions()
+    # A request may wait for its answer at least as long as its latency budget.
+    timeout_s = max(timeout_s, opts.latency_budget_s)
     strategy.prepare()
     preflight(url, strategy.specs, opts.good_statuses, timeout=min(timeout_s, 5.0))
     if not_before is not None:
@@ -331,18 +351,21 @@ def measure_change(
             rate=rate,
             duration=lead_s + after_s,
             timeout=timeout_s,
+            latency_budget=opts.latency_budget_s,
             processes=processes,
             progress=on_progress,
+            until=strategy.traffic_until,
         )
+        thread.finish(STEP_TIMEOUT_S + after_s)
+        if thread.is_alive():
+            raise HarnessError(
+                f"strategy {strategy.name!r}: the change did not finish within "
+                f"{STEP_TIMEOUT_S + after_s:g} s after the traffic"
+            )
     except BaseException:
+        strategy.abort()  # Ctrl-C or a failure: a change under way is stopped, not waited for
         thread.finish(STEP_TIMEOUT_S)
         raise
-    thread.finish(STEP_TIMEOUT_S + after_s)
-    if thread.is_alive():
-        raise HarnessError(
-            f"strategy {strategy.name!r}: the change did not finish within "
-            f"{STEP_TIMEOUT_S + after_s:g} s after the traffic"
-        )
     if thread.error is not None:
         raise thread.error
     if thread.watch_error is not None:
@@ -384,27 +407,24 @@ def run_repeats(
     reference: Callable[[], float] | None = None,
     options: GapOptions | None = None,
     progress: ProgressCallback | None = None,
-    retries: int = 2,
-    discarded: list[GapReport] | None = None,
 ) -> list[GapReport]:
     """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
     unrelated configuration and returns when it did, monotonic), each change comes at its
     :func:`phases` after it; else ``LEAD_S`` into the traffic.
 
-    A run whose sender lagged measured nothing (it is invalid), so it is made again, at most
-    ``retries`` times per repeat; the invalid ones go to ``discarded``. A repeat still invalid
-    after that is returned as it is (its verdict is then invalid).
+    Every run is returned as it came out: one whose sender lagged is invalid and stays in the
+    figures as such (making it again until it is valid would select the easy runs).
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"`repeats` must be a whole number >= 1, got {repeats!r}")
     reports = []
     for i, phase in enumerate(phases(repeats, throttle_s)):
-        for attempt in range(retries + 1):
-            not_before = None
-            if reference is not None:
-                strategy.prepare()
-                not_before = reference() + phase
-            report = measure_change(
+        not_before = None
+        if reference is not None:
+            strategy.prepare()
+            not_before = reference() + phase
+        reports.append(
+            measure_change(
                 url,
                 strategy,
                 rate=rate,
@@ -414,16 +434,11 @@ def run_repeats(
                 progress=progress,
                 meta={
                     "repeat": i + 1,
-                    "attempt": attempt + 1,
                     "phase_s": round(phase, 3) if reference is not None else None,
                     "throttle_s": throttle_s,
                 },
             )
-            if report.valid or attempt == retries:
-                break
-            if discarded is not None:
-                discarded.append(report)
-        reports.append(report)
+        )
     return reports
 
 
@@ -902,7 +917,12 @@ def build_strategy(name: str, target: Any, subject: Subject) -> Strategy:
 class CommandChange(Strategy):
     """A user-given shell command is the change (external mode). Its output goes to a log file;
     a non-zero exit or a timeout is an error. It gets ``HARNESS_PROXY_URL`` in its environment.
-    The new configuration is recognised as answers (backend, path) not seen before it."""
+    The new configuration is recognised as answers (backend, path) not seen before it.
+
+    The command runs in a process group of its own, which is killed whole (the shell and what
+    it started) when it times out, when the measurement is aborted (Ctrl-C, a failure) and,
+    for what it left running, when it exits. The traffic runs for ``window`` (a fixed time
+    after the command starts, or until it exits plus some seconds)."""
 
     name = "command"
     #: What a command changes is not known; the figures say whether anything new answered.
@@ -914,8 +934,8 @@ class CommandChange(Strategy):
         specs: Sequence[RequestSpec],
         *,
         proxy_url: str,
-        after_s: float = 6.0,
-        timeout_s: float = 60.0,
+        window: ChangeWindow | None = None,
+        timeout_s: float = MAX_CHANGE_WINDOW_S,
         log_dir: Path | None = None,
     ) -> None:
         if not command.strip():
@@ -924,27 +944,49 @@ class CommandChange(Strategy):
         self.title = f"user command: {command}"
         self.specs = tuple(specs)
         self.proxy_url = proxy_url
-        self.after_s = after_s
+        self.window = window or ChangeWindow()
         self.timeout_s = timeout_s
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="harness-change-"))
         self.runs = 0
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._exited: float | None = None
 
     def window_after(self, throttle_s: float, phase_s: float | None = None) -> float:
-        return self.after_s
+        if self.window.after_exit:
+            return self.timeout_s + self.window.seconds
+        return self.window.seconds
+
+    def traffic_until(self) -> float | None:
+        if not self.window.after_exit or self._exited is None:
+            return None
+        return self._exited + self.window.seconds
+
+    def abort(self) -> None:
+        with self._lock:
+            proc = self._proc
+        if proc is not None:
+            procs.stop_group(proc, grace=2.0)
 
     def change(self, clock: StepClock) -> None:
         self.runs += 1
+        self._exited = None
         log = self.log_dir / f"change-command-{self.runs}.log"
         env = {**os.environ, "HARNESS_PROXY_URL": self.proxy_url}
-        proc = procs.spawn(["/bin/sh", "-c", self.command], log_path=log, env=env)
+        with self._lock:
+            proc = self._proc = procs.spawn(["/bin/sh", "-c", self.command], log_path=log, env=env)
         try:
             code = proc.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            procs.stop(proc)
             raise ConfigError(
-                f"--change-command {self.command!r} did not finish within {self.timeout_s:g} s; "
-                f"its output is in {log}"
+                f"--change-command {self.command!r} did not finish within {self.timeout_s:g} s "
+                f"(it was stopped with everything it started); its output is in {log}"
             ) from None
+        finally:
+            self._exited = time.monotonic()
+            procs.stop_group(proc, grace=2.0)
+            with self._lock:
+                self._proc = None
         clock.mark("command exited")
         if code != 0:
             raise ConfigError(

@@ -193,6 +193,14 @@ OPTIONS = (
         default="5",
     ),
     _Option(
+        "--gap-latency-budget-ms",
+        "harness_gap_latency_budget_ms",
+        "HARNESS_GAP_LATENCY_BUDGET_MS",
+        "In the gap suite, an answer later than this many milliseconds after its scheduled time "
+        "is a failed request of class 'slow'.",
+        default="1000",
+    ),
+    _Option(
         "--gap-budget",
         "harness_gap_budget",
         "HARNESS_GAP_BUDGET",
@@ -207,6 +215,14 @@ OPTIONS = (
         "HARNESS_CHANGE_COMMAND",
         "External target: a shell command that makes a change; the gap suite runs it under "
         "traffic and measures what it does (it gets HARNESS_PROXY_URL).",
+    ),
+    _Option(
+        "--change-window",
+        "harness_change_window",
+        "HARNESS_CHANGE_WINDOW",
+        "How long traffic runs after a --change-command starts: SECONDS, or exit+SECONDS "
+        "(until the command exits, plus that many seconds; the command may run up to 600 s).",
+        default="6",
     ),
     _Option(
         "--stack-timeout",

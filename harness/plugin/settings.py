@@ -192,12 +192,13 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     gap_rate = positive_number(raw("gap_rate"))
     gap_repeats = whole_number(raw("gap_repeats"))
     gap_max_lag_s = positive_number(raw("gap_max_lag_ms")) / 1000
+    gap_latency_budget_s = positive_number(raw("gap_latency_budget_ms")) / 1000
     change_command = text_or_none(raw("change_command"))
     thresholds = _thresholds(raw("regression_thresholds"))
     baseline = _baseline(raw("baseline"))
     manifests = _manifests(raw("manifests"))
 
-    from harness.checks.gaps import GapSettings, parse_budgets
+    from harness.checks.gaps import GapSettings, parse_budgets, parse_change_window
     from harness.checks.strategies import DEFAULT_BUDGETS
     from harness.checks.weights import WeightSettings
     from harness.targets.base import parse_backend_map
@@ -208,6 +209,17 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     budgets = raw("gap_budget")
     with budgets.naming():
         gap_budgets = parse_budgets(budgets.items, DEFAULT_BUDGETS)
+    change_window_raw = raw("change_window")
+    with change_window_raw.naming():
+        change_window = parse_change_window(change_window_raw.value or "6")
+    if proxy_url and not manifests:
+        # The tutorial's scenarios contradict each other (the same route to different
+        # Services): a proxy can serve one of them at a time, not all.
+        raise ConfigError(
+            "--proxy-url needs --manifests: the manifests that say what the proxy should do "
+            "(without them it would be judged against all the tutorial's scenarios at once, "
+            "which contradict each other)"
+        )
     settings = HarnessSettings(
         proxy_url=proxy_url,
         manifests=manifests,
@@ -232,8 +244,10 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
             rate=gap_rate,
             repeats=gap_repeats,
             max_lag_s=gap_max_lag_s,
+            latency_budget_s=gap_latency_budget_s,
             budgets=gap_budgets,
             change_command=change_command,
+            change_window=change_window,
         ),
         traefik_binary=traefik_binary,
         traefik_throttle_s=traefik_throttle_s,

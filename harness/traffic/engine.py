@@ -28,7 +28,9 @@ elsewhere (a configuration change applied) goes on the same axis as
 ``time.monotonic() - samples.t0_monotonic``.
 
 Timeouts are enforced by a periodic sweep (every ``min(timeout/4, 50 ms)``) instead of a timer
-per request: a request times out between ``timeout`` and ``timeout`` plus one sweep interval.
+per request: a request times out between ``timeout`` and ``timeout`` plus one sweep interval
+after its scheduled time (open loop: waiting for a free connection counts; see
+:func:`run_open_loop` for its latency budget).
 Every run is bounded by ``total`` and by ``deadline``; after the deadline, requests in flight
 are recorded as ``ABORTED`` and those not started as ``NOT_SENT``.
 """
@@ -42,6 +44,7 @@ import math
 import pickle
 import re
 import secrets
+import select
 import selectors
 import socket
 import struct
@@ -205,6 +208,7 @@ class _Plan:
     keepalive: bool
     timeout: float
     warm: int  # keep-alive connections opened before t0
+    latency_budget: float | None = None  # open loop: later answers are SLOW
     worker: int = 0
     workers: int = 1
 
@@ -222,16 +226,24 @@ class _Result:
     sent: int
     finished: int
     errors: int
+    #: Open loop: where the schedule was cut short (seconds after t0), None if it was not.
+    cut_at: float | None = None
+
+
+#: When an open-loop schedule may end early: polled, returns a monotonic instant or None.
+UntilCallback = Callable[[], float | None]
 
 
 @dataclass
 class _Shared:
     """Where an engine reports progress: the user's callback (one process), or ``counts``
-    (sent, finished, errors), which a worker process forwards to its parent."""
+    (sent, finished, errors), which a worker process forwards to its parent; and ``until``,
+    polled for an early end of the schedule."""
 
     callback: ProgressCallback | None = None
     counts: Callable[[int, int, int], None] | None = None
     total: int = 0
+    until: UntilCallback | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,6 +255,7 @@ class _Conn(asyncio.Protocol):
 
     __slots__ = (
         "body",
+        "due",
         "engine",
         "framed",
         "headers_done",
@@ -262,6 +275,7 @@ class _Conn(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.j = -1  # local index of the request in flight, -1 when none
         self.t_send = 0.0
+        self.due = 0.0  # when the request in flight times out (its schedule plus the timeout)
         self.body = b""
         self.framed = False  # the response has Content-Length or Transfer-Encoding
         self.headers_done = False
@@ -329,6 +343,11 @@ class _Engine:
         self.shared = shared
         self.clock = clock
         self.open_loop = plan.mode == "open"
+        self.budget = plan.latency_budget
+        # Open loop: a request still waiting for a connection this long after its scheduled
+        # time can no longer be answered in time; it is recorded, not sent late.
+        self.expire_after = plan.timeout if self.budget is None else self.budget
+        self.expired_class = ErrorClass.TIMEOUT if self.budget is None else ErrorClass.SLOW
         self.keepalive = plan.keepalive
         self.requests = plan.requests
         self.n = len(plan.spec)
@@ -366,6 +385,7 @@ class _Engine:
         self.finished = 0
         self.errors = 0
         self.deadline_hit = False
+        self.cut_at: float | None = None
         self.stopped = False
         self.bug: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -416,6 +436,7 @@ class _Engine:
             sent=self.sent,
             finished=self.finished,
             errors=self.errors,
+            cut_at=self.cut_at,
         )
 
     async def _warm(self, count: int) -> None:
@@ -489,15 +510,34 @@ class _Engine:
 
     def _sweep(self) -> None:
         now = self.clock()
-        limit = now - self.plan.timeout
-        for conn in [c for c in self.conns if c.j >= 0 and c.t_send < limit]:
+        # Deadlines count from the schedule: waiting for a connection, being written and
+        # awaiting the answer all use up the same timeout.
+        for conn in [c for c in self.conns if c.j >= 0 and c.due < now]:
             self._record_error(conn, ErrorClass.TIMEOUT, now)
             self._discard(conn, abort=True)
             self._next_new(now)
+        if self.pending:
+            limit = now - self.t0 - self.expire_after
+            pending, sched = self.pending, self.m_sched
+            while pending and sched[pending[0]] < limit:
+                self._expire(pending.popleft())
+            self._maybe_done()
+        if self.open_loop and self.cut_at is None and self.shared.until is not None:
+            end = self.shared.until()
+            if end is not None:
+                self._cut(end)
         self._report(now)
         if not self.stopped:
             assert self.loop is not None
             self.timers["sweep"] = self.loop.call_later(self.sweep_interval, self._sweep)
+
+    def _cut(self, end: float) -> None:
+        """Open loop: the schedule ends at ``end`` (monotonic). Requests due from then on are
+        not sent (those already under way when this is learnt are kept)."""
+        self.cut_at = end - self.t0
+        cut = int(np.searchsorted(self.cols["scheduled"], self.cut_at, side="left"))
+        self.n = max(self.next, min(self.n, cut))
+        self._maybe_done()
 
     def _report(self, now: float, *, final: bool = False) -> None:
         last_t, last_finished = self.last_progress
@@ -530,15 +570,14 @@ class _Engine:
         now = self.clock()
         rel = now - self.t0
         sched = self.m_sched
-        m_lag = self.m_lag
         n = self.n
         j = self.next
         # At most a few hundred per tick, so a sender that fell behind still reads responses.
         stop = min(n, j + 512)
+        t0 = self.t0
         while j < stop and sched[j] <= rel:
-            m_lag[j] = rel - sched[j]
             self.next = j + 1
-            self._dispatch(j, now)
+            self._dispatch(j, t0 + sched[j])
             j += 1
         if j >= n:
             self._maybe_done()
@@ -551,11 +590,13 @@ class _Engine:
             # take CPU from the proxy under test). Sends are never early, at most ~1 ms late.
             self.timers["tick"] = self.loop.call_later(max(wait, TICK), self._tick)
 
-    def _dispatch(self, j: int, now: float) -> None:
+    def _dispatch(self, j: int, ready: float) -> None:
+        """Open loop: request ``j`` is due (at ``ready``): send it, or queue it for a
+        connection."""
         if self.idle:
-            self._send(self.idle.pop(), j, now)
+            self._send(self.idle.pop(), j, ready)
         elif len(self.conns) < self.plan.concurrency:
-            self._open(j, now)
+            self._open(j, ready)
         else:
             self.pending.append(j)
 
@@ -564,7 +605,14 @@ class _Engine:
         if self.stopped:
             return -1
         if self.open_loop:
-            return self.pending.popleft() if self.pending else -1
+            limit = now - self.t0 - self.expire_after
+            pending, sched = self.pending, self.m_sched
+            while pending:
+                j = pending.popleft()
+                if sched[j] >= limit:
+                    return j
+                self._expire(j)
+            return -1
         j = self.next
         if j >= self.n:
             return -1
@@ -596,27 +644,39 @@ class _Engine:
         else:
             self._maybe_done()
 
-    def _send(self, conn: _Conn, j: int, now: float) -> None:
+    def _start(self, conn: _Conn, j: int, ready: float) -> None:
+        """Request ``j`` goes out on ``conn`` now. ``ready``: when it could have gone out at
+        the earliest (its scheduled time, or when a connection became free for it); the
+        sender's own lateness is measured against it here, when the request is written (or its
+        connection started), not when it was taken from the schedule."""
+        now = self.clock()
         conn.j = j
         conn.t_send = now
+        conn.due = self.t0 + self.m_sched[j] + self.plan.timeout
         self.m_sent[j] = now - self.t0
+        self.m_lag[j] = now - ready
         self.m_conn[j] = conn.serial
         self.in_flight += 1
         self.sent += 1
+
+    def _send(self, conn: _Conn, j: int, ready: float) -> None:
+        self._start(conn, j, ready)
         assert conn.transport is not None
         conn.transport.write(self.requests[self.m_spec[j]])
 
-    def _open(self, j: int, now: float) -> None:
+    def _open(self, j: int, ready: float) -> None:
         assert self.loop is not None
         conn = self._new_conn()
-        conn.j = j
-        conn.t_send = now
-        self.m_sent[j] = now - self.t0
-        self.m_conn[j] = conn.serial
-        self.in_flight += 1
-        self.sent += 1
+        self._start(conn, j, ready)
         self.conns.add(conn)
         conn.task = self.loop.create_task(self._connect(conn))
+
+    def _expire(self, j: int) -> None:
+        """Open loop: request ``j`` waited for a connection past its latency budget (SLOW) or
+        its timeout (TIMEOUT); it is recorded unsent (status 0)."""
+        self.finished += 1
+        self.errors += 1
+        self.m_error[j] = self.expired_class
 
     async def _connect(self, conn: _Conn) -> None:
         assert self.loop is not None
@@ -660,7 +720,12 @@ class _Engine:
         self.finished += 1
         self.m_lat[j] = now - conn.t_send
         self.m_status[j] = status
-        self.m_error[j] = 0
+        if self.budget is not None and now - self.t0 - self.m_sched[j] > self.budget:
+            # A complete answer, too late: status and identity are kept, the class says slow.
+            self.m_error[j] = ErrorClass.SLOW
+            self.errors += 1
+        else:
+            self.m_error[j] = 0
         body = conn.body
         if body:
             conn.body = b""
@@ -822,8 +887,15 @@ def _worker_main() -> None:  # pragma: no cover - runs in a worker process (mult
     def counts(sent: int, finished: int, errors: int) -> None:
         _send_msg(sock, ("progress", sent, finished, errors))
 
+    def until() -> float | None:
+        # The parent writes nothing else once the run has started.
+        if not select.select([sock], [], [], 0)[0]:
+            return None
+        message = _recv_msg(sock)
+        return float(message[1]) if message[0] == "until" else None
+
     try:
-        result = _run_engine(plan, deadline, _Shared(counts=counts), wait_for_go)
+        result = _run_engine(plan, deadline, _Shared(counts=counts, until=until), wait_for_go)
         _send_msg(sock, ("ok", result))
     except BaseException as exc:
         _send_msg(sock, ("error", "".join(traceback.format_exception(exc))))
@@ -866,7 +938,11 @@ def _accept_worker(
 
 
 def _run_workers(
-    plans: list[_Plan], deadline: float, total: int, callback: ProgressCallback | None
+    plans: list[_Plan],
+    deadline: float,
+    total: int,
+    callback: ProgressCallback | None,
+    until: UntilCallback | None = None,
 ) -> tuple[float, list[_Result]]:
     """Run each plan in its own process; return the shared t0 and the results in plan order."""
     token = secrets.token_hex(16).encode("ascii")
@@ -901,6 +977,7 @@ def _run_workers(
                 hard_stop=t0 + deadline + 10.0,
                 total=total,
                 callback=callback,
+                until=until,
             )
             return t0, results
         finally:
@@ -918,8 +995,10 @@ def _collect(
     hard_stop: float,
     total: int,
     callback: ProgressCallback | None,
+    until: UntilCallback | None = None,
 ) -> list[_Result]:
-    """Read progress and results from the workers until each has sent its result."""
+    """Read progress and results from the workers until each has sent its result; tell them
+    when ``until`` says the schedule ends."""
     results: dict[int, _Result] = {}
     counts = [(0, 0, 0)] * len(socks)
     waiting = {sock.fileno(): k for k, sock in enumerate(socks)}
@@ -949,6 +1028,13 @@ def _collect(
                     del waiting[key.fd]
                 else:
                     raise RuntimeError(f"traffic worker {k} failed:\n{message[1]}")
+            if until is not None:
+                end = until()
+                if end is not None:
+                    until = None
+                    for k in waiting.values():
+                        with contextlib.suppress(OSError):  # it may have finished meanwhile
+                            _send_msg(socks[k], ("until", end))
             now = time.monotonic()
             if callback is not None and (now - last[0] >= PROGRESS_INTERVAL or not waiting):
                 sent, finished, errors = (sum(c[i] for c in counts) for i in range(3))
@@ -956,6 +1042,16 @@ def _collect(
                 callback(Progress(now - t0, total, sent, finished, errors, rate))
                 last = (now, finished)
     return [results[k] for k in range(len(socks))]
+
+
+def _cut_columns(cols: dict[str, npt.NDArray[Any]], cut_at: float) -> dict[str, npt.NDArray[Any]]:
+    """The records of a schedule cut short at ``cut_at``: the requests due before it, and any
+    due later that a worker had already taken (every one of those is recorded)."""
+    keep = int(np.searchsorted(cols["scheduled"], cut_at, side="left"))
+    taken = np.flatnonzero(cols["error"] != ErrorClass.NOT_SENT)
+    if taken.size:
+        keep = max(keep, int(taken[-1]) + 1)
+    return {name: column[:keep].copy() for name, column in cols.items()}
 
 
 def _merge(
@@ -1090,6 +1186,8 @@ def _execute(
     seed: int,
     progress: ProgressCallback | None,
     meta: dict[str, Any],
+    latency_budget: float | None = None,
+    until: UntilCallback | None = None,
 ) -> Samples:
     target = loopback_target(url)
     spec_list = _normalize_specs(specs)
@@ -1112,19 +1210,26 @@ def _execute(
             keepalive=keepalive,
             timeout=timeout,
             warm=math.ceil(warm / processes),
+            latency_budget=latency_budget,
             worker=k,
             workers=processes,
         )
         for k in range(processes)
     ]
     if processes == 1:
-        results = [_run_here(plans[0], deadline, _Shared(callback=progress, total=total))]
+        shared = _Shared(callback=progress, total=total, until=until)
+        results = [_run_here(plans[0], deadline, shared)]
         t0 = results[0].t0
     else:
-        t0, results = _run_workers(plans, deadline, total, progress)
+        t0, results = _run_workers(plans, deadline, total, progress, until)
     del plans  # their arrays are the columns now (one process) or copies held by workers
     wall_t0 = time.time() - (time.monotonic() - t0)
     cols, tables = _merge(results, total)
+    cuts = [r.cut_at for r in results if r.cut_at is not None]
+    if cuts:
+        cols = _cut_columns(cols, max(cuts))
+        meta = {**meta, "scheduled_total": total, "cut_at_s": max(cuts)}
+        total = len(cols["error"])
     return Samples(
         columns=cols,
         spec_labels=tuple(s.label() for s in spec_list),
@@ -1207,21 +1312,38 @@ def run_open_loop(
     processes: int = 1,
     keepalive: bool = True,
     timeout: float = 2.0,
+    latency_budget: float | None = None,
     deadline: float | None = None,
     weights: Sequence[float] | None = None,
     sequence: Sequence[int] | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    until: UntilCallback | None = None,
 ) -> Samples:
     """Send request i at ``t0 + i / rate`` regardless of earlier responses; record each against
     its scheduled time.
 
+    ``until`` ends the schedule early: polled every few tens of milliseconds (a quarter second
+    with several processes); once it returns a monotonic instant, requests due from then on are
+    not part of the run (the result holds those due before it, and any already taken when the
+    end was learnt; ``meta`` says ``cut_at_s`` and ``scheduled_total``). ``duration`` or
+    ``total`` is then the longest the run may be.
+
+    Every request's ``timeout`` counts from its scheduled time, whether it waits for a free
+    connection, is being written or awaits its answer. With ``latency_budget`` (seconds, at most
+    ``timeout``), a complete answer that came later than that after the scheduled time is
+    recorded as ``SLOW`` (its status and backend kept), and a request still waiting for a
+    connection by then is recorded as ``SLOW`` without being sent (it can no longer be on
+    time; sending it would only delay the requests behind it). Without a budget, a request that
+    waits for a connection until its timeout is recorded as ``TIMEOUT``, unsent.
+
     Give ``duration`` (seconds) or ``total`` (requests). A due request goes out on an idle
     keep-alive connection, else on a new connection while fewer than ``max_connections`` are
-    open, else it waits for the next free one (that wait shows in ``sent - scheduled``, the
-    sender's own lateness in the ``lag`` column). The default of 128 is deliberate: with 512,
-    a brief stall of Traefik at 8,000/s made the sender open hundreds of connections at once,
-    which took enough CPU to push its own p99 lag from 2 ms to 10-40 ms. With keep-alive,
+    open, else it waits for the next free one (that wait shows in ``sent - scheduled``; the
+    sender's own lateness, measured when it is written, in the ``lag`` column). The default
+    of 128 is deliberate: with 512, a brief stall of Traefik at 8,000/s made the sender open
+    hundreds of connections at once, which took enough CPU to push its own p99 lag from 2 ms to
+    10-40 ms. With keep-alive,
     ``warm_connections`` are opened before the clock starts (default: enough for 5 ms of
     requests), so the first requests do not queue behind connection set-up. ``deadline``
     defaults to the schedule's length plus ``timeout`` plus 2 s. Other arguments as for
@@ -1236,6 +1358,8 @@ def run_open_loop(
     assert total is not None
     _check_positive("total", total, integer=True, upper=MAX_TOTAL)
     _check_positive("max_connections", max_connections, integer=True, upper=MAX_CONNECTIONS)
+    if latency_budget is not None:
+        _check_positive("latency_budget", latency_budget, upper=timeout)
     if warm_connections is None:
         warm_connections = max(2, math.ceil(rate * 0.005))
     elif not isinstance(warm_connections, int) or warm_connections < 0:
@@ -1267,7 +1391,13 @@ def run_open_loop(
         sequence=sequence,
         seed=seed,
         progress=progress,
-        meta={"rate": rate, "max_connections": max_connections},
+        meta={
+            "rate": rate,
+            "max_connections": max_connections,
+            "latency_budget_s": latency_budget,
+        },
+        latency_budget=latency_budget,
+        until=until,
     )
 
 

@@ -4,6 +4,9 @@ Each probe is sent many times, in rounds (every probe once per round), so that r
 spread over the whole phase rather than bunched together, and a configuration reload is made
 between two rounds, so a behaviour that differs between reloads (a priority tie resolved one way,
 then the other) shows up. Nothing is retried: every answer is recorded.
+
+The whole of it has a deadline (:func:`probing_deadline`): a proxy that stops answering costs a
+couple of timeouts, not a timeout per probe and round.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ import httpx
 
 from harness.backends.whoami import parse_whoami
 from harness.checks.probes import Probe
+from harness.errors import TargetUnreachable
 
 #: Default number of times each probe is sent.
 DEFAULT_ROUNDS = 50
+#: What one answer may take on average, beyond the deadline's two timeouts: a probe through a
+#: local Traefik takes 1-3 ms here, 20 ms on a loaded machine.
+ANSWER_ALLOWANCE_S = 0.05
+
+
+def probing_deadline(rounds: int, probes: int, timeout: float) -> float:
+    """Seconds that ``rounds`` rounds of ``probes`` probes may take (reloads not counted): two
+    timeouts plus ``ANSWER_ALLOWANCE_S`` per request."""
+    return 2 * timeout + rounds * probes * ANSWER_ALLOWANCE_S
 
 
 @dataclass(frozen=True)
@@ -122,16 +135,38 @@ def send_in_rounds(
     timeout: float = 5.0,
 ) -> ProbeRun:
     """Send every probe ``rounds`` times, one round after the other, reloading the proxy's
-    configuration once halfway through (when ``reload`` is given and can reload)."""
+    configuration once halfway through (when ``reload`` is given and can reload).
+
+    Raises TargetUnreachable when the probing takes longer than :func:`probing_deadline` (the
+    reload's own time is not counted: it is bounded by its own waits); no request waits past
+    the deadline."""
     if rounds < 1:
         raise ValueError("`rounds` must be at least 1")
     records = {p.id: ProbeRecord(p) for p in probes}
     reload_after: int | None = None
     started = time.monotonic()
+    allowed = probing_deadline(rounds, len(probes), timeout)
+    deadline = started + allowed
+    sent = failed = 0
     with httpx.Client(base_url=proxy_url, timeout=timeout, trust_env=False) as client:
         for index in range(rounds):
-            if reload is not None and index == rounds // 2 and index > 0 and reload():
-                reload_after = index
+            if reload is not None and index == rounds // 2 and index > 0:
+                reload_started = time.monotonic()
+                if reload():
+                    reload_after = index
+                deadline += time.monotonic() - reload_started
             for probe in probes:
-                records[probe.id].observations[observe(client, probe, service_of)] += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TargetUnreachable(
+                        f"{proxy_url}: probing did not finish within {allowed:g} s ({rounds} "
+                        f"rounds of {len(probes)} probes, timeout {timeout:g} s each): after "
+                        f"{sent} requests, in round {index + 1}, {failed} had got no answer. "
+                        "Has the proxy stopped answering?"
+                    )
+                client.timeout = httpx.Timeout(min(timeout, left))
+                observation = observe(client, probe, service_of)
+                sent += 1
+                failed += observation.error is not None
+                records[probe.id].observations[observation] += 1
     return ProbeRun(records, rounds, reload_after, time.monotonic() - started)

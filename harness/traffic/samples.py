@@ -12,8 +12,11 @@ Layout (45 bytes per request; the budget is 64)::
     sent       float64  when the engine started it (connect start if it needed a new connection,
                         else the write), seconds after ``t0``; NaN if not sent
     latency    float32  seconds from ``sent`` to the end of the response (or to the error)
-    lag        float32  how late the sender itself was: when it handled the due request minus
-                        ``scheduled`` (open loop; 0 in closed loop)
+    lag        float32  how late the sender itself was, taken at ``sent``: ``sent`` minus when the
+                        request could have gone out (``scheduled``, or, when it had to wait for
+                        a free connection, the moment one became free). Waiting for a connection
+                        is not the sender's lateness: it is the target's, and it counts in the
+                        request's response time (``sent - scheduled - lag`` is that wait)
     status     uint16   HTTP status received (0 if none); a response counts only if error == NONE
     error      uint8    ErrorClass
     backend    uint16   index into ``backend_names`` (whoami ``Name:``; 0 = unknown)
@@ -51,7 +54,9 @@ class ErrorClass(IntEnum):
     """Why a request did not yield a complete HTTP response (NONE: it did)."""
 
     NONE = 0
-    #: No complete response within the timeout (connect or response).
+    #: No complete response within the timeout, counted from the scheduled time (waiting for a
+    #: connection, connecting, writing and awaiting the answer all count; never sent if it
+    #: was still waiting for a connection).
     TIMEOUT = 1
     #: Connection refused (nothing listening).
     REFUSED = 2
@@ -59,12 +64,16 @@ class ErrorClass(IntEnum):
     RESET = 3
     #: The peer answered something that is not HTTP/1.x.
     PROTOCOL = 4
-    #: Never sent: the run's deadline came first (or, open loop, no connection was free in time).
+    #: Never sent: the run's deadline came first.
     NOT_SENT = 5
     #: Sent, still in flight when the run's deadline passed.
     ABORTED = 6
     #: Any other failure to connect or send (e.g. out of ports or file descriptors).
     OTHER = 7
+    #: No answer within the open loop's latency budget, counted from the scheduled time: a
+    #: complete answer that came too late (its status, backend and latency are kept), or a
+    #: request still waiting for a free connection when its budget ran out (status 0, unsent).
+    SLOW = 8
 
     @property
     def label(self) -> str:
@@ -260,7 +269,7 @@ class Samples:
 
     @property
     def ok(self) -> npt.NDArray[np.bool_]:
-        """Requests that got a complete HTTP response (any status)."""
+        """Requests that got a complete HTTP response (any status) in time (not ``SLOW``)."""
         mask: npt.NDArray[np.bool_] = self.error == ErrorClass.NONE
         return mask
 
