@@ -12,6 +12,7 @@ import pytest
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError
+from harness.intent.model import LEGACY_MODES, LegacyMode
 from harness.plugin.options import (
     as_bool,
     option_value,
@@ -41,6 +42,8 @@ class HarnessSettings:
     baseline: str | None
     thresholds: Any
     scenarios: dict[str, Any] = field(default_factory=dict)
+    #: How legacy forms are verified (harness.intent.model.LegacyMode).
+    legacy: str = "translate"
     #: harness.checks.gaps.GapSettings (the gap suite's options).
     gaps: Any = None
 
@@ -105,10 +108,21 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     )
     # External: the proxy's cluster has the Services; locally the harness creates them.
     known = "*" if proxy_url else None
+    legacy = _legacy_mode(config, bool(manifests))
+    settings.legacy = legacy
     if manifests:
-        settings.scenarios = {"manifests": load_intent(manifests, known_services=known)}
+        settings.scenarios = {
+            "manifests": load_intent(manifests, known_services=known, legacy=legacy)
+        }
     elif DEFAULT_MANIFESTS.is_dir():
-        settings.scenarios = load_scenarios(DEFAULT_MANIFESTS, known_services=known)
+        settings.scenarios = load_scenarios(DEFAULT_MANIFESTS, known_services=known, legacy=legacy)
+    legacy_out = option_value(config, "harness_legacy_out")
+    if legacy_out:
+        if legacy != "translate":
+            raise ConfigError("--legacy-out needs --legacy translate (it writes the translation)")
+        from harness.traefik.render import write_translations
+
+        write_translations(settings.scenarios, Path(legacy_out))
     # Statistical parameters are checked before any traffic: every weighted route's plan.
     from harness.checks.weights import plan_for
     from harness.plugin.cases import weighted_cases
@@ -117,6 +131,17 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     for name, route_id in cases:
         plan_for(settings.scenarios[name].route(route_id), weights, n_checks=len(cases))
     return settings
+
+
+def _legacy_mode(config: pytest.Config, user_manifests: bool) -> LegacyMode:
+    """--legacy, else as-written for a user's manifests (verify what they wrote) and translate
+    for the tutorial's scenarios (written for Traefik 1.x: their meaning is the lesson)."""
+    raw = option_value(config, "harness_legacy")
+    if raw is None:
+        return "as-written" if user_manifests else "translate"
+    if raw not in LEGACY_MODES:
+        raise ConfigError(f"--legacy must be one of {', '.join(LEGACY_MODES)}, got {raw!r}")
+    return raw
 
 
 def pytest_configure(config: pytest.Config) -> None:

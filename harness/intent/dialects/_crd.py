@@ -338,11 +338,13 @@ def route_backends(
 
 def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
     """The routes of an IngressRoute."""
+    if obj.api_version == TRAEFIK_OLD_GROUP and not ctx.read_legacy:
+        return []  # Traefik v3 does not watch the traefik.containo.us group.
     if obj.api_version == TRAEFIK_OLD_GROUP:
         ctx.note(
             FINDING_REMOVED_API_GROUP,
             f"IngressRoute {obj.name!r} uses the API group traefik.containo.us, removed in Traefik "
-            "v3: a v3 proxy does not see it. The harness reads it and renders traefik.io/v1alpha1",
+            "v3: a v3 proxy does not see it; " + ctx.renders("traefik.io/v1alpha1"),
             obj.doc.require("apiVersion").source(),
         )
     spec = obj.doc.require("spec", "Add spec.routes")
