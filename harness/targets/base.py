@@ -172,14 +172,15 @@ class LocalTarget:
                     f"(backends: {', '.join(sorted(backends))})"
                 )
             service = written.get((ref.namespace, ref.name)) or _service_for(ref)
-            applier.apply(service)
+            # Exactly as declared: the stack's own Service of that name is replaced, not merged.
+            applier.put(service)
             port_names = [str(p.get("name") or "") for p in service["spec"].get("ports", [])]
             for inst in instances:
                 slice_obj = endpoint_slice(ref.name, inst, ref.namespace)
                 slice_obj["ports"] = [
                     {"name": name, "port": inst.port, "protocol": "TCP"} for name in port_names
                 ]
-                applier.apply(slice_obj)
+                applier.put(slice_obj)
 
     def apply_intent(self, intent: Intent) -> None:
         """Apply the intent's manifests and wait until Traefik serves every route it builds from
