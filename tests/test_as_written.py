@@ -269,3 +269,92 @@ def test_legacy_as_written_fails_strip_weights_and_priority_saying_v3_ignores_th
     # The weights of the tutorial: as written, wensleydale gets everything.
     weights = next(c for c in failed if "test_weights[weights:" in c["nodeid"])
     assert "wensleydale 100.00%" in weights["message"]
+
+
+# -- every field accounted for --------------------------------------------------------------------
+
+FANOUT = (K8S_DOCS / "simple-fanout.yaml").read_text()
+
+
+def _edited(tmp_path: Path, old: str, new: str) -> Path:
+    assert old in FANOUT
+    path = tmp_path / "edited.yaml"
+    path.write_text(FANOUT.replace(old, new, 1), "utf-8")
+    return path
+
+
+def _line_of(path: Path, marker: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if marker in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "says"),
+    [
+        pytest.param(
+            "  name: simple-fanout-example\n",
+            "  name: simple-fanout-example\n  annotations:\n"
+            "    traefik.ingress.kubernetes.io/router.entrypoints: websecure\n",
+            "router.entrypoints",
+            "entry points decide on which port",
+            id="entrypoints-annotation",
+        ),
+        pytest.param(
+            "  name: simple-fanout-example\n",
+            "  name: simple-fanout-example\n  annotations:\n"
+            '    traefik.ingress.kubernetes.io/router.priorty: "10"\n',
+            "router.priorty",
+            "unknown Traefik annotation",
+            id="misspelt-annotation",
+        ),
+        pytest.param(
+            "          service:\n            name: service1",
+            "          service:\n            nam: x\n            name: service1",
+            "nam: x",
+            "unknown field 'nam'",
+            id="unknown-field",
+        ),
+        pytest.param(
+            "spec:\n  rules:",
+            "spec:\n  tls:\n  - hosts: [foo.bar.com]\n    secretName: foo-tls\n  rules:",
+            "hosts:",
+            "TLS routing",
+            id="tls",
+        ),
+    ],
+)
+def test_a_field_that_changes_traffic_is_modeled_or_refused_with_file_line_field(
+    tmp_path: Path, old: str, new: str, marker: str, says: str
+) -> None:
+    path = _edited(tmp_path, old, new)
+    with pytest.raises(ManifestError) as info:
+        load_intent([path])
+    message = str(info.value)
+    assert f"edited.yaml:{_line_of(path, marker)}:" in message
+    assert says in message
+
+
+def test_inert_fields_are_accepted_and_said_to_be(tmp_path: Path) -> None:
+    path = _edited(
+        tmp_path,
+        "  name: simple-fanout-example\n",
+        "  name: simple-fanout-example\n  annotations:\n"
+        '    traefik.ingress.kubernetes.io/router.observability.accesslogs: "false"\n',
+    )
+    intent = load_intent([path])
+    assert any(
+        "router.observability.accesslogs is accepted as inert" in f.message for f in intent.findings
+    )
+
+
+@pytest.mark.stack
+def test_a_run_with_an_unknown_traffic_field_is_refused_before_any_traffic(tmp_path: Path) -> None:
+    path = _edited(
+        tmp_path,
+        "  name: simple-fanout-example\n",
+        "  name: simple-fanout-example\n  annotations:\n"
+        "    traefik.ingress.kubernetes.io/service.serversscheme: https\n",
+    )
+    run = run_pytest(*EXACT, "--manifests", path, "--report-dir", tmp_path / "out")
+    assert run.returncode == 4, run.output[-2000:]
+    assert f"edited.yaml:{_line_of(path, 'serversscheme')}:" in run.output
+    assert "Traceback" not in run.output

@@ -30,6 +30,12 @@ from typing import Any
 import yaml
 
 from harness.intent.dialects._crd import middleware_strip, single_strip
+from harness.intent.dialects._fields import (
+    INGRESS_V1,
+    INGRESS_V1BETA1,
+    check_fields,
+    check_router_annotations,
+)
 from harness.intent.dialects._objects import API_INGRESS_V1, Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode, manifest_error
 from harness.intent.model import (
@@ -103,6 +109,7 @@ class _Settings:
 def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
     """The routes of one Ingress (any of the three API versions)."""
     legacy = obj.api_version != API_INGRESS_V1
+    check_fields(ctx, obj, INGRESS_V1BETA1 if legacy else INGRESS_V1)
     spec = obj.doc.require("spec", "Add spec.rules")
     settings = _Settings()
     settings.dialects.append(DIALECT_INGRESS_V1BETA1 if legacy else DIALECT_INGRESS_V1)
@@ -269,27 +276,9 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
                 "Use Path or PathPrefix",
             )
         settings.pathmatcher = value
-    for key, value_node in obj.annotations:
-        if key.startswith((V3 + "router.", V3 + "service.")) and key not in (
-            ANN_PRIORITY,
-            ANN_MIDDLEWARES,
-            ANN_PATHMATCHER,
-        ):
-            v3_used = True
-            if key.endswith("router.entrypoints"):
-                ctx.note(
-                    FINDING_NOT_MODELED,
-                    f"annotation {key} is not modeled: probes assume the route is served on the "
-                    "entry point they are sent to",
-                    value_node.source(),
-                )
-            else:
-                ctx.note(
-                    FINDING_NOT_MODELED,
-                    f"annotation {key} is not modeled by the harness",
-                    value_node.source(),
-                    "info",
-                )
+    check_router_annotations(ctx, obj)
+    if any(k.startswith((V3 + "router.", V3 + "service.")) for k, _ in obj.annotations):
+        v3_used = True
     if v3_used:
         settings.dialects.append(DIALECT_TRAEFIK_V3_ANNOTATIONS)
     if ctx.read_legacy:
