@@ -44,6 +44,8 @@ BAD_VALUES = [
     ("--gap-max-lag-ms", "inf", "must be a positive number, got 'inf'"),
     ("--gap-budget", "teleport=0", "no strategy 'teleport'"),
     ("--gap-latency-budget-ms", "0", "must be a positive number, got '0'"),
+    ("--legacy", "sometimes", "must be translate or as-written, got 'sometimes'"),
+    ("--legacy-out", "{tmp}/file/sub", "must be a folder"),
     ("--change-window", "soon", "expected SECONDS (e.g. 6"),
     ("--change-command", " ", "must be a non-empty value"),
     ("--stack-timeout", "-1", "must be a positive number, got '-1'"),

@@ -136,6 +136,9 @@ def _message(
     if e.decided_by is not None:
         route = intent.route(e.decided_by.route_id)
         lines.append(f"  route     {route.id}, declared at {route.source}")
+        note = intent.legacy_note(route)
+        if note:
+            lines.append(f"  legacy    {note}")
         how = "explicit" if e.decided_by.priority_source == "explicit" else "length of the rule"
         lines.append(f"  decided   by {e.decided_by.rule} with priority {e.priority} ({how})")
         for other in e.competing:

@@ -885,9 +885,11 @@ class EndpointSwap(_Local):
                     self.stack.withdraw_endpoint(process.instances[0])
                     process.stop()
             if self.applied:
+                intent = self.subject.intent
                 self.target.register_services(
-                    [s for s in self.subject.intent.services if s.name == self.service],
-                    self.namespace,
+                    replace(
+                        intent, services=tuple(s for s in intent.services if s.name == self.service)
+                    )
                 )
                 self.target.remove_intent(sub_intent(self.subject.intent, [self.subject.route]))
         finally:

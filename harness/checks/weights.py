@@ -166,6 +166,7 @@ def check_split(
     plan = plan_for(route, settings, n_checks=n_checks)
     alpha = plan.alpha
     host, path = request_for(intent, route, options)
+    legacy_note = intent.legacy_note(route)
     spec = RequestSpec(path=path, host=host)
     started = time.monotonic()
 
@@ -242,4 +243,6 @@ def check_split(
         f"  declared  " + ", ".join(f"{n} {shares[n]:.2%}" for n in names) + "\n"
         f"  verdict   {verdict_obj.summary}"
     )
+    if legacy_note:
+        message += f"\n  legacy    {legacy_note}"
     return SplitCheck(route, host, path, verdict_obj.verdict, message, evidence)

@@ -51,6 +51,16 @@ DEFAULT_PROVIDER_PRECEDENCE: tuple[str, ...] = (
 
 MatchKind = Literal["exact", "prefix"]
 Severity = Literal["info", "warning"]
+#: How manifests in a legacy form (``extensions/v1beta1``, Traefik 1.x annotations, the
+#: ``traefik.containo.us`` group) are verified: through a v3 translation of what they mean, or
+#: applied as Traefik v3 sees them (which ignores the 1.x annotations).
+LegacyMode = Literal["translate", "as-written"]
+LEGACY_MODES: tuple[LegacyMode, ...] = ("translate", "as-written")
+#: What the local target does with one object of the manifests.
+#: applied: as written; converted: a legacy Ingress served as networking.k8s.io/v1 with its
+#: annotations left in place (what a v1.22+ cluster stores); translated: replaced by the
+#: harness's v3 rendering of its routes (``--legacy translate``); skipped: not applied, with why.
+ObjectRole = Literal["applied", "converted", "translated", "skipped"]
 
 #: Dialect tags a route can carry (a route may carry several, e.g. legacy API + 1.x annotations).
 DIALECT_INGRESS_V1 = "ingress-v1"
@@ -120,6 +130,7 @@ FINDING_NOT_MODELED = "not-modeled"
 FINDING_IGNORED_OBJECT = "ignored-object"
 FINDING_MISSING_PATH_TYPE = "missing-path-type"
 FINDING_WEIGHTS = "weights"
+FINDING_LEGACY_AS_WRITTEN = "legacy-as-written"
 # Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
 FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
 FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
@@ -317,14 +328,55 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ManifestObject:
+    """One object of the manifests and what a target does with it (see ``ObjectRole``).
+
+    ``body`` is the object as written (a plain mapping, ``metadata.namespace`` filled in); for a
+    converted legacy Ingress it is the networking.k8s.io/v1 form. Secrets' bodies never leave
+    the target (``to_dict`` gives only kind, name and role).
+    """
+
+    kind: str
+    api_version: str
+    name: str
+    namespace: str
+    body: dict[str, Any] = field(compare=False, repr=False)
+    source: Source
+    role: ObjectRole
+    note: str = ""
+    legacy: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "api_version": self.api_version,
+            "name": self.name,
+            "namespace": self.namespace,
+            "role": self.role,
+            "note": self.note,
+            "source": self.source.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class Intent:
-    """Everything a set of manifests declares: routes, the Services they use, and findings."""
+    """Everything a set of manifests declares: routes, the Services they use, and findings.
+
+    ``objects`` are the manifests' own objects, which the local target applies as written
+    (empty for intent the harness derived itself: that is rendered). ``effective``: when the
+    manifests are applied as written but Traefik v3 reads them differently from what they
+    declare (legacy forms with ``--legacy as-written``), the intent Traefik will actually build;
+    None when it builds what is declared.
+    """
 
     routes: tuple[Route, ...]
     services: tuple[ServiceRef, ...] = ()
     findings: tuple[Finding, ...] = ()
     files: tuple[str, ...] = ()
     namespace: str = "default"
+    objects: tuple[ManifestObject, ...] = ()
+    legacy_mode: LegacyMode | None = None
+    effective: Intent | None = None
     _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -352,9 +404,38 @@ class Intent:
                 seen.setdefault(d, None)
         return tuple(seen)
 
+    @property
+    def served(self) -> Intent:
+        """The intent Traefik builds from what is applied (see ``effective``)."""
+        return self.effective or self
+
+    def legacy_note(self, route: Route) -> str | None:
+        """For a route of a legacy object applied as written: what Traefik v3 does not see of
+        it, for failure messages (None otherwise)."""
+        if self.legacy_mode != "as-written":
+            return None
+        for obj in self.objects:
+            if obj.legacy and (obj.kind, obj.name, obj.namespace) == (
+                route.source.kind,
+                route.source.name,
+                route.namespace,
+            ):
+                return (
+                    f"{obj.kind} {obj.name!r} is applied as written: {obj.note}. This check judges "
+                    "what it declares; --legacy translate verifies that through a v3 translation"
+                )
+        return None
+
+    @property
+    def has_legacy(self) -> bool:
+        """True when some object is in a legacy form (see ``LegacyMode``)."""
+        return any(o.legacy for o in self.objects)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "namespace": self.namespace,
+            "legacy_mode": self.legacy_mode,
+            "objects": [o.to_dict() for o in self.objects],
             "files": list(self.files),
             "dialects": list(self.dialects),
             "routes": [r.to_dict() for r in self.routes],
@@ -364,10 +445,13 @@ class Intent:
 
 
 def sub_intent(intent: Intent, routes: Sequence[Route]) -> Intent:
-    """``intent`` with only ``routes`` (and the Services they use)."""
+    """``intent`` with only ``routes`` (and the Services they use): a derived intent, so it
+    carries none of the manifests' objects and is rendered when applied."""
     used = {b.service for r in routes for b in r.backends}
     return replace(
         intent,
         routes=tuple(routes),
         services=tuple(s for s in intent.services if s.name in used),
+        objects=(),
+        effective=None,
     )

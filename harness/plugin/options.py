@@ -210,6 +210,23 @@ OPTIONS = (
         multiple=True,
     ),
     _Option(
+        "--legacy",
+        "harness_legacy",
+        "HARNESS_LEGACY",
+        "How manifests in a legacy form (extensions/v1beta1, Traefik 1.x annotations, "
+        "traefik.containo.us) are verified: 'as-written' applies them as Traefik v3 sees them "
+        "(it ignores the 1.x annotations, and the checks that depend on them fail); 'translate' "
+        "verifies their intended meaning through the harness's v3 translation. Default: "
+        "translate for the tutorial's scenarios, as-written for --manifests.",
+    ),
+    _Option(
+        "--legacy-out",
+        "harness_legacy_out",
+        "HARNESS_LEGACY_OUT",
+        "With --legacy translate: write the v3 translation of the legacy manifests into this "
+        "folder (one YAML file per scenario), as a migration aid.",
+    ),
+    _Option(
         "--change-command",
         "harness_change_command",
         "HARNESS_CHANGE_COMMAND",

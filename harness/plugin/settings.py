@@ -18,6 +18,7 @@ import pytest
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError
+from harness.intent.model import LEGACY_MODES, LegacyMode
 from harness.plugin.options import (
     TRAEFIK_LOG_LEVELS,
     RawOption,
@@ -64,6 +65,10 @@ class HarnessSettings:
     traefik_log_level: str
     stack_timeout_s: float
     scenarios: dict[str, Intent] = field(default_factory=dict)
+    #: How legacy forms are verified (see harness.intent.model.LegacyMode).
+    legacy: LegacyMode = "translate"
+    #: --legacy-out: where to write the translation of legacy manifests.
+    legacy_out: Path | None = None
 
     @property
     def target_kind(self) -> str:
@@ -197,6 +202,13 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     thresholds = _thresholds(raw("regression_thresholds"))
     baseline = _baseline(raw("baseline"))
     manifests = _manifests(raw("manifests"))
+    legacy = _legacy_mode(raw("legacy"), bool(manifests))
+    legacy_out_raw = raw("legacy_out")
+    legacy_out = _report_dir(legacy_out_raw)
+    if legacy_out is not None and legacy != "translate":
+        raise ConfigError(
+            f"{legacy_out_raw.label} needs --legacy translate (it writes the translation)"
+        )
 
     from harness.checks.gaps import GapSettings, parse_budgets, parse_change_window
     from harness.checks.strategies import DEFAULT_BUDGETS
@@ -250,11 +262,17 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
             change_window=change_window,
         ),
         traefik_binary=traefik_binary,
+        legacy=legacy,
+        legacy_out=legacy_out,
         traefik_throttle_s=traefik_throttle_s,
         traefik_log_level=traefik_log_level,
         stack_timeout_s=stack_timeout_s,
     )
     settings.scenarios = _scenarios(settings)
+    if settings.legacy_out is not None:
+        from harness.traefik.render import write_translations
+
+        write_translations(settings.scenarios, settings.legacy_out)
     _check_plans(settings)
     return settings
 
@@ -265,9 +283,13 @@ def _scenarios(settings: HarnessSettings) -> dict[str, Intent]:
     # External: the proxy's cluster has the Services; locally the harness creates them.
     known = "*" if settings.proxy_url else None
     if settings.manifests:
-        return {"manifests": load_intent(settings.manifests, known_services=known)}
+        return {
+            "manifests": load_intent(
+                settings.manifests, known_services=known, legacy=settings.legacy
+            )
+        }
     if DEFAULT_MANIFESTS.is_dir():
-        return load_scenarios(DEFAULT_MANIFESTS, known_services=known)
+        return load_scenarios(DEFAULT_MANIFESTS, known_services=known, legacy=settings.legacy)
     return {}
 
 
@@ -279,6 +301,14 @@ def _check_plans(settings: HarnessSettings) -> None:
     cases = weighted_cases(settings)
     for name, route_id in cases:
         plan_for(settings.scenarios[name].route(route_id), settings.weights, n_checks=len(cases))
+
+
+def _legacy_mode(raw: RawOption, user_manifests: bool) -> LegacyMode:
+    """--legacy, else as-written for a user's manifests (verify what they wrote) and translate
+    for the tutorial's scenarios (written for Traefik 1.x: their meaning is the lesson)."""
+    if raw.value is None:
+        return "as-written" if user_manifests else "translate"
+    return "as-written" if one_of(raw, LEGACY_MODES) == "as-written" else "translate"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -142,6 +142,13 @@ class Applier:
         )
         return dict(replaced.to_dict())
 
+    def put(self, obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Make the object exactly ``obj``: create it, or replace the whole live one (nothing of
+        an earlier version is merged in)."""
+        if self.get(obj, namespace) is None:
+            return self.create(obj, namespace)
+        return self.replace(obj, namespace)
+
     def delete(self, obj: Mapping[str, Any], namespace: str | None = None) -> bool:
         """Delete; True when it existed."""
         resource = self._resource(obj)

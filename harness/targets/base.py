@@ -16,10 +16,10 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import ConfigError, TargetUnreachable
-from harness.intent.dialects import render_manifests
 from harness.intent.model import Intent, ServicePortRef, ServiceRef
 from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
 from harness.traefik.process import enabled_routers
+from harness.traefik.render import manifests_to_apply
 
 #: How long applying or removing a scenario may take to show in Traefik's routers: a few
 #: throttle windows (2 s each by default) plus the watch latency.
@@ -97,6 +97,24 @@ class ExternalTarget:
         return self.backend_map.get(whoami_name, whoami_name)
 
 
+def _service_for(ref: ServiceRef) -> dict[str, Any]:
+    """A Service for one the manifests do not declare: the ports the routes reference (numbers;
+    names as given), named uniquely as Kubernetes requires of a multi-port Service."""
+    ports = [p for p in ref.ports if p.number is not None] or [
+        ServicePortRef(name=SERVICE_PORT_NAME, number=SERVICE_PORT)
+    ]
+    entries = []
+    for i, p in enumerate(ports):
+        name = p.name or (SERVICE_PORT_NAME if len(ports) == 1 else f"{SERVICE_PORT_NAME}-{i}")
+        entries.append({"name": name, "port": p.number, "targetPort": name, "protocol": "TCP"})
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": ref.name, "namespace": ref.namespace, "labels": {"app": ref.name}},
+        "spec": {"selector": {"app": ref.name}, "ports": entries},
+    }
+
+
 class LocalTarget:
     """The embedded stack: intent is applied through the Kubernetes API."""
 
@@ -133,52 +151,44 @@ class LocalTarget:
             (str(r.get("rule")), int(r.get("priority", 0))) for r in enabled_routers(routers)
         )
 
-    def register_services(self, services: Sequence[ServiceRef], namespace: str) -> None:
-        """Publish the Services the intent declares, with their ports, backed by the stack's
-        echo backends of the same name."""
+    def register_services(self, intent: Intent) -> None:
+        """Publish the Services the routes use, backed by the stack's echo backends of the same
+        name: a Service in the manifests is applied as written (names, ports and port names
+        kept); one the caller vouched for is created with the ports the routes reference. Each
+        echo instance gets an EndpointSlice whose ports carry the Service's port names (Traefik
+        matches slice ports to Service ports by name)."""
         backends = self.stack.backends.by_service() if self.stack.backends else {}
         applier = self.stack.running_applier()
-        for ref in services:
+        written = {
+            (o.namespace, o.name): o.body
+            for o in intent.objects
+            if o.kind == "Service" and o.role == "applied"
+        }
+        for ref in intent.services:
             instances = backends.get(ref.name)
             if not instances:
                 raise ConfigError(
                     f"service {ref.name!r} has no echo backend in the local stack "
                     f"(backends: {', '.join(sorted(backends))})"
                 )
-            ports = [p for p in ref.ports if p.number is not None] or [
-                ServicePortRef(name=SERVICE_PORT_NAME, number=SERVICE_PORT)
-            ]
-            service = {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": ref.name, "namespace": namespace, "labels": {"app": ref.name}},
-                "spec": {
-                    "selector": {"app": ref.name},
-                    "ports": [
-                        {
-                            "name": p.name or SERVICE_PORT_NAME,
-                            "port": p.number,
-                            "targetPort": p.name or SERVICE_PORT_NAME,
-                            "protocol": "TCP",
-                        }
-                        for p in ports
-                    ],
-                },
-            }
-            applier.apply(service)
+            service = written.get((ref.namespace, ref.name)) or _service_for(ref)
+            # Exactly as declared: the stack's own Service of that name is replaced, not merged.
+            applier.put(service)
+            port_names = [str(p.get("name") or "") for p in service["spec"].get("ports", [])]
             for inst in instances:
-                slice_obj = endpoint_slice(ref.name, inst, namespace)
+                slice_obj = endpoint_slice(ref.name, inst, ref.namespace)
                 slice_obj["ports"] = [
-                    {"name": p.name or SERVICE_PORT_NAME, "port": inst.port, "protocol": "TCP"}
-                    for p in ports
+                    {"name": name, "port": inst.port, "protocol": "TCP"} for name in port_names
                 ]
-                applier.apply(slice_obj)
+                applier.put(slice_obj)
 
     def apply_intent(self, intent: Intent) -> None:
-        """Apply the rendered intent and wait until Traefik serves every route of it."""
-        self.register_services(intent.services, intent.namespace)
-        self.stack.running_applier().apply_all(render_manifests(intent, intent.namespace))
-        wanted = self._routers_of(intent)
+        """Apply the intent's manifests and wait until Traefik serves every route it builds from
+        them (``Intent.served``: what is applied, not what is declared, for legacy forms applied
+        as written)."""
+        self.register_services(intent)
+        self.stack.running_applier().apply_all(manifests_to_apply(intent))
+        wanted = self._routers_of(intent.served)
         self.stack.running_traefik().wait_for_routers(
             lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),
             timeout=APPLY_TIMEOUT,
@@ -186,11 +196,12 @@ class LocalTarget:
         )
 
     def remove_intent(self, intent: Intent) -> None:
-        """Delete the rendered intent and wait until Traefik no longer serves any of it."""
+        """Delete what applying the intent created (Services stay: scenarios share them) and
+        wait until Traefik no longer serves any of it."""
         traefik = self.stack.running_traefik()
         before = self._served(traefik.routers())
-        self.stack.running_applier().delete_all(render_manifests(intent, intent.namespace))
-        gone = self._routers_of(intent)
+        self.stack.running_applier().delete_all(manifests_to_apply(intent))
+        gone = self._routers_of(intent.served)
         traefik.wait_for_routers(
             lambda routers: all(
                 self._served(routers)[k] <= max(0, before[k] - n) for k, n in gone.items()

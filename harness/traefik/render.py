@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
@@ -25,7 +27,14 @@ from harness.intent.dialects._ingress import (
     ANN_PATHMATCHER,
     ANN_PRIORITY,
 )
-from harness.intent.model import PROVIDER_CRD, PROVIDER_INGRESS, Intent, Route, WeightedBackend
+from harness.intent.model import (
+    PROVIDER_CRD,
+    PROVIDER_INGRESS,
+    Intent,
+    Route,
+    WeightedBackend,
+    sub_intent,
+)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ingress-harness"}
 ROUTES_ANNOTATION = "ingress-harness/routes"
@@ -234,3 +243,46 @@ def render_manifests(
     objects += _render_ingressroutes(by_provider[PROVIDER_CRD], namespace, taken)
     rank = {"Middleware": 0, "TraefikService": 1, "Ingress": 2, "IngressRoute": 3}
     return sorted(objects, key=lambda o: rank[o["kind"]])
+
+
+def manifests_to_apply(intent: Intent, *, with_services: bool = False) -> list[dict[str, Any]]:
+    """What applying ``intent`` sends to the API: the manifests' own objects as written
+    (converted legacy Ingresses in their v1 form), the rendering of the routes of translated
+    legacy objects, and for derived intent (no objects) the rendering of all its routes.
+    Services only with ``with_services`` (targets publish them with their endpoints)."""
+    if not intent.objects:
+        return render_manifests(intent, intent.namespace)
+    out = [
+        o.body
+        for o in intent.objects
+        if o.role in ("applied", "converted") and (with_services or o.kind != "Service")
+    ]
+    translated = {(o.kind, o.namespace, o.name) for o in intent.objects if o.role == "translated"}
+    routes = [r for r in intent.routes if (r.source.kind, r.namespace, r.source.name) in translated]
+    if routes:
+        out.extend(render_manifests(sub_intent(intent, routes), intent.namespace))
+    return out
+
+
+def write_translations(scenarios: Mapping[str, Intent], folder: Path) -> list[Path]:
+    """``--legacy-out``: each scenario with legacy objects as the v3 manifests that verify it
+    (``<scenario>.yaml``), a starting point for migrating them."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, intent in scenarios.items():
+        if not any(o.role == "translated" for o in intent.objects):
+            continue
+        path = folder / f"{name}.yaml"
+        header = (
+            f"# Traefik v3 translation of {', '.join(intent.files)} written by ingress-harness "
+            "(--legacy translate).\n"
+        )
+        path.write_text(
+            header
+            + yaml.safe_dump_all(manifests_to_apply(intent, with_services=True), sort_keys=False),
+            "utf-8",
+        )
+        written.append(path)
+    return written

@@ -26,12 +26,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ManifestError
 from harness.intent.dialects._crd import read_ingressroute
-from harness.intent.dialects._ingress import read_ingress
+from harness.intent.dialects._ingress import (
+    ingress_v1_body,
+    legacy_annotation_keys,
+    read_ingress,
+)
 from harness.intent.dialects._objects import (
     IGNORED_KINDS,
+    LEGACY_INGRESS_APIS,
+    TRAEFIK_OLD_GROUP,
     Context,
     Draft,
     K8sObject,
@@ -42,7 +49,16 @@ from harness.intent.dialects._objects import (
     read_service,
 )
 from harness.intent.dialects._yaml import load_documents
-from harness.intent.model import Intent, Route, ServicePortRef, ServiceRef
+from harness.intent.model import (
+    FINDING_LEGACY_AS_WRITTEN,
+    Intent,
+    LegacyMode,
+    ManifestObject,
+    ObjectRole,
+    Route,
+    ServicePortRef,
+    ServiceRef,
+)
 from harness.traefik.render import render_manifests
 
 __all__ = ["KnownServices", "load_intent", "load_scenarios", "manifest_files", "render_manifests"]
@@ -86,35 +102,142 @@ def load_intent(
     *,
     namespace: str = "default",
     known_services: KnownServices = None,
+    legacy: LegacyMode = "translate",
 ) -> Intent:
     """Read manifest files (or directories of them) into one ``Intent``.
 
-    ``namespace`` is used for objects without ``metadata.namespace``. Raises ``ManifestError``
-    (naming file, line and field) for anything that cannot be turned into intent.
+    ``namespace`` is used for objects without ``metadata.namespace``; ``legacy`` says how legacy
+    forms are verified (see ``LegacyMode``). Raises ``ManifestError`` (naming file, line and
+    field) for anything that cannot be turned into intent.
     """
     files = manifest_files(paths)
-    ctx = Context(namespace=namespace, known_services=known_services)
-    ctx.objects = _read_objects(files, namespace)
-    check_duplicates(ctx.objects)
-    for obj in ctx.objects:
-        if obj.kind in IGNORED_KINDS:
-            ignored(ctx, obj)
-        elif obj.kind == "Service":
-            ctx.services[(obj.namespace, obj.name)] = read_service(obj)
-    drafts: list[Draft] = []
-    for obj in ctx.objects:
-        if obj.kind == "Ingress":
-            drafts.extend(read_ingress(ctx, obj))
-        elif obj.kind == "IngressRoute":
-            drafts.extend(read_ingressroute(ctx, obj))
-    routes = _routes(drafts)
+    objects = _read_objects(files, namespace)
+    check_duplicates(objects)
+    ctx = _context(objects, namespace, known_services, read_legacy=True, legacy_mode=legacy)
+    routes = _read_routes(ctx)
+    manifest_objects = tuple(_manifest_object(obj, legacy) for obj in objects)
+    effective: Intent | None = None
+    if legacy == "as-written" and any(o.legacy for o in manifest_objects):
+        # What Traefik v3 builds from the objects as applied: the 1.x annotations ignored.
+        v3 = _context(objects, namespace, known_services, read_legacy=False, legacy_mode=legacy)
+        v3_routes = _read_routes(v3)
+        effective = Intent(
+            routes=v3_routes,
+            services=_service_refs(v3, v3_routes),
+            files=tuple(str(f) for f in files),
+            namespace=namespace,
+        )
+        for obj in manifest_objects:
+            if obj.legacy:
+                ctx.note(
+                    FINDING_LEGACY_AS_WRITTEN,
+                    f"{obj.kind} {obj.name!r} is applied as written (--legacy as-written): "
+                    + obj.note
+                    + "; the checks judge what it declares, so those that depend on a 1.x "
+                    "annotation fail. --legacy translate verifies the intended meaning through "
+                    "a v3 translation instead",
+                    obj.source,
+                )
     return Intent(
         routes=routes,
         services=_service_refs(ctx, routes),
         findings=tuple(ctx.findings),
         files=tuple(str(f) for f in files),
         namespace=namespace,
+        objects=manifest_objects,
+        legacy_mode=legacy if any(o.legacy for o in manifest_objects) else None,
+        effective=effective,
     )
+
+
+def _context(
+    objects: list[K8sObject],
+    namespace: str,
+    known_services: KnownServices,
+    *,
+    read_legacy: bool,
+    legacy_mode: LegacyMode,
+) -> Context:
+    ctx = Context(
+        namespace=namespace,
+        known_services=known_services,
+        read_legacy=read_legacy,
+        legacy_mode=legacy_mode,
+    )
+    ctx.objects = objects
+    for obj in objects:
+        if obj.kind in IGNORED_KINDS:
+            ignored(ctx, obj)
+        elif obj.kind == "Service":
+            ctx.services[(obj.namespace, obj.name)] = read_service(obj)
+    return ctx
+
+
+def _read_routes(ctx: Context) -> tuple[Route, ...]:
+    drafts: list[Draft] = []
+    for obj in ctx.objects:
+        if obj.kind == "Ingress":
+            drafts.extend(read_ingress(ctx, obj))
+        elif obj.kind == "IngressRoute":
+            drafts.extend(read_ingressroute(ctx, obj))
+    return _routes(drafts)
+
+
+#: Kinds whose objects are not namespaced.
+_CLUSTER_SCOPED = frozenset({"IngressClass", "Namespace", "ClusterRole", "ClusterRoleBinding"})
+_WORKLOADS = frozenset(
+    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "CronJob"}
+)
+
+
+def _manifest_object(obj: K8sObject, legacy_mode: LegacyMode) -> ManifestObject:
+    """What the local target does with ``obj`` (see ``ObjectRole``)."""
+    body = obj.doc.value()
+    if obj.kind not in _CLUSTER_SCOPED and isinstance(body.get("metadata"), dict):
+        body["metadata"]["namespace"] = obj.namespace
+    legacy_keys = legacy_annotation_keys(obj)
+    legacy = obj.api_version in (*LEGACY_INGRESS_APIS, TRAEFIK_OLD_GROUP) or bool(legacy_keys)
+
+    def made(role: ObjectRole, note: str, new_body: dict[str, Any] | None = None) -> ManifestObject:
+        return ManifestObject(
+            kind=obj.kind,
+            api_version=obj.api_version,
+            name=obj.name,
+            namespace=obj.namespace,
+            body=new_body if new_body is not None else body,
+            source=obj.doc.source(),
+            role=role,
+            note=note,
+            legacy=legacy,
+        )
+
+    if obj.kind in _WORKLOADS:
+        return made(
+            "skipped",
+            "a cluster would run it; the local target backs every Service "
+            "with its own echo backends instead",
+        )
+    if obj.kind in ("EndpointSlice", "Endpoints"):
+        return made("skipped", "the local target publishes EndpointSlices for its echo backends")
+    if obj.kind in IGNORED_KINDS:
+        return made("skipped", "it does not affect HTTP routing")
+    if legacy and legacy_mode == "translate":
+        return made(
+            "translated",
+            "replaced by the harness's Traefik v3 translation of its routes (--legacy translate)",
+        )
+    ignored_keys = f"Traefik v3 ignores {', '.join(legacy_keys)}" if legacy_keys else ""
+    if obj.api_version == TRAEFIK_OLD_GROUP:
+        return made(
+            "skipped",
+            "Traefik v3 does not watch the traefik.containo.us group, so it is not served",
+        )
+    if obj.kind == "Ingress" and obj.api_version in LEGACY_INGRESS_APIS:
+        note = f"{obj.api_version} is served as networking.k8s.io/v1 (Kubernetes 1.22 removed it)"
+        return made(
+            "converted", "; ".join(n for n in (note, ignored_keys) if n), ingress_v1_body(body)
+        )
+    return made("applied", ignored_keys)
 
 
 def _routes(drafts: list[Draft]) -> tuple[Route, ...]:
@@ -179,6 +302,7 @@ def load_scenarios(
     *,
     namespace: str = "default",
     known_services: KnownServices = None,
+    legacy: LegacyMode = "translate",
 ) -> dict[str, Intent]:
     """Scenarios in a manifests directory: every file that declares routes is one scenario,
     read together with the shared files (those holding only Services, IngressClasses and
@@ -196,6 +320,8 @@ def load_scenarios(
     if not scenario_files:
         raise ManifestError(f"{directory}: no file declares routes (Ingress or IngressRoute)")
     return {
-        path.stem: load_intent([*shared, path], namespace=namespace, known_services=known_services)
+        path.stem: load_intent(
+            [*shared, path], namespace=namespace, known_services=known_services, legacy=legacy
+        )
         for path in scenario_files
     }

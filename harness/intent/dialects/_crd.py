@@ -14,6 +14,7 @@ import math
 import re
 from fractions import Fraction
 
+from harness.intent.dialects._fields import INGRESSROUTE, TRAEFIKSERVICE, check_fields
 from harness.intent.dialects._objects import TRAEFIK_OLD_GROUP, Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode
 from harness.intent.model import (
@@ -252,6 +253,7 @@ def traefik_service(
             f"TraefikService {name!r} (namespace {namespace!r}) is not in the manifests",
             "Add the TraefikService to the manifest files or fix the name",
         )
+    check_fields(ctx, obj, TRAEFIKSERVICE)
     spec = obj.doc.require("spec", "Add spec.weighted.services")
     weighted = spec.get("weighted")
     if weighted is None:
@@ -338,13 +340,16 @@ def route_backends(
 
 def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
     """The routes of an IngressRoute."""
+    if obj.api_version == TRAEFIK_OLD_GROUP and not ctx.read_legacy:
+        return []  # Traefik v3 does not watch the traefik.containo.us group.
     if obj.api_version == TRAEFIK_OLD_GROUP:
         ctx.note(
             FINDING_REMOVED_API_GROUP,
             f"IngressRoute {obj.name!r} uses the API group traefik.containo.us, removed in Traefik "
-            "v3: a v3 proxy does not see it. The harness reads it and renders traefik.io/v1alpha1",
+            "v3: a v3 proxy does not see it; " + ctx.renders("traefik.io/v1alpha1"),
             obj.doc.require("apiVersion").source(),
         )
+    check_fields(ctx, obj, INGRESSROUTE)
     spec = obj.doc.require("spec", "Add spec.routes")
     klass_node = spec.get("ingressClassName") or obj.annotation("kubernetes.io/ingress.class")
     klass = klass_node.string("a class name") if klass_node is not None else None

@@ -18,16 +18,24 @@ to 3 decimals, ``%`` optional, adding up to 100%; services left out share the re
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import yaml
 
 from harness.intent.dialects._crd import middleware_strip, single_strip
+from harness.intent.dialects._fields import (
+    INGRESS_V1,
+    INGRESS_V1BETA1,
+    check_fields,
+    check_router_annotations,
+)
 from harness.intent.dialects._objects import API_INGRESS_V1, Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode, manifest_error
 from harness.intent.model import (
@@ -101,6 +109,7 @@ class _Settings:
 def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
     """The routes of one Ingress (any of the three API versions)."""
     legacy = obj.api_version != API_INGRESS_V1
+    check_fields(ctx, obj, INGRESS_V1BETA1 if legacy else INGRESS_V1)
     spec = obj.doc.require("spec", "Add spec.rules")
     settings = _Settings()
     settings.dialects.append(DIALECT_INGRESS_V1BETA1 if legacy else DIALECT_INGRESS_V1)
@@ -267,30 +276,13 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
                 "Use Path or PathPrefix",
             )
         settings.pathmatcher = value
-    for key, value_node in obj.annotations:
-        if key.startswith((V3 + "router.", V3 + "service.")) and key not in (
-            ANN_PRIORITY,
-            ANN_MIDDLEWARES,
-            ANN_PATHMATCHER,
-        ):
-            v3_used = True
-            if key.endswith("router.entrypoints"):
-                ctx.note(
-                    FINDING_NOT_MODELED,
-                    f"annotation {key} is not modeled: probes assume the route is served on the "
-                    "entry point they are sent to",
-                    value_node.source(),
-                )
-            else:
-                ctx.note(
-                    FINDING_NOT_MODELED,
-                    f"annotation {key} is not modeled by the harness",
-                    value_node.source(),
-                    "info",
-                )
+    check_router_annotations(ctx, obj)
+    if any(k.startswith((V3 + "router.", V3 + "service.")) for k, _ in obj.annotations):
+        v3_used = True
     if v3_used:
         settings.dialects.append(DIALECT_TRAEFIK_V3_ANNOTATIONS)
-    _legacy_annotations(ctx, obj, settings)
+    if ctx.read_legacy:
+        _legacy_annotations(ctx, obj, settings)
 
 
 def _middleware_ref(ctx: Context, obj: K8sObject, ref: str, node: YNode) -> tuple[str, ...] | None:
@@ -337,8 +329,7 @@ def _legacy_annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> No
         settings.rule_type = (value, node)
         ctx.note(
             FINDING_LEGACY_ANNOTATION,
-            f"Traefik v2/v3 ignore {key}: {value} as written; the harness renders it as "
-            f"{_RULE_TYPE_RENDERING[value]}",
+            f"Traefik v2/v3 ignore {key}: {value}; " + ctx.renders(_RULE_TYPE_RENDERING[value]),
             node.source(),
         )
     found = _first(obj, LEGACY_PRIORITY)
@@ -356,7 +347,7 @@ def _legacy_annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> No
             settings.priority = legacy_priority
             ctx.note(
                 FINDING_LEGACY_ANNOTATION,
-                f"Traefik v2/v3 ignore {key} as written; the harness renders it as {ANN_PRIORITY}",
+                f"Traefik v2/v3 ignore {key}; " + ctx.renders(ANN_PRIORITY),
                 node.source(),
             )
     found = _first(obj, LEGACY_WEIGHTS)
@@ -384,6 +375,14 @@ def _legacy_annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> No
                 f"annotation {key} is not read by Traefik v2/v3 and not translated by the harness",
                 node.source(),
             )
+
+
+def legacy_annotation_keys(obj: K8sObject) -> list[str]:
+    """The Traefik 1.x annotations of an object (Traefik v2/v3 ignore every one of them)."""
+    named = {*LEGACY_RULE_TYPE, *LEGACY_PRIORITY, *LEGACY_WEIGHTS}
+    return [
+        key for key, _ in obj.annotations if key in named or key.startswith(_LEGACY_PREFIXES[:3])
+    ]
 
 
 def _parse_weights(node: YNode, key: str) -> dict[str, tuple[Fraction, Source]]:
@@ -658,10 +657,14 @@ def _weighted(
         )
     ctx.note(
         FINDING_LEGACY_ANNOTATION,
-        f"Traefik v2/v3 ignore service-weights as written (the Ingress provider has no weights); "
-        f"the harness renders {where} as an IngressRoute with a weighted TraefikService "
-        f"({', '.join(f'{b.service}={b.weight}' for b in backends)}). Traefik 1.x divided each "
-        "percentage by the pod count; a TraefikService weighs Services, not pods",
+        "Traefik v2/v3 ignore service-weights (the Ingress provider has no weights) for "
+        f"{where}; "
+        + ctx.renders(
+            "an IngressRoute with a weighted TraefikService "
+            f"({', '.join(f'{b.service}={b.weight}' for b in backends)})"
+        )
+        + ". Traefik 1.x divided each percentage by the pod count; a TraefikService weighs "
+        "Services, not pods",
         first.source,
     )
     return Draft(
@@ -678,3 +681,32 @@ def _weighted(
         path_type=first.path_type,
         ingress_class=first.ingress_class,
     )
+
+
+def _v1_backend(backend: dict[str, Any]) -> dict[str, Any]:
+    if "service" in backend or "resource" in backend:
+        return backend
+    port = backend.get("servicePort")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    port_ref = {"number": port} if isinstance(port, int) else {"name": port}
+    return {"service": {"name": backend.get("serviceName"), "port": port_ref}}
+
+
+def ingress_v1_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A legacy (extensions/v1beta1, networking.k8s.io/v1beta1) Ingress as the API server stores
+    it in networking.k8s.io/v1: ``serviceName``/``servicePort`` become ``service.name``/
+    ``service.port``, ``backend`` becomes ``defaultBackend``, a missing ``pathType`` becomes
+    ``ImplementationSpecific``; annotations are left as they are (Traefik v3 ignores the 1.x
+    ones)."""
+    out = copy.deepcopy(body)
+    out["apiVersion"] = API_INGRESS_V1
+    spec = out.get("spec") or {}
+    if "backend" in spec:
+        spec["defaultBackend"] = _v1_backend(spec.pop("backend"))
+    for rule in spec.get("rules") or []:
+        for entry in (rule.get("http") or {}).get("paths") or []:
+            entry.setdefault("pathType", "ImplementationSpecific")
+            if "backend" in entry:
+                entry["backend"] = _v1_backend(entry["backend"])
+    return out

@@ -8,6 +8,7 @@ the indexes, ``known_services``) and collects findings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,6 +18,7 @@ from harness.intent.dialects._yaml import YNode, manifest_error
 from harness.intent.model import (
     FINDING_IGNORED_OBJECT,
     Finding,
+    LegacyMode,
     MatchKind,
     ServicePortRef,
     Severity,
@@ -25,6 +27,12 @@ from harness.intent.model import (
 )
 
 KnownServices = Collection[str] | Literal["*"] | None
+
+# Kubernetes object names (DNS subdomain, RFC 1123) and namespaces (DNS label).
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 API_INGRESS_V1 = "networking.k8s.io/v1"
 LEGACY_INGRESS_APIS = ("extensions/v1beta1", "networking.k8s.io/v1beta1")
@@ -107,9 +115,23 @@ def read_object(doc: YNode, default_namespace: str) -> K8sObject | None:
         "an apiVersion"
     )
     meta = doc.require("metadata", "Add metadata with a name")
-    name = meta.require("name", "Give the object a name").string("a name")
+    name_node = meta.require("name", "Give the object a name")
+    name = name_node.string("a name")
+    if not _DNS_NAME.match(name):
+        name_node.fail(
+            f"name {name!r} is not a valid Kubernetes object name (lowercase letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit, at most 253 characters); "
+            "a Kubernetes API server refuses it",
+            "Give the object a valid name",
+        )
     ns_node = meta.get("namespace")
     namespace = ns_node.string("a namespace") if ns_node is not None else default_namespace
+    if ns_node is not None and not _DNS_LABEL.match(namespace):
+        ns_node.fail(
+            f"namespace {namespace!r} is not a valid namespace name (a DNS label: lowercase "
+            "letters, digits and '-', at most 63 characters)",
+            "Fix the namespace",
+        )
     doc = doc.with_object(kind, name)
     if kind in IGNORED_KINDS:
         return K8sObject(api, kind, name, namespace, doc, ())
@@ -148,11 +170,25 @@ class Context:
 
     namespace: str
     known_services: KnownServices
+    #: False: read the manifests as Traefik v3 does, ignoring the Traefik 1.x annotations and
+    #: the traefik.containo.us group (what applying them as written makes Traefik serve).
+    read_legacy: bool = True
+    #: How legacy forms are verified; findings about them say what the harness does.
+    legacy_mode: LegacyMode = "translate"
     objects: list[K8sObject] = field(default_factory=list)
     services: dict[tuple[str, str], ServiceObject] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     # Ports referenced per undeclared Service, for ServiceRef.
     referenced: dict[tuple[str, str], dict[int | str | None, None]] = field(default_factory=dict)
+
+    def renders(self, what: str) -> str:
+        """What happens to a legacy form, for a finding: ``what`` is its v3 translation."""
+        if self.legacy_mode == "translate":
+            return f"the harness renders it as {what} (--legacy translate)"
+        return (
+            f"applied as written, so it is not in effect and the checks that depend on it fail "
+            f"(--legacy translate would render it as {what})"
+        )
 
     def find(self, kind: str, namespace: str, name: str) -> K8sObject | None:
         for obj in self.objects:

@@ -1,0 +1,295 @@
+"""Every field of the routing objects, accounted for: modeled, inert, or refused.
+
+A field that can change which backend answers, what path or headers it sees, or whether the
+route answers at all must be either modeled by the oracle (and so checked), or make the run
+refuse the manifest before any traffic, naming file, line and field. Nothing is dropped
+silently. These tables say, per kind, what each field is:
+
+- a nested table: the field is a mapping (or, for a field ending in ``[]``, a list of mappings)
+  whose own fields are looked up in it;
+- ``MODELED``: read by the dialect and judged by the checks;
+- ``Inert(why)``: accepted, it does not change what a correct request gets (recorded as an
+  informational finding when present, so a reviewer sees it was read);
+- ``Refused(why, advice)``: the run stops with file:line:field, what it does and what to do.
+
+A field not in a table is refused as unknown (a typo, or something the harness does not know):
+Traefik would either reject the object or do something the harness cannot predict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Union
+
+from harness.intent.dialects._objects import Context, K8sObject
+from harness.intent.dialects._yaml import YNode
+from harness.intent.model import FINDING_NOT_MODELED
+
+
+@dataclass(frozen=True)
+class Inert:
+    why: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    why: str
+    advice: str
+
+
+class _Modeled:
+    def __repr__(self) -> str:
+        return "MODELED"
+
+
+MODELED = _Modeled()
+Field = Union["Table", Inert, Refused, _Modeled]
+Table = Mapping[str, Field]
+
+#: Fields Kubernetes and tools put on every object; none of them changes routing.
+_METADATA: Table = {
+    "name": MODELED,
+    "namespace": MODELED,
+    "annotations": MODELED,  # checked key by key by the dialects
+    "labels": MODELED,
+    "generateName": Refused("the object has no fixed name", "Give it metadata.name"),
+    "uid": MODELED,
+    "resourceVersion": MODELED,
+    "generation": MODELED,
+    "creationTimestamp": MODELED,
+    "managedFields": MODELED,
+    "finalizers": MODELED,
+    "ownerReferences": MODELED,
+    "selfLink": MODELED,
+}
+
+_SERVICE_BACKEND: Table = {
+    "name": MODELED,
+    "port": {"number": MODELED, "name": MODELED},
+}
+_BACKEND_V1: Table = {
+    "service": _SERVICE_BACKEND,
+    "resource": Refused("resource backends are not served by Traefik", "Use backend.service"),
+}
+_BACKEND_V1BETA1: Table = {
+    "serviceName": MODELED,
+    "servicePort": MODELED,
+    "resource": Refused("resource backends are not served by Traefik", "Use serviceName"),
+}
+_TLS_NOT_YET = Refused(
+    "TLS routing (HTTPS on the websecure entry point) is not verified by this version of "
+    "the harness, so its checks would be about plain HTTP only",
+    "Verify the TLS routes separately, or remove the TLS settings for this run",
+)
+
+
+def _ingress(backend: Table) -> Table:
+    return {
+        "apiVersion": MODELED,
+        "kind": MODELED,
+        "metadata": _METADATA,
+        "status": Inert("written by the controller, not by users"),
+        "spec": {
+            "ingressClassName": MODELED,
+            "defaultBackend": backend,
+            "backend": backend,
+            "tls[]": {"hosts": _TLS_NOT_YET, "secretName": _TLS_NOT_YET},
+            "rules[]": {
+                "host": MODELED,
+                "http": {
+                    "paths[]": {"path": MODELED, "pathType": MODELED, "backend": backend},
+                },
+            },
+        },
+    }
+
+
+INGRESS_V1 = _ingress(_BACKEND_V1)
+INGRESS_V1BETA1 = _ingress(_BACKEND_V1BETA1)
+
+_CRD_SERVICE: Table = {
+    "name": MODELED,
+    "namespace": MODELED,
+    "kind": MODELED,
+    "port": MODELED,
+    "weight": MODELED,
+    "strategy": Refused(
+        "a load-balancing strategy other than the default weighted round robin changes which "
+        "backend answers (p2c ignores weights, hrw pins clients)",
+        "Leave strategy unset (wrr) to verify the weights",
+    ),
+    "sticky": Inert(
+        "sticky cookies pin a client that sends the cookie back; the shares across clients "
+        "without cookies are what is verified"
+    ),
+    "scheme": Refused(
+        "the scheme Traefik uses towards the backend (https, h2c) changes what the backend must "
+        "speak; the local target's echo backends speak plain HTTP",
+        "Leave scheme unset to verify the routing",
+    ),
+    "serversTransport": Refused(
+        "a servers transport changes how Traefik connects to the backend",
+        "Leave it unset for this run",
+    ),
+    "passHostHeader": Refused(
+        "passHostHeader: false changes the Host header the backend sees, which is not modeled",
+        "Leave passHostHeader unset (true)",
+    ),
+    "responseForwarding": Inert("changes only when response bytes are flushed"),
+    "healthCheck": Refused(
+        "a health check can take backends out of the rotation", "Leave healthCheck unset"
+    ),
+    "nativeLB": Refused(
+        "nativeLB sends traffic to the Service's cluster IP instead of its endpoints",
+        "Leave nativeLB unset",
+    ),
+    "nodePortLB": Refused(
+        "nodePortLB sends traffic to node ports instead of the endpoints",
+        "Leave nodePortLB unset",
+    ),
+}
+
+INGRESSROUTE: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "spec": {
+        "entryPoints": Refused(
+            "entry points decide on which port (and scheme) the route answers; this version of "
+            "the harness sends every probe to the plain-HTTP entry point",
+            "Leave entryPoints unset for this run, or verify such routes separately",
+        ),
+        "ingressClassName": MODELED,
+        "tls": _TLS_NOT_YET,
+        "parentRefs": Refused("parent references are not modeled", "Leave parentRefs unset"),
+        "routes[]": {
+            "kind": MODELED,
+            "match": MODELED,
+            "priority": MODELED,
+            "syntax": MODELED,
+            "middlewares[]": {"name": MODELED, "namespace": MODELED},
+            "services[]": _CRD_SERVICE,
+            "observability": Inert("access logs, metrics and tracing only"),
+        },
+    },
+}
+
+TRAEFIKSERVICE: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "spec": {
+        "weighted": {"services[]": _CRD_SERVICE, "sticky": MODELED},
+        "mirroring": Refused(
+            "mirroring sends copies of requests to other services; only weighted TraefikServices "
+            "are modeled",
+            "Use spec.weighted",
+        ),
+        "highestRandomWeight": Refused(
+            "highest random weight pins each client to one backend", "Use spec.weighted"
+        ),
+        "failover": Refused("failover moves traffic when health checks fail", "Use spec.weighted"),
+    },
+}
+
+#: ``traefik.ingress.kubernetes.io/`` annotations of the Ingress provider (v3), after the prefix.
+INGRESS_ANNOTATIONS: Mapping[str, Field] = {
+    "router.priority": MODELED,
+    "router.middlewares": MODELED,
+    "router.pathmatcher": MODELED,
+    "router.entrypoints": INGRESSROUTE["spec"]["entryPoints"],  # type: ignore[index]
+    "router.tls": _TLS_NOT_YET,
+    "router.tls.certresolver": _TLS_NOT_YET,
+    "router.tls.options": _TLS_NOT_YET,
+    "router.rulesyntax": Refused(
+        "the v2 rule syntax matches differently (e.g. PathPrefix takes regular expressions)",
+        "Remove router.rulesyntax (the v3 syntax is the default)",
+    ),
+    "router.observability.accesslogs": Inert("access logs only"),
+    "router.observability.metrics": Inert("metrics only"),
+    "router.observability.tracing": Inert("tracing only"),
+    "service.sticky.cookie": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.name": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.secure": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.samesite": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.httponly": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.maxage": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.path": _CRD_SERVICE["sticky"],
+    "service.sticky.cookie.domain": _CRD_SERVICE["sticky"],
+    "service.serversscheme": _CRD_SERVICE["scheme"],
+    "service.serverstransport": _CRD_SERVICE["serversTransport"],
+    "service.passhostheader": _CRD_SERVICE["passHostHeader"],
+    "service.nativelb": _CRD_SERVICE["nativeLB"],
+    "service.nodeportlb": _CRD_SERVICE["nodePortLB"],
+}
+ROUTER_PREFIX = "traefik.ingress.kubernetes.io/"
+
+
+def _key(name: str, table: Table) -> tuple[str, Field] | None:
+    if name in table:
+        return name, table[name]
+    if f"{name}[]" in table:
+        return f"{name}[]", table[f"{name}[]"]
+    return None
+
+
+def check_fields(ctx: Context, obj: K8sObject, table: Table) -> None:
+    """Walk ``obj``'s document against ``table``: refuse what is refused or unknown (naming
+    file, line and field), note what is inert."""
+    _walk(ctx, obj.doc, table, obj.kind)
+
+
+def _walk(ctx: Context, node: YNode, table: Table, kind: str) -> None:
+    for name, child in node.mapping():
+        found = _key(name, table)
+        if found is None:
+            known = ", ".join(sorted(k.removesuffix("[]") for k in table))
+            child.fail(
+                f"unknown field {name!r} in {kind} (known here: {known}); the harness cannot "
+                "say what it does to traffic",
+                "Fix the field name, or remove the field",
+            )
+        key, disposition = found
+        if isinstance(disposition, Refused):
+            child.fail(f"{name}: {disposition.why}", disposition.advice)
+        elif isinstance(disposition, Inert):
+            ctx.note(
+                FINDING_NOT_MODELED,
+                f"{name} is accepted as inert: {disposition.why}",
+                child.source(),
+                "info",
+            )
+        elif isinstance(disposition, Mapping):
+            items = child.sequence() if key.endswith("[]") else [child]
+            for item in items:
+                _walk(ctx, item, disposition, kind)
+
+
+def check_router_annotations(ctx: Context, obj: K8sObject) -> None:
+    """Every ``traefik.ingress.kubernetes.io/router.*`` and ``service.*`` annotation is modeled,
+    inert or refused; an unknown one is refused (Traefik cannot parse it either and skips the
+    whole Ingress)."""
+    for key, node in obj.annotations:
+        if not key.startswith(ROUTER_PREFIX):
+            continue
+        short = key.removeprefix(ROUTER_PREFIX)
+        if not short.startswith(("router.", "service.")):
+            continue  # Traefik 1.x keys: the legacy reader handles them.
+        disposition = INGRESS_ANNOTATIONS.get(short)
+        if disposition is None:
+            known = ", ".join(sorted(INGRESS_ANNOTATIONS))
+            node.fail(
+                f"unknown Traefik annotation {key} (Traefik reads {known}, each after "
+                f"{ROUTER_PREFIX}): Traefik skips an Ingress whose annotations it cannot parse",
+                "Fix the annotation name, or remove it",
+            )
+        if isinstance(disposition, Refused):
+            node.fail(f"{key}: {disposition.why}", disposition.advice)
+        if isinstance(disposition, Inert):
+            ctx.note(
+                FINDING_NOT_MODELED,
+                f"{key} is accepted as inert: {disposition.why}",
+                node.source(),
+                "info",
+            )
