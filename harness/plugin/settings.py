@@ -122,7 +122,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "harness_aspect(name): the exact aspect a suite checks (routing, strip, priority)",
+        "harness_kind(kind): what a suite checks (a harness.checks.evidence.Kind value)",
     )
     try:
         settings = _read_settings(config)
