@@ -101,7 +101,8 @@ def _declared(item: pytest.Item) -> tuple[Kind, Subject] | None:
     scenario = params.get("scenario_run") or params.get("scenario_name") or tie[0] or "run"
     route = params.get("weighted_case") or tie[1]
     case = params.get("exact_case") or (None, None)
-    label = route or case[1] or params.get("strategy_name") or str(scenario)
+    name = getattr(item, "originalname", item.name)
+    label = route or case[1] or params.get("strategy_name") or name
     return Kind(marker.args[0]), Subject(scenario=str(scenario), route=route, label=str(label))
 
 
