@@ -67,9 +67,7 @@ class ResultsDocument(TypedDict):
 def gate_of(counts: Mapping[str, int], regressions: Sequence[str] = ()) -> Gate:
     """The gate, decided here and nowhere else, from the counts per outcome and the reasons the
     baseline comparison regressed (``Comparison.reasons()``)."""
-    reasons = [
-        f"{counts[o]} check(s) {o}" for o in OUTCOMES if o in GATE_FAILING and counts.get(o)
-    ]
+    reasons = [f"{counts[o]} check(s) {o}" for o in OUTCOMES if o in GATE_FAILING and counts.get(o)]
     ran = sum(counts.values())
     if not ran:
         reasons.append("no checks ran")
@@ -168,7 +166,7 @@ def load(path: Path) -> ResultsDocument:
     if version != SCHEMA_VERSION:
         raise ConfigError(
             f"{path}: results schema version {version!r}, but this harness reads version "
-            f"{SCHEMA_VERSION} only (see README, \"results.json\"); run the suites again with "
+            f'{SCHEMA_VERSION} only (see README, "results.json"); run the suites again with '
             "this harness to get a results.json it can read"
         )
     return cast(ResultsDocument, data)
