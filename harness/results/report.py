@@ -106,7 +106,12 @@ FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
 )
 
 #: Sort rank of outcomes inside a section: failing first, then what is not green.
-_RANK = {str(o): i for i, o in enumerate(OUTCOMES)}
+_RANK = {
+    o: i
+    for i, o in enumerate(
+        ("failed", "error", "invalid", "undefined", "report-only", "passed", "skipped")
+    )
+}
 
 #: Bounds that keep a report small whatever the evidence holds.
 MAX_JSON_CHARS = 20_000
