@@ -330,6 +330,8 @@ class GapsEvidence(TypedDict):
 
 #: The evidence of a check; its ``type`` names the shape.
 Evidence = ExactEvidence | RegistrationEvidence | WeightsEvidence | GapsEvidence
+#: The ``type`` of each shape of evidence.
+EvidenceType = Literal["exact", "weights", "gaps", "registration"]
 
 
 def route_subject(scenario: str, route: Any) -> Subject:

@@ -42,6 +42,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 COLLECTOR = "ingress-harness-results"
 
+#: The statistical settings results.json records among the run's parameters.
+_REPORTED_WEIGHT_SETTINGS = (
+    "run_alpha",
+    "power",
+    "min_deviation",
+    "mode",
+    "max_error_rate",
+    "max_requests",
+)
+
 
 class ResultsCollector:
     """On the controller only: turns test reports (from any xdist worker) into RunResults."""
@@ -79,7 +89,7 @@ class ResultsCollector:
             **{
                 k: v
                 for k, v in settings.weights.to_dict().items()
-                if k in ("run_alpha", "power", "min_deviation", "mode", "max_error_rate")
+                if k in _REPORTED_WEIGHT_SETTINGS
             },
         }
         if settings.report_dir is None or not results.checks:
