@@ -19,14 +19,15 @@ error      no verdict could be reached: setup or the target failed, or too many 
            requests failed for a split to be judged
 undefined  the manifests leave the behaviour unspecified (a priority tie); the    skipped
            observed distribution is the evidence
-invalid    the measurement cannot be trusted (the sender fell behind its          skipped
+invalid    the measurement cannot be trusted (the sender fell behind its          failed
            schedule, requests unaccounted for): never green
 report-only measured and reported, with no budget to judge it against             skipped
 skipped    does not apply here (e.g. needs the local target), or was not judged   skipped
            because a check it depends on failed
 ========== ====================================================================== ==========
 
-The gate fails on ``failed``, ``error`` and ``invalid``.
+The gate fails on ``failed``, ``error`` and ``invalid``. The kind of a check is its evidence's
+(:func:`kind_of`), never its module's or file's name.
 """
 
 from __future__ import annotations
