@@ -45,10 +45,14 @@ def main() -> int:
             settings = WeightSettings(mode=mode)  # type: ignore[arg-type]
             walls, sent, verdicts = [], [], []
             for _ in range(args.repeats):
-                result = check_split(stack.proxy_url, intent, route, settings, n_checks=n_checks)
-                walls.append(float(result.evidence["wall_time"]))
-                sent.append(int(result.evidence["sent"]))
-                verdicts.append(result.verdict.value)
+                result = check_split(
+                    stack.proxy_url, intent, route, settings, scenario="weights", n_checks=n_checks
+                )
+                evidence = result.evidence
+                assert evidence["type"] == "weights"
+                walls.append(evidence["wall_time"])
+                sent.append(evidence["sent"])
+                verdicts.append(str(result.outcome))
             print(
                 f"{mode:>10}: {statistics.median(walls):6.2f} s median wall time, "
                 f"{statistics.median(sent):,.0f} requests, "

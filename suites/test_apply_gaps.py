@@ -13,9 +13,9 @@ A run whose sender fell behind its schedule is invalid; it is not made again (th
 the easy runs): a strategy with an invalid run is invalid, never green, and the evidence says how
 many of its runs were.
 
-The evidence (``{"type": "gaps", ...}``) holds every run's figures, its downsampled timeline with
-the markers (change call start and end, steps, when Traefik showed the change) and the gap
-interval, and the distributions over the runs.
+The evidence (``harness.checks.evidence.GapsEvidence``) holds every run's figures, its
+downsampled timeline with the markers (change call start and end, steps, when Traefik showed the
+change) and the gap interval, and the distributions over the runs.
 
 These checks apply changes, so they need the local target; against an external proxy
 (``--proxy-url``) only ``--change-command`` is measured: the command is the change.
@@ -27,18 +27,21 @@ from typing import Any
 
 import pytest
 
-from harness.checks.gaps import GapOptions, GapReport, GapVerdict, judge_repeats, summarize_repeats
+from harness.checks.evidence import Subject as CheckSubject
+from harness.checks.evidence import route_subject
+from harness.checks.gaps import GapOptions, GapSettings, gaps_check, judge_repeats
 from harness.checks.probes import probe_host
 from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CommandChange,
-    Strategy,
     Subject,
     build_strategy,
     find_subject,
     run_repeats,
 )
 from harness.traffic.engine import RequestSpec
+
+pytestmark = pytest.mark.harness_kind("gaps")
 
 NOTHING_APPLIED = pytest.mark.parametrize(
     "scenario_run", [None], indirect=True, scope="session", ids=["clean"]
@@ -63,45 +66,16 @@ def gap_subject(target: Any, harness_settings: Any) -> Subject:
     return subject
 
 
-def _record(
-    evidence: Any,
-    strategy: Strategy,
-    reports: list[GapReport],
-    verdict: GapVerdict,
-    settings: Any,
-    options: GapOptions,
-    extra: dict[str, Any],
-) -> None:
-    evidence.add(
-        {
-            "type": "gaps",
-            **strategy.describe(),
-            **extra,
-            "budget": verdict.budget,
-            "verdict": verdict.to_dict(),
-            "summary": verdict.summary,
-            "distribution": summarize_repeats(reports),
-            "repeats": [r.to_dict() for r in reports],
-            "settings": {
-                "rate": settings.rate,
-                "repeats": settings.repeats,
-                "max_lag_ms": settings.max_lag_s * 1e3,
-                "latency_budget_ms": options.latency_budget_s * 1e3,
-                "k": options.k,
-                "window_ms": options.window_s * 1e3,
-                "bucket_ms": options.bucket_s * 1e3,
-            },
-        }
-    )
-
-
-def _conclude(verdict: GapVerdict, evidence: Any, *, undefined: bool = False) -> None:
-    if verdict.outcome in ("failed", "invalid"):
-        pytest.fail(verdict.message, pytrace=False)
-    if verdict.outcome == "report-only":
-        if undefined:
-            evidence.mark_undefined(verdict.message)
-        pytest.skip(f"REPORT ONLY: {verdict.summary}")
+def _settings(settings: GapSettings, options: GapOptions) -> dict[str, float]:
+    return {
+        "rate": settings.rate,
+        "repeats": settings.repeats,
+        "max_lag_ms": settings.max_lag_s * 1e3,
+        "latency_budget_ms": options.latency_budget_s * 1e3,
+        "k": options.k,
+        "window_ms": options.window_s * 1e3,
+        "bucket_ms": options.bucket_s * 1e3,
+    }
 
 
 @NOTHING_APPLIED
@@ -140,23 +114,20 @@ def test_apply_strategy_gaps(
         strategy_name, reports, budget, require_convergence=strategy.must_converge
     )
     route = gap_subject.route
-    _record(
-        evidence,
-        strategy,
-        reports,
+    check = gaps_check(
         verdict,
-        settings,
-        options,
-        {
-            "scenario": gap_subject.scenario,
-            "route": route.id,
-            "rule": route.rule,
-            "source": route.source.to_dict(),
-            "moved_to": gap_subject.other.service,
-            "throttle_s": stack.options.throttle_seconds,
-        },
+        reports,
+        described=strategy.describe(),
+        subject=route_subject(gap_subject.scenario, route),
+        settings=_settings(settings, options),
+        throttle_s=stack.options.throttle_seconds,
+        route=route,
+        moved_to=gap_subject.other.service,
+        findings=gap_subject.intent.findings,
+        # The same host and path on a second Ingress, no priority: a tie.
+        undefined=strategy_name == "override-tie",
     )
-    _conclude(verdict, evidence, undefined=strategy_name == "override-tie")
+    evidence.record(check)
 
 
 @NOTHING_APPLIED
@@ -177,7 +148,7 @@ def test_change_command_gaps(
     if target.can_apply:
         pytest.skip("--change-command measures an external proxy (--proxy-url)")
     # External mode has exactly one scenario: --proxy-url is refused without --manifests.
-    (intent,) = harness_settings.scenarios.values()
+    ((name, intent),) = harness_settings.scenarios.items()
     specs = list(
         dict.fromkeys(
             RequestSpec(path=r.path or "/", host=probe_host(r.host)) for r in intent.routes
@@ -205,13 +176,15 @@ def test_change_command_gaps(
     verdict = judge_repeats(
         "command", reports, settings.budgets.get("command"), require_convergence=False
     )
-    _record(
-        evidence,
-        strategy,
-        reports,
+    check = gaps_check(
         verdict,
-        settings,
-        options,
-        {"command": settings.change_command, "change_window": settings.change_window.describe()},
+        reports,
+        described=strategy.describe(),
+        subject=CheckSubject(scenario=name, route=None, label="the change command"),
+        settings=_settings(settings, options),
+        throttle_s=2.0,
+        command=settings.change_command,
+        change_window=settings.change_window.describe(),
+        findings=intent.findings,
     )
-    _conclude(verdict, evidence)
+    evidence.record(check)

@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 
-from harness.plugin.outcomes import check_exact, record_for
-
-pytestmark = pytest.mark.harness_aspect("priority")
+pytestmark = pytest.mark.harness_kind("priority")
 
 
 def test_priority(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
-    check_exact(scenario_run, exact_case, evidence)
+    evidence.record(scenario_run.exact_check(exact_case))
 
 
 @pytest.mark.parametrize(
@@ -28,7 +26,11 @@ def test_tutorial_longest_path_and_its_override(
 ) -> None:
     """The tutorial: /cheddar/wensleydale/x goes to wensleydale (the longer path), and to cheddar
     once cheddar's Ingress has priority 2 and wensleydale's priority 1."""
-    record = record_for(
-        scenario_run, "cheeses.minikube", "/cheddar/wensleydale/x", evidence, "priority"
+    verdict = scenario_run.claim_check(
+        "cheeses.minikube",
+        "/cheddar/wensleydale/x",
+        "priority",
+        f"every answer comes from {service}",
+        lambda o: o.backend == service,
     )
-    assert {o.backend for o in record.observations} == {service}
+    evidence.record(verdict)

@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from harness.plugin.outcomes import check_exact, record_for
-
-pytestmark = pytest.mark.harness_aspect("routing")
+pytestmark = pytest.mark.harness_kind("routing")
 
 
 def test_routing(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
-    check_exact(scenario_run, exact_case, evidence)
+    evidence.record(scenario_run.exact_check(exact_case))
 
 
 # The tutorial's own claims, by name, on its own manifests (suites/manifests/cheeses.yaml).
@@ -32,8 +30,14 @@ TUTORIAL = pytest.mark.parametrize("scenario_run", ["cheeses"], indirect=True, s
 def test_tutorial_host_and_path_routing(
     scenario_run: Any, host: str, path: str, service: str, evidence: Any
 ) -> None:
-    record = record_for(scenario_run, host, path, evidence)
-    assert {(o.status, o.backend) for o in record.observations} == {(200, service)}
+    verdict = scenario_run.claim_check(
+        host,
+        path,
+        "routing",
+        f"every answer is 200 from {service}",
+        lambda o: (o.status, o.backend) == (200, service),
+    )
+    evidence.record(verdict)
 
 
 @TUTORIAL
@@ -43,5 +47,7 @@ def test_tutorial_host_and_path_routing(
 def test_tutorial_anything_else_is_404(
     scenario_run: Any, host: str, path: str, evidence: Any
 ) -> None:
-    record = record_for(scenario_run, host, path, evidence)
-    assert {o.status for o in record.observations} == {404}
+    verdict = scenario_run.claim_check(
+        host, path, "routing", "every answer is 404", lambda o: o.status == 404
+    )
+    evidence.record(verdict)

@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from harness.plugin.outcomes import check_exact, record_for
-
-pytestmark = pytest.mark.harness_aspect("strip")
+pytestmark = pytest.mark.harness_kind("strip")
 
 
 def test_strip(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
-    check_exact(scenario_run, exact_case, evidence)
+    evidence.record(scenario_run.exact_check(exact_case))
 
 
 @pytest.mark.parametrize("scenario_run", ["cheeses"], indirect=True, scope="session")
@@ -24,7 +22,13 @@ def test_tutorial_cheddar_is_stripped(
     scenario_run: Any, path: str, upstream: str, evidence: Any
 ) -> None:
     """The tutorial: the backend sees / when the client asked for /cheddar/."""
-    record = record_for(scenario_run, "cheeses.minikube", path, evidence, "strip")
-    assert {(o.backend, o.upstream_path, o.forwarded_prefix) for o in record.observations} == {
-        ("cheddar", upstream, "/cheddar")
-    }
+    verdict = scenario_run.claim_check(
+        "cheeses.minikube",
+        path,
+        "strip",
+        f"cheddar sees {upstream} with X-Forwarded-Prefix /cheddar",
+        lambda o: (
+            (o.backend, o.upstream_path, o.forwarded_prefix) == ("cheddar", upstream, "/cheddar")
+        ),
+    )
+    evidence.record(verdict)

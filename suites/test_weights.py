@@ -13,6 +13,8 @@ import pytest
 from harness.checks.weights import check_split
 from harness.plugin.cases import weighted_cases
 
+pytestmark = pytest.mark.harness_kind("weights")
+
 
 def test_weights(
     scenario_run: Any,
@@ -23,16 +25,14 @@ def test_weights(
     traffic_progress: Any,
 ) -> None:
     route = scenario_run.intent.route(weighted_case)
-    result = check_split(
+    verdict = check_split(
         target.proxy_url,
         scenario_run.intent,
         route,
         harness_settings.weights,
+        scenario=scenario_run.name,
         n_checks=len(weighted_cases(harness_settings)),
         service_of=target.service_of,
         progress=traffic_progress,
     )
-    evidence.add({**result.evidence, "scenario": scenario_run.name, "message": result.message})
-    evidence.add_findings([f.to_dict() for f in scenario_run.intent.findings])
-    if not result.passed:
-        pytest.fail(result.message, pytrace=False)
+    evidence.record(verdict)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from results_schema import assert_valid
+
 from harness.results.document import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +34,15 @@ class PytestRun:
         return self.stdout + self.stderr
 
     def results(self, report_dir: Path) -> dict[str, Any]:
-        """The results.json it wrote (fails the calling test, with the output, when missing)."""
+        """The results.json it wrote, checked against the shipped JSON Schema (fails the
+        calling test, with the output, when missing or invalid)."""
         path = report_dir / "results.json"
         assert path.is_file(), (
             f"no results.json in {report_dir}; the run said:\n{self.output[-3000:]}"
         )
-        return load(path)
+        document = load(path)
+        assert_valid(document)
+        return dict(document)
 
 
 def run_pytest(

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness.backends.echo import BackendPool, start_backends
+from harness.checks.evidence import Subject
 from harness.checks.gaps import (
     Change,
     GapOptions,
@@ -23,6 +24,7 @@ from harness.checks.gaps import (
     Marker,
     Shows,
     analyze,
+    gaps_check,
     judge_repeats,
     parse_budgets,
     summarize_repeats,
@@ -350,6 +352,42 @@ def test_verdicts_against_budgets() -> None:
     stuck = [run_report(0, 0.0, converge=False)]
     assert judge_repeats("patch", stuck, 0).outcome == "failed"
     assert judge_repeats("patch", stuck, 0, require_convergence=False).outcome == "passed"
+
+
+def test_the_check_records_its_figures_and_outcome() -> None:
+    """A strategy's record: kind gaps, the verdict's outcome (a report-only tie: undefined), the
+    medians the baseline compares, every run with its timeline and the runs made again without."""
+    reports = [run_report(0, 0.0), run_report(100, 0.0505), run_report(400, 0.2005)]
+    subject = Subject(scenario="s", route=None, label="the change command")
+
+    def record(budget: int | None, **kw: Any) -> Any:
+        return gaps_check(
+            judge_repeats("patch", reports, budget),
+            reports,
+            reports[:1],
+            described={"strategy": "patch", "title": "kubectl apply", "requests": ["GET /"]},
+            subject=subject,
+            settings={"rate": RATE},
+            throttle_s=2.0,
+            **kw,
+        )
+
+    check = record(0)
+    assert check.kind == "gaps" and check.outcome == "failed"
+    assert check.figures == {
+        "gap_ms": pytest.approx(50.5),
+        "failed_requests": 100.0,
+        "worst_window_error_rate": pytest.approx(0.5, abs=0.5),
+        "longest_failing_streak": 100.0,
+        "convergence_ms": pytest.approx(1100.0),
+    }
+    evidence = check.evidence
+    assert [r["failed"] for r in evidence["repeats"]] == [0, 100, 400]
+    assert all("timeline" in r for r in evidence["repeats"])
+    assert ["timeline" in r for r in evidence["discarded"]] == [False]
+    assert record(None).outcome == "report-only"
+    assert record(None, undefined=True).outcome == "undefined"
+    assert record(1000, undefined=True).outcome == "passed"
 
 
 def test_budgets_parse_over_the_defaults() -> None:

@@ -1,15 +1,16 @@
-"""The HTML report (harness/report.py): sections, order, escaping, no credentials, size.
+"""The HTML report (harness/results/report.py): sections, order, escaping, no credentials, size.
 
-Reports are built from results documents of real runs (``tests/data/``, trimmed: see below) and
-from synthetic ones for what real runs do not produce on demand: hostile backends, credentials,
-gap timelines, 500 checks. The HTML is read back with the stdlib's HTML parser, the way a browser
-would tokenise it, not searched as a string.
+Reports are built from results documents of real runs (``tests/data/``, trimmed: see below),
+changed where a test needs what real runs do not produce on demand (hostile backends,
+credentials, long timelines, 500 checks); every document keeps the results schema. The HTML is
+read back with the stdlib's HTML parser, the way a browser would tokenise it, not searched as a
+string.
 
-Fixtures: ``results-local.json`` is ``nox -s verify``'s run on the local target (``--probe-rounds
-6``); ``results-external-faults.json`` is an external-mode run whose "proxy" was a single echo
-backend (``python -m harness backends cheddar``), so routing, strip and weights checks fail for
-real. Both were trimmed to one check per kind and outcome (all weights checks kept), with the
-checkout's absolute path removed.
+Fixtures: ``results-local.json`` is a run of the suites on the local target (``--probe-rounds 6
+--gap-repeats 1``); ``results-external-faults.json`` is an external-mode run whose "proxy" was a
+single echo backend (``python -m harness backends cheddar --instances 1``), so routing, strip
+and weights checks fail for real. Both were trimmed to one check per kind and outcome (and per
+tutorial-named check; all weights checks kept), with the checkout's absolute path removed.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from results_schema import assert_valid
 
 from harness.results.baseline import compare
+from harness.results.document import count_outcomes, gate_of
 from harness.results.report import (
     UnsafeSVG,
     _clean_svg,
@@ -46,156 +49,58 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
+def first(doc: dict[str, Any], kind: str, outcome: str | None = None) -> dict[str, Any]:
+    """A copy of the document's first check of ``kind`` (and ``outcome``)."""
+    return copy.deepcopy(
+        next(
+            c
+            for c in doc["checks"]
+            if c["kind"] == kind and (outcome is None or c["outcome"] == outcome)
+        )
+    )
+
+
+def with_checks(doc: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``doc`` with these checks, its counts and gate as the run would have stored them."""
+    out = copy.deepcopy(doc)
+    out["checks"] = checks
+    out["counts"] = count_outcomes(checks)
+    out["gate"] = gate_of(out["counts"])
+    return out
+
+
+def gaps_check(seed: int = 0) -> dict[str, Any]:
+    """The real run's gap check with failures (a backend that stops first), its gap moved by
+    ``seed`` ms so that copies differ."""
+    check = first(load("results-local.json"), "gaps", "report-only")
+    check["nodeid"] = check["nodeid"].replace("]", f"-{seed}]")
+    check["figures"]["gap_ms"] += seed
+    return check
+
+
 # -- builders (also used by test_report_browser.py) ---------------------------------------------
 
 
-def gaps_item(
-    seed: int = 0, *, name: str = "re-apply cheeses", buckets: int = 120
-) -> dict[str, Any]:
-    """A gaps evidence item in the shape described for the open-loop timeline: bucket starts,
-    successes and failures per class per bucket, latency percentiles, markers, the gap, figures,
-    repeats. 20 ms buckets; the route fails between 1.0 s and 1.3 s."""
-    start, end = 50, 65
-    ok = [0 if start <= i < end else 20 for i in range(buckets)]
-    failed = {
-        "502": [12 if start <= i < start + 8 else 0 for i in range(buckets)],
-        "refused": [8 if start + 8 <= i < end else 0 for i in range(buckets)],
-        "404": [20 if i == start + 8 else 0 for i in range(buckets)],
-    }
-    return {
-        "type": "gaps",
-        "name": name,
-        "scenario": "cheeses",
-        "timeline": {
-            "bucket_ms": 20,
-            "bucket_start_ms": [i * 20 for i in range(buckets)],
-            "ok": ok,
-            "failed": failed,
-            "latency_ms": {
-                "p50": [1.0 + (i % 5) * 0.1 for i in range(buckets)],
-                "p99": [4.0 + (30 if start <= i < end else 0) for i in range(buckets)],
-            },
-        },
-        "markers": {
-            "apply_start": 980,
-            "apply_end": 1010,
-            "observed_change": 1300,
-            "convergence": 1320,
-        },
-        "gap": [start * 20, end * 20],
-        "figures": {
-            "gap_ms": 300.0 + seed,
-            "failed_by_class": {"502": 96, "refused": 56, "404": 20},
-            "longest_failing_streak": 172,
-            "worst_window_error_rate": 1.0,
-            "convergence_ms": 340.0,
-        },
-        "repeats": [
-            {"gap_ms": 280.0 + 10 * r, "failed_by_class": {"502": 90 + r}, "convergence_ms": 330.0}
-            for r in range(5)
-        ],
-    }
-
-
-def exact_check(
-    nodeid: str,
-    outcome: str,
-    *,
-    backend: str = "cheddar",
-    path: str = "/cheddar",
-    message: str = "",
-) -> dict[str, Any]:
-    """A routing check on one probe, in the shape harness.checks.exact writes."""
-    observed_backend = backend if outcome == "passed" else "wensleydale"
-    return {
-        "nodeid": nodeid,
-        "kind": "routing",
-        "outcome": outcome,
-        "duration": 0.001,
-        "message": message,
-        "evidence": [
-            {
-                "type": "exact",
-                "aspect": "routing",
-                "probe_id": f"cheeses.minikube{path}",
-                "outcome": outcome,
-                "expected": f"200 from {backend}",
-                "observed": [
-                    {
-                        "status": 200,
-                        "backend": observed_backend,
-                        "instance": f"{observed_backend}-0",
-                        "upstream_path": path,
-                        "forwarded_prefix": None,
-                        "error": None,
-                        "count": 6,
-                    }
-                ],
-                "message": message or f"routing check {outcome.upper()}: GET {path}",
-                "probe": {
-                    "id": f"cheeses.minikube{path}",
-                    "method": "GET",
-                    "host": "cheeses.minikube",
-                    "path": path,
-                    "headers": [],
-                    "reasons": ["at the path of the route"],
-                    "routes": ["cheeses:cheeses.minikube/cheddar"],
-                    "kinds": ["route"],
-                    "expectation": {
-                        "outcome": "routed",
-                        "decided_by": {
-                            "route_id": "cheeses:cheeses.minikube/cheddar",
-                            "rule": 'Host("cheeses.minikube") && PathPrefix("/cheddar")',
-                            "priority": 50,
-                            "priority_source": "rule-length",
-                            "upstream_path": path,
-                            "forwarded_prefix": None,
-                        },
-                        "shares": {backend: 1.0},
-                        "competing": [],
-                        "tied": [],
-                        "reason": "the only route",
-                    },
-                },
-                "scenario": "cheeses",
-            }
-        ],
-        "findings": [],
-    }
-
-
 def big_results(n: int = 500) -> dict[str, Any]:
-    """A run of ``n`` checks built from the real fixtures' checks (exact and weights) plus gap
-    checks: 6% gaps, 6% weights, the rest exact. About a quarter fail and a third are undefined:
-    heavier than a typical run, since failing checks are expanded with their messages."""
+    """A run of ``n`` checks built from the real fixtures' checks: 6% gaps, 6% weights, the rest
+    exact. About half fail or are undefined: heavier than a typical run, since failing checks
+    are expanded with their messages."""
     local, faults = load("results-local.json"), load("results-external-faults.json")
-    exact = [
-        c for c in local["checks"] + faults["checks"] if c["evidence"] and c["kind"] != "weights"
-    ]
-    weights = [c for c in local["checks"] + faults["checks"] if c["kind"] == "weights"]
+    both = local["checks"] + faults["checks"]
+    exact = [c for c in both if c["kind"] in ("routing", "strip", "priority") and c["evidence"]]
+    weights = [c for c in both if c["kind"] == "weights"]
     checks = []
     n_gaps, n_weights = n * 6 // 100, n * 6 // 100
     for i in range(n):
         if i < n_gaps:
-            check = {
-                "nodeid": f"suites/test_gaps.py::test_gap[cheeses:{i}]",
-                "kind": "gaps",
-                "outcome": "failed" if i % 4 == 0 else "passed",
-                "duration": 12.0,
-                "message": "",
-                "evidence": [gaps_item(i, buckets=300)],
-                "findings": [],
-            }
-        elif i < n_gaps + n_weights:
-            check = copy.deepcopy(weights[i % len(weights)])
-            check["nodeid"] = check["nodeid"].replace("]", f"-{i}]")
+            check = gaps_check(i)
+            check["outcome"] = "failed" if i % 4 == 0 else "passed"
         else:
-            check = copy.deepcopy(exact[i % len(exact)])
+            pool = weights if i < n_gaps + n_weights else exact
+            check = copy.deepcopy(pool[i % len(pool)])
             check["nodeid"] = check["nodeid"].replace("]", f"-{i}]")
         checks.append(check)
-    doc = copy.deepcopy(local)
-    doc["checks"] = checks
-    doc["counts"] = dict(Counter(c["outcome"] for c in checks))
+    doc = with_checks(local, checks)
     doc["findings"] = local["findings"] + faults["findings"]
     return doc
 
@@ -219,53 +124,36 @@ def hostile_results() -> dict[str, Any]:
             "routes": [SVG_PAYLOAD],
         }
     )
-    exact = exact_check(
-        f"suites/test_routing.py::test_routing[{SCRIPT_PAYLOAD}]",
-        "failed",
-        backend=SCRIPT_PAYLOAD,
-        path=f"/{IMG_PAYLOAD}",
-        message=SVG_PAYLOAD,
+    exact = first(doc, "routing", "failed")
+    exact["nodeid"] = f"suites/test_routing.py::test_routing[{SCRIPT_PAYLOAD}]"
+    exact["summary"] = exact["message"] = SVG_PAYLOAD
+    item = exact["evidence"]
+    item["observed"][0].update(
+        backend=SCRIPT_PAYLOAD, instance=IMG_PAYLOAD, forwarded_prefix=SVG_PAYLOAD
     )
-    obs = exact["evidence"][0]["observed"][0]
-    obs.update(backend=SCRIPT_PAYLOAD, instance=IMG_PAYLOAD, forwarded_prefix=SVG_PAYLOAD)
-    exact["evidence"][0]["probe"]["headers"] = [["X-Test", SCRIPT_PAYLOAD]]
-    weights = copy.deepcopy(next(c for c in doc["checks"] if c["kind"] == "weights"))
+    item["probe"].update(path=f"/{IMG_PAYLOAD}", headers=[["X-Test", SCRIPT_PAYLOAD]])
+    item["expected"] = item["message"] = SCRIPT_PAYLOAD
+    weights = first(doc, "weights", "failed")
     weights["nodeid"] = f"suites/test_weights.py::test_weights[{IMG_PAYLOAD}]"
-    item = weights["evidence"][0]
-    item["verdict"]["backends"] = [SCRIPT_PAYLOAD, IMG_PAYLOAD, SVG_PAYLOAD]
+    item = weights["evidence"]
+    item["verdict"]["backends"] = [SCRIPT_PAYLOAD, IMG_PAYLOAD, SVG_PAYLOAD][
+        : len(item["verdict"]["backends"])
+    ]
     item["declared"] = {SCRIPT_PAYLOAD: 0.5, IMG_PAYLOAD: 0.3, SVG_PAYLOAD: 0.2}
     item["counts_by_instance"] = [{"backend": SCRIPT_PAYLOAD, "instance": IMG_PAYLOAD, "count": 3}]
     item["replicas"] = {"replicas": [{"replica": SCRIPT_PAYLOAD, "n": 3}], "summary": IMG_PAYLOAD}
     item["failures"] = {SCRIPT_PAYLOAD: 1}
     item["route"] = IMG_PAYLOAD
-    gaps = gaps_item(name=SCRIPT_PAYLOAD)
-    gaps["timeline"]["failed"] = {SCRIPT_PAYLOAD: gaps["timeline"]["failed"]["502"]}
-    gaps["markers"] = {IMG_PAYLOAD: 1000, SVG_PAYLOAD: 1200}
-    gaps["figures"][SCRIPT_PAYLOAD] = IMG_PAYLOAD
-    doc["checks"] += [
-        exact,
-        weights,
-        {
-            "nodeid": f"suites/test_gaps.py::test_gap[{IMG_PAYLOAD}]",
-            "kind": SCRIPT_PAYLOAD,
-            "outcome": "failed",
-            "duration": 1.0,
-            "message": SCRIPT_PAYLOAD,
-            "evidence": [gaps, {"type": SCRIPT_PAYLOAD, "body": IMG_PAYLOAD}],
-            "findings": [],
-        },
-        # Fields the harness writes itself, in case a document was tampered with.
-        {
-            "nodeid": SVG_PAYLOAD,
-            "kind": IMG_PAYLOAD,
-            "outcome": IMG_PAYLOAD,
-            "duration": SCRIPT_PAYLOAD,
-            "message": IMG_PAYLOAD,
-            "evidence": [],
-            "findings": [],
-        },
-    ]
-    return doc
+    gaps = gaps_check()
+    gaps["nodeid"] = f"suites/test_apply_gaps.py::test_gap[{IMG_PAYLOAD}]"
+    gaps["message"] = gaps["summary"] = SCRIPT_PAYLOAD
+    item = gaps["evidence"]
+    item["strategy"], item["title"] = SCRIPT_PAYLOAD, IMG_PAYLOAD
+    timeline = item["repeats"][0]["timeline"]
+    timeline["failed"] = {SCRIPT_PAYLOAD: timeline["failed"]["502"]}
+    timeline["markers"] = [{"name": IMG_PAYLOAD, "t_s": 1.0}, {"name": SVG_PAYLOAD, "t_s": 1.2}]
+    item["distribution"]["failed_by_class_total"] = {SVG_PAYLOAD: 3}
+    return with_checks(doc, [*doc["checks"], exact, weights, gaps])
 
 
 # -- reading the HTML back ----------------------------------------------------------------------
@@ -351,20 +239,49 @@ def test_real_run_report_has_every_section(tmp_path: Path) -> None:
         "kind-priority",
         "kind-registration",
         "kind-weights",
+        "kind-gaps",
     ):
         assert anchor in audit.ids, anchor
-    text = " ".join(audit.text)
-    assert "gate: PASSED" in " ".join(text.split())
+    text = " ".join(" ".join(audit.text).split())
+    assert "gate: PASSED" in text
     assert "3.7.15" in text, "the Traefik version"
-    assert "http://127.0.0.1:51705" in text, "the proxy URL"
-    # One plot per weighted split, and the numbers next to it.
+    assert results["target"]["traefik"]["proxy_url"] in text, "the proxy URL"
+    # The gap checks are in the gaps section, none elsewhere.
+    assert {section for section, _, _ in audit.checks if "gaps" in section} == {"gaps"}
+    assert not any(s.startswith("other") for s, _, _ in audit.checks)
+    # One plot per weighted split and per gap check with a timeline, and the numbers next to it.
     weights = [c for c in results["checks"] if c["kind"] == "weights"]
-    assert audit.tags["svg"] == len(weights) == 4
+    timed = [
+        c
+        for c in results["checks"]
+        if c["kind"] == "gaps" and c["evidence"] and c["evidence"]["repeats"]
+    ]
+    assert len(weights) == 4 and len(timed) == 3
+    assert audit.tags["svg"] == len(weights) + len(timed)
     assert "p-value" in text and "planned N" in text and "per proxy replica" in text
+    assert "gap, median / max" in text and "hitless runs" in text
+    # Registration steps and the tutorial's claims are shown with their verdicts.
+    assert "before applying cheeses:stilton.minikube/" in text
+    assert "tutorial: every answer is 404" in text
     # Findings, grouped, each with its source file:line.
     assert "findings-spec" in audit.ids and "findings-legacy" in audit.ids
     for f in results["findings"]:
         assert f"{f['source']['file']}:{f['source']['line']}" in text
+
+
+def test_the_stored_outcomes_are_shown() -> None:
+    results = load("results-external-faults.json")
+    view = build_view(results)
+    assert dict(view.counts) == results["counts"]
+    shown = {c.nodeid: c.outcome for s in view.sections for c in s.blocks + s.compact}
+    assert shown == {c["nodeid"]: c["outcome"] for c in results["checks"]}
+    # Each answer is marked as the check's verdict marked it, and only so.
+    check = first(results, "routing", "failed")
+    (exact,) = next(c for s in view.sections for c in s.blocks if c.nodeid == check["nodeid"]).exact
+    marks = {"expected": True, "unexpected": False, "": None}
+    assert sorted((o.count, marks[o.verdict]) for o in exact.observed) == sorted(
+        (o["count"], o["expected"]) for o in check["evidence"]["observed"]
+    )
 
 
 def test_failing_checks_first_and_expanded(tmp_path: Path) -> None:
@@ -372,7 +289,9 @@ def test_failing_checks_first_and_expanded(tmp_path: Path) -> None:
     html = render_report(results)
     audit = assert_inert(html)
     assert "gate: FAILED" in " ".join(" ".join(audit.text).split())
-    failing = {c["nodeid"] for c in results["checks"] if c["outcome"] in ("failed", "error")}
+    failing = {
+        c["nodeid"] for c in results["checks"] if c["outcome"] in ("failed", "error", "invalid")
+    }
     assert failing, "the fixture has failures"
     by_section: dict[str, list[tuple[str, bool]]] = {}
     for section, outcome, is_open in audit.checks:
@@ -395,7 +314,9 @@ def test_failing_checks_first_and_expanded(tmp_path: Path) -> None:
 
 
 def test_backend_markup_is_escaped_everywhere(tmp_path: Path) -> None:
-    html = write_report(hostile_results(), tmp_path).read_text("utf-8")
+    results = hostile_results()
+    assert_valid(results)
+    html = write_report(results, tmp_path).read_text("utf-8")
     audit = assert_inert(html)
     text = "".join(audit.text)
     for payload in PAYLOADS:
@@ -404,10 +325,9 @@ def test_backend_markup_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "<img" not in html.lower()
     # The plots were drawn with the hostile names in them, as escaped SVG text.
     plots = html.split('<svg class="plot"')[1:]
-    assert len(plots) == 3, "the fixture's weights plot, the hostile one, the gaps timeline"
+    n_weights = sum(1 for c in results["checks"] if c["kind"] == "weights")
+    assert len(plots) == n_weights + 1, "every weights plot and the gaps timeline"
     assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in p.split("</svg>")[0] for p in plots)
-    # The unknown evidence type is shown as JSON text.
-    assert "&#34;body&#34;: &#34;\\&#34;&gt;&lt;img" in html or "&quot;body&quot;" in html
 
 
 def test_svg_with_active_content_is_refused() -> None:
@@ -455,32 +375,17 @@ def test_no_credentials_in_the_report(tmp_path: Path) -> None:
         "api_url": "https://admin:hunter2-fake@127.0.0.1:6443/?token=fake-query-token-5521",
         "service_account": FAKE_JWT,
     }
-    check = doc["checks"][0]
-    check["message"] = "request had Authorization: Bearer fake-bearer-77aa99"
-    item = check["evidence"][0]
+    check = first(doc, "routing")
+    check["nodeid"] += "-secret"
+    check["outcome"] = "failed"
+    check["message"] = "request had Authorization: Bearer fake-bearer-77aa99\n" + FAKE_KUBECONFIG
+    item = check["evidence"]
     item["probe"]["headers"] = [["Authorization", "Bearer fake-bearer-77aa99"]]
     item["message"] += (
         "\n-----BEGIN RSA PRIVATE KEY-----\nMIIEfakePrivateKeyMaterial\n"
-        "-----END RSA PRIVATE KEY-----"
+        "-----END RSA PRIVATE KEY-----\npassword: hunter2-fake"
     )
-    doc["checks"].append(
-        {
-            "nodeid": "x::y",
-            "kind": "other",
-            "outcome": "error",
-            "duration": 0.0,
-            "message": FAKE_KUBECONFIG,
-            "evidence": [
-                {
-                    "type": "config",
-                    "kubeconfig": FAKE_KUBECONFIG,
-                    "auth": {"password": "hunter2-fake"},
-                }
-            ],
-            "findings": [],
-        }
-    )
-    html = write_report(doc, tmp_path).read_text("utf-8")
+    html = write_report(with_checks(doc, [*doc["checks"], check]), tmp_path).read_text("utf-8")
     for secret in SECRETS:
         assert secret not in html, f"{secret!r} leaked"
     assert "&lt;redacted&gt;" in html
@@ -503,86 +408,69 @@ def test_500_check_report_is_under_5_mb(tmp_path: Path) -> None:
     assert audit.tags["svg"] == n_plots, "one SVG per weights and per gaps check, no more"
 
 
-def test_gaps_timeline_shapes() -> None:
-    """The gaps evidence is drawn when its keys exist, in either layout; otherwise shown as JSON."""
-    item = gaps_item()
-    tl = timeline_of(item)
-    assert tl is not None and tl.unit == "ms" and tl.latency_unit == "ms"
-    assert set(tl.failed) == {"502", "refused", "404"} and tl.gap == (1000.0, 1300.0)
-    assert [m for m, _ in tl.markers] == [
-        "apply_start",
-        "apply_end",
-        "observed_change",
-        "convergence",
-    ]
-    # Rows instead of columns.
-    cols = item["timeline"]
-    rows = [
-        {
-            "t_ms": t,
-            "ok": ok,
-            "failed": {k: v[i] for k, v in cols["failed"].items()},
-            "latency_ms": {"p99": cols["latency_ms"]["p99"][i]},
-        }
-        for i, (t, ok) in enumerate(zip(cols["bucket_start_ms"], cols["ok"], strict=True))
-    ]
-    tl_rows = timeline_of({**item, "timeline": rows})
-    assert tl_rows is not None and tl_rows.failed["502"] == cols["failed"]["502"]
+def test_gaps_timeline_of_a_real_run() -> None:
+    run = gaps_check()["evidence"]["repeats"][0]
+    raw = run["timeline"]
+    tl = timeline_of(run)
+    assert tl is not None and tl.width == pytest.approx(raw["bucket_ms"] / 1e3)
+    assert (
+        set(tl.failed) == set(raw["failed"]) == {"502"} and sum(tl.failed["502"]) == run["failed"]
+    )
+    assert tl.gap == (raw["gap"]["from_s"], raw["gap"]["to_s"])
+    assert [m for m, _ in tl.markers] == [m["name"] for m in raw["markers"]]
+    assert "change start" in dict(tl.markers) and set(tl.latency) == {"p50", "p99"}
     # Long timelines are downsampled, counts kept.
-    long = gaps_item(buckets=5000)
+    n = 50 * len(raw["t_s"])
+    long = copy.deepcopy(run)
+    t = long["timeline"]
+    for key in ("requests", "good", "new", "old", "latency_p50_ms", "latency_p99_ms"):
+        t[key] = t[key] * 50
+    t["failed"] = {k: v * 50 for k, v in t["failed"].items()}
+    t["t_s"] = [round(i * t["bucket_ms"] / 1e3, 4) for i in range(n)]
     tl_long = timeline_of(long)
-    assert tl_long is not None and len(tl_long.t) <= 600
-    assert sum(tl_long.failed["502"]) == sum(long["timeline"]["failed"]["502"])
-    # Unusable timelines: no exception, no plot.
-    for broken in ({"timeline": "x"}, {"timeline": {"t": ["a"]}}, {"timeline": {"t": [1, 2]}}, {}):
-        assert timeline_of(broken) is None
+    assert tl_long is not None and len(tl_long.t) <= 300
+    assert sum(tl_long.failed["502"]) == 50 * run["failed"]
+    # A run kept without its timeline (made again as invalid) has none to draw.
+    assert timeline_of({k: v for k, v in run.items() if k != "timeline"}) is None  # type: ignore[arg-type]
 
 
-def test_gaps_and_unknown_evidence_render(tmp_path: Path) -> None:
-    doc = load("results-local.json")
-    bare = {"type": "gaps", "figures": {"gap_ms": 12.5}, "note": "no timeline yet"}
-    broken = {"type": "gaps", "timeline": {"t": [0, 1], "ok": "oops"}, "gap": "?"}
-    doc["checks"] += [
-        {
-            "nodeid": "suites/test_gaps.py::test_gap[a]",
-            "kind": "gaps",
-            "outcome": "failed",
-            "duration": 3.0,
-            "message": "gap too long",
-            "evidence": [gaps_item(), bare, broken, {"type": "future", "value": [1, 2]}],
-            "findings": [],
-        },
-    ]
+def test_gaps_view_draws_the_run_with_the_largest_gap() -> None:
+    check = gaps_check()
+    runs = check["evidence"]["repeats"]
+    calm = copy.deepcopy(runs[0])
+    calm.update(gap_ms=0.0, failed=0)
+    check["evidence"]["repeats"] = [calm, runs[0]]
+    doc = with_checks(load("results-local.json"), [check])
+    view = build_view(doc).sections[0].blocks[0].gaps[0]
+    assert view.which == "run 2 of 2, the one with the largest gap"
+    assert view.svg is not None
+    stats = {r.name: r for r in view.repeats}
+    assert stats["gap (ms)"].n == 2 and stats["gap (ms)"].low == "0"
+    assert dict(view.figures)["failed requests allowed per run"] == "report only"
     html = render_report(doc)
-    audit = assert_inert(html)
-    assert "kind-gaps" in audit.ids
-    text = " ".join(" ".join(audit.text).split())
-    assert "300 ms" in text, "gap_ms shown with its unit"
-    assert "over 5 repeats" in text and "280" in text and "320" in text
-    assert "12.5 ms" in text and "no timeline yet" in text
-    assert "timeline plot unavailable" in text, "the broken timeline says so"
-    assert "&#34;future&#34;" in html or "&quot;future&quot;" in html
-    weights = sum(1 for c in doc["checks"] if c["kind"] == "weights")
-    assert audit.tags["svg"] == weights + 1
+    assert_inert(html)
+    assert "timeline of run 2 of 2" in html
 
 
-def test_weights_error_without_verdict_renders() -> None:
+def test_weights_error_is_counted_as_an_error() -> None:
+    """A weights check that ended in ERROR (too many failed requests): no split verdict, the
+    error check's summary, and counted as an error (the end-to-end test makes one for real)."""
     doc = load("results-external-faults.json")
-    check = copy.deepcopy(next(c for c in doc["checks"] if c["kind"] == "weights"))
-    item = check["evidence"][0]
-    for key in ("verdict", "replicas"):
-        item.pop(key, None)
-    item["error_check"] = {
-        "verdict": "error",
-        "error_rate": 0.2,
-        "summary": "error: 20% of requests failed",
-    }
+    check = first(doc, "weights")
+    item = check["evidence"]
+    item["verdict"] = item["replicas"] = None
+    item["error_check"].update(verdict="error", error_rate=0.2)
+    item["error_check"]["summary"] = "error: 20% of requests failed"
     check["outcome"] = "error"
-    doc["checks"] = [check]
+    doc = with_checks(doc, [check])
+    assert_valid(doc)
+    view = build_view(doc)
+    assert dict(view.counts)["error"] == 1 and view.gate == "error"
+    assert view.sections[0].counts == [("error", 1)]
     html = render_report(doc)
     assert_inert(html)
     assert "error: 20% of requests failed" in html
-    assert "gate: <strong>FAILED" in html or "gate: <strong>ERROR" in html
+    assert "gate: <strong>ERROR" in html
 
 
 def test_comparison_shown(tmp_path: Path) -> None:
@@ -591,25 +479,30 @@ def test_comparison_shown(tmp_path: Path) -> None:
     current["run_id"] = "now"
     passed = next(c for c in current["checks"] if c["outcome"] == "passed")
     passed["outcome"] = "failed"
-    html = write_report(current, tmp_path, comparison=compare(current, baseline)).read_text()
+    comparison = compare(current, baseline)
+    html = write_report(current, tmp_path, comparison=comparison).read_text()
     audit = assert_inert(html)
     assert "comparison" in audit.ids
     section = html[html.index('id="comparison"') : html.index('id="findings"')]
     assert passed["nodeid"].split("[")[0] in section and "regressed" in section
+    # Given a comparison, the gate is decided again against it, by the one gate function.
+    assert build_view(current, comparison).gate_reasons[-1] == comparison.reasons()[-1]
 
 
-def test_missing_keys_do_not_break_the_report() -> None:
-    assert "gate: <strong>ERROR" in render_report({})
-    html = render_report(
-        {
-            "checks": [
-                {"outcome": "passed"},
-                {"evidence": [None, {"type": "exact"}]},
-                {"kind": "weights", "evidence": [{"type": "weights"}]},
-            ]
-        }
-    )
-    assert_inert(html)
+def test_the_gate_is_the_stored_one() -> None:
+    doc = load("results-local.json")
+    doc["gate"] = {"verdict": "failed", "reasons": ["1 new failure(s) since run yesterday"]}
+    view = build_view(doc)
+    assert (view.gate, view.gate_reasons) == ("failed", ["1 new failure(s) since run yesterday"])
+    assert "gate: <strong>FAILED" in render_report(doc)
+
+
+def test_not_compared_is_said() -> None:
+    doc = load("results-local.json")
+    doc["baseline_problem"] = "reports/old/results.json: results schema version 1"
+    html = render_report(doc)
+    section = html[html.index('id="comparison"') : html.index('id="findings"')]
+    assert "not compared: reports/old/results.json: results schema version 1" in section
 
 
 def test_sequential_and_zero_weight_verdicts_render() -> None:
@@ -624,15 +517,14 @@ def test_sequential_and_zero_weight_verdicts_render() -> None:
     sequential = test.decide().to_dict()
     zero = chi_square_test([500, 490, 10], [0.5, 0.5, 0.0], 0.001, names=["a", "b", "canary"])
     doc = load("results-local.json")
-    template = next(c for c in doc["checks"] if c["kind"] == "weights")
     checks = []
     for i, verdict in enumerate((sequential, zero.to_dict())):
-        check = copy.deepcopy(template)
+        check = first(doc, "weights")
         check["nodeid"] = f"suites/test_weights.py::test_weights[case-{i}]"
         check["outcome"] = "failed"
-        check["evidence"][0]["verdict"] = verdict
+        check["evidence"]["verdict"] = verdict
         checks.append(check)
-    doc["checks"] = checks
+    doc = with_checks(doc, checks)
     view = build_view(doc)
     seq, chi = (c.weights[0] for c in view.sections[0].blocks)
     seq_stats = dict(seq.stats)
@@ -645,71 +537,3 @@ def test_sequential_and_zero_weight_verdicts_render() -> None:
     html = render_report(doc)
     assert_inert(html)
     assert html.count('<svg class="plot"') == 2
-
-
-def run_shaped_gaps(gaps_ms: tuple[float, ...] = (250.0, 400.0)) -> dict[str, Any]:
-    """Gap evidence as repeated runs, each with its own figures and timeline in seconds:
-    another shape the report must draw without being told (bucket width in ms, times in s)."""
-    runs = []
-    for gap in gaps_ms:
-        n, width = 40, 0.1
-        start = 10
-        stop = start + round(gap / 100)
-        runs.append(
-            {
-                "gap_ms": gap,
-                "failed": 5 * (stop - start),
-                "failed_by_class": {"503": 5 * (stop - start)},
-                "longest_streak": {"requests": 5 * (stop - start), "from_s": 1.0},
-                "worst_window": {"error_rate": 0.5, "from_s": 1.0},
-                "convergence_ms": gap + 20,
-                "timeline": {
-                    "bucket_ms": width * 1e3,
-                    "t_s": [round(i * width, 4) for i in range(n)],
-                    "good": [0 if start <= i < stop else 5 for i in range(n)],
-                    "failed": {"503": [5 if start <= i < stop else 0 for i in range(n)]},
-                    "latency_p50_ms": [1.0] * n,
-                    "latency_p99_ms": [None if start <= i < stop else 3.0 for i in range(n)],
-                    "markers": [
-                        {"name": "apply_start", "t_s": 0.95},
-                        {"name": "shown", "t_s": 1.3},
-                    ],
-                    "gap": {"from_s": start * width, "to_s": stop * width},
-                },
-            }
-        )
-    return {"type": "gaps", "strategy": "re-apply", "runs": runs}
-
-
-def test_gaps_runs_shape_draws_the_worst_run() -> None:
-    item = run_shaped_gaps()
-    tl = timeline_of(item["runs"][1])
-    assert tl is not None and tl.unit == "s" and tl.width == pytest.approx(0.1)
-    assert tl.markers == [("apply_start", 0.95), ("shown", 1.3)]
-    assert tl.gap == (pytest.approx(1.0), pytest.approx(1.4))
-    assert set(tl.latency) == {"latency_p50_ms", "latency_p99_ms"} and tl.latency_unit == "ms"
-    # Markers in ms on a timeline in s are converted.
-    ms = {**item["runs"][0], "markers": [{"name": "x", "t_ms": 500}]}
-    ms["timeline"] = {k: v for k, v in ms["timeline"].items() if k != "markers"}
-    converted = timeline_of(ms)
-    assert converted is not None and converted.markers == [("x", 0.5)]
-    doc = load("results-local.json")
-    doc["checks"] = [
-        {
-            "nodeid": "suites/test_gaps.py::test_gap[runs]",
-            "kind": "gaps",
-            "outcome": "passed",
-            "duration": 9.0,
-            "message": "",
-            "evidence": [item],
-            "findings": [],
-        }
-    ]
-    view = build_view(doc).sections[0].blocks[0].gaps[0]
-    assert view.which == "run 2 of 2, the one with the largest gap"
-    assert view.svg is not None
-    stats = {r.name: r for r in view.repeats}
-    assert stats["gap_ms"].high == "400" and stats["longest_streak.requests"].n == 2
-    html = render_report(doc)
-    assert_inert(html)
-    assert "timeline of run 2 of 2" in html

@@ -281,9 +281,9 @@ class SuiteRun:
         """(aspect, probe id) → the check's record in results.json."""
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for check in self.results["checks"]:
-            for item in check["evidence"]:
-                if item.get("type") == "exact":
-                    out[(item["aspect"], item["probe_id"])] = check
+            item = check["evidence"]
+            if item is not None and item["type"] == "exact":
+                out[(item["aspect"], item["probe_id"])] = check
         return out
 
     def failing(self) -> dict[str, set[str]]:

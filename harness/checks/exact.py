@@ -10,14 +10,29 @@ Each probe is judged on one aspect at a time, so that a fault fails the check th
 
 A probe whose expected outcome is undefined (two routes tied on priority with different effects)
 gets the ``undefined`` outcome with the observed distribution: reported, neither passed nor failed.
+A strip check none of whose answers came from the expected backend is ``skipped`` (the routing
+check of that request fails and says what answered).
+
+:func:`judge` is the one place an exact verdict is made: every answer is marked expected or not
+here, and results.json, the baseline comparison and the report read those marks.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from harness.checks.evidence import (
+    CheckVerdict,
+    ExactEvidence,
+    ObservedAnswer,
+    Outcome,
+    Subject,
+    finding_records,
+    route_subject,
+)
 from harness.checks.probes import KIND_BOUNDARY, KIND_NOT_FOUND, KIND_PRECEDENCE, KIND_ROUTE, Probe
 from harness.intent.model import Intent
 from harness.traefik.oracle import Expectation
@@ -25,7 +40,6 @@ from harness.traffic.rounds import Observation, ProbeRecord
 
 Aspect = Literal["routing", "strip", "priority"]
 ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority")
-VerdictOutcome = Literal["passed", "failed", "undefined", "not-judged"]
 
 
 def applies(aspect: Aspect, probe: Probe) -> bool:
@@ -39,33 +53,113 @@ def applies(aspect: Aspect, probe: Probe) -> bool:
     return KIND_PRECEDENCE in probe.kinds
 
 
+def probe_subject(scenario: str, intent: Intent, probe: Probe) -> Subject:
+    """The route a probe is about (the one that decides it, or the first of a tie), or "other
+    requests" for a request no route may take."""
+    e = probe.expectation
+    route_id = e.decided_by.route_id if e.decided_by is not None else None
+    if route_id is None and e.tied:
+        route_id = e.tied[0].route_id
+    if route_id is None:
+        return Subject(scenario=scenario, route=None, label="other requests")
+    return route_subject(scenario, intent.route(route_id))
+
+
 @dataclass(frozen=True)
 class ExactVerdict:
-    """The verdict on one probe and aspect, with the evidence a reviewer needs."""
+    """The verdict on one probe and aspect, with the evidence a reviewer needs. Each kind of
+    answer carries whether it was expected (None: not judged by this aspect)."""
 
     aspect: Aspect
-    probe_id: str
-    outcome: VerdictOutcome
+    scenario: str
+    subject: Subject
+    outcome: Outcome
     expected: str
-    observed: tuple[tuple[Observation, int], ...]
+    observed: tuple[tuple[Observation, int, bool | None], ...]
     message: str
-    probe: dict[str, Any]
+    probe: Probe
+    claim: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.outcome == "passed"
+        return self.outcome is Outcome.PASSED
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "exact",
-            "aspect": self.aspect,
-            "probe_id": self.probe_id,
-            "outcome": self.outcome,
-            "expected": self.expected,
-            "observed": [{**obs.to_dict(), "count": n} for obs, n in self.observed],
-            "message": self.message,
-            "probe": self.probe,
-        }
+    @property
+    def unexpected(self) -> int:
+        return sum(n for _, n, ok in self.observed if ok is False)
+
+    def evidence(self) -> ExactEvidence:
+        evidence = ExactEvidence(
+            type="exact",
+            aspect=self.aspect,
+            scenario=self.scenario,
+            probe_id=self.probe.id,
+            outcome=self.outcome,
+            expected=self.expected,
+            observed=[
+                ObservedAnswer(
+                    status=obs.status,
+                    backend=obs.backend,
+                    instance=obs.instance,
+                    upstream_path=obs.upstream_path,
+                    forwarded_prefix=obs.forwarded_prefix,
+                    error=obs.error,
+                    count=n,
+                    expected=ok,
+                )
+                for obs, n, ok in self.observed
+            ],
+            unexpected=self.unexpected,
+            message=self.message,
+            probe=self.probe.to_dict(),
+        )
+        if self.claim is not None:
+            evidence["claim"] = self.claim
+        return evidence
+
+    def summary(self) -> str:
+        """One line for the terminal and JUnit."""
+        observed = ", ".join(
+            f"{n}x {obs.status if obs.error is None else obs.error}"
+            + (f" {obs.backend}" if obs.backend else "")
+            for obs, n, _ in self.observed
+        )
+        return (
+            f"{self.aspect} {self.outcome}: {self.probe.id} expected {self.expected}; "
+            f"observed {observed}"
+        )[:500]
+
+    def check(self, findings: Iterable[Any] = ()) -> CheckVerdict:
+        """This verdict as the check's own (an exact check judges one probe)."""
+        return CheckVerdict(
+            outcome=self.outcome,
+            subject=self.subject,
+            summary=self.summary(),
+            message=self.message,
+            evidence=self.evidence(),
+            findings=finding_records([*findings, *self.probe.expectation.findings]),
+            figures={"unexpected_answers": float(self.unexpected)},
+        )
+
+
+def with_claim(
+    verdict: ExactVerdict, claim: str, holds: Callable[[Observation], bool]
+) -> ExactVerdict:
+    """The verdict of a tutorial-named check: the oracle's verdict, failed as well when one of
+    the answers breaks the tutorial's own ``claim`` (each answer that does is unexpected)."""
+    observed = tuple((obs, n, (ok is not False) and holds(obs)) for obs, n, ok in verdict.observed)
+    broken = [obs for obs, _, ok in observed if not ok]
+    if not broken or verdict.outcome is Outcome.UNDEFINED:
+        return replace(verdict, claim=claim)
+    lines = [f"the tutorial's claim does not hold: {claim}"]
+    lines += [f"    {obs.describe()}" for obs in broken[:6]]
+    return replace(
+        verdict,
+        outcome=Outcome.FAILED,
+        observed=observed,
+        message="\n".join(lines) + "\n" + verdict.message,
+        claim=claim,
+    )
 
 
 def _expected_text(aspect: Aspect, e: Expectation) -> str:
@@ -83,42 +177,49 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
     return f"200 from {' or '.join(services)}"
 
 
-def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool:
+def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
+    """Whether one answer is what the oracle expects on ``aspect`` (None: not judged by it)."""
+    if e.outcome == "undefined":
+        return None
     if e.outcome == "not-found":
         return obs.status == 404 and obs.backend is None
     if e.outcome == "bad-request":
         return obs.status == 400 and obs.backend is None
     allowed = {s for s, share in e.shares().items() if share > 0}
     if aspect == "strip":
+        if obs.backend not in allowed:
+            return None  # strip is judged on the expected backends' answers; routing the rest
         return obs.upstream_path == e.upstream_path and obs.forwarded_prefix == e.forwarded_prefix
     return obs.status == 200 and obs.backend in allowed
 
 
 def judge(
-    aspect: Aspect, record: ProbeRecord, intent: Intent, *, context: str = ""
+    aspect: Aspect,
+    record: ProbeRecord,
+    intent: Intent,
+    *,
+    scenario: str,
+    context: str = "",
 ) -> ExactVerdict:
-    """Judge every answer to one probe on one aspect. All answers must match: one wrong answer
-    in fifty is a fault (a flapping route), not noise."""
+    """Judge every answer to one probe on one aspect: the one place an exact verdict is made.
+    All answers must match: one wrong answer in fifty is a fault (a flapping route), not noise."""
     probe, e = record.probe, record.probe.expectation
-    observed = tuple(record.observations.most_common())
-    judged: Counter[Observation] = Counter(record.observations)
-    if aspect == "strip" and e.outcome == "routed":
-        # Strip is judged on answers from the expected backends; routing judges the rest.
-        allowed = {s for s, share in e.shares().items() if share > 0}
-        judged = Counter({o: n for o, n in judged.items() if o.backend in allowed})
+    observed = tuple((o, n, _matches(aspect, e, o)) for o, n in record.observations.most_common())
+    judged = [ok for _, _, ok in observed if ok is not None]
     expected = _expected_text(aspect, e)
     if e.outcome == "undefined":
-        outcome: VerdictOutcome = "undefined"
+        outcome = Outcome.UNDEFINED
     elif not judged:
         # Nothing came from the expected backend: the routing check of this request fails and
         # says so; the strip cannot be seen, so it is not judged (not failed twice).
-        outcome = "not-judged"
+        outcome = Outcome.SKIPPED
     else:
-        outcome = "passed" if all(_matches(aspect, e, o) for o in judged) else "failed"
+        outcome = Outcome.PASSED if all(judged) else Outcome.FAILED
     message = _message(
         aspect, record=record, intent=intent, expected=expected, outcome=outcome, context=context
     )
-    return ExactVerdict(aspect, probe.id, outcome, expected, observed, message, probe.to_dict())
+    subject = probe_subject(scenario, intent, probe)
+    return ExactVerdict(aspect, scenario, subject, outcome, expected, observed, message, probe)
 
 
 def _message(
@@ -127,7 +228,7 @@ def _message(
     record: ProbeRecord,
     intent: Intent,
     expected: str,
-    outcome: VerdictOutcome,
+    outcome: Outcome,
     context: str,
 ) -> str:
     """One screen: the route and where it was declared, the request, expected and observed."""
@@ -168,7 +269,7 @@ def _message(
         lines.append(f"    {count:>5} x {kind.describe()}{detail}")
     if len(answers) > 6:
         lines.append(f"    ... {len(answers) - 6} more kinds of answer")
-    if outcome == "not-judged":
+    if outcome is Outcome.SKIPPED:
         lines.append("  (no answer came from the expected backend, so the strip could not be seen;")
         lines.append("   the routing check of this request reports what answered instead)")
     return "\n".join(lines)

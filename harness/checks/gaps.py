@@ -34,11 +34,22 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from harness.checks.evidence import (
+    CheckVerdict,
+    Distribution,
+    GapDistribution,
+    GapRun,
+    GapsEvidence,
+    Outcome,
+    SourceRecord,
+    Subject,
+    finding_records,
+)
 from harness.errors import ConfigError
 from harness.traffic.samples import ErrorClass, Samples
 
@@ -60,6 +71,7 @@ __all__ = [
     "Marker",
     "Shows",
     "analyze",
+    "gaps_check",
     "judge_repeats",
     "parse_budgets",
     "parse_change_window",
@@ -92,8 +104,6 @@ _LABEL_ORDER = (
     "not sent",
     "aborted",
 )
-
-Outcome = Literal["passed", "failed", "invalid", "report-only"]
 
 
 @dataclass(frozen=True)
@@ -408,7 +418,7 @@ class GapReport:
             + ("" if self.valid else " INVALID")
         )
 
-    def to_dict(self, *, timeline: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, timeline: bool = True) -> GapRun:
         """Plain JSON: every figure, the markers, the gap interval and (optionally) the
         downsampled timeline."""
         out: dict[str, Any] = {
@@ -467,7 +477,7 @@ class GapReport:
         }
         if timeline:
             out["timeline"] = self.timeline
-        return out
+        return cast(GapRun, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -889,19 +899,19 @@ def _timeline(
 # Repeats and verdicts
 
 
-def _distribution(values: Sequence[float | None], scale: float = 1.0) -> dict[str, Any]:
+def _distribution(values: Sequence[float | None], scale: float = 1.0) -> Distribution:
     present = [v * scale for v in values if v is not None]
     if not present:
-        return {"min": None, "median": None, "max": None, "missing": len(values)}
-    return {
-        "min": _r(min(present), 2),
-        "median": _r(statistics.median(present), 2),
-        "max": _r(max(present), 2),
-        "missing": len(values) - len(present),
-    }
+        return Distribution(min=None, median=None, max=None, missing=len(values))
+    return Distribution(
+        min=_r(min(present), 2),
+        median=_r(statistics.median(present), 2),
+        max=_r(max(present), 2),
+        missing=len(values) - len(present),
+    )
 
 
-def summarize_repeats(reports: Sequence[GapReport]) -> dict[str, Any]:
+def summarize_repeats(reports: Sequence[GapReport]) -> GapDistribution:
     """Distributions (min, median, max; ``missing`` = runs without the figure) over repeated
     runs of one change, and the per-run values."""
     if not reports:
@@ -953,16 +963,7 @@ class GapVerdict:
 
     @property
     def passed(self) -> bool:
-        return self.outcome in ("passed", "report-only")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "outcome": self.outcome,
-            "budget": self.budget,
-            "message": self.message,
-            "summary": self.summary,
-        }
+        return self.outcome in (Outcome.PASSED, Outcome.REPORT_ONLY)
 
 
 def judge_repeats(
@@ -991,14 +992,16 @@ def judge_repeats(
     if problems:
         return GapVerdict(
             strategy,
-            "invalid",
+            Outcome.INVALID,
             budget,
             f"INVALID measurement of {strategy}: {dist['invalid_runs']} of {len(reports)} runs "
             "cannot be trusted (none is made again):\n  " + "\n  ".join(problems) + f"\n{details}",
             "INVALID: " + line,
         )
     if budget is None:
-        return GapVerdict(strategy, "report-only", budget, f"{line} (report only)\n{details}", line)
+        return GapVerdict(
+            strategy, Outcome.REPORT_ONLY, budget, f"{line} (report only)\n{details}", line
+        )
     reasons = []
     over = [(i + 1, r.failed) for i, r in enumerate(reports) if r.failed > budget]
     if over:
@@ -1015,6 +1018,74 @@ def judge_repeats(
             )
     if reasons:
         return GapVerdict(
-            strategy, "failed", budget, f"{line}\n" + "; ".join(reasons) + f"\n{details}", line
+            strategy,
+            Outcome.FAILED,
+            budget,
+            f"{line}\n" + "; ".join(reasons) + f"\n{details}",
+            line,
         )
-    return GapVerdict(strategy, "passed", budget, f"{line}\n{details}", line)
+    return GapVerdict(strategy, Outcome.PASSED, budget, f"{line}\n{details}", line)
+
+
+def gaps_check(
+    verdict: GapVerdict,
+    reports: Sequence[GapReport],
+    *,
+    described: Mapping[str, Any],
+    subject: Subject,
+    settings: Mapping[str, float],
+    throttle_s: float,
+    route: Any = None,
+    moved_to: str | None = None,
+    command: str | None = None,
+    change_window: str | None = None,
+    findings: Iterable[Any] = (),
+    undefined: bool = False,
+) -> CheckVerdict:
+    """A strategy's verdict with its evidence: every run's figures and timeline, the runs made
+    the distributions. ``undefined``: a report-only outcome is a tie the manifests leave
+    unspecified (the priority tie), reported as undefined. ``described``: the strategy's own
+    description (:meth:`harness.checks.strategies.Strategy.describe`)."""
+    distribution = summarize_repeats(reports)
+    evidence = GapsEvidence(
+        type="gaps",
+        strategy=str(described.get("strategy", verdict.strategy)),
+        title=str(described.get("title", verdict.strategy)),
+        requests=[str(r) for r in described.get("requests", [])],
+        old=described.get("old"),
+        new=described.get("new"),
+        scenario=subject["scenario"],
+        route=None if route is None else route.id,
+        rule=None if route is None else route.rule,
+        source=None if route is None else cast(SourceRecord, route.source.to_dict()),
+        moved_to=moved_to,
+        command=command,
+        throttle_s=throttle_s,
+        budget=verdict.budget,
+        summary=verdict.summary,
+        distribution=distribution,
+        repeats=[r.to_dict() for r in reports],
+        change_window=change_window,
+        settings=dict(settings),
+    )
+    # The figures the baseline compares: the medians over the runs.
+    medians = {
+        "gap_ms": distribution["gap_ms"]["median"],
+        "failed_requests": distribution["failed"]["median"],
+        "worst_window_error_rate": distribution["worst_window_error_rate"]["median"],
+        "longest_failing_streak": distribution["longest_streak"]["median"],
+        "convergence_ms": distribution["convergence_ms"]["median"],
+    }
+    figures = {name: float(value) for name, value in medians.items() if value is not None}
+    outcome = verdict.outcome
+    if undefined and outcome is Outcome.REPORT_ONLY:
+        outcome = Outcome.UNDEFINED
+    return CheckVerdict(
+        outcome=outcome,
+        subject=subject,
+        summary=f"gaps {verdict.summary}",
+        message=verdict.message,
+        evidence=evidence,
+        findings=finding_records(findings),
+        figures=figures,
+    )

@@ -12,8 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from harness.checks.evidence import (
+    CheckVerdict,
+    ErrorCheck,
+    InstanceCount,
+    Outcome,
+    SourceRecord,
+    WeightsEvidence,
+    finding_records,
+    route_subject,
+)
 from harness.checks.probes import probe_host
 from harness.checks.stats import (
     Plan,
@@ -86,20 +96,12 @@ class WeightSettings:
         }
 
 
-@dataclass(frozen=True)
-class SplitCheck:
-    """The outcome of one weighted-split check."""
-
-    route: Route
-    host: str
-    path: str
-    verdict: Verdict
-    message: str
-    evidence: dict[str, Any]
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+#: The stats module's verdicts as outcomes of the check.
+_OUTCOMES = {
+    Verdict.PASS: Outcome.PASSED,
+    Verdict.FAIL: Outcome.FAILED,
+    Verdict.ERROR: Outcome.ERROR,
+}
 
 
 def request_for(
@@ -154,13 +156,15 @@ def check_split(
     route: Route,
     settings: WeightSettings,
     *,
+    scenario: str,
     n_checks: int,
     service_of: Callable[[str | None], str | None] = lambda name: name,
     options: RoutingOptions | None = None,
     progress: ProgressCallback | None = None,
-) -> SplitCheck:
-    """Verify the split of one weighted route. Raises ConfigError for bad parameters (before
-    any traffic, with the number of requests a plan would need)."""
+) -> CheckVerdict:
+    """Verify the split of one weighted route: passed, failed, or error when too many requests
+    failed for the split to be judged (above ``settings.max_error_rate``). Raises ConfigError
+    for bad parameters (before any traffic, with the number of requests a plan would need)."""
     shares: Mapping[str, float] = route.shares()
     names = list(shares)
     plan = plan_for(route, settings, n_checks=n_checks)
@@ -204,27 +208,45 @@ def check_split(
     successes = sum(counts)
     error_verdict = error_rate_check(successes, n_errors, settings.max_error_rate)
     expected = [shares.get(n, 0.0) for n in all_names]
-    evidence: dict[str, Any] = {
-        "type": "weights",
-        "route": route.id,
-        "source": route.source.to_dict(),
-        "request": {"host": host, "path": path},
-        "declared": {n: route.shares().get(n, 0.0) for n in names},
-        "settings": settings.to_dict(),
-        "plan": plan.to_dict(),
-        "sent": len(samples),
-        "wall_time": wall,
-        "rate": samples.rate(),
-        "failures": errors,
-        "error_check": error_verdict.to_dict(),
-        "counts_by_instance": [
-            {"backend": b, "instance": i, "count": c}
+    evidence = WeightsEvidence(
+        type="weights",
+        scenario=scenario,
+        route=route.id,
+        source=cast(SourceRecord, route.source.to_dict()),
+        request={"host": host, "path": path},
+        declared={n: shares.get(n, 0.0) for n in names},
+        settings=settings.to_dict(),
+        plan=plan.to_dict(),
+        sent=len(samples),
+        wall_time=wall,
+        rate=samples.rate(),
+        failures=errors,
+        error_check=cast(ErrorCheck, error_verdict.to_dict()),
+        counts_by_instance=[
+            InstanceCount(backend=b, instance=i, count=c)
             for (b, i), c in sorted(samples.counts_by_instance().items())
         ],
-    }
+        replicas=None,
+        verdict=None,
+    )
+    figures = {"error_rate": float(error_verdict.error_rate)}
+    if successes:
+        figures["share_deviation"] = max(
+            abs(c / successes - e) for c, e in zip(counts, expected, strict=True)
+        )
+    subject = route_subject(scenario, route)
+    findings = finding_records(intent.findings)
     if not error_verdict.ok:
         message = f"route {route.id} ({route.source}): {error_verdict.summary}; failures {errors}"
-        return SplitCheck(route, host, path, Verdict.ERROR, message, evidence)
+        return CheckVerdict(
+            Outcome.ERROR,
+            subject,
+            f"weights {route.id}: {error_verdict.summary}",
+            message,
+            evidence,
+            findings,
+            figures,
+        )
 
     by_replica = {
         replica or "(unknown)": [per.get(n, 0) for n in all_names]
@@ -245,4 +267,12 @@ def check_split(
     )
     if legacy_note:
         message += f"\n  legacy    {legacy_note}"
-    return SplitCheck(route, host, path, verdict_obj.verdict, message, evidence)
+    return CheckVerdict(
+        _OUTCOMES[verdict_obj.verdict],
+        subject,
+        f"weights {route.id}: {verdict_obj.summary}",
+        message,
+        evidence,
+        findings,
+        figures,
+    )

@@ -4,7 +4,8 @@
 - ``settings``: the options checked and turned into settings, the scenarios, read at configure time;
 - ``cases``: the checks derived from the intent (parametrisation, ordering by scenario);
 - ``fixtures``: the target, applied scenarios and their probe answers, clients, evidence;
-- ``collector``: evidence on test reports and, on the controller, results.json, report, summary.
+- ``outcomes``: the run's outcomes mapped to pytest's and back, the check's record;
+- ``collector``: records on test reports and, on the controller, results.json, report, summary.
 
 Under pytest-xdist every worker brings up its own local stack (its own ports and folders):
 nothing is shared, so nothing needs a lock. Evidence rides on the test reports (plain JSON), so
@@ -18,5 +19,6 @@ pytest_plugins = [
     "harness.plugin.settings",
     "harness.plugin.cases",
     "harness.plugin.fixtures",
+    "harness.plugin.outcomes",
     "harness.plugin.collector",
 ]

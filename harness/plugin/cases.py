@@ -45,10 +45,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from harness.checks.exact import ASPECTS, applies
     from harness.checks.probes import generate_probes
 
-    marker = metafunc.definition.get_closest_marker("harness_aspect")
+    marker = metafunc.definition.get_closest_marker("harness_kind")
     if marker is None or marker.args[0] not in ASPECTS:
         raise pytest.UsageError(
-            f"{metafunc.definition.nodeid}: exact_case needs @pytest.mark.harness_aspect(name) "
+            f"{metafunc.definition.nodeid}: exact_case needs @pytest.mark.harness_kind(name) "
             f"with name in {ASPECTS}"
         )
     aspect = marker.args[0]

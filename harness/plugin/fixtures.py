@@ -7,7 +7,7 @@ option values, and are typed where the layers meet (targets, stack, Traefik, App
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,12 +16,14 @@ import pytest
 
 from harness.errors import StackError
 from harness.plugin.cases import routing_options
-from harness.plugin.collector import EVIDENCE, Evidence
+from harness.plugin.outcomes import RECORDER, CheckRecorder
 from harness.plugin.settings import ACTIVE_STACK, RESULTS, HarnessSettings, settings_of
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
+    from harness.checks.evidence import CheckVerdict
+    from harness.checks.exact import Aspect, ExactVerdict
     from harness.checks.probes import Probe
     from harness.intent.model import Intent
     from harness.targets.apply import Applier
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from harness.targets.local_stack import LocalStack
     from harness.traefik.process import TraefikProcess
     from harness.traffic.engine import Progress, ProgressCallback
-    from harness.traffic.rounds import ProbeRun
+    from harness.traffic.rounds import Observation, ProbeRun
 
 _T = TypeVar("_T")
 
@@ -94,17 +96,14 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 @dataclass
 class ScenarioRun:
-    """A scenario applied to the target, with the answers to all its probes (for the
-    "nothing applied" parameter: no intent, no probes, no run)."""
+    """A scenario applied to the target, with the answers to all its probes."""
 
     name: str
-    intent: Intent | None
+    intent: Intent
     probes: dict[str, Probe]
-    run: ProbeRun | None
+    run: ProbeRun
 
     def context(self) -> str:
-        if self.run is None:
-            return ""
         reload = (
             f", one configuration reload after round {self.run.reload_after_round}"
             if self.run.reload_after_round is not None
@@ -112,9 +111,43 @@ class ScenarioRun:
         )
         return f" in {self.run.rounds} rounds{reload}"
 
+    def judge(self, aspect: Aspect, probe_id: str) -> ExactVerdict:
+        """The verdict on one of the scenario's probes, on one aspect."""
+        from harness.checks.exact import judge
+
+        record = self.run.records[probe_id]
+        return judge(aspect, record, self.intent, scenario=self.name, context=self.context())
+
+    def exact_check(self, exact_case: tuple[Aspect, str]) -> CheckVerdict:
+        """A derived exact check: one probe on one aspect."""
+        aspect, probe_id = exact_case
+        return self.judge(aspect, probe_id).check(self.intent.findings)
+
+    def claim_check(
+        self,
+        host: str,
+        path: str,
+        aspect: Aspect,
+        claim: str,
+        holds: Callable[[Observation], bool],
+    ) -> CheckVerdict:
+        """A tutorial-named check: the oracle's verdict on the probe ``host`` + ``path``, and the
+        tutorial's own ``claim`` about every answer (fails if the scenario has no such probe)."""
+        from harness.checks.exact import with_claim
+
+        for probe_id, probe in self.probes.items():
+            if probe.host == host and probe.path == path:
+                verdict = with_claim(self.judge(aspect, probe_id), claim, holds)
+                return verdict.check(self.intent.findings)
+        pytest.fail(
+            f"scenario {self.name!r} has no probe for {host}{path}; its probes: "
+            + ", ".join(sorted(self.probes)),
+            pytrace=False,
+        )
+
 
 @pytest.fixture(scope="session")
-def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[ScenarioRun]:
+def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[ScenarioRun | None]:
     """Apply one scenario (the parameter), send all its probes in rounds, then remove it."""
     from harness.checks.probes import generate_probes
     from harness.traffic.rounds import send_in_rounds
@@ -123,7 +156,7 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
     name = request.param
     if name is None:
         # "Nothing applied": tears down whichever scenario this worker had applied.
-        yield ScenarioRun("(none)", None, {}, None)
+        yield None
         return
     intent = settings.scenarios[name]
     probes = generate_probes(intent, routing_options(settings))
@@ -161,12 +194,11 @@ def traffic_progress(request: pytest.FixtureRequest) -> ProgressCallback | None:
 
 
 @pytest.fixture
-def evidence(request: pytest.FixtureRequest) -> Evidence:
-    """Record verdict evidence for the results (survives xdist)."""
-    marker = request.node.get_closest_marker("harness_aspect")
-    kind = marker.args[0] if marker else request.node.module.__name__.removeprefix("test_")
-    recorder = Evidence(kind)
-    request.node.stash[EVIDENCE] = recorder
+def evidence(request: pytest.FixtureRequest) -> CheckRecorder:
+    """Record the check's verdict (``evidence.record(verdict)``) for the results; the plugin
+    concludes it when the test returns (see ``harness.plugin.outcomes``)."""
+    recorder = CheckRecorder()
+    request.node.stash[RECORDER] = recorder
     return recorder
 
 

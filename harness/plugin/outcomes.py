@@ -1,43 +1,151 @@
-"""What the verification suites call: judge a probe's answers, record evidence, fail clearly."""
+"""The run's outcomes and pytest's, mapped in this one place.
+
+A check records its verdict (a :class:`~harness.checks.evidence.CheckVerdict`, outcome included)
+through the ``evidence`` fixture's :class:`CheckRecorder`; when the test function returns, the
+plugin concludes it: ``passed`` passes; ``failed``, ``error`` and ``invalid`` call
+``pytest.fail`` with the verdict's message; ``undefined``, ``report-only`` and ``skipped`` call
+``pytest.skip``. The record of the check (:func:`record_of_report`) keeps the recorded outcome.
+
+What the check did not conclude itself is mapped here too: a test that raised (an assertion of
+its own: ``failed``; ``pytest.skip``: ``skipped``; anything else: ``error``), a setup that failed
+(the stack did not come up: ``error``) or skipped (``skipped``). Such a record has the kind and
+subject the test declares (its ``harness_kind`` mark and its parameters), and no evidence.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
-from harness.checks.exact import Aspect, judge
-from harness.traffic.rounds import ProbeRecord
+from harness.checks.evidence import (
+    GATE_FAILING,
+    CheckRecord,
+    CheckVerdict,
+    Kind,
+    Outcome,
+    Subject,
+)
+
+RECORDER = pytest.StashKey["CheckRecorder"]()
 
 
-def record_for(
-    scenario_run: Any, host: str, path: str, evidence: Any, aspect: Aspect = "routing"
-) -> ProbeRecord:
-    """The answers to the probe ``host`` + ``path`` of a scenario (fails if there is none),
-    recorded as evidence with the oracle's verdict on ``aspect`` beside the test's own claim."""
-    for record in scenario_run.run.records.values():
-        if record.probe.host == host and record.probe.path == path:
-            verdict = judge(aspect, record, scenario_run.intent, context=scenario_run.context())
-            evidence.add({**verdict.to_dict(), "scenario": scenario_run.name})
-            return record  # type: ignore[no-any-return]
-    pytest.fail(
-        f"scenario {scenario_run.name!r} has no probe for {host}{path}; its probes: "
-        + ", ".join(sorted(scenario_run.probes)),
-        pytrace=False,
-    )
+class CheckRecorder:
+    """What the ``evidence`` fixture hands a check: the one place it records its verdict."""
+
+    def __init__(self) -> None:
+        self.verdict: CheckVerdict | None = None
+        #: Set when the plugin concluded the verdict (a pytest outcome then follows from it).
+        self.concluded = False
+
+    def record(self, verdict: CheckVerdict) -> None:
+        """Record the check's verdict; the plugin concludes it when the test returns."""
+        if self.verdict is not None:
+            raise RuntimeError("a check records one verdict")
+        self.verdict = verdict
 
 
-def check_exact(scenario_run: Any, exact_case: tuple[Aspect, str], evidence: Any) -> None:
-    """Judge one probe on one aspect; pass, fail with a one-screen message, or report undefined."""
-    aspect, probe_id = exact_case
-    record = scenario_run.run.records[probe_id]
-    verdict = judge(aspect, record, scenario_run.intent, context=scenario_run.context())
-    evidence.add({**verdict.to_dict(), "scenario": scenario_run.name})
-    evidence.add_findings([f.to_dict() for f in scenario_run.intent.findings])
-    evidence.add_findings([f.to_dict() for f in record.probe.expectation.findings])
-    if verdict.outcome == "undefined":
-        evidence.mark_undefined(verdict.message)
-    if verdict.outcome == "not-judged":
-        pytest.skip(verdict.message)
-    if not verdict.passed:
+def conclude(verdict: CheckVerdict) -> None:
+    """Map a verdict to pytest: pass, or ``pytest.fail`` / ``pytest.skip`` with its message."""
+    outcome = Outcome(verdict.outcome)
+    if outcome is Outcome.PASSED:
+        return
+    if outcome in GATE_FAILING:
         pytest.fail(verdict.message, pytrace=False)
+    pytest.skip(f"{outcome.upper()}: {verdict.message}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Conclude the recorded verdict once the test function has returned (a test that raised
+    keeps its exception)."""
+    yield
+    recorder = item.stash.get(RECORDER, None)
+    if recorder is None:
+        return
+    recorder.concluded = True
+    if recorder.verdict is None:
+        pytest.fail("the check recorded no verdict (evidence.record)", pytrace=False)
+    conclude(recorder.verdict)
+
+
+def _outcome_of_exception(call: pytest.CallInfo[None]) -> Outcome:
+    """The outcome of a phase that raised without the plugin concluding a verdict."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return Outcome.PASSED
+    if excinfo.errisinstance(pytest.skip.Exception):
+        return Outcome.SKIPPED
+    if call.when == "call" and excinfo.errisinstance(AssertionError):
+        return Outcome.FAILED
+    return Outcome.ERROR
+
+
+def _message_of(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longreprtext)[-4000:]
+
+
+def _declared(item: pytest.Item) -> tuple[Kind, Subject] | None:
+    """The kind (``harness_kind`` mark) and subject (parameters) a check declares; None for a
+    test that is not a harness check."""
+    marker = item.get_closest_marker("harness_kind")
+    if marker is None or "evidence" not in getattr(item, "fixturenames", ()):
+        return None
+    callspec = getattr(item, "callspec", None)
+    params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
+    tie = params.get("tie") or (None, None)
+    scenario = params.get("scenario_run") or params.get("scenario_name") or tie[0] or "run"
+    route = params.get("weighted_case") or tie[1]
+    case = params.get("exact_case") or (None, None)
+    name = getattr(item, "originalname", item.name)
+    label = route or case[1] or params.get("strategy_name") or name
+    return Kind(marker.args[0]), Subject(scenario=str(scenario), route=route, label=str(label))
+
+
+def _plain(record: CheckRecord) -> CheckRecord:
+    """The record as plain JSON (it rides on the test report through pytest-xdist)."""
+    return cast(CheckRecord, json.loads(json.dumps(record)))
+
+
+def record_of_report(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
+) -> CheckRecord | None:
+    """The record of a check's call (or of its setup, when that did not pass); None for other
+    phases and for tests that are not harness checks."""
+    if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return None
+    recorder = item.stash.get(RECORDER, None)
+    verdict = recorder.verdict if recorder is not None and report.when == "call" else None
+    if verdict is not None:
+        record = verdict.record(report.nodeid, report.duration)
+        if call.excinfo is not None and not (recorder is not None and recorder.concluded):
+            # The test raised after recording: its own outcome, the evidence kept.
+            record["outcome"] = _outcome_of_exception(call)
+            record["message"] = _message_of(report)
+        return _plain(record)
+    declared = _declared(item)
+    if declared is None:
+        return None
+    kind, subject = declared
+    outcome = _outcome_of_exception(call)
+    message = _message_of(report)
+    return _plain(
+        CheckRecord(
+            nodeid=report.nodeid,
+            kind=kind,
+            outcome=outcome,
+            subject=subject,
+            summary=f"{kind} {outcome}: {message.strip().splitlines()[-1] if message else ''}"[
+                :500
+            ],
+            message=message,
+            duration=report.duration,
+            evidence=None,
+            findings=[],
+            figures={},
+        )
+    )

@@ -314,7 +314,7 @@ def _legacy_mode(raw: RawOption, user_manifests: bool) -> LegacyMode:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "harness_aspect(name): the exact aspect a suite checks (routing, strip, priority)",
+        "harness_kind(kind): what a suite checks (a harness.checks.evidence.Kind value)",
     )
     if config.option.help:
         # pytest configures plugins for --help too: show the options, read nothing.

@@ -1,19 +1,22 @@
 """Comparing a run with a baseline run: what failed anew, what got fixed, what got worse.
 
 A nightly job wants to know what changed since last night, and a release gate wants to fail when
-it changed for the worse. Both read two results documents (``harness/results.py``): the current
-run and a baseline (``--baseline PATH``, or the newest other run under ``reports/``).
+it changed for the worse. Both read two results documents (``harness.results.document``, schema
+version 2, and nothing else): the current run and a baseline (``--baseline PATH``, or the newest
+other run under ``reports/``). A baseline of another schema version is refused with a message
+saying so; the run is then "not compared".
 
 Checks are matched by pytest node id, which the suites derive from the intent (scenario, probe,
-route), so the same check has the same id from run to run. Besides outcomes, a few figures per
-check are compared, only those the evidence carries:
+route), so the same check has the same id from run to run. Besides the stored outcomes, the
+figures each check stored (``CheckRecord.figures``, computed where the check ran) are compared:
 
-- exact checks (routing, strip, priority): ``unexpected_answers``, the answers that did not match
-  the expectation, summed over the check's probes;
+- exact checks (routing, strip, priority) and registration: ``unexpected_answers``, the answers
+  that did not match the expectation, summed over the check's probes;
 - weighted splits: ``share_deviation`` (largest |observed - declared| share, as a fraction) and
   ``error_rate``;
 - gaps (an ingress change under open-loop traffic): ``gap_ms``, ``failed_requests``,
-  ``worst_window_error_rate``, ``longest_failing_streak``, ``convergence_ms``.
+  ``worst_window_error_rate``, ``longest_failing_streak``, ``convergence_ms`` (medians over the
+  strategy's runs).
 
 A figure that grew is a *change*; a change that crosses every enabled threshold for its figure is
 *worse*, and any worse figure or new failure makes ``Comparison.regressed()`` true (the gate).
@@ -26,17 +29,14 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness.checks.evidence import GATE_FAILING, CheckRecord, Outcome
 from harness.errors import ConfigError
-from harness.results.document import SCHEMA_VERSION
-
-#: Outcomes that fail the gate.
-FAILING = frozenset({"failed", "error"})
+from harness.results.document import ResultsDocument, load
 
 #: How many items of each list ``summary_lines`` prints before "... and N more".
 SUMMARY_LIMIT = 10
@@ -150,154 +150,9 @@ class Thresholds:
 # -- figures of a check -------------------------------------------------------------------------
 
 
-def observation_matches(item: Mapping[str, Any], obs: Mapping[str, Any]) -> bool | None:
-    """Whether one observed answer of an exact evidence item is what the oracle expected.
-
-    Mirrors ``harness.checks.exact`` on the plain JSON: True (expected), False (unexpected), None
-    (not judged: an undefined expectation, or a strip check's answer from another backend, which
-    the routing check judges). None as well when the evidence lacks what it takes to tell.
-    """
-    probe = item.get("probe")
-    e = probe.get("expectation") if isinstance(probe, Mapping) else None
-    if not isinstance(e, Mapping):
-        return None
-    outcome = e.get("outcome")
-    status, backend = obs.get("status"), obs.get("backend")
-    if outcome == "not-found":
-        return bool(status == 404 and backend is None)
-    if outcome == "bad-request":
-        return bool(status == 400 and backend is None)
-    if outcome != "routed":
-        return None
-    shares = e.get("shares")
-    allowed = {s for s, share in shares.items() if share} if isinstance(shares, Mapping) else set()
-    if item.get("aspect") == "strip":
-        decided = e.get("decided_by")
-        if backend not in allowed or not isinstance(decided, Mapping):
-            return None
-        return bool(
-            obs.get("upstream_path") == decided.get("upstream_path")
-            and obs.get("forwarded_prefix") == decided.get("forwarded_prefix")
-        )
-    return bool(status == 200 and backend in allowed)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _unexpected(item: Mapping[str, Any]) -> float | None:
-    if item.get("outcome") == "undefined":
-        return None
-    observed = item.get("observed")
-    if not isinstance(observed, list):
-        return None
-    total = 0.0
-    for obs in observed:
-        if not isinstance(obs, Mapping):
-            return None
-        if observation_matches(item, obs) is False:
-            total += _number(obs.get("count")) or 0.0
-    return total
-
-
-def _weights_figures(item: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    verdict = item.get("verdict")
-    if isinstance(verdict, Mapping):
-        observed, expected = verdict.get("observed"), verdict.get("expected")
-        if isinstance(observed, list) and isinstance(expected, list) and observed:
-            pairs = [(_number(o), _number(e)) for o, e in zip(observed, expected, strict=False)]
-            deviations = [abs(o - e) for o, e in pairs if o is not None and e is not None]
-            if deviations:
-                out["share_deviation"] = max(deviations)
-    check = item.get("error_check")
-    if isinstance(check, Mapping) and (rate := _number(check.get("error_rate"))) is not None:
-        out["error_rate"] = rate
-    return out
-
-
-#: Figure names of gap evidence, each with the other names (or name.field) it may carry.
-_GAP_ALIASES: dict[str, tuple[str, ...]] = {
-    "gap_ms": ("gap_ms",),
-    "worst_window_error_rate": ("worst_window_error_rate", "worst_window.error_rate"),
-    "longest_failing_streak": (
-        "longest_failing_streak",
-        "longest_streak.requests",
-        "longest_streak",
-    ),
-    "convergence_ms": ("convergence_ms",),
-}
-
-
-def _lookup(figures: Mapping[str, Any], name: str) -> float | None:
-    key, _, sub = name.partition(".")
-    value = figures.get(key)
-    if sub:
-        value = value.get(sub) if isinstance(value, Mapping) else None
-    return _number(value)
-
-
-def _gap_figures(figures: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, aliases in _GAP_ALIASES.items():
-        found = next((v for v in (_lookup(figures, a) for a in aliases) if v is not None), None)
-        if found is not None:
-            out[name] = found
-    by_class = figures.get("failed_by_class")
-    failed = _number(figures.get("failed_requests", figures.get("failed")))
-    if failed is not None:
-        out["failed_requests"] = failed
-    elif isinstance(by_class, Mapping):
-        counts = [_number(v) for v in by_class.values()]
-        out["failed_requests"] = sum(c for c in counts if c is not None)
-    return out
-
-
-def _own_figures(item: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A gaps item's (or run's) figures: its "figures", else its own fields."""
-    figures = item.get("figures")
-    return figures if isinstance(figures, Mapping) else item
-
-
-def _gaps_figures(item: Mapping[str, Any]) -> dict[str, float]:
-    out = _gap_figures(_own_figures(item))
-    # Repeats: the median over them, for the figures the item itself does not carry.
-    repeats = item.get("repeats", item.get("runs"))
-    if isinstance(repeats, list) and repeats:
-        per_repeat: dict[str, list[float]] = {}
-        for rep in repeats:
-            if isinstance(rep, Mapping):
-                for name, value in _gap_figures(_own_figures(rep)).items():
-                    per_repeat.setdefault(name, []).append(value)
-        for name, values in per_repeat.items():
-            out.setdefault(name, float(statistics.median(values)))
-    return out
-
-
-def check_figures(check: Mapping[str, Any]) -> dict[str, float]:
-    """The comparable figures of one check (see the module docstring); higher is worse."""
-    out: dict[str, float] = {}
-    unexpected: float | None = None
-    for item in check.get("evidence") or []:
-        if not isinstance(item, Mapping):
-            continue
-        kind = item.get("type")
-        if kind == "exact":
-            n = _unexpected(item)
-            if n is not None:
-                unexpected = (unexpected or 0.0) + n
-        elif kind == "weights":
-            for name, value in _weights_figures(item).items():
-                out[name] = max(value, out.get(name, value))
-        elif kind == "gaps":
-            for name, value in _gaps_figures(item).items():
-                out[name] = max(value, out.get(name, value))
-    if unexpected is not None:
-        out["unexpected_answers"] = unexpected
-    return out
+def check_figures(check: CheckRecord) -> dict[str, float]:
+    """The comparable figures of one check, as the check stored them; higher is worse."""
+    return {name: float(value) for name, value in check["figures"].items()}
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -443,44 +298,35 @@ class Comparison:
         return lines
 
 
-def _checks(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    checks = doc.get("checks")
-    out: dict[str, Mapping[str, Any]] = {}
-    for check in checks if isinstance(checks, list) else []:
-        if isinstance(check, Mapping) and isinstance(check.get("nodeid"), str):
-            out[check["nodeid"]] = check
-    return out
-
-
 def compare(
-    current: Mapping[str, Any],
-    baseline: Mapping[str, Any],
+    current: ResultsDocument,
+    baseline: ResultsDocument,
     *,
     thresholds: Thresholds | None = None,
     baseline_path: Path | str | None = None,
 ) -> Comparison:
     """Compare two results documents (as ``harness.results.document.load`` returns them)."""
-    now, before = _checks(current), _checks(baseline)
+    now = {c["nodeid"]: c for c in current["checks"]}
+    before = {c["nodeid"]: c for c in baseline["checks"]}
     comparison = Comparison(
-        current_run_id=str(current.get("run_id", "")),
-        baseline_run_id=str(baseline.get("run_id", "")),
+        current_run_id=current["run_id"],
+        baseline_run_id=baseline["run_id"],
         thresholds=thresholds or Thresholds(),
         baseline_path=None if baseline_path is None else str(baseline_path),
     )
     for nodeid, check in now.items():
-        kind = str(check.get("kind", ""))
-        outcome = str(check.get("outcome", ""))
+        kind, outcome = str(check["kind"]), str(check["outcome"])
         old = before.get(nodeid)
-        old_outcome = None if old is None else str(old.get("outcome", ""))
+        old_outcome = None if old is None else str(old["outcome"])
         ref = CheckRef(nodeid, kind, outcome, old_outcome)
         if old is None:
             comparison.added += 1
-        if outcome in FAILING:
-            if old_outcome in FAILING:
+        if outcome in GATE_FAILING:
+            if old_outcome in GATE_FAILING:
                 comparison.still_failing.append(ref)
             else:
                 comparison.new_failures.append(ref)
-        elif old_outcome in FAILING and outcome == "passed":
+        elif old_outcome in GATE_FAILING and outcome == Outcome.PASSED:
             comparison.fixed.append(ref)
         if old is None:
             continue
@@ -491,24 +337,21 @@ def compare(
                 comparison.changes.append(FigureChange(nodeid, kind, figure, prior, value))
     for nodeid, old in before.items():
         if nodeid not in now:
-            comparison.missing.append(
-                CheckRef(nodeid, str(old.get("kind", "")), None, str(old.get("outcome", "")))
-            )
+            comparison.missing.append(CheckRef(nodeid, str(old["kind"]), None, str(old["outcome"])))
     return comparison
 
 
 # -- finding the baseline -----------------------------------------------------------------------
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """A results document, or None if the file is not one this harness can compare with."""
+def _run_id_of(path: Path) -> str | None:
+    """The run id inside a results file; None if it is not a JSON document with one."""
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        return None
-    return data
+    run_id = data.get("run_id") if isinstance(data, dict) else None
+    return run_id if isinstance(run_id, str) else None
 
 
 def _candidates(reports_root: Path) -> Iterable[Path]:
@@ -523,19 +366,20 @@ def _candidates(reports_root: Path) -> Iterable[Path]:
 def find_previous(reports_root: Path, current_run_id: str) -> Path | None:
     """The results.json of the newest other run under ``reports_root`` (``reports/<run>/``).
 
-    Unreadable files and documents of another schema version are passed over; the current run is
-    recognised by its folder name and by the run id inside.
+    Unreadable files are passed over; one of another schema version is not (loading it says
+    why it cannot be compared). The current run is recognised by its folder name and by the
+    run id inside.
     """
     for path in _candidates(reports_root):
         if path.parent.name == current_run_id:
             continue
-        data = _read(path)
-        if data is not None and data.get("run_id") != current_run_id:
+        run_id = _run_id_of(path)
+        if run_id is not None and run_id != current_run_id:
             return path
     return None
 
 
-def load_baseline(path: Path) -> dict[str, Any]:
+def load_baseline(path: Path) -> ResultsDocument:
     """The baseline given by the user (a results.json or the run folder holding one).
 
     Raises ConfigError saying what is wrong with it and what to give instead.
@@ -546,14 +390,6 @@ def load_baseline(path: Path) -> dict[str, Any]:
             f"--baseline {path}: no such file; give a results.json or a reports/<run id>/ folder"
         )
     try:
-        data = json.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"--baseline {file}: not a readable results document ({exc})") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
-        raise ConfigError(
-            f"--baseline {file}: results schema version {version!r}, this harness compares "
-            f"version {SCHEMA_VERSION}; use a baseline written by this harness version"
-        )
-    assert isinstance(data, dict)
-    return data
+        return load(file)
+    except ConfigError as exc:
+        raise ConfigError(f"baseline {exc}; or give --baseline none") from None

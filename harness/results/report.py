@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file that a reviewer opens from disk.
 
-Built from the results document (``harness/results.py``), never from live objects, so a report
+Built from the results document (``harness.results.document``), never from live objects, so a report
 can be rebuilt from any results.json. ``write_report`` writes ``out_dir/index.html``:
 
 - no network and no script: CSS inline, plots as inline SVG, expand/collapse with ``<details>``;
@@ -17,31 +17,42 @@ can be rebuilt from any results.json. ``write_report`` writes ``out_dir/index.ht
   their one-screen message, passed ones in a collapsed table), and there is one SVG per weighted
   split and per gap measurement, nothing else.
 
-Evidence types are rendered by their ``type``: ``exact`` (routing, strip, priority), ``weights``
-(the split against the declared weights with confidence intervals) and ``gaps`` (the timeline of
-an ingress change). Every key is optional: what is missing is left out, and evidence that cannot
-be drawn is shown as JSON.
+The document is read as its schema (``harness.results.document.ResultsDocument``, version 2)
+says, typed by ``harness.checks.evidence``: each check's stored outcome, summary and evidence,
+rendered by the evidence's ``type``: ``exact`` (routing, strip, priority; each answer marked as
+the verdict judged it), ``registration`` (the exact verdict of every step), ``weights`` (the split
+against the declared weights with confidence intervals) and ``gaps`` (the timeline of the run with
+the largest gap, the figures over the runs). Nothing here judges anything again.
 """
 
 from __future__ import annotations
 
 import datetime
 import io
-import itertools
 import json
 import math
 import re
 import statistics
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from markupsafe import Markup, escape
 
+from harness.checks.evidence import (
+    GATE_FAILING,
+    OUTCOMES,
+    CheckRecord,
+    ExactEvidence,
+    GapRun,
+    GapsEvidence,
+    ObservedAnswer,
+    WeightsEvidence,
+)
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_DUPLICATE_ROUTER,
@@ -55,8 +66,8 @@ from harness.intent.model import (
     FINDING_TRAILING_SLASH_PREFIX,
     FINDING_UNDEFINED_TIE,
 )
-from harness.results.baseline import Comparison, observation_matches
-from harness.results.document import OUTCOMES, SECRET_KEYS
+from harness.results.baseline import Comparison
+from harness.results.document import SECRET_KEYS, ResultsDocument, gate_of
 from harness.results.first_screen import (
     FirstScreen,
     build_first_screen,
@@ -100,9 +111,13 @@ FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("other", "Other notes", frozenset()),
 )
 
-#: Sort rank of outcomes inside a section: failing first.
-_RANK = {"failed": 0, "error": 1, "undefined": 2, "passed": 3, "skipped": 4}
-_FAILING = frozenset({"failed", "error"})
+#: Sort rank of outcomes inside a section: failing first, then what is not green.
+_RANK = {
+    o: i
+    for i, o in enumerate(
+        ("failed", "error", "invalid", "undefined", "report-only", "passed", "skipped")
+    )
+}
 
 #: Bounds that keep a report small whatever the evidence holds.
 MAX_JSON_CHARS = 20_000
@@ -430,7 +445,11 @@ class ExactView:
     outcome: str
     request: str
     scenario: str
+    #: The registration step this verdict was made at ("" for an exact check).
+    step: str
     expected: str
+    #: A tutorial-named check's own claim ("" for a derived check).
+    claim: str
     observed: list[ObservedView]
     rule: str
     priority: str
@@ -443,72 +462,60 @@ class ExactView:
     unexpected: int
 
 
-def _describe_observation(obs: Mapping[str, Any]) -> str:
-    if obs.get("error"):
+def _describe_observation(obs: ObservedAnswer) -> str:
+    if obs["error"]:
         return f"error: {obs['error']}"
-    parts = [str(obs.get("status", "?"))]
-    if obs.get("backend") is None:
+    parts = [str(obs["status"])]
+    backend, instance = obs["backend"], obs["instance"]
+    if backend is None:
         parts.append("(no backend)")
     else:
-        backend = str(obs["backend"])
-        instance = obs.get("instance")
         parts.append(f"{backend} ({instance})" if instance and instance != backend else backend)
-    if obs.get("upstream_path") is not None:
+    if obs["upstream_path"] is not None:
         parts.append(f"as {obs['upstream_path']}")
-    if obs.get("forwarded_prefix") is not None:
+    if obs["forwarded_prefix"] is not None:
         parts.append(f"X-Forwarded-Prefix {obs['forwarded_prefix']}")
     return " ".join(parts)
 
 
-def _exact_view(item: Mapping[str, Any]) -> ExactView:
-    probe = _map(item.get("probe"))
-    e = _map(probe.get("expectation"))
-    decided = _map(e.get("decided_by"))
-    observed = []
-    unexpected = 0
-    for obs in _list(item.get("observed")):
-        if not isinstance(obs, Mapping):
-            continue
-        count = int(_float(obs.get("count")) or 0)
-        match = observation_matches(item, obs)
-        if match is False:
-            unexpected += count
-        verdict = {True: "expected", False: "unexpected", None: ""}[match]
-        observed.append(ObservedView(count, _describe_observation(obs), verdict))
+_ANSWER_VERDICT = {True: "expected", False: "unexpected", None: ""}
+
+
+def _exact_view(item: ExactEvidence, step: str = "") -> ExactView:
+    probe = item["probe"]
+    e = probe["expectation"]
+    decided = e.get("decided_by") or {}
+    observed = [
+        ObservedView(obs["count"], _describe_observation(obs), _ANSWER_VERDICT[obs["expected"]])
+        for obs in item["observed"]
+    ]
     observed.sort(key=lambda o: (o.verdict != "unexpected", -o.count))
     priority = ""
     if decided.get("priority") is not None:
         how = "explicit" if decided.get("priority_source") == "explicit" else "rule length"
         priority = f"{decided['priority']} ({how})"
-    host = probe.get("host", "")
-    method = probe.get("method", "GET")
-    path = probe.get("path", "")
-    request = f"{method} {host}{path}" if host or path else str(item.get("probe_id", ""))
 
-    def rule_of(c: Any) -> str:
-        if not isinstance(c, Mapping):
-            return str(c)
-        return f"{c.get('rule', '?')} priority {c.get('priority', '?')} ({c.get('route_id', '?')})"
+    def rule_of(c: Mapping[str, Any]) -> str:
+        return f"{c['rule']} priority {c['priority']} ({c['route_id']})"
 
     return ExactView(
-        aspect=str(item.get("aspect", "")),
-        outcome=str(item.get("outcome", "")),
-        request=request,
-        scenario=str(item.get("scenario", "")),
-        expected=str(item.get("expected", "")),
+        aspect=item["aspect"],
+        outcome=item["outcome"],
+        request=f"{probe['method']} {probe['host']}{probe['path']}",
+        scenario=item["scenario"],
+        step=step,
+        expected=item["expected"],
+        claim=item.get("claim", ""),
         observed=observed,
         rule=str(decided.get("rule", "")),
         priority=priority,
         route=str(decided.get("route_id", "")),
-        headers=[
-            f"{h[0]}: {h[1]}" if isinstance(h, list | tuple) and len(h) == 2 else str(h)
-            for h in _list(probe.get("headers"))
-        ],
-        tied=[rule_of(c) for c in _list(e.get("tied"))],
-        competing=[rule_of(c) for c in _list(e.get("competing"))],
+        headers=[f"{name}: {value}" for name, value in probe["headers"]],
+        tied=[rule_of(c) for c in e.get("tied", [])],
+        competing=[rule_of(c) for c in e.get("competing", [])],
         reason=str(e.get("reason", "")),
-        message=_clip(item.get("message", "")),
-        unexpected=unexpected,
+        message=_clip(item["message"]),
+        unexpected=item["unexpected"],
     )
 
 
@@ -548,23 +555,20 @@ class WeightsView:
     replica_summary: str
     zero_weight: list[str]
     error_summary: str
-    message: str
     svg: Markup | None = None
     plot_error: str = ""
 
 
-def _weights_rows(item: Mapping[str, Any]) -> list[BackendRow]:
-    verdict = _map(item.get("verdict"))
-    declared = _map(item.get("declared"))
-    names = [str(n) for n in _list(verdict.get("backends"))] or [str(n) for n in declared]
+def _weights_rows(item: WeightsEvidence) -> list[BackendRow]:
+    verdict = item["verdict"] or {}
+    declared = item["declared"]
+    names = [str(n) for n in _list(verdict.get("backends"))] or list(declared)
     counts = _list(verdict.get("counts"))
     if not counts:
         # No verdict (an error check): observed shares from the per-instance counts.
         by_backend: dict[str, float] = {}
-        for row in _list(item.get("counts_by_instance")):
-            if isinstance(row, Mapping):
-                name = str(row.get("backend"))
-                by_backend[name] = by_backend.get(name, 0.0) + (_float(row.get("count")) or 0.0)
+        for row in item["counts_by_instance"]:
+            by_backend[row["backend"]] = by_backend.get(row["backend"], 0.0) + row["count"]
         names += [n for n in sorted(by_backend) if n not in names]
         counts = [by_backend.get(n, 0.0) for n in names]
     total = sum(_float(c) or 0.0 for c in counts)
@@ -600,13 +604,13 @@ def _weights_rows(item: Mapping[str, Any]) -> list[BackendRow]:
     return rows
 
 
-def _weights_view(item: Mapping[str, Any], salt: str) -> WeightsView:
-    verdict = _map(item.get("verdict"))
-    plan = _map(item.get("plan"))
-    request = _map(item.get("request"))
-    error_check = _map(item.get("error_check"))
-    replicas = _map(item.get("replicas"))
-    settings = _map(item.get("settings"))
+def _weights_view(item: WeightsEvidence, salt: str) -> WeightsView:
+    verdict = item["verdict"] or {}
+    plan = item["plan"]
+    request = item["request"]
+    error_check = item["error_check"]
+    replicas = item["replicas"] or {}
+    settings = item["settings"]
     rows = _weights_rows(item)
 
     stats: list[tuple[str, str]] = []
@@ -651,25 +655,16 @@ def _weights_view(item: Mapping[str, Any], salt: str) -> WeightsView:
         )
         if plan.get(key) is not None
     ]
-    traffic: list[tuple[str, str]] = []
-    if item.get("sent") is not None:
-        traffic.append(("requests sent", _num(item.get("sent"))))
-    if item.get("wall_time") is not None:
-        traffic.append(("wall time", _duration(item.get("wall_time"))))
-    if item.get("rate") is not None:
-        traffic.append(("rate", f"{_num(item.get('rate'), 3)} requests/s"))
-    if settings.get("mode") is not None:
-        traffic.append(("mode", str(settings.get("mode"))))
-    if error_check.get("error_rate") is not None:
-        traffic.append(("error rate", _pct(error_check.get("error_rate"), 3)))
-    failures_raw = _map(item.get("failures"))
-    failures = [
-        (str(k), _num(v)) for k, v in sorted(failures_raw.items(), key=lambda kv: str(kv[0]))
+    traffic: list[tuple[str, str]] = [
+        ("requests sent", _num(item["sent"])),
+        ("wall time", _duration(item["wall_time"])),
+        ("rate", f"{_num(item['rate'], 3)} requests/s"),
+        ("mode", str(settings.get("mode", "-"))),
+        ("error rate", _pct(error_check["error_rate"], 3)),
     ]
+    failures = [(k, _num(v)) for k, v in sorted(item["failures"].items())]
     instances = [
-        (str(r.get("backend", "")), str(r.get("instance", "")), _num(r.get("count")))
-        for r in _list(item.get("counts_by_instance"))
-        if isinstance(r, Mapping)
+        (r["backend"], r["instance"], _num(r["count"])) for r in item["counts_by_instance"]
     ]
     replica_rows = [
         {
@@ -688,13 +683,12 @@ def _weights_view(item: Mapping[str, Any], salt: str) -> WeightsView:
         for z in _list(verdict.get("zero_weight"))
         if isinstance(z, Mapping)
     ]
-    host, path = request.get("host", ""), request.get("path", "")
     view = WeightsView(
-        route=str(item.get("route", "")),
-        source=_source(item.get("source")),
-        request=f"GET http://{host}{path}" if host or path else "",
+        route=item["route"],
+        source=_source(item["source"]),
+        request=f"GET http://{request['host']}{request['path']}",
         test=str(verdict.get("test", "")),
-        verdict=str(verdict.get("verdict", error_check.get("verdict", ""))),
+        verdict=str(verdict.get("verdict", error_check["verdict"])),
         summary=str(verdict.get("summary", "")),
         rows=rows,
         stats=stats,
@@ -705,8 +699,7 @@ def _weights_view(item: Mapping[str, Any], salt: str) -> WeightsView:
         replicas=replica_rows,
         replica_summary=str(replicas.get("summary", "")),
         zero_weight=zero,
-        error_summary=str(error_check.get("summary", "")),
-        message=_clip(item.get("message", "")),
+        error_summary=error_check["summary"],
     )
     if any(r.observed is not None or r.declared is not None for r in rows):
         try:
@@ -750,226 +743,42 @@ def _weights_svg(rows: Sequence[BackendRow], salt: str, label: str) -> Markup:
 
 # -- view of gaps evidence ----------------------------------------------------------------------
 
-_TIME_KEYS = (
-    "bucket_start",
-    "bucket_starts",
-    "bucket_start_s",
-    "bucket_start_ms",
-    "starts",
-    "start",
-    "t",
-    "t_s",
-    "t_ms",
-    "time",
-    "times",
-    "buckets",
-)
-_OK_KEYS = ("ok", "good", "success", "successes", "succeeded", "ok_counts", "good_counts")
-_FAIL_KEYS = ("failed", "failures", "failed_by_class", "errors", "fail", "failed_counts")
-_LATENCY_KEYS = ("latency", "latency_ms", "latencies", "latency_percentiles", "latency_ms_by_p")
-_WIDTH_KEYS = ("bucket_width", "bucket", "width", "bucket_s", "bucket_ms", "bucket_width_ms")
-
 
 @dataclass
 class Timeline:
-    """A gaps timeline in the shape the plot needs, from whatever shape the evidence has."""
+    """A run's timeline as the plot draws it: seconds since the traffic started."""
 
     t: list[float]
     width: float
-    unit: str
-    offset: float
-    ok: list[float] | None
+    ok: list[float]
     failed: dict[str, list[float]]
     latency: dict[str, list[float]]
-    latency_unit: str
     markers: list[tuple[str, float]]
     gap: tuple[float, float] | None
 
 
-def _series(value: Any, n: int | None = None) -> list[float] | None:
-    if not isinstance(value, list | tuple) or not value:
+def _series(values: Sequence[float | int | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def timeline_of(run: GapRun) -> Timeline | None:
+    """The timeline of one run of a change (None: the run kept none, or it is empty)."""
+    raw = run.get("timeline")
+    if raw is None or not raw["t_s"]:
         return None
-    out = []
-    for v in value:
-        f = _float(v)
-        if f is None and v is not None:
-            return None
-        out.append(math.nan if f is None else f)
-    return out[:n] if n is not None else out
-
-
-def _first(mapping: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, Any]:
-    for key in keys:
-        if key in mapping and mapping[key] is not None:
-            return key, mapping[key]
-    return "", None
-
-
-def _columns(rows: list[Any]) -> dict[str, Any]:
-    """A timeline given as a list of per-bucket rows, as columns (nested mappings too)."""
-    out: dict[str, Any] = {}
-    n = len(rows)
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            continue
-        for key, value in row.items():
-            if isinstance(value, Mapping):
-                inner = out.setdefault(key, {})
-                for k, v in value.items():
-                    inner.setdefault(str(k), [0.0] * n)[i] = v
-            else:
-                out.setdefault(key, [None] * n)[i] = value
-    return out
-
-
-def _series_map(value: Any, n: int, default_name: str) -> dict[str, list[float]]:
-    if isinstance(value, Mapping):
-        out = {}
-        for key, inner in value.items():
-            series = _series(inner, n)
-            if series is not None:
-                out[str(key)] = series
-        return out
-    series = _series(value, n)
-    return {default_name: series} if series is not None else {}
-
-
-def _unit_of(key: str, mapping: Mapping[str, Any]) -> str:
-    unit = mapping.get("unit", mapping.get("time_unit"))
-    if isinstance(unit, str) and unit:
-        return unit
-    if key.endswith("_ms"):
-        return "ms"
-    if key.endswith("_s"):
-        return "s"
-    return ""
-
-
-_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
-_TIME_OF = ("t", "t_s", "t_ms", "time", "time_s", "time_ms", "at", "at_s", "at_ms")
-_BOUNDS = (
-    ("start", "end"),
-    ("from", "to"),
-    ("start_s", "end_s"),
-    ("from_s", "to_s"),
-    ("start_ms", "end_ms"),
-    ("from_ms", "to_ms"),
-)
-
-
-def _key_unit(key: str) -> str:
-    """The time unit a key names by its suffix (``t_ms``: ms), or ""."""
-    return next((u for u in ("ms", "us", "s") if key.endswith("_" + u)), "")
-
-
-def _convert(value: float, unit: str, target: str) -> float:
-    """``value`` from ``unit`` to ``target``; unchanged when either is unknown."""
-    if unit in _SCALE and target in _SCALE and unit != target:
-        return value * _SCALE[unit] / _SCALE[target]
-    return value
-
-
-def _interval(value: Any, unit: str) -> tuple[float, float] | None:
-    """[start, end] or {start, end} (also from/to, with _s or _ms), in ``unit``."""
-    start = end = None
-    if isinstance(value, Mapping):
-        for a, b in _BOUNDS:
-            start, end = _float(value.get(a)), _float(value.get(b))
-            if start is not None and end is not None:
-                start, end = (_convert(v, _key_unit(a), unit) for v in (start, end))
-                break
-    elif isinstance(value, list | tuple) and len(value) == 2:
-        start, end = _float(value[0]), _float(value[1])
-    if start is None or end is None or end < start:
-        return None
-    return start, end
-
-
-def _markers(value: Any, unit: str) -> list[tuple[str, float]]:
-    """Named instants: {name: t}, {name: {t: ...}}, [{name, t}], with any of the time keys."""
-
-    def timed(raw: Any) -> list[float]:
-        if isinstance(raw, Mapping):
-            key = next((k for k in _TIME_OF if _float(raw.get(k)) is not None), None)
-            if key is None:
-                return []
-            return [_convert(_float(raw[key]) or 0.0, _key_unit(key), unit)]
-        values = raw if isinstance(raw, list | tuple) else [raw]
-        return [f for f in (_float(v) for v in values) if f is not None]
-
-    out: list[tuple[str, float]] = []
-    if isinstance(value, Mapping):
-        for name, raw in value.items():
-            out.extend((str(name), at) for at in timed(raw))
-    elif isinstance(value, list | tuple):
-        for m in value:
-            if isinstance(m, Mapping):
-                name = m.get("name", m.get("label", m.get("kind", "marker")))
-                out.extend((str(name), at) for at in timed(m))
-    return out
-
-
-def timeline_of(item: Mapping[str, Any]) -> Timeline | None:
-    """The timeline of a gaps evidence item, or None when it has none that can be drawn.
-
-    Accepts columns (``{"t_s": [...], "good": [...], "failed": {class: [...]}, ...}``) or a list
-    of per-bucket rows, under the names listed in ``_TIME_KEYS``, ``_OK_KEYS`` and so on; times
-    of markers and of the gap are converted to the timeline's unit when their keys name one.
-    """
-    raw = item.get("timeline")
-    if isinstance(raw, list):
-        raw = _columns(raw)
-    if not isinstance(raw, Mapping):
-        return None
-    t_key, t_raw = _first(raw, _TIME_KEYS)
-    t = _series(t_raw)
-    if not t or any(math.isnan(v) for v in t):
-        return None
-    n = len(t)
-    ok = _series(_first(raw, _OK_KEYS)[1], n)
-    failed = _series_map(_first(raw, _FAIL_KEYS)[1], n, "failed")
-    latency_key, latency_raw = _first(raw, _LATENCY_KEYS)
-    latency = _series_map(latency_raw, n, "latency")
-    for key, value in raw.items():  # percentiles as their own columns: p50, latency_p99_ms, ...
-        if re.fullmatch(r"(latency_)?p\d+(\.\d+)?(_ms)?", str(key)):
-            series = _series(value, n)
-            if series is not None:
-                latency[str(key)] = series
-    if ok is None and not failed:
-        return None
-    unit = _unit_of(t_key, raw)
-    steps = [b - a for a, b in itertools.pairwise(t) if b > a]
-    width_key, width_raw = _first(raw, _WIDTH_KEYS)
-    width = _float(width_raw)
-    if steps:
-        width = statistics.median(steps)  # the buckets themselves say it, in their own unit
-    elif width is not None and width > 0:
-        width = _convert(width, _key_unit(width_key), unit)
-    else:
-        width = 1.0
-    figures = _map(item.get("figures"))
-    markers = _markers(item.get("markers", raw.get("markers")), unit)
-    gap = (
-        _interval(item.get("gap"), unit)
-        or _interval(raw.get("gap"), unit)
-        or _interval(figures.get("gap"), unit)
-        or _interval(item.get("gap_interval"), unit)
-        or _interval([figures.get("gap_start"), figures.get("gap_end")], unit)
-    )
-    # Absolute clocks (Unix time) are shown relative to the first bucket.
-    offset = t[0] if t[0] > 1e8 else 0.0
-    lat_unit = "ms" if "ms" in latency_key or any("ms" in k for k in latency) else ""
+    gap = raw["gap"]
+    start, end = (None, None) if gap is None else (gap.get("from_s"), gap.get("to_s"))
     timeline = Timeline(
-        t=[v - offset for v in t],
-        width=width,
-        unit=unit,
-        offset=offset,
-        ok=ok,
-        failed=failed,
-        latency=latency,
-        latency_unit=lat_unit,
-        markers=[(name, at - offset) for name, at in markers],
-        gap=None if gap is None else (gap[0] - offset, gap[1] - offset),
+        t=_series(raw["t_s"]),
+        width=raw["bucket_ms"] / 1e3,
+        ok=_series(raw["good"]),
+        failed={label: _series(v) for label, v in raw["failed"].items()},
+        latency={
+            "p50": _series(raw["latency_p50_ms"]),
+            "p99": _series(raw["latency_p99_ms"]),
+        },
+        markers=[(m["name"], m["t_s"]) for m in raw["markers"] if m["t_s"] is not None],
+        gap=None if start is None or end is None else (start, end),
     )
     return _downsample(timeline)
 
@@ -992,7 +801,7 @@ def _downsample(tl: Timeline) -> Timeline:
 
     tl.t = tl.t[::k]
     tl.width *= k
-    tl.ok = None if tl.ok is None else summed(tl.ok)
+    tl.ok = summed(tl.ok)
     tl.failed = {c: summed(s) for c, s in tl.failed.items()}
     tl.latency = {p: worst(s) for p, s in tl.latency.items()}
     return tl
@@ -1013,7 +822,7 @@ def _gaps_svg(tl: Timeline, salt: str, label: str) -> Markup:
         )
         ax = axes[0][0]
         # Runs of identical buckets become one step (a steady phase is one segment, not 300).
-        series = [tl.ok or [0.0] * len(tl.t), *tl.failed.values(), *tl.latency.values()]
+        series = [tl.ok, *tl.failed.values(), *tl.latency.values()]
         table = np.nan_to_num(np.array(series, dtype=float), nan=-1.0)
         keep = np.ones(len(tl.t), dtype=bool)
         keep[1:] = np.any(table[:, 1:] != table[:, :-1], axis=0)
@@ -1030,8 +839,7 @@ def _gaps_svg(tl: Timeline, salt: str, label: str) -> Markup:
 
         base = np.zeros(int(keep.sum()))
         layers: list[tuple[str, Any, str]] = []
-        if tl.ok is not None:
-            layers.append(("succeeded", np.nan_to_num(cut(tl.ok)), _OK_COLOR))
+        layers.append(("succeeded", np.nan_to_num(cut(tl.ok)), _OK_COLOR))
         for i, (name, failed) in enumerate(sorted(tl.failed.items())):
             values = np.nan_to_num(cut(failed))
             if values.any():
@@ -1060,9 +868,9 @@ def _gaps_svg(tl: Timeline, salt: str, label: str) -> Markup:
                     middles,
                     cut(latency),
                     lw=1.2,
-                    label=f"latency {_label(re.sub(r'^latency_|_ms$', '', name))}",
+                    label=f"latency {name}",
                 )
-            lat.set_ylabel(f"latency ({tl.latency_unit})" if tl.latency_unit else "latency")
+            lat.set_ylabel("latency of good answers (ms)")
         for row in axes:
             a = row[0]
             if tl.gap is not None:
@@ -1077,9 +885,7 @@ def _gaps_svg(tl: Timeline, salt: str, label: str) -> Markup:
                     ls=_MARKER_STYLES[i % len(_MARKER_STYLES)],
                     label=_label(name) if a is ax else None,
                 )
-        unit = f" ({tl.unit})" if tl.unit else ""
-        since = " since the first bucket" if tl.offset else ""
-        axes[-1][0].set_xlabel(f"time{unit}{since}")
+        axes[-1][0].set_xlabel("scheduled time since the traffic started (s)")
         handles: list[Any] = []
         labels: list[str] = []
         for row in axes:
@@ -1117,131 +923,97 @@ class GapsView:
     plot_error: str = ""
 
 
-def _figure_text(name: str, value: Any) -> str:
-    if isinstance(value, Mapping) and all(_float(v) is not None for v in value.values()):
-        return ", ".join(f"{k} {_num(v)}" for k, v in value.items()) or "none"
-    if name.endswith("_ms") and _float(value) is not None:
-        return f"{_num(value)} ms"
-    if name.endswith("_rate") and _float(value) is not None:
-        return _pct(value)
-    return _plain(value)
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{_num(value)} ms"
 
 
-#: Keys of a gaps evidence item that are structure, not figures (when it has no "figures").
-_GAPS_STRUCTURE = frozenset(
-    {
-        "type",
-        "timeline",
-        "markers",
-        "gap",
-        "repeats",
-        "runs",
-        "figures",
-        "message",
-        "summary",
-        "name",
-        "change",
-        "route",
-        "scenario",
-        "intervals",
-        "problems",
-        "meta",
-        "distribution",
-    }
+def _gap_figures(evidence: GapsEvidence) -> list[tuple[str, str]]:
+    """The strategy's figures over its runs, with a label and unit for a person."""
+    d = evidence["distribution"]
+    runs = d["runs"]
+    failed, gap, conv = d["failed"], d["gap_ms"], d["convergence_ms"]
+    by_class = ", ".join(f"{k} {_num(v)}" for k, v in d["failed_by_class_total"].items())
+    budget = evidence["budget"]
+    return [
+        ("failed requests allowed per run", "report only" if budget is None else _num(budget)),
+        ("failed requests, median / max", f"{_num(failed['median'])} / {_num(failed['max'])}"),
+        ("failed requests by class, all runs", by_class or "none"),
+        ("gap, median / max", f"{_ms(gap['median'])} / {_ms(gap['max'])}"),
+        (
+            "convergence, median (min to max)",
+            f"{_ms(conv['median'])} ({_ms(conv['min'])} to {_ms(conv['max'])})",
+        ),
+        ("hitless runs", f"{d['hitless_runs']} of {runs}"),
+        ("runs that never recovered", f"{d['unrecovered_runs']} of {runs}"),
+        ("invalid runs (sender lag, requests lost)", f"{d['invalid_runs']} of {runs}"),
+    ]
+
+
+#: Per-run figures shown over the repeats: label, and how to read it from a run.
+_RUN_FIGURES: tuple[tuple[str, Callable[[GapRun], float | None]], ...] = (
+    ("failed requests", lambda r: r["failed"]),
+    ("gap (ms)", lambda r: r["gap_ms"]),
+    ("convergence (ms)", lambda r: r["convergence_ms"]),
+    ("proxy showed the change after (ms)", lambda r: r["shown_ms"]),
+    ("change call took (ms)", lambda r: r["change_call_ms"]),
+    ("longest failing streak (requests)", lambda r: r["longest_streak"].get("requests")),
+    ("worst 100 ms window, error rate", lambda r: r["worst_window"].get("error_rate")),
+    ("old answers after convergence", lambda r: r["mixed_after_convergence"]),
+    ("sender lag p99 (ms)", lambda r: r["sender"].get("lag_p99_ms")),
 )
 
 
-def _item_figures(item: Mapping[str, Any]) -> Mapping[str, Any]:
-    """An item's figures: its "figures", else its scalar fields (and mappings of scalars)."""
-    figures = item.get("figures")
-    if isinstance(figures, Mapping):
-        return figures
-    return {
-        k: v
-        for k, v in item.items()
-        if k not in _GAPS_STRUCTURE
-        and (
-            isinstance(v, int | float | bool)
-            or (isinstance(v, Mapping) and all(isinstance(x, int | float) for x in v.values()))
-        )
-    }
-
-
-def _repeat_stats(repeats: list[Any]) -> list[RepeatStat]:
-    """min / median / max of every numeric figure over the repeats (one level of nesting
-    flattened: ``longest_streak.requests``); failures by class summed."""
-    values: dict[str, list[float]] = {}
-    for rep in repeats:
-        if not isinstance(rep, Mapping):
-            continue
-        for key, value in _item_figures(rep).items():
-            if (f := _float(value)) is not None:
-                values.setdefault(str(key), []).append(f)
-            elif isinstance(value, Mapping) and key == "failed_by_class":
-                total = math.fsum(_float(v) or 0.0 for v in value.values())
-                values.setdefault("failed (all classes)", []).append(total)
-            elif isinstance(value, Mapping):
-                for sub, inner in value.items():
-                    if (f := _float(inner)) is not None:
-                        values.setdefault(f"{key}.{sub}", []).append(f)
+def _repeat_stats(runs: Sequence[GapRun]) -> list[RepeatStat]:
+    """min / median / max of each per-run figure over the runs that have it."""
     out = []
-    for name, vs in values.items():
-        shown = ", ".join(_num(v) for v in vs[:40]) + (" \u2026" if len(vs) > 40 else "")
+    for name, read in _RUN_FIGURES:
+        values = [float(v) for v in (read(r) for r in runs) if v is not None]
+        if not values:
+            continue
+        shown = ", ".join(_num(v) for v in values[:40]) + (" \u2026" if len(values) > 40 else "")
         out.append(
             RepeatStat(
-                name, len(vs), _num(min(vs)), _num(statistics.median(vs)), _num(max(vs)), shown
+                name,
+                len(values),
+                _num(min(values)),
+                _num(statistics.median(values)),
+                _num(max(values)),
+                shown,
             )
         )
     return out
 
 
-def _gap_of(run: Mapping[str, Any]) -> float:
-    value = _float(_item_figures(run).get("gap_ms"))
-    return -1.0 if value is None else value
-
-
-def _gaps_view(item: Mapping[str, Any], salt: str) -> GapsView:
-    figures = _item_figures(item)
-    repeats = _list(item.get("repeats")) or _list(item.get("runs"))
-    parts = [str(item[k]) for k in ("name", "change", "route", "scenario") if item.get(k)]
-    title = " \u00b7 ".join(dict.fromkeys(parts))  # each once, in order
-    # The item's own timeline; else the run with the largest gap among its repeats.
-    source, which = item, ""
-    if item.get("timeline") is None:
-        timed = [r for r in repeats if isinstance(r, Mapping) and r.get("timeline") is not None]
-        if timed:
-            source = max(timed, key=_gap_of)
-            which = (
-                f"run {repeats.index(source) + 1} of {len(repeats)}, the one with the largest gap"
-            )
-    tl: Timeline | None = None
-    plot_error = ""
-    try:
-        tl = timeline_of(source)
-    except Exception as exc:  # malformed timeline: shown as JSON below
-        plot_error = f"{type(exc).__name__}: {exc}"
-    drawn = tl is not None and source is item
-    rest = {k: v for k, v in item.items() if k != "timeline"} if drawn else dict(item)
-    unit = f" {tl.unit}" if tl is not None and tl.unit else ""
-    message = item.get("message") or item.get("summary") or ""
+def _gaps_view(evidence: GapsEvidence, salt: str) -> GapsView:
+    runs = evidence["repeats"]
+    parts = [evidence["strategy"], evidence["title"], evidence["route"] or evidence["command"]]
+    title = " \u00b7 ".join(p for p in parts if p)
+    # The timeline of the run with the largest gap.
+    timed = [r for r in runs if r.get("timeline") is not None]
+    which, tl = "", None
+    if timed:
+        worst = max(timed, key=lambda r: -1.0 if r["gap_ms"] is None else r["gap_ms"])
+        which = f"run {runs.index(worst) + 1} of {len(runs)}, the one with the largest gap"
+        tl = timeline_of(worst)
+    raw = {
+        **evidence,
+        "repeats": [{k: v for k, v in r.items() if k != "timeline"} for r in runs],
+    }
     view = GapsView(
         title=title,
         which=which,
-        figures=[(str(k), _figure_text(str(k), v)) for k, v in figures.items()],
-        repeats=_repeat_stats(repeats),
-        markers=[(name, f"{_num(at)}{unit}") for name, at in (tl.markers if tl else [])],
-        gap="" if tl is None or tl.gap is None else f"{_num(tl.gap[0])} to {_num(tl.gap[1])}{unit}",
-        message=_clip(message),
-        raw=_json(rest),
-        plot_error=plot_error,
+        figures=_gap_figures(evidence),
+        repeats=_repeat_stats(runs),
+        markers=[(name, f"{_num(at)} s") for name, at in (tl.markers if tl else [])],
+        gap="" if tl is None or tl.gap is None else f"{_num(tl.gap[0])} to {_num(tl.gap[1])} s",
+        message=_clip(evidence["summary"]),
+        raw=_json(raw),
     )
     if tl is not None:
         try:
             view.svg = _gaps_svg(tl, salt, f"timeline {title}".strip())
         except Exception as exc:  # the figures and the JSON are still shown
             view.plot_error = f"{type(exc).__name__}: {exc}"
-    elif not plot_error and source.get("timeline") is not None:
-        view.plot_error = "the timeline has no bucket times or counts this report can draw"
     return view
 
 
@@ -1262,11 +1034,10 @@ class CheckView:
     exact: list[ExactView] = field(default_factory=list)
     weights: list[WeightsView] = field(default_factory=list)
     gaps: list[GapsView] = field(default_factory=list)
-    other: list[str] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
-        return self.outcome in _FAILING
+        return self.outcome in GATE_FAILING
 
     @property
     def expanded(self) -> bool:
@@ -1276,9 +1047,7 @@ class CheckView:
     @property
     def block(self) -> bool:
         """Shown as its own block (else: a row of the section's compact table)."""
-        return self.outcome not in ("passed", "skipped") or bool(
-            self.weights or self.gaps or self.other
-        )
+        return self.outcome not in ("passed", "skipped") or bool(self.weights or self.gaps)
 
 
 @dataclass
@@ -1291,56 +1060,31 @@ class SectionView:
     compact: list[CheckView]
 
 
-def _headline(check: Mapping[str, Any], message: str) -> str:
-    """One line that says what happened: the verdict line, or the exception of an error."""
-    errors = [line[1:].strip() for line in message.splitlines() if line.startswith("E ")]
-    if check.get("outcome") == "error" and errors:
-        return errors[-1][:200]
-    for raw in message.splitlines():
-        line = raw.strip()
-        if line and not line.startswith(("Skipped:", "Failed:")):
-            return line[:200]
-        if line.startswith(("Skipped:", "Failed:")):
-            rest = line.split(":", 1)[1].strip().removeprefix("UNDEFINED:").strip()
-            if rest:
-                return rest[:200]
-    return ""
-
-
-def _check_view(index: int, check: Mapping[str, Any]) -> CheckView:
-    nodeid = str(check.get("nodeid", f"check {index}"))
-    message = _clip(check.get("message", ""))
+def _check_view(index: int, check: CheckRecord) -> CheckView:
+    nodeid = check["nodeid"]
     view = CheckView(
         index=index,
         anchor=check_anchor(nodeid),
         nodeid=nodeid,
         name=nodeid.split("::", 1)[-1],
-        kind=str(check.get("kind") or "other"),
-        outcome=str(check.get("outcome", "")),
-        duration=_float(check.get("duration")) or 0.0,
-        message=message,
-        headline=_headline(check, message),
+        kind=check["kind"],
+        outcome=check["outcome"],
+        duration=check["duration"],
+        message=_clip(check["message"]),
+        headline=check["summary"][:200],
     )
-    for j, item in enumerate(_list(check.get("evidence"))):
-        if not isinstance(item, Mapping):
-            view.other.append(_json(item))
-            continue
-        kind = item.get("type")
-        salt = f"h{index}x{j}"
-        if kind == "exact":
-            view.exact.append(_exact_view(item))
-        elif kind == "weights":
-            view.weights.append(_weights_view(item, salt))
-        elif kind == "gaps":
-            view.gaps.append(_gaps_view(item, salt))
-        else:
-            view.other.append(_json(item))
-    if not view.headline:
-        # Passed checks have no message: say what the evidence says.
-        summaries = [w.summary or w.error_summary for w in view.weights]
-        summaries += [e.message.split("\n", 1)[0] for e in view.exact]
-        summaries += [", ".join(f"{k} {v}" for k, v in g.figures[:3]) for g in view.gaps]
-        view.headline = next((s for s in summaries if s), "")[:200]
+    evidence = check["evidence"]
+    salt = f"h{index}"
+    if evidence is None:
+        pass  # the check ended in its setup: its message says why
+    elif evidence["type"] == "exact":
+        view.exact.append(_exact_view(evidence))
+    elif evidence["type"] == "registration":
+        view.exact += [_exact_view(s["verdict"], s["step"]) for s in evidence["steps"]]
+    elif evidence["type"] == "weights":
+        view.weights.append(_weights_view(evidence, salt))
+    else:
+        view.gaps.append(_gaps_view(evidence, salt))
     return view
 
 
@@ -1364,7 +1108,7 @@ def _sections(views: list[CheckView]) -> list[SectionView]:
     sections = []
     for i, kind in enumerate(order):
         checks = sorted(by_kind[kind], key=_sort_key)
-        counted = {o: sum(1 for c in checks if c.outcome == o) for o in OUTCOMES}
+        counted = {str(o): sum(1 for c in checks if c.outcome == o) for o in OUTCOMES}
         sections.append(
             SectionView(
                 kind=kind,
@@ -1394,27 +1138,17 @@ class FindingGroup:
     findings: list[FindingView]
 
 
-def _findings(results: Mapping[str, Any]) -> list[FindingGroup]:
-    raw = _list(results.get("findings"))
-    if not raw:  # documents without the run-level list: collect from the checks, once each
-        seen: dict[str, Any] = {}
-        for check in _list(results.get("checks")):
-            for f in _list(check.get("findings") if isinstance(check, Mapping) else None):
-                seen.setdefault(json.dumps(f, sort_keys=True, default=str), f)
-        raw = list(seen.values())
+def _findings(results: ResultsDocument) -> list[FindingGroup]:
     groups = {key: FindingGroup(key, title, []) for key, title, _ in FINDING_GROUPS}
-    for f in raw:
-        if not isinstance(f, Mapping):
-            continue
-        kind = str(f.get("kind", ""))
-        key = next((k for k, _, kinds in FINDING_GROUPS if kind in kinds), "other")
+    for f in results["findings"]:
+        key = next((k for k, _, kinds in FINDING_GROUPS if f["kind"] in kinds), "other")
         groups[key].findings.append(
             FindingView(
-                kind=kind,
-                severity=str(f.get("severity", "")),
-                message=str(f.get("message", "")),
+                kind=f["kind"],
+                severity=f["severity"],
+                message=f["message"],
                 source=_source(f.get("source")),
-                routes=", ".join(str(r) for r in _list(f.get("routes"))),
+                routes=", ".join(f.get("routes", [])),
             )
         )
     for group in groups.values():
@@ -1422,82 +1156,26 @@ def _findings(results: Mapping[str, Any]) -> list[FindingGroup]:
     return [g for g in groups.values() if g.findings]
 
 
-def gate(results: Mapping[str, Any], comparison: Comparison | None = None) -> tuple[str, list[str]]:
-    """The gate verdict of a run ("passed", "failed" or "error") and why.
-
-    Failed: a check failed, or the comparison with the baseline regressed. Error: no check
-    failed, but one could not be judged (or no check ran). A ``gate`` the results document
-    already carries (``{"verdict": ..., "reasons": [...]}``) is taken as it is.
-    """
-    given = results.get("gate")
-    if isinstance(given, Mapping) and given.get("verdict") in ("passed", "failed", "error"):
-        return str(given["verdict"]), [str(r) for r in _list(given.get("reasons"))]
-    counts = _counts(results)
-    reasons = []
-    if counts.get("failed"):
-        reasons.append(f"{counts['failed']} check(s) failed")
-    if counts.get("error"):
-        reasons.append(f"{counts['error']} check(s) could not be judged (error)")
-    if not sum(counts.values()):
-        reasons.append("no checks ran")
-    regressed = comparison is not None and comparison.regressed()
-    if comparison is not None:
-        reasons.extend(comparison.reasons())
-    if counts.get("failed") or regressed:
-        return "failed", reasons
-    if counts.get("error") or not sum(counts.values()):
-        return "error", reasons
-    return "passed", reasons
+def gate(results: ResultsDocument, comparison: Comparison | None = None) -> tuple[str, list[str]]:
+    """The gate verdict of a run ("passed", "failed" or "error") and why: the one the results
+    document stores (``harness.results.document.gate_of`` decided it when the run ended), or,
+    given another ``comparison``, decided again by the same function against that one."""
+    if comparison is None:
+        stored = results["gate"]
+    else:
+        stored = gate_of(results["counts"], comparison.reasons())
+    return stored["verdict"], list(stored["reasons"])
 
 
-def _counts(results: Mapping[str, Any]) -> dict[str, int]:
-    given = results.get("counts")
-    if isinstance(given, Mapping):
-        return {o: int(_float(given.get(o)) or 0) for o in OUTCOMES}
-    checks = [c for c in _list(results.get("checks")) if isinstance(c, Mapping)]
-    return {o: sum(1 for c in checks if c.get("outcome") == o) for o in OUTCOMES}
-
-
-def _target(target: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _target(target: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(headline rows: kind, proxy version, URLs; every field, flattened)."""
-    if not isinstance(target, Mapping):
-        return [], []
     flat = _flatten(target)
-    traefik = _map(target.get("traefik"))
-    head = [("kind", str(target.get("target", target.get("kind", "-"))))]
-    version = traefik.get("version", target.get("proxy_version", target.get("version")))
+    head = [("kind", str(target.get("target", "-")))]
+    version = _map(target.get("traefik")).get("version")
     if version is not None:
         head.append(("Traefik version", str(version)))
     head += [(k, v) for k, v in flat if k.rsplit(".", 1)[-1].endswith("url")]
     return head, flat
-
-
-_WEIGHT_PARAMETERS = (
-    "run_alpha",
-    "power",
-    "min_deviation",
-    "mode",
-    "max_error_rate",
-    "max_requests",
-)
-
-
-def _parameters(results: Mapping[str, Any]) -> list[tuple[str, str]]:
-    params = _map(results.get("parameters"))
-    rows = _flatten(params) if params else []
-    have = {k.rsplit(".", 1)[-1] for k, _ in rows}
-    # The statistical settings travel with the weights evidence; show them once at the top.
-    for check in _list(results.get("checks")):
-        for item in _list(check.get("evidence") if isinstance(check, Mapping) else None):
-            settings = item.get("settings") if isinstance(item, Mapping) else None
-            if isinstance(settings, Mapping):
-                rows += [
-                    (k, _plain(settings[k]))
-                    for k in _WEIGHT_PARAMETERS
-                    if k in settings and k not in have
-                ]
-                return rows
-    return rows
 
 
 @dataclass
@@ -1522,36 +1200,34 @@ class ReportView:
     comparison: Comparison | None
     anchors: dict[str, str]
     first_screen: FirstScreen
+    #: Why the run was not compared with its baseline ("" or None: it was, or had none).
+    baseline_problem: str | None = None
 
 
-def build_view(results: Mapping[str, Any], comparison: Comparison | None = None) -> ReportView:
+def build_view(results: ResultsDocument, comparison: Comparison | None = None) -> ReportView:
     """Everything the template shows, computed from the (redacted) results document."""
-    results = scrub(results)
-    checks = [c for c in _list(results.get("checks")) if isinstance(c, Mapping)]
-    views = [_check_view(i, c) for i, c in enumerate(checks)]
-    counts = _counts(results)
+    results = cast(ResultsDocument, scrub(results))
+    views = [_check_view(i, c) for i, c in enumerate(results["checks"])]
+    counts = results["counts"]
     verdict, reasons = gate(results, comparison)
-    started, finished = _float(results.get("started")), _float(results.get("finished"))
-    if started and finished and finished >= started:
-        duration = _duration(finished - started)
-    else:
-        duration = _duration(sum(v.duration for v in views)) + " (sum of checks)"
-    head, flat = _target(results.get("target"))
+    started, finished = results["started"], results["finished"]
+    duration = _duration(finished - started) if finished >= started > 0 else "-"
+    head, flat = _target(results["target"])
     findings = _findings(results)
     return ReportView(
-        run_id=str(results.get("run_id", "-")),
-        schema_version=str(results.get("schema_version", "-")),
-        harness_version=str(results.get("harness_version", "-")),
+        run_id=results["run_id"],
+        schema_version=str(results["schema_version"]),
+        harness_version=results["harness_version"],
         started=_when(started),
         finished=_when(finished),
         duration=duration,
         gate=verdict,
         gate_reasons=reasons,
-        counts=[(o, counts.get(o, 0)) for o in OUTCOMES],
+        counts=[(str(o), counts.get(o, 0)) for o in OUTCOMES],
         total=len(views),
         target_head=head,
         target_all=flat,
-        parameters=_parameters(results),
+        parameters=_flatten(results["parameters"]),
         findings=findings,
         n_findings=sum(len(g.findings) for g in findings),
         failing=sorted((v for v in views if v.failing), key=_section_order),
@@ -1559,6 +1235,7 @@ def build_view(results: Mapping[str, Any], comparison: Comparison | None = None)
         comparison=comparison,
         anchors={v.nodeid: v.anchor for v in views},
         first_screen=build_first_screen(results, verdict, reasons, comparison),
+        baseline_problem=results["baseline_problem"],
     )
 
 
@@ -1579,14 +1256,14 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_report(results: Mapping[str, Any], *, comparison: Comparison | None = None) -> str:
+def render_report(results: ResultsDocument, *, comparison: Comparison | None = None) -> str:
     """The report as one HTML document (see the module docstring)."""
     view = build_view(results, comparison)
     return _environment().get_template("report.html.j2").render(r=view)
 
 
 def write_report(
-    results: Mapping[str, Any], out_dir: Path, *, comparison: Comparison | None = None
+    results: ResultsDocument, out_dir: Path, *, comparison: Comparison | None = None
 ) -> Path:
     """Write ``out_dir/index.html`` (atomically) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
