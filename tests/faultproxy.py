@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import random
 import sys
 import threading
@@ -172,6 +173,18 @@ class Fault:
         if self.duration is None:
             return None
         return (self.start if self.start is not None else float("-inf")) + self.duration
+
+
+#: How many standard deviations a share drawn by the fault proxy may stray from its nominal
+#: value: 5 sigma is a false alarm once in ~1.7 million rows (two-sided normal tail 5.7e-7);
+#: the proxy's draws are seeded, so a given row is deterministic anyway.
+Z = 5.0
+
+
+def binomial_tolerance(p: float, n: int) -> float:
+    """Half-width of the share of ``n`` Bernoulli(p) draws at Z sigma, plus one count of
+    rounding."""
+    return Z * math.sqrt(p * (1.0 - p) / n) + 1.0 / n
 
 
 @dataclass
