@@ -36,7 +36,8 @@ Control: in-process (:class:`FaultProxy` methods) or over HTTP on a second loopb
 
 ``GET /faults`` on the control port lists every armed fault with its counts (``matched``,
 ``applied``) and, for a refuse, when the listener actually closed and opened again
-(``began``/``ended``, monotonic): the injected truth a test compares the harness's figures with.
+(``began``/``ended``, monotonic) and when the earliest request it dropped had arrived
+(``dropped_from``): the injected truth a test compares the harness's figures with.
 ``POST /faults`` arms one (``after_s``: its window starts that long after the request),
 ``PUT /faults`` replaces all with a list, ``DELETE /faults`` clears them, ``GET /clock`` reads
 the clock.
@@ -197,6 +198,9 @@ class Armed:
     applied: int = 0
     began: float | None = None
     ended: float | None = None
+    #: A refuse: when the earliest request it dropped unanswered (in flight when the listener
+    #: closed) had arrived; the outage it caused starts there, not at ``began``.
+    dropped_from: float | None = None
     errors: list[str] = field(default_factory=list)
 
     def draw(self) -> bool:
@@ -213,6 +217,7 @@ class Armed:
             "applied": self.applied,
             "began": self.began,
             "ended": self.ended,
+            "dropped_from": self.dropped_from,
             "errors": list(self.errors),
         }
 
@@ -390,6 +395,8 @@ class FaultProxy:
         self._control_port = control_port
         self._armed: list[Armed] = []
         self._clients: set[asyncio.StreamWriter] = set()
+        #: When each connection's request now being answered arrived.
+        self._in_flight: dict[asyncio.StreamWriter, float] = {}
         self._server: asyncio.Server | None = None
         self._control: asyncio.Server | None = None
         self._refusing = 0
@@ -479,6 +486,7 @@ class FaultProxy:
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
             loop = asyncio.new_event_loop()
         self._loop = loop
+        asyncio.set_event_loop(loop)  # this thread's loop (gather at shutdown needs it)
         try:
             loop.run_until_complete(self._listen())
         except BaseException as exc:
@@ -490,6 +498,11 @@ class FaultProxy:
         try:
             loop.run_forever()
         finally:
+            # Handlers still waiting (a slow answer, a held hang) end with the proxy.
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _listen(self) -> None:
@@ -552,6 +565,7 @@ class FaultProxy:
             if self._server is not None:
                 self._server.close()
             armed.began = time.monotonic()
+            armed.dropped_from = min(self._in_flight.values(), default=None)
             for writer in list(self._clients):
                 writer.transport.abort()
                 armed.applied += 1
@@ -615,6 +629,7 @@ class FaultProxy:
                     writer.write(_plain(400, f"fault proxy: {exc}\n", close=True))
                     return
                 keep = (head.get("Connection") or "").lower() != "close"
+                self._in_flight[writer] = time.monotonic()
                 answer, upstream = await self._answer(head, body, upstream)
                 if answer is None:  # hung: hold the connection until the client gives up
                     with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
@@ -623,6 +638,7 @@ class FaultProxy:
                     return
                 writer.write(answer)
                 await writer.drain()
+                self._in_flight.pop(writer, None)
                 if not keep:
                     return
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError, RuntimeError):
@@ -630,9 +646,11 @@ class FaultProxy:
             writer.transport.abort()
         finally:
             self._clients.discard(writer)
+            self._in_flight.pop(writer, None)
             if upstream is not None:
                 upstream[1].transport.abort()
-            writer.transport.abort()
+            if not writer.transport.is_closing():
+                writer.close()  # politely: the last answer may still be on its way
 
     async def _answer(
         self,

@@ -53,7 +53,7 @@ def test_refuse_closes_the_listener_for_its_window(proxy: FaultProxy) -> None:
     with httpx.Client(trust_env=False) as client:
         assert client.get(proxy.url).status_code == 200  # a keep-alive connection is open
         proxy.arm(Fault("refuse", duration=3600))
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(httpx.TransportError):  # reset, or refused when reconnecting
             client.get(proxy.url)
         with pytest.raises(httpx.ConnectError):
             httpx.get(proxy.url, trust_env=False)
@@ -188,3 +188,16 @@ def test_bad_faults_are_refused_naming_the_field(fault: dict[str, object], field
 def test_only_loopback_upstreams() -> None:
     with pytest.raises(FaultError, match="loopback"):
         FaultProxy("http://192.0.2.1:80")
+
+
+def test_refuse_records_when_the_earliest_dropped_request_arrived(proxy: FaultProxy) -> None:
+    proxy.set_faults([Fault("slow", path_prefix="/slow", delay_s=30.0)])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(get, proxy, "/slow")
+        wait_until(lambda: proxy.stats()[0]["matched"], timeout=5.0, what="the slow request")
+        proxy.arm(Fault("refuse", duration=3600))
+        with pytest.raises(httpx.TransportError):
+            waiting.result(timeout=10)
+    refuse = proxy.stats()[1]
+    assert refuse["dropped_from"] is not None
+    assert refuse["dropped_from"] < refuse["began"]
