@@ -79,7 +79,7 @@ EXPECTING_FULL_ANSWER = pytest.mark.xfail(
 
 
 def checks_by_nodeid(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every check of the run by its pytest node id, without the ``suites/`` path's root."""
+    """Every check of the run by its pytest node id (``suites/test_x.py::test_x[...]``)."""
     return {str(c["nodeid"]): c for c in results["checks"]}
 
 
@@ -575,12 +575,15 @@ def test_fault_is_caught_by_its_check(
         probes_failing = {n.partition("[")[2] for n in failing}
         assert probes_failing == {n.partition("[")[2] for n in row.failing}, sorted(failing)
     else:
-        assert failing == set(row.failing), sorted(failing ^ set(row.failing))
+        assert failing == set(row.failing), (
+            sorted(failing ^ set(row.failing)),
+            outcome.output[-3000:],
+        )
     assert {outcomes[n] for n in row.failing} <= row.failing_as, outcomes
     not_passed = {n for n, o in outcomes.items() if o != "passed"} - failing
     assert not_passed <= set(row.unseen), sorted(not_passed - set(row.unseen))
     if row.figure is not None:
-        print(f"\nFAULT-CATALOGUE {row.name}: {row.figure(outcome)}")
+        print(f"\nFAULT-CATALOGUE {row.name} ({row.truth}): {row.figure(outcome)}")
     elif GAPS in row.suites:
         repeat = gap_of(outcome)
         assert repeat["failed"] == 0 and repeat["gap_ms"] == 0, repeat
