@@ -57,12 +57,6 @@ SCENARIOS: dict[str, list[Path]] = {
     for name in ("cheeses", "weights", "weights-three-way")
 }
 
-EXPECTING_ENGINE = pytest.mark.xfail(
-    strict=True,
-    reason="needs branch `engine` (issue 10 item 1): a request's deadline counts from its "
-    "scheduled time and a late answer is a failure of class `slow`, so a hang or a slow "
-    "stretch shows as a gap of its real length",
-)
 EXPECTING_CLASSIFICATION = pytest.mark.xfail(
     strict=True,
     reason="needs issue 10 item 2: an unknown answerer on a weighted route counts against "
@@ -342,7 +336,6 @@ ROWS: list[Row] = [
         # 50 ms: the request spacing and the sender's lag (as for refuse), plus the engine's
         # timeout sweep (a late request is found at most 50 ms after its deadline).
         figure=gap_within(50.0, {"timeout", "slow", "reset"}),
-        marks=(EXPECTING_ENGINE,),
     ),
     Row(
         "slow",
@@ -356,7 +349,6 @@ ROWS: list[Row] = [
         failing=frozenset({COMMAND_GAPS}),
         # 30 ms: one request spacing (10 ms at 100/s) at each end, and the sender's lag.
         figure=gap_within(30.0, {"slow"}),
-        marks=(EXPECTING_ENGINE,),
     ),
     Row(
         "misroute",
