@@ -7,8 +7,9 @@ the right check and the right figure. Faults (:class:`Fault`, ``kind``):
 =============== =============================================================================
 refuse          the listening socket is closed (connections are refused) and open connections
                 are aborted, for a window; then it listens again on the same port
-hang            requests are read and never answered (the connection is held until the client
-                gives up, at most ``HOLD_S``)
+hang            requests are read and not answered until the window ends, then served (a proxy
+                that hangs that long); without a window, never answered (the connection is
+                held until the client gives up, at most ``HOLD_S``)
 slow            the answer is sent ``delay_s`` late
 status          the proxy answers ``status`` itself (e.g. 503), not a whoami body
 relabel         the whoami ``Name:`` line of the answer is replaced by ``name``, or removed when
@@ -666,7 +667,11 @@ class FaultProxy:
                 continue
             fault = armed.fault
             if fault.kind == "hang":
-                return None, upstream
+                if fault.end is None:
+                    return None, upstream  # hung for good: held until the client gives up
+                # Answered nothing until the window ends, then served: a hang of that length.
+                await asyncio.sleep(max(0.0, fault.end - time.monotonic()))
+                continue
             if fault.kind == "status":
                 return _plain(fault.status, f"fault proxy: injected {fault.status}\n"), upstream
             if fault.kind == "slow":

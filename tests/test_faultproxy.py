@@ -79,6 +79,17 @@ def test_hang_reads_and_never_answers(proxy: FaultProxy) -> None:
     assert [(s["matched"], s["applied"]) for s in proxy.stats()] == [(1, 1)]
 
 
+def test_hang_with_a_window_answers_once_the_window_has_ended(proxy: FaultProxy) -> None:
+    armed_at = time.monotonic()
+    proxy.arm(Fault("hang", duration=0.5, path_prefix="/hang"))
+    response = get(proxy, "/hang/x", timeout=10.0)
+    answered = time.monotonic()
+    assert parse_whoami(response.content).name == "cheddar"
+    # Held until the window's end (one monotonic clock for the machine), then served.
+    assert answered >= armed_at + 0.5
+    assert [(s["matched"], s["applied"]) for s in proxy.stats()] == [(1, 1)]
+
+
 def test_slow_answers_after_a_later_request(proxy: FaultProxy) -> None:
     proxy.set_faults([Fault("slow", path_prefix="/slow", delay_s=1.0)])
     order: list[str] = []
