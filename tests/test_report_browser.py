@@ -417,8 +417,8 @@ def test_first_screen_shows_gate_matrix_and_comparison(
     """At 1400x900 the gate, the matrix of a ~10-scenario, ~30-route run and the comparison
     are all on screen before any scrolling; the screenshots are kept as artifacts."""
     builders = _load_test_report("test_first_screen.py")
-    results, comparison = builders.passing_run() if which == "passing" else builders.failing_run()
-    out = write_report(results, tmp_path / which, comparison=comparison)
+    results = builders.passing_run() if which == "passing" else builders.failing_run()
+    out = write_report(results, tmp_path / which)
     browser.viewport(SCREEN_WIDTH, SCREEN_HEIGHT)
     browser.load(out)
     page = json.loads(browser.evaluate(FIRST_SCREEN))

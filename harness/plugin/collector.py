@@ -126,7 +126,7 @@ class ResultsCollector:
         document["baseline_problem"] = self.baseline_problem
         document["gate"] = gate_of(document["counts"], regressions)
         paths = [write_document(document, out / "results.json")]
-        paths.append(write_report(document, out, comparison=self.comparison))
+        paths.append(write_report(document, out))
         if regressions:
             # The gate fails on a regression even when every check of this run passed.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,14 +3,16 @@
 What a release manager reads before scrolling (``templates/first_screen.html.j2``), built from
 the results document alone:
 
-- the gate verdict and why: the stored reasons, and the checks that fail the gate
-  (``GATE_FAILING``) counted by kind; the target, Traefik version and manifests mode below;
+- the gate verdict and why, as the document stores it (``gate``: decided once when the run
+  ended, never here), and the checks that fail the gate (``GATE_FAILING``) counted by kind; the
+  target, Traefik version and manifests mode below;
 - the matrix of behaviours verified: a row per route or scenario (``Subject.label``, grouped by
   ``Subject.scenario``), a column per ``Kind``; each cell one mark for the worst outcome of that
   row's checks of that kind (failed, error, invalid > undefined > report-only > passed; skipped
   or no check: a dash), the count, and a link to the first of those checks with that outcome;
-- the comparison with the baseline: new failures, figures worse beyond the thresholds, fixed
-  checks, the baseline run named ("no baseline" when there is none).
+- the comparison with the baseline as the document stores it (``comparison``): new failures,
+  figures worse beyond the thresholds, fixed checks, the baseline run named; else why the run
+  was not compared (``baseline_problem``), or "no baseline".
 
 Further down, the gaps section opens with one table comparing every apply strategy
 (``StrategyRow``, from each gap check's ``GapDistribution``). Every check's details carry a
@@ -24,14 +26,22 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import jinja2
 
-from harness.checks.evidence import GATE_FAILING, KINDS, GapDistribution, Kind, Outcome
-from harness.results.baseline import Comparison
+from harness.checks.evidence import (
+    GATE_FAILING,
+    KINDS,
+    CheckRecord,
+    Distribution,
+    Kind,
+    Outcome,
+    Subject,
+)
+from harness.results.document import ResultsDocument
 from harness.results.labels import DEFINITIONS, LABELS, definition, label
 
 #: Cell outcomes from worst to best: the first one present among a cell's checks is its mark.
@@ -83,6 +93,7 @@ SHOWN = 3
 GAP_HEADLINE_FIGURES: tuple[str, ...] = (
     "failed",
     "gap_ms",
+    "outages",
     "convergence_ms",
     "shown_ms",
     "mixed_after_convergence",
@@ -90,8 +101,6 @@ GAP_HEADLINE_FIGURES: tuple[str, ...] = (
     "worst_window.error_rate",
     "sender.lag_p99_ms",
 )
-#: The label of a row without a subject (a document written before checks recorded one).
-NO_SUBJECT = "checks without a subject"
 
 
 def check_anchor(nodeid: str) -> str:
@@ -102,30 +111,8 @@ def check_anchor(nodeid: str) -> str:
     return f"check-{readable}-{digest}"
 
 
-def _outcome(value: Any) -> Outcome:
-    """A recorded outcome; one outside the vocabulary (a document that does not validate) as
-    "skipped": not judged, never green."""
-    try:
-        return Outcome(str(value))
-    except ValueError:
-        return Outcome.SKIPPED
-
-
 def _map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _checks(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    checks = results.get("checks")
-    return [c for c in checks if isinstance(c, Mapping)] if isinstance(checks, list) else []
-
-
-def _evidence_items(check: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """A check's evidence (one mapping, its ``type`` naming the shape) as a list of items."""
-    evidence = check.get("evidence")
-    if isinstance(evidence, Mapping):
-        return [evidence]
-    return [e for e in evidence if isinstance(e, Mapping)] if isinstance(evidence, list) else []
 
 
 def _num(value: Any) -> str:
@@ -147,23 +134,19 @@ class GateFailures:
     anchor: str
 
 
-def _gate_failures(checks: list[Mapping[str, Any]]) -> list[GateFailures]:
+def _gate_failures(checks: list[CheckRecord]) -> list[GateFailures]:
     out = []
     for outcome in CELL_ORDER:
         if outcome not in GATE_FAILING:
             continue
-        these = sorted(
-            (c for c in checks if _outcome(c.get("outcome")) is outcome),
-            key=lambda c: str(c.get("nodeid", "")),
-        )
+        these = sorted((c for c in checks if c["outcome"] == outcome), key=lambda c: c["nodeid"])
         if these:
-            kinds = Counter(str(c.get("kind", "?")) for c in these)
-            order = [k for k in KINDS if k in kinds] + sorted(k for k in kinds if k not in KINDS)
+            kinds = Counter(Kind(c["kind"]) for c in these)
             out.append(
                 GateFailures(
                     outcome,
-                    [(k, kinds[k]) for k in order],
-                    check_anchor(str(these[0].get("nodeid", ""))),
+                    [(str(k), kinds[k]) for k in KINDS if k in kinds],
+                    check_anchor(these[0]["nodeid"]),
                 )
             )
     return out
@@ -220,13 +203,13 @@ class MatrixGroup:
     continued: bool = False
 
 
-def _cell(kind: Kind, row_label: str, checks: list[Mapping[str, Any]]) -> MatrixCell:
+def _cell(kind: Kind, row_label: str, checks: list[CheckRecord]) -> MatrixCell:
     heading = KIND_HEADINGS[kind][0]
     if not checks:
         return MatrixCell(kind, "", "", "", "", f"{heading} \u00b7 {row_label}: no check")
-    by_outcome: dict[Outcome, list[Mapping[str, Any]]] = {}
-    for check in sorted(checks, key=lambda c: str(c.get("nodeid", ""))):
-        by_outcome.setdefault(_outcome(check.get("outcome")), []).append(check)
+    by_outcome: dict[Outcome, list[CheckRecord]] = {}
+    for check in sorted(checks, key=lambda c: c["nodeid"]):
+        by_outcome.setdefault(Outcome(check["outcome"]), []).append(check)
     worst = next(o for o in CELL_ORDER if o in by_outcome)
     total, n_worst = len(checks), len(by_outcome[worst])
     counted = ", ".join(f"{len(by_outcome[o])} {o}" for o in CELL_ORDER if o in by_outcome)
@@ -237,26 +220,20 @@ def _cell(kind: Kind, row_label: str, checks: list[Mapping[str, Any]]) -> Matrix
         outcome=worst,
         mark=MARKS[worst],
         count=count,
-        anchor=check_anchor(str(by_outcome[worst][0].get("nodeid", ""))),
+        anchor=check_anchor(by_outcome[worst][0]["nodeid"]),
         title=f"{heading} \u00b7 {row_label}: {counted}; opens the first {worst} check",
     )
 
 
-def _matrix_groups(results: Mapping[str, Any]) -> list[MatrixGroup]:
+def _matrix_groups(results: ResultsDocument) -> list[MatrixGroup]:
     """One group per scenario (in the run's order), a row per subject label (routes by label,
     then the rows about no route), a cell per kind."""
-    rows: dict[tuple[str, bool, str], dict[Kind, list[Mapping[str, Any]]]] = {}
-    for check in _checks(results):
-        try:
-            kind = Kind(str(check.get("kind")))
-        except ValueError:  # a kind outside the matrix: counted under the matrix
-            continue
-        subject = _map(check.get("subject"))
-        scenario = str(subject.get("scenario") or "-")
-        row_label = str(subject.get("label") or NO_SUBJECT)
-        key = (scenario, subject.get("route") is None, row_label)
-        rows.setdefault(key, {}).setdefault(kind, []).append(check)
-    scenarios = _map(results.get("parameters")).get("scenarios") or []
+    rows: dict[tuple[str, bool, str], dict[Kind, list[CheckRecord]]] = {}
+    for check in results["checks"]:
+        subject = check["subject"]
+        key = (subject["scenario"], subject["route"] is None, subject["label"])
+        rows.setdefault(key, {}).setdefault(Kind(check["kind"]), []).append(check)
+    scenarios = results["parameters"].get("scenarios") or []
     order = {str(s): i for i, s in enumerate(scenarios)}
     groups: dict[str, MatrixGroup] = {}
     for key in sorted(rows, key=lambda k: (order.get(k[0], len(order)), k[0], k[1], k[2])):
@@ -324,67 +301,52 @@ class ComparisonSummary:
     added: int
 
 
-def _about(nodeid: str, subjects: Mapping[str, Mapping[str, Any]]) -> str:
+def _about(nodeid: str, subjects: Mapping[str, Subject]) -> str:
     subject = subjects.get(nodeid)
-    if subject and subject.get("label"):
-        return str(subject["label"])
-    return nodeid.split("::", 1)[-1]
+    return subject["label"] if subject else nodeid.split("::", 1)[-1]
 
 
-def _comparison(
-    results: Mapping[str, Any], comparison: Comparison | None
-) -> ComparisonSummary | None:
-    stored = comparison.to_dict() if comparison is not None else _map(results.get("comparison"))
-    if not stored:
+def _comparison(results: ResultsDocument) -> ComparisonSummary | None:
+    """The stored comparison (``harness.results.baseline.Comparison.to_dict``) for a person."""
+    stored = results["comparison"]
+    if stored is None:
         return None
-    subjects = {str(c.get("nodeid")): _map(c.get("subject")) for c in _checks(results)}
-    ran = set(subjects)
+    subjects = {c["nodeid"]: c["subject"] for c in results["checks"]}
 
-    def item(ref: Any, change: str) -> ComparisonItem:
-        nodeid = str(_map(ref).get("nodeid", ""))
+    def item(ref: Mapping[str, Any], change: str) -> ComparisonItem:
+        nodeid = str(ref["nodeid"])
+        subject = subjects.get(nodeid)
         return ComparisonItem(
             text=_about(nodeid, subjects),
-            scenario=str(subjects.get(nodeid, {}).get("scenario") or ""),
-            kind=str(_map(ref).get("kind", "")),
+            scenario=subject["scenario"] if subject else "",
+            kind=str(ref["kind"]),
             change=change,
             nodeid=nodeid,
-            anchor=check_anchor(nodeid) if nodeid in ran else "",
+            anchor=check_anchor(nodeid) if subject else "",
         )
 
-    def refs(key: str) -> list[Mapping[str, Any]]:
-        value = stored.get(key)
-        return [_map(r) for r in value] if isinstance(value, list) else []
-
-    def count(key: str) -> int:
-        value = stored.get(key)
-        if isinstance(value, list):
-            return len(value)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
     def figure(ch: Mapping[str, Any]) -> str:
-        pct = ch.get("pct")
-        rel = f", {pct:+.0f}%" if isinstance(pct, int | float) else ""
+        pct = ch["pct"]
+        rel = f", {pct:+.0f}%" if pct is not None else ""
         return (
-            f"{label(ch.get('figure', '?'))} {_num(ch.get('before'))} \u2192 "
-            f"{_num(ch.get('after'))} (+{_num(ch.get('delta'))}{rel})"
+            f"{label(ch['figure'])} {_num(ch['before'])} \u2192 "
+            f"{_num(ch['after'])} (+{_num(ch['delta'])}{rel})"
         )
 
     return ComparisonSummary(
-        baseline_run_id=str(stored.get("baseline_run_id", "?")),
-        baseline_path=str(stored.get("baseline_path") or ""),
-        regressed=bool(stored.get("regressed")),
-        reasons=[str(r) for r in stored.get("reasons") or []],
+        baseline_run_id=str(stored["baseline_run_id"]),
+        baseline_path=str(stored["baseline_path"] or ""),
+        regressed=bool(stored["regressed"]),
+        reasons=[str(r) for r in stored["reasons"]],
         new_failures=[
-            item(r, f"{r.get('outcome')} (was {r.get('baseline_outcome') or 'not run'})")
-            for r in refs("new_failures")
+            item(r, f"{r['outcome']} (was {r['baseline_outcome'] or 'not run'})")
+            for r in stored["new_failures"]
         ],
-        worse=[item(r, figure(r)) for r in refs("worse")],
-        fixed=[
-            item(r, f"{r.get('outcome')} (was {r.get('baseline_outcome')})") for r in refs("fixed")
-        ],
-        still_failing=count("still_failing"),
-        missing=count("missing"),
-        added=count("added"),
+        worse=[item(r, figure(r)) for r in stored["worse"]],
+        fixed=[item(r, f"{r['outcome']} (was {r['baseline_outcome']})") for r in stored["fixed"]],
+        still_failing=len(stored["still_failing"]),
+        missing=len(stored["missing"]),
+        added=int(stored["added"]),
     )
 
 
@@ -399,54 +361,56 @@ class StrategyRow:
     outcome: str
     failed: str
     gap_ms: str
+    #: Separate outages per run: a strategy that fails twice per change shows here.
+    outages: str
     convergence_ms: str
     hitless: str
     #: Runs that were invalid or never recovered, when any.
     note: str
 
 
-def _median_max(dist: Mapping[str, Any]) -> str:
-    return f"{_num(dist.get('median'))} / {_num(dist.get('max'))}"
+def _median_max(dist: Distribution) -> str:
+    return f"{_num(dist['median'])} / {_num(dist['max'])}"
 
 
-def _median_range(dist: Mapping[str, Any]) -> str:
-    if dist.get("median") is None:
+def _median_range(dist: Distribution) -> str:
+    if dist["median"] is None:
         return "never"
-    text = f"{_num(dist.get('median'))} ({_num(dist.get('min'))}\u2013{_num(dist.get('max'))})"
-    missing = dist.get("missing")
-    return text + (f"; never in {missing} run(s)" if isinstance(missing, int) and missing else "")
+    text = f"{_num(dist['median'])} ({_num(dist['min'])}\u2013{_num(dist['max'])})"
+    missing = dist["missing"]
+    return text + (f"; never in {missing} run(s)" if missing else "")
 
 
-def strategy_rows(results: Mapping[str, Any]) -> list[StrategyRow]:
+def strategy_rows(results: ResultsDocument) -> list[StrategyRow]:
     """One row per apply strategy measured in this run, from its gap check's distribution."""
     out = []
-    for check in _checks(results):
-        if check.get("kind") != Kind.GAPS:
+    for check in results["checks"]:
+        evidence = check["evidence"]
+        if evidence is None or evidence["type"] != "gaps":
             continue
-        for item in _evidence_items(check):
-            if not isinstance(item.get("distribution"), Mapping):
-                continue
-            dist = cast(GapDistribution, item["distribution"])
-            notes = [
-                f"{dist.get(key)} {what}"
-                for key, what in (("invalid_runs", "invalid"), ("unrecovered_runs", "unrecovered"))
-                if dist.get(key)
-            ]
-            nodeid = str(check.get("nodeid", ""))
-            subject = _map(check.get("subject"))
-            out.append(
-                StrategyRow(
-                    strategy=str(item.get("strategy") or subject.get("label") or nodeid),
-                    title=str(item.get("title") or ""),
-                    anchor=check_anchor(nodeid),
-                    outcome=str(_outcome(check.get("outcome"))),
-                    failed=_median_max(_map(dist.get("failed"))),
-                    gap_ms=_median_max(_map(dist.get("gap_ms"))),
-                    convergence_ms=_median_range(_map(dist.get("convergence_ms"))),
-                    hitless=f"{dist.get('hitless_runs', '-')}/{dist.get('runs', '-')}",
-                    note=", ".join(notes),
-                )
+        dist = evidence["distribution"]
+        notes = [
+            f"{n} {what}"
+            for n, what in (
+                (dist["invalid_runs"], "invalid"),
+                (dist["unrecovered_runs"], "unrecovered"),
             )
+            if n
+        ]
+        out.append(
+            StrategyRow(
+                strategy=evidence["strategy"],
+                title=evidence["title"],
+                anchor=check_anchor(check["nodeid"]),
+                outcome=check["outcome"],
+                failed=_median_max(dist["failed"]),
+                gap_ms=_median_max(dist["gap_ms"]),
+                outages=_median_max(dist["outages"]),
+                convergence_ms=_median_range(dist["convergence_ms"]),
+                hitless=f"{dist['hitless_runs']}/{dist['runs']}",
+                note=", ".join(notes),
+            )
+        )
     return out
 
 
@@ -461,35 +425,28 @@ class FirstScreen:
     target_line: str
     headings: list[tuple[str, str, str]]
     blocks: list[list[MatrixGroup]]
-    #: Checks of kinds outside the matrix's columns.
-    unmatrixed: int
     legend: list[tuple[str, str, str]]
     comparison: ComparisonSummary | None
+    #: Why the run was not compared with the baseline it had (None: it was, or had none).
+    baseline_problem: str | None
     strategies: list[StrategyRow]
     glossary: list[tuple[str, str]]
     shown: int = SHOWN
     gap_headline: tuple[str, ...] = GAP_HEADLINE_FIGURES
 
 
-def build_first_screen(
-    results: Mapping[str, Any],
-    verdict: str,
-    reasons: Iterable[str],
-    comparison: Comparison | None = None,
-) -> FirstScreen:
-    """The first screen of the report from the (redacted) results document and the gate."""
-    checks = _checks(results)
-    kinds = {str(k) for k in KINDS}
+def build_first_screen(results: ResultsDocument) -> FirstScreen:
+    """The first screen of the report from the (redacted) results document alone."""
     return FirstScreen(
-        verdict=verdict,
-        reasons=list(reasons),
-        gate_failures=_gate_failures(checks),
+        verdict=results["gate"]["verdict"],
+        reasons=list(results["gate"]["reasons"]),
+        gate_failures=_gate_failures(results["checks"]),
         target_line=target_line(results),
         headings=[(k, *KIND_HEADINGS[k]) for k in KINDS],
         blocks=_blocks(_matrix_groups(results)),
-        unmatrixed=sum(1 for c in checks if str(c.get("kind")) not in kinds),
         legend=[(o, MARKS[o], what) for o, what in LEGEND],
-        comparison=_comparison(results, comparison),
+        comparison=_comparison(results),
+        baseline_problem=results["baseline_problem"],
         strategies=strategy_rows(results),
         glossary=sorted(
             {(LABELS.get(k, k), text) for k, text in DEFINITIONS.items()}, key=lambda kv: kv[0]

@@ -59,6 +59,8 @@ LABELS: dict[str, str] = {
     "span_s": "traffic span (s)",
     "window_end_s": "end of the traffic window (s)",
     "gap_ms": "gap (ms)",
+    "outages": "outages",
+    "outage_total_ms": "outages together (ms)",
     "recovered": "recovered after the change",
     "longest_streak": "longest failing streak (requests)",
     "longest_streak.requests": "longest failing streak (requests)",
@@ -135,6 +137,10 @@ DEFINITIONS: dict[str, str] = {
     "alternatives (about (k-1)/w\u00b2, a spread the size of the deviation worth detecting).",
     "gap_ms": "From the last good response before the change to the first of k consecutive good "
     "responses after it, on scheduled send times; 0 when no request failed.",
+    "outages": "Separate failing stretches in a run: failures fewer than k good responses apart "
+    "are one outage, from the last good response before it to the first of k consecutive good "
+    "responses after it; the gap is the longest one.",
+    "outage_total_ms": "The time the outages of a run cover together, on scheduled send times.",
     "failed": "Requests that got no good response: 404, 502, 503, 504, refused, reset, timeout, "
     "not sent.",
     "failed_requests": "Requests that got no good response: 404, 502, 503, 504, refused, reset, "

@@ -66,8 +66,7 @@ from harness.intent.model import (
     FINDING_TRAILING_SLASH_PREFIX,
     FINDING_UNDEFINED_TIE,
 )
-from harness.results.baseline import Comparison
-from harness.results.document import SECRET_KEYS, ResultsDocument, gate_of
+from harness.results.document import SECRET_KEYS, ResultsDocument
 from harness.results.first_screen import (
     FirstScreen,
     build_first_screen,
@@ -425,7 +424,21 @@ def _render_svg(
             bbox_inches=None if constrained else "tight",
             pad_inches=0.05,
         )
-    return _clean_svg(buffer.getvalue(), label)
+    return _clean_svg(_scoped_ids(buffer.getvalue(), salt), label)
+
+
+def _scoped_ids(svg: str, salt: str) -> str:
+    """Every id of one figure prefixed with its salt, and the references to them: matplotlib
+    names its groups ``figure_1``, ``axes_1``, ... in every figure, and ids must be unique in
+    the page the SVGs are inlined into."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+
+    def scoped(match: re.Match[str]) -> str:
+        name = match.group(2)
+        return match.group(1) + (f"{salt}-{name}" if name in ids else name)
+
+    svg = re.sub(r'(\bid=")([^"]+)', scoped, svg)
+    return re.sub(r'(url\(#|href="#)([^)"]+)', scoped, svg)
 
 
 # -- view of exact evidence ---------------------------------------------------------------------
@@ -900,6 +913,7 @@ def _gaps_svg(tl: Timeline, salt: str, label: str) -> Markup:
 
 @dataclass
 class RepeatStat:
+    #: The figure's field (``_RUN_FIGURES``); the report shows its label.
     name: str
     n: int
     low: str
@@ -932,6 +946,7 @@ def _gap_figures(evidence: GapsEvidence) -> list[tuple[str, str]]:
     d = evidence["distribution"]
     runs = d["runs"]
     failed, gap, conv = d["failed"], d["gap_ms"], d["convergence_ms"]
+    outages, together = d["outages"], d["outage_total_ms"]
     by_class = ", ".join(f"{k} {_num(v)}" for k, v in d["failed_by_class_total"].items())
     budget = evidence["budget"]
     return [
@@ -939,6 +954,11 @@ def _gap_figures(evidence: GapsEvidence) -> list[tuple[str, str]]:
         ("failed requests, median / max", f"{_num(failed['median'])} / {_num(failed['max'])}"),
         ("failed requests by class, all runs", by_class or "none"),
         ("gap, median / max", f"{_ms(gap['median'])} / {_ms(gap['max'])}"),
+        ("outages, median / max", f"{_num(outages['median'])} / {_num(outages['max'])}"),
+        (
+            "outages together, median / max",
+            f"{_ms(together['median'])} / {_ms(together['max'])}",
+        ),
         (
             "convergence, median (min to max)",
             f"{_ms(conv['median'])} ({_ms(conv['min'])} to {_ms(conv['max'])})",
@@ -949,17 +969,20 @@ def _gap_figures(evidence: GapsEvidence) -> list[tuple[str, str]]:
     ]
 
 
-#: Per-run figures shown over the repeats: label, and how to read it from a run.
+#: Per-run figures shown over the repeats: the field (its dotted path in ``GapRun``, the key of
+#: its label and definition), and how to read it from a run.
 _RUN_FIGURES: tuple[tuple[str, Callable[[GapRun], float | None]], ...] = (
-    ("failed requests", lambda r: r["failed"]),
-    ("gap (ms)", lambda r: r["gap_ms"]),
-    ("convergence (ms)", lambda r: r["convergence_ms"]),
-    ("proxy showed the change after (ms)", lambda r: r["shown_ms"]),
-    ("change call took (ms)", lambda r: r["change_call_ms"]),
-    ("longest failing streak (requests)", lambda r: r["longest_streak"].get("requests")),
-    ("worst 100 ms window, error rate", lambda r: r["worst_window"].get("error_rate")),
-    ("old answers after convergence", lambda r: r["mixed_after_convergence"]),
-    ("sender lag p99 (ms)", lambda r: r["sender"].get("lag_p99_ms")),
+    ("failed", lambda r: r["failed"]),
+    ("gap_ms", lambda r: r["gap_ms"]),
+    ("outages", lambda r: r["outages"]),
+    ("outage_total_ms", lambda r: r["outage_total_ms"]),
+    ("convergence_ms", lambda r: r["convergence_ms"]),
+    ("shown_ms", lambda r: r["shown_ms"]),
+    ("change_call_ms", lambda r: r["change_call_ms"]),
+    ("longest_streak.requests", lambda r: r["longest_streak"].get("requests")),
+    ("worst_window.error_rate", lambda r: r["worst_window"].get("error_rate")),
+    ("mixed_after_convergence", lambda r: r["mixed_after_convergence"]),
+    ("sender.lag_p99_ms", lambda r: r["sender"].get("lag_p99_ms")),
 )
 
 
@@ -1156,17 +1179,6 @@ def _findings(results: ResultsDocument) -> list[FindingGroup]:
     return [g for g in groups.values() if g.findings]
 
 
-def gate(results: ResultsDocument, comparison: Comparison | None = None) -> tuple[str, list[str]]:
-    """The gate verdict of a run ("passed", "failed" or "error") and why: the one the results
-    document stores (``harness.results.document.gate_of`` decided it when the run ended), or,
-    given another ``comparison``, decided again by the same function against that one."""
-    if comparison is None:
-        stored = results["gate"]
-    else:
-        stored = gate_of(results["counts"], comparison.reasons())
-    return stored["verdict"], list(stored["reasons"])
-
-
 def _target(target: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(headline rows: kind, proxy version, URLs; every field, flattened)."""
     flat = _flatten(target)
@@ -1197,19 +1209,21 @@ class ReportView:
     n_findings: int
     failing: list[CheckView]
     sections: list[SectionView]
-    comparison: Comparison | None
+    #: The stored comparison with the baseline (``Comparison.to_dict``), or None.
+    comparison: dict[str, Any] | None
     anchors: dict[str, str]
     first_screen: FirstScreen
-    #: Why the run was not compared with its baseline ("" or None: it was, or had none).
-    baseline_problem: str | None = None
+    #: Why the run was not compared with its baseline (None: it was, or had none).
+    baseline_problem: str | None
 
 
-def build_view(results: ResultsDocument, comparison: Comparison | None = None) -> ReportView:
-    """Everything the template shows, computed from the (redacted) results document."""
+def build_view(results: ResultsDocument) -> ReportView:
+    """Everything the template shows, from the (redacted) results document alone: its stored
+    gate and comparison, never decided again here."""
     results = cast(ResultsDocument, scrub(results))
     views = [_check_view(i, c) for i, c in enumerate(results["checks"])]
     counts = results["counts"]
-    verdict, reasons = gate(results, comparison)
+    first_screen = build_first_screen(results)
     started, finished = results["started"], results["finished"]
     duration = _duration(finished - started) if finished >= started > 0 else "-"
     head, flat = _target(results["target"])
@@ -1221,8 +1235,8 @@ def build_view(results: ResultsDocument, comparison: Comparison | None = None) -
         started=_when(started),
         finished=_when(finished),
         duration=duration,
-        gate=verdict,
-        gate_reasons=reasons,
+        gate=first_screen.verdict,
+        gate_reasons=first_screen.reasons,
         counts=[(str(o), counts.get(o, 0)) for o in OUTCOMES],
         total=len(views),
         target_head=head,
@@ -1232,9 +1246,9 @@ def build_view(results: ResultsDocument, comparison: Comparison | None = None) -
         n_findings=sum(len(g.findings) for g in findings),
         failing=sorted((v for v in views if v.failing), key=_section_order),
         sections=_sections(views),
-        comparison=comparison,
+        comparison=results["comparison"],
         anchors={v.nodeid: v.anchor for v in views},
-        first_screen=build_first_screen(results, verdict, reasons, comparison),
+        first_screen=first_screen,
         baseline_problem=results["baseline_problem"],
     )
 
@@ -1256,19 +1270,17 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_report(results: ResultsDocument, *, comparison: Comparison | None = None) -> str:
+def render_report(results: ResultsDocument) -> str:
     """The report as one HTML document (see the module docstring)."""
-    view = build_view(results, comparison)
+    view = build_view(results)
     return _environment().get_template("report.html.j2").render(r=view)
 
 
-def write_report(
-    results: ResultsDocument, out_dir: Path, *, comparison: Comparison | None = None
-) -> Path:
+def write_report(results: ResultsDocument, out_dir: Path) -> Path:
     """Write ``out_dir/index.html`` (atomically) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(results, comparison=comparison), "utf-8")
+    tmp.write_text(render_report(results), "utf-8")
     tmp.replace(path)
     return path
