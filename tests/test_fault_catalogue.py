@@ -57,11 +57,6 @@ SCENARIOS: dict[str, list[Path]] = {
     for name in ("cheeses", "weights", "weights-three-way")
 }
 
-EXPECTING_CLASSIFICATION = pytest.mark.xfail(
-    strict=True,
-    reason="needs issue 10 item 2: an unknown answerer on a weighted route counts against "
-    "the split (today a 200 without a Name line is silently dropped)",
-)
 EXPECTING_FULL_ANSWER = pytest.mark.xfail(
     strict=True,
     reason="needs issue 10 item 3: the upstream path and X-Forwarded-Prefix are judged on every "
@@ -465,7 +460,6 @@ ROWS: list[Row] = [
         faults=(Fault("relabel", host=CHEESES, name=None, share=0.30, seed=4),),
         failing=frozenset({WEIGHTED_ROUTE}),
         figure=unknown_counted,
-        marks=(EXPECTING_CLASSIFICATION,),
     ),
     # -- a route that strips nothing (three-way split from an IngressRoute) -------------------
     Row("control-three-way", "weights-three-way", EXACT, "no fault"),

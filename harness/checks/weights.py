@@ -137,14 +137,24 @@ def plan_for(route: Route, settings: WeightSettings, *, n_checks: int) -> Plan:
         raise ConfigError(f"weighted route {route.id} ({route.source}): {exc}") from None
 
 
+#: The slot of good answers that name no backend (no whoami ``Name:`` line).
+UNKNOWN_ANSWERER = "(unknown answerer: no Name line)"
+
+
 def _counts(
     samples: Samples, names: list[str], service_of: Callable[[str | None], str | None]
 ) -> tuple[list[int], list[str]]:
-    """Counts per declared backend; answers from undeclared backends get weight-0 slots."""
+    """Counts of good answers per declared backend; answers from undeclared backends, and
+    good answers that name no backend at all, get weight-0 slots (they count against the
+    split: an answer from an application that is not a declared backend is a failure of the
+    split, not a request to drop). Error statuses are failures, counted by the error check."""
     by_service: dict[str, int] = {}
     for name, count in samples.counts_by_backend().items():
         service = service_of(name) or name
         by_service[service] = by_service.get(service, 0) + count
+    unattributed = samples.unattributed_count()
+    if unattributed:
+        by_service[UNKNOWN_ANSWERER] = by_service.get(UNKNOWN_ANSWERER, 0) + unattributed
     extra = sorted(set(by_service) - set(names))
     all_names = names + extra
     return [by_service.get(n, 0) for n in all_names], all_names

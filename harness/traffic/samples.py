@@ -286,18 +286,29 @@ class Samples:
 
     # -- counting ----------------------------------------------------------------------------
 
-    def _classified(self) -> npt.NDArray[np.bool_]:
-        mask: npt.NDArray[np.bool_] = self.ok & (self.backend != 0)
+    def _good(self) -> npt.NDArray[np.bool_]:
+        """Complete, in-time answers with a success status (2xx/3xx): an answer of an error
+        status is a failure (see :meth:`failure_counts`), whoever sent it."""
+        mask: npt.NDArray[np.bool_] = self.ok & (self.status >= 200) & (self.status < 400)
         return mask
 
+    def _classified(self) -> npt.NDArray[np.bool_]:
+        mask: npt.NDArray[np.bool_] = self._good() & (self.backend != 0)
+        return mask
+
+    def unattributed_count(self) -> int:
+        """Good answers that name no backend (no whoami ``Name:`` line): an unknown answerer,
+        which a split check counts against the split, never drops."""
+        return int(np.count_nonzero(self._good() & (self.backend == 0)))
+
     def counts_by_backend(self) -> dict[str, int]:
-        """Successful responses that name their backend, per backend (the weights' input)."""
+        """Good answers (2xx/3xx) that name their backend, per backend (the weights' input)."""
         counts = np.bincount(self.backend[self._classified()], minlength=len(self.backend_names))
         return {self.backend_names[i]: int(n) for i, n in enumerate(counts) if i and n}
 
     def counts_by_instance(self) -> dict[tuple[str, str], int]:
-        """Successful responses per (backend, instance)."""
-        mask = self.ok & (self.instance != 0)
+        """Good answers (2xx/3xx) per (backend, instance)."""
+        mask = self._good() & (self.instance != 0)
         pairs = self.backend[mask].astype(np.int64) << 16 | self.instance[mask]
         keys, counts = np.unique(pairs, return_counts=True)
         return {
