@@ -48,8 +48,9 @@ def applies(aspect: Aspect, probe: Probe) -> bool:
     if aspect == "routing":
         return bool({KIND_ROUTE, KIND_BOUNDARY, KIND_NOT_FOUND} & set(probe.kinds))
     if aspect == "strip":
-        decided = expectation.decided_by
-        return decided is not None and decided.forwarded_prefix is not None
+        # Every routed request: the path the backend saw and X-Forwarded-Prefix are judged also
+        # where nothing is stripped (then unchanged and absent), so an undeclared rewrite fails.
+        return expectation.decided_by is not None
     return KIND_PRECEDENCE in probe.kinds
 
 
@@ -173,7 +174,8 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
         )
     services = sorted(s for s, share in e.shares().items() if share > 0)
     if aspect == "strip":
-        return f"upstream path {e.upstream_path}, X-Forwarded-Prefix {e.forwarded_prefix}"
+        prefix = e.forwarded_prefix if e.forwarded_prefix is not None else "absent"
+        return f"upstream path {e.upstream_path}, X-Forwarded-Prefix {prefix}"
     return f"200 from {' or '.join(services)}"
 
 
