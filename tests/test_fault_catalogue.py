@@ -9,9 +9,6 @@ would; the verdicts and figures are read from results.json. Faults in the traffi
 (refuse, hang, slow) are armed by the gap suite's ``--change-command``, so they start while the
 open-loop traffic runs. The proxy's own counts (requests hit, the window it actually refused)
 are the injected truth each figure is compared with.
-
-Rows that need a fix being made elsewhere are written anyway and marked ``xfail(strict=True)``
-with the fix they need: they flag (XPASS fails) the day the fix lands.
 """
 
 from __future__ import annotations
