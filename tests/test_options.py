@@ -21,7 +21,7 @@ NEEDS_STACK = "suites/test_routing.py"
 #: One bad value per option: (flag, value, what the message must also say). "{tmp}" is this
 #: test's temporary folder, which holds "file" (not a folder, not executable).
 BAD_VALUES = [
-    ("--proxy-url", "ftp://127.0.0.1:8000", "only plain http://"),
+    ("--proxy-url", "ftp://127.0.0.1:8000", "must be http:// or https://"),
     ("--manifests", "{tmp}/no-such.yaml", "no such file or folder"),
     ("--backend-map", "cheddar", "expected NAME=SERVICE"),
     ("--probe-rounds", "0", "must be a whole number >= 1, got '0'"),
@@ -96,9 +96,9 @@ def test_a_bad_value_is_a_usage_error_naming_the_option(
             "--gap-budget (from env HARNESS_GAP_BUDGET): 'replace=lots'",
         ),
         (
-            {"HARNESS_PROXY_URL": "http://10.1.2.3:8000"},
-            "--proxy-url (from env HARNESS_PROXY_URL): traffic URL 'http://10.1.2.3:8000': host "
-            "'10.1.2.3' is not a loopback address",
+            {"HARNESS_PROXY_URL": "http://ingress.example.com/app"},
+            "--proxy-url (from env HARNESS_PROXY_URL): URL 'http://ingress.example.com/app' has "
+            "a path or query",
         ),
     ],
     ids=["throttle", "gap-budget", "proxy-url"],

@@ -43,7 +43,7 @@ OPTIONS = (
         "harness_proxy_url",
         "HARNESS_PROXY_URL",
         "Verify the proxy at this URL as it is (external target): nothing is applied. "
-        "http://HOST[:PORT] with a loopback HOST (127.0.0.0/8, ::1, localhost), no path. "
+        "http(s)://HOST[:PORT], no path: a load balancer, a DNS name or a local address. "
         "Without it, the embedded local target is started.",
     ),
     _Option(

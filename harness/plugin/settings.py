@@ -81,15 +81,14 @@ ACTIVE_STACK: pytest.StashKey[LocalStack | None] = pytest.StashKey()
 
 
 def _proxy_url(raw: RawOption) -> str | None:
-    """A base URL the traffic engine may send to (the loopback policy), without a trailing /."""
-    from harness.traffic.addresses import loopback_target
+    """The proxy's base URL (any host: the user points it), without a trailing /."""
+    from harness.traffic.addresses import proxy_base_url
 
     url = text_or_none(raw)
     if url is None:
         return None
     with raw.naming():
-        loopback_target(url)
-    return url.rstrip("/")
+        return proxy_base_url(url)
 
 
 def _manifests(raw: RawOption) -> list[str]:

@@ -44,6 +44,26 @@ def require_loopback(host: str, what: str) -> str:
     return ip
 
 
+def proxy_base_url(url: str) -> str:
+    """A proxy's base URL as the user gives it (``--proxy-url``): http or https, a host, no
+    path; any address (a load balancer, a DNS name): where traffic goes is the user's call.
+    The trailing slash is dropped."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the port, raising on a bad one
+    except ValueError as exc:
+        raise ConfigError(f"URL {url!r} cannot be parsed: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"URL {url!r} must be http:// or https:// (got {parts.scheme!r})")
+    if not parts.hostname:
+        raise ConfigError(f"URL {url!r} has no host; e.g. http://ingress.example.com:8080")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"URL {url!r} has a path or query; give the proxy's base URL (scheme, host, port)"
+        )
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class ProxyAddress:
     """Where traffic goes: a loopback address and port; ``netloc`` is the default Host."""
