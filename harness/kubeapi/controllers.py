@@ -524,8 +524,10 @@ class WorkloadControllers:
         for rs in old:
             if _replicas(rs):
                 self._scale_rs(deployment, rs, 0)
-        if any(_status(rs, "replicas") for rs in old):
-            return  # old pods still running: wait for them to go
+        for rs in old:
+            for pod in self._owned(self.pods, rs):
+                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                    return  # old pods still running (terminating ones too): wait for them
         self._scale_rs(deployment, new, desired)
 
     def _cleanup(self, deployment: Obj, old: list[Obj]) -> None:
@@ -639,45 +641,3 @@ class WorkloadControllers:
         order = {"Available": 0, "Progressing": 1}
         status["conditions"] = sorted(conditions.values(), key=lambda c: order.get(c["type"], 2))
         return status
-
-
-def mark_pod_ready(store: ObjectStore, namespace: str, name: str, *, ip: str, node: str) -> Obj:
-    """What a node agent reports for a started pod: bound to ``node``, Running, every
-    container ready. Used by tests and by the harness's node agent alike."""
-    pods = next(k for k in store.kinds if (k.group, k.plural) == ("", "pods"))
-    now = _now()
-    pod = store.get(pods, namespace, name)
-    if not (pod.get("spec") or {}).get("nodeName"):
-        pod = store.bind_pod(namespace, name, {"target": {"kind": "Node", "name": node}})
-    containers = (pod.get("spec") or {}).get("containers") or []
-    pod["status"] = {
-        **(pod.get("status") or {}),
-        "phase": "Running",
-        "hostIP": "127.0.0.1",
-        "podIP": ip,
-        "podIPs": [{"ip": ip}],
-        "startTime": now,
-        "conditions": [
-            {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
-            for t in (
-                "PodReadyToStartContainers",
-                "Initialized",
-                "Ready",
-                "ContainersReady",
-                "PodScheduled",
-            )
-        ],
-        "containerStatuses": [
-            {
-                "name": c.get("name"),
-                "image": c.get("image"),
-                "imageID": "",
-                "ready": True,
-                "started": True,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": now}},
-            }
-            for c in containers
-        ],
-    }
-    return store.replace(pods, namespace, name, pod, subresource="status")
