@@ -205,8 +205,8 @@ def test_pod_deletion_is_graceful_only_once_a_node_runs_it(store: ObjectStore) -
 
 def test_binding_assigns_a_node_once(store: ObjectStore) -> None:
     pods = kind(store, "pods")
-    store.create(pods, "default", {"metadata": {"name": "p"},
-                                   "spec": {"containers": [{"name": "c", "image": "x"}]}})  # fmt: skip
+    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    store.create(pods, "default", body)
     bound = store.bind_pod("default", "p", {"target": {"kind": "Node", "name": "n1"}})
     assert bound["spec"]["nodeName"] == "n1"
     with pytest.raises(StatusError, match='already assigned to node "n1"') as err:

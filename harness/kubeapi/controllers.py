@@ -58,7 +58,7 @@ def _now() -> str:
 def _seconds_since(stamp: str | None) -> float:
     if not stamp:
         return 0.0
-    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    then = datetime.fromisoformat(stamp)
     return (datetime.now(UTC) - then).total_seconds()
 
 

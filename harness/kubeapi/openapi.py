@@ -20,6 +20,7 @@ import json
 import re
 import typing
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from kubernetes.client import models
@@ -140,6 +141,20 @@ def _check_object(
             continue
         type_string, annotation, _, _ = spec
         go_field = f"{_short_name(model_name)}.{_join(path, name)}"
+        if type_string == "datetime" and isinstance(value[name], str):
+            # metav1.Time: any RFC 3339 form in, seconds in UTC with "Z" out.
+            try:
+                stamp = datetime.fromisoformat(value[name])
+            except ValueError:
+                errors.append(
+                    f'parsing time "{value[name]}" as "2006-01-02T15:04:05Z07:00": cannot parse '
+                    f"(field {go_field})"
+                )
+                continue
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=UTC)
+            value[name] = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            continue
         _check_value(
             type_string,
             annotation,

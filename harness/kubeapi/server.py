@@ -38,7 +38,13 @@ import yaml
 
 from harness.errors import ConfigError, KubeAPIError
 from harness.kubeapi import openapi, tables
-from harness.kubeapi.access import AccessTable, TokenAccess, forbidden, review
+from harness.kubeapi.access import (
+    AccessTable,
+    TokenAccess,
+    decode_review_protobuf,
+    forbidden,
+    review,
+)
 from harness.kubeapi.controllers import WorkloadControllers
 from harness.kubeapi.store import (
     Kind,
@@ -617,7 +623,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _review(self, req: _Request) -> None:
         if req.method != "POST" or req.name is not None or req.watch_path:
             raise method_not_allowed()
-        answer = review(self.server.api.access, req.caller, self._decode_body(req.body))
+        if _media_type(self.headers.get("Content-Type")) == "application/vnd.kubernetes.protobuf":
+            body = decode_review_protobuf(req.body)
+        else:
+            body = self._decode_body(req.body)
+        answer = review(self.server.api.access, req.caller, body)
         self._send_json(201, answer)
 
     def _openapi_v3(self, store: ObjectStore, rest: list[str]) -> dict[str, Any]:

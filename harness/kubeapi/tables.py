@@ -64,7 +64,7 @@ def _since(stamp: Any) -> str:
     if not isinstance(stamp, str) or not stamp:
         return "<unknown>"
     try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        then = datetime.fromisoformat(stamp)
     except ValueError:
         return "<unknown>"
     return human_duration((datetime.now(UTC) - then).total_seconds())
