@@ -8,9 +8,11 @@ watches stream from.
 
 Semantics follow the real API server where a client can tell the difference (status codes,
 reasons, messages, what a list or watch returns for a given ``resourceVersion``), because the
-same client code must work unchanged against a cluster. What is deliberately left out: server
-side apply, admission, field management, protobuf, and any controller behaviour (no scheduling,
-no pods, no endpoint controller: EndpointSlices are written by the user).
+same client code must work unchanged against a cluster. Deletion collects dependents by
+ownerReferences (``propagationPolicy``) and deletes scheduled pods gracefully; the workload
+controllers live in ``harness.kubeapi.controllers``. What is deliberately left out: server side
+apply, admission beyond defaults, field management, protobuf, scheduling, and an endpoints
+controller (EndpointSlices are written by their user).
 
 Everything is guarded by one lock (a Condition, which also wakes watches). Stored objects are
 never mutated once stored; every write stores a fresh copy, so watch frames can be serialised
