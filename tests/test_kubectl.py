@@ -261,6 +261,17 @@ def test_changed_template_rolls_out_a_new_replicaset(
         if not p["metadata"].get("deletionTimestamp")
     }
     assert hashes == {new["metadata"]["labels"]["pod-template-hash"]}
+    # Undo brings the first ReplicaSet back as revision 3 (kubectl sends its template as a Go
+    # struct encodes it, `creationTimestamp: null` and all: it must still match).
+    with NodeAgent(server):
+        assert "deployment.apps/cheddar rolled back" in kubectl.ok(
+            "rollout", "undo", "deployment/cheddar"
+        )
+        rollout(kubectl, "cheddar")
+    after_undo = json.loads(kubectl.ok("get", "rs", old_name, "-o", "json"))
+    assert after_undo["spec"]["replicas"] == 2
+    assert after_undo["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert len(json.loads(kubectl.ok("get", "rs", "-o", "json"))["items"]) == 2
 
 
 def test_apply_validates_fields_like_a_real_server(kubectl: Kubectl) -> None:

@@ -139,6 +139,11 @@ def _check_object(
             unknown.append(_join(path, name))
             del value[name]
             continue
+        if value[name] is None:
+            # Decoded into a Go struct, a null is the zero value: omitted when encoded again
+            # (kubectl sends `creationTimestamp: null` in templates; the stored one has none).
+            del value[name]
+            continue
         type_string, annotation, _, _ = spec
         go_field = f"{_short_name(model_name)}.{_join(path, name)}"
         if type_string == "datetime" and isinstance(value[name], str):
