@@ -19,6 +19,7 @@ from harness.kubeapi.access import AccessTable
 from harness.kubeapi.controllers import HASH_LABEL, REVISION, WorkloadControllers
 from harness.kubeapi.server import KubeAPIServer
 from harness.kubeapi.store import Kind, ListOptions, ObjectStore, StatusError
+from harness.kubeapi.tables import human_duration, table
 
 Obj = dict[str, Any]
 TIMEOUT = 10.0
@@ -416,6 +417,30 @@ def test_rolling_update_stays_within_surge_and_unavailability(
     }
 
 
+def test_no_progress_past_the_deadline_is_reported(
+    store: ObjectStore, controllers: WorkloadControllers
+) -> None:
+    deployments = kind(store, "deployments")
+    store.create(deployments, "default", deployment())
+    controllers.sync_until_stable()
+    # The last progress was long ago (rewritten through the status, as time would).
+    current = store.get(deployments, "default", "cheddar")
+    for condition in current["status"]["conditions"]:
+        condition["lastUpdateTime"] = "2020-01-01T00:00:00Z"
+    store.replace(deployments, "default", "cheddar", current, subresource="status")
+    controllers.sync_until_stable()
+    status = store.get(deployments, "default", "cheddar")["status"]
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert progressing["message"].endswith("has timed out progressing.")
+    for pod in items(store, "pods"):
+        mark_ready(store, pod)
+    controllers.sync_until_stable()
+    status = store.get(deployments, "default", "cheddar")["status"]
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("True", "NewReplicaSetAvailable")
+
+
 def test_recreate_scales_old_to_zero_before_new(
     store: ObjectStore, controllers: WorkloadControllers
 ) -> None:
@@ -722,3 +747,24 @@ def test_bad_access_tables_name_the_field(table: Obj, message: str) -> None:
         AccessTable.from_mapping(table, "access.yaml")
     assert str(err.value) == f"access.yaml: {message}"
     assert "t:" not in str(err.value).replace("at:", "")  # the token itself is never shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(-5, "<invalid>"), (-0.5, "0s"), (59, "59s"), (119, "119s"), (185, "3m5s"), (600, "10m"),
+     (3 * 3600 + 60, "3h1m"), (8 * 3600, "8h"), (3 * 86400 + 7200, "3d2h"), (30 * 86400, "30d"),
+     (3 * 365 * 86400 + 86400, "3y1d"), (9 * 365 * 86400, "9y")],
+)  # fmt: skip
+def test_ages_are_printed_like_kubectl(seconds: float, shown: str) -> None:
+    assert human_duration(seconds) == shown
+
+
+def test_service_columns_show_node_ports_and_load_balancers(store: ObjectStore) -> None:
+    services = kind(store, "services")
+    body = {"metadata": {"name": "traefik"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}  # fmt: skip
+    svc = store.create(services, "default", body)
+    row = table(services, [svc], {}, "None")["rows"][0]
+    cluster_ip = svc["spec"]["clusterIP"]
+    assert row["cells"][:5] == ["traefik", "NodePort", cluster_ip, "<none>", "80:30080/TCP"]
+    assert "object" not in row

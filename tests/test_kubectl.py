@@ -288,6 +288,15 @@ def test_apply_validates_fields_like_a_real_server(kubectl: Kubectl) -> None:
     assert 'The Deployment "gouda" is invalid: spec.replicas: Invalid value: -1' in invalid.stderr
 
 
+def test_switching_to_recreate_drops_rolling_update(kubectl: Kubectl) -> None:
+    # The OpenAPI marks spec.strategy `retainKeys`, so kubectl's patch says which keys to keep.
+    kubectl.ok("apply", "-f", "-", stdin=cheese("cheddar"))
+    recreate = cheese("cheddar", extra={"strategy": {"type": "Recreate"}})
+    assert "deployment.apps/cheddar configured" in kubectl.ok("apply", "-f", "-", stdin=recreate)
+    strategy = kubectl.ok("get", "deploy", "cheddar", "-o", "jsonpath={.spec.strategy}")
+    assert json.loads(strategy) == {"type": "Recreate"}
+
+
 def test_get_pods_watch_follows_the_pods(kubectl: Kubectl, server: KubeAPIServer) -> None:
     lines: queue.Queue[str] = queue.Queue()
     watcher = subprocess.Popen(

@@ -32,6 +32,9 @@ Obj = dict[str, Any]
 
 PRIMITIVE_SET: Final = "<set>"
 """Merge key meaning: a list of primitives merged as a set (``patchStrategy: merge``)."""
+RETAIN_KEYS: Final = "<retainKeys>"
+"""Merge key meaning: a map whose patch names the keys to keep (``patchStrategy: retainKeys``),
+so that switching a Deployment to Recreate drops its rollingUpdate."""
 
 _META_TYPES: Final = frozenset(
     {
@@ -331,6 +334,8 @@ def _model_schema(
         if key == PRIMITIVE_SET:
             prop["x-kubernetes-patch-strategy"] = "merge"
             prop["x-kubernetes-list-type"] = "set"
+        elif key == RETAIN_KEYS:
+            prop["x-kubernetes-patch-strategy"] = "retainKeys"
         elif key is not None:
             prop["x-kubernetes-patch-strategy"] = "merge"
             prop["x-kubernetes-patch-merge-key"] = key

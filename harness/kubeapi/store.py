@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar, cast
 
 import jsonpatch
 
-from harness.kubeapi.openapi import PRIMITIVE_SET, check_fields
+from harness.kubeapi.openapi import PRIMITIVE_SET, RETAIN_KEYS, check_fields
 
 Obj = dict[str, Any]
 _T = TypeVar("_T")
@@ -979,7 +979,8 @@ KINDS: Final[tuple[Kind, ...]] = (
         "apps", "v1", "deployments", "Deployment", short_names=("deploy",), generation=True,
         status_subresource=True, scale_subresource=True, default=_default_deployment,
         validate=_validate_deployment, validate_update=_validate_selector_update,
-        merge_keys={**_pod_merge_keys("spec.template.spec."), "status.conditions": "type"},
+        merge_keys={**_pod_merge_keys("spec.template.spec."), "status.conditions": "type",
+                    "spec.strategy": RETAIN_KEYS},
         categories=("all",),
     ),
     Kind(
