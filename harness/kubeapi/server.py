@@ -53,6 +53,7 @@ from harness.kubeapi.store import (
     StatusError,
     Watch,
     bad_request,
+    bool_param,
     method_not_allowed,
     not_found_path,
 )
@@ -349,7 +350,7 @@ class _Request:
 
     @property
     def watch(self) -> bool:
-        return self.watch_path or _bool_query(self.query.get("watch"))
+        return self.watch_path or bool_param(self.query.get("watch"))
 
     @property
     def verb(self) -> str:
@@ -371,9 +372,6 @@ class _Request:
             )
         return value
 
-
-def _bool_query(value: str | None) -> bool:
-    return (value or "").lower() not in ("", "0", "n", "no", "f", "false", "off")
 
 
 def _media_type(header: str | None) -> str:

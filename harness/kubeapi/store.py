@@ -1376,7 +1376,7 @@ def apply_patch(kind: Kind, current: Obj, body: bytes, content_type: str) -> Obj
 # List options (ValidateListOptions, with the WatchList feature on as in Kubernetes 1.34).
 
 
-def _bool_param(value: str | None) -> bool:
+def bool_param(value: str | None) -> bool:
     """Go's query-parameter bool: false only for '', 0, n, no, f, false, off."""
     return (value or "").lower() not in ("", "0", "n", "no", "f", "false", "off")
 
@@ -1414,11 +1414,11 @@ class ListOptions:
         opts = ListOptions(
             label_selector=query.get("labelSelector", ""),
             field_selector=query.get("fieldSelector", ""),
-            watch=watch or _bool_param(query.get("watch")),
-            allow_bookmarks=_bool_param(query.get("allowWatchBookmarks")),
+            watch=watch or bool_param(query.get("watch")),
+            allow_bookmarks=bool_param(query.get("allowWatchBookmarks")),
             resource_version=query.get("resourceVersion", ""),
             resource_version_match=query.get("resourceVersionMatch", ""),
-            send_initial_events=None if sie is None else _bool_param(sie),
+            send_initial_events=None if sie is None else bool_param(sie),
             limit=max(number("limit") or 0, 0),
             continue_token=query.get("continue", ""),
             timeout_seconds=None if timeout is None or timeout <= 0 else float(timeout),
@@ -1575,6 +1575,7 @@ class ObjectStore:
         self._events: list[Event] = []
         self._oldest_rv = 0  # every event with rv > _oldest_rv is still in _events
         self._history = event_history
+        self._foreground: set[str] = set()  # uids of owners waiting for their dependents
         self._next_ip = 10
         self._next_node_port = 30000
         self.protected_namespaces = frozenset(namespaces)
@@ -2063,6 +2064,7 @@ class ObjectStore:
                 marked = self._commit(kind, "MODIFIED", marked, old)
                 if policy != "Foreground":
                     return 202, marked
+                self._foreground.add(meta["uid"])
                 self._delete_dependents(meta["uid"], "Foreground")
                 self._finish_foreground(meta["uid"])
                 current = self._objects[kind].get(_key(old))
@@ -2119,8 +2121,9 @@ class ObjectStore:
 
     def _finish_foreground(self, uid: str) -> None:
         """Remove an owner in foreground deletion once its last dependent is gone."""
-        if any(True for _ in self._dependents(uid)):
+        if uid not in self._foreground or self._dependents(uid):
             return
+        self._foreground.discard(uid)
         for kind in self.kinds:
             for obj in list(self._objects[kind].values()):
                 meta = obj["metadata"]
