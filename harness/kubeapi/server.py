@@ -373,7 +373,6 @@ class _Request:
         return value
 
 
-
 def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
