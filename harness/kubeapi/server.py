@@ -8,8 +8,14 @@ patch, delete, resourceVersions, conflicts, selectors) it answers like kube-apis
 The semantics live in ``harness.kubeapi.store``; this module is the HTTP face: routing, content
 types, chunked watch streams, and a clean start/stop.
 
+Beyond the REST verbs it serves what ``kubectl`` needs: OpenAPI v3 (``harness.kubeapi.openapi``,
+so that ``kubectl apply`` validates, with server-side field validation), server-side printing
+(``harness.kubeapi.tables``), the ``/scale`` subresource, and SelfSubjectAccessReview with 403s
+from a per-token access table (``harness.kubeapi.access``; without one, every token may do
+everything).
+
 Stdlib HTTP (ThreadingHTTPServer, HTTP/1.1 keep-alive, one daemon thread per connection), run
-in-process in a background thread. No auth: any bearer token is accepted and ignored.
+in-process in a background thread.
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from harness.errors import ConfigError, KubeAPIError
+from harness.kubeapi import openapi, tables
+from harness.kubeapi.access import (
+    AccessTable,
+    TokenAccess,
+    decode_review_protobuf,
+    forbidden,
+    review,
+)
+from harness.kubeapi.controllers import WorkloadControllers
 from harness.kubeapi.store import (
     Kind,
     ListOptions,
@@ -37,6 +52,7 @@ from harness.kubeapi.store import (
     StatusError,
     Watch,
     bad_request,
+    bool_param,
     method_not_allowed,
     not_found_path,
 )
@@ -60,6 +76,8 @@ class KubeAPIServer:
     ``event_history``: changes kept for watches and continue tokens (older ones get 410).
     ``watch_list``: serve streaming lists (``sendInitialEvents``); off, clients fall back to
     paginated lists, as against a server with the WatchList feature gate off.
+    ``access``: who may do what, per bearer token (default: everyone everything).
+    ``workload_controllers``: run the Deployment and ReplicaSet controllers in-process.
     """
 
     def __init__(
@@ -70,6 +88,8 @@ class KubeAPIServer:
         *,
         event_history: int = 100_000,
         watch_list: bool = True,
+        access: AccessTable | None = None,
+        workload_controllers: bool = True,
     ) -> None:
         require_loopback(host, "KubeAPIServer host")
         if not 0 <= port <= 65535:
@@ -83,6 +103,10 @@ class KubeAPIServer:
         self.bookmark_interval = bookmark_interval
         self.store = ObjectStore(event_history=event_history)
         self.store.watch_list = watch_list
+        self.access = access or AccessTable()
+        self.controllers = WorkloadControllers(self.store) if workload_controllers else None
+        self._openapi: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        self._openapi_lock = threading.Lock()
         self.stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +144,8 @@ class KubeAPIServer:
             daemon=True,
         )
         self._thread.start()
+        if self.controllers is not None:
+            self.controllers.start()
         logger.debug("local Kubernetes API listening at %s", self.url)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -128,6 +154,8 @@ class KubeAPIServer:
         if httpd is None:
             return
         deadline = time.monotonic() + timeout
+        if self.controllers is not None:
+            self.controllers.stop(timeout)
         self.stopping.set()
         self.store.wake_watches()
         httpd.shutdown()
@@ -151,6 +179,16 @@ class KubeAPIServer:
         alive = [t.name for t in connections.values() if t.is_alive()]
         if alive:
             logger.warning("local Kubernetes API: %d handler threads still running", len(alive))
+
+    def openapi_document(self, group: str, version: str) -> tuple[dict[str, Any], str]:
+        """The OpenAPI v3 document of a served group/version and its hash (built once)."""
+        with self._openapi_lock:
+            if (group, version) not in self._openapi:
+                doc = openapi.group_version_document(
+                    self.store.kinds, group, version, KUBERNETES_VERSION[2]
+                )
+                self._openapi[(group, version)] = (doc, openapi.document_hash(doc))
+            return self._openapi[(group, version)]
 
     def __enter__(self) -> KubeAPIServer:
         self.start()
@@ -245,7 +283,26 @@ def _resource_list(store: ObjectStore, group: str, version: str) -> dict[str, An
         }
         if kind.short_names:
             entry["shortNames"] = list(kind.short_names)
+        if kind.categories:
+            entry["categories"] = list(kind.categories)
         resources.append(entry)
+        if (kind.group, kind.plural) == ("", "pods"):
+            resources.append(
+                {"name": "pods/binding", "singularName": "", "namespaced": True,
+                 "kind": "Binding", "verbs": ["create"]}
+            )  # fmt: skip
+        if kind.scale_subresource:
+            resources.append(
+                {
+                    "name": f"{kind.plural}/scale",
+                    "singularName": "",
+                    "namespaced": kind.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         if kind.status_subresource:
             resources.append(
                 {
@@ -281,10 +338,71 @@ class _Request:
     body: bytes
     watch_path: bool  # the legacy /watch/ prefix
     dry_run: bool
+    caller: TokenAccess | None  # None: no access table, everything allowed
+
+    @property
+    def watch(self) -> bool:
+        return self.watch_path or bool_param(self.query.get("watch"))
+
+    @property
+    def verb(self) -> str:
+        """The authorization verb, as the real server derives it from method and path."""
+        if self.method == "GET":
+            return "watch" if self.watch else ("list" if self.name is None else "get")
+        if self.method == "DELETE":
+            return "deletecollection" if self.name is None else "delete"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(self.method, "")
+
+    @property
+    def field_validation(self) -> str:
+        value = self.query.get("fieldValidation", "") or "Warn"
+        supported = ("Ignore", "Warn", "Strict")
+        if value not in supported:
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{value}": supported values: '
+                + ", ".join(f'"{v}"' for v in supported)
+            )
+        return value
 
 
 def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _wants_table(accept: str) -> bool:
+    """Content negotiation: True when the first acceptable media range asks for a Table.
+
+    Ranges are taken in the client's order; JSON (any ``*/*``, ``application/*`` or ``*json``
+    range without ``as=``) or a ``meta.k8s.io`` Table (v1 or v1beta1) are served; anything else
+    is skipped; nothing acceptable is a 406."""
+    if not accept.strip():
+        return False
+    for part in accept.split(","):
+        media, *raw = [p.strip() for p in part.split(";")]
+        params = dict(p.split("=", 1) for p in raw if "=" in p)
+        media = media.lower()
+        if not (media in ("*/*", "application/*") or media.endswith("json")):
+            continue
+        shape = params.get("as")
+        if shape is None:
+            return False
+        if (
+            shape == "Table"
+            and params.get("g") == "meta.k8s.io"
+            and params.get("v")
+            in (
+                "v1",
+                "v1beta1",
+            )
+        ):
+            return True
+    raise StatusError(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, "
+        "application/json;as=Table;v=v1;g=meta.k8s.io (the local Kubernetes API serves JSON "
+        "only)",
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -333,11 +451,13 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         self._code = 0
         self._sent_headers = False
+        self._warnings: list[str] = []
+        self._as_table = False
         url = urlsplit(self.path)
         try:
             body = self._read_body()
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-            self._check_accept()
+            self._as_table = _wants_table(self.headers.get("Accept", ""))
             self._dispatch(method, url.path, query, body)
         except StatusError as exc:
             self._send_json(exc.code, exc.status())
@@ -381,19 +501,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise StatusError(413, "RequestEntityTooLarge", "request entity too large")
         return self.rfile.read(length) if length > 0 else b""
 
-    def _check_accept(self) -> None:
-        accept = self.headers.get("Accept", "")
-        if not accept:
-            return
-        types = [_media_type(part) for part in accept.split(",")]
-        if not any(t in ("*/*", "application/*") or t.endswith("json") for t in types):
-            raise StatusError(
-                406,
-                "NotAcceptable",
-                "only the following media types are accepted: application/json (the local "
-                "Kubernetes API serves JSON only)",
-            )
-
     def _send_json(self, code: int, body: Any) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self._code = code
@@ -401,6 +508,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
+        for warning in self._warnings:
+            self.send_header("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
         self.end_headers()
         self._sent_headers = True
         self.wfile.write(data)
@@ -443,6 +552,12 @@ class _Handler(BaseHTTPRequestHandler):
         if parts in (["healthz"], ["readyz"], ["livez"]):
             self._send_text(200, "ok")
             return
+        caller = self.server.api.access.authenticate(self.headers.get("Authorization"))
+        if parts[:2] == ["openapi", "v3"]:
+            if method != "GET":
+                raise method_not_allowed()
+            self._send_json(200, self._openapi_v3(store, parts[2:]))
+            return
         discovery = self._discovery(store, parts)
         if discovery is not None:
             if method != "GET":
@@ -458,14 +573,67 @@ class _Handler(BaseHTTPRequestHandler):
         watch_path = bool(rest) and rest[0] == "watch"
         kind, namespace, name, sub = self._route(store, group, version, rest[watch_path:])
         req = _Request(
-            method, kind, namespace, name, sub, query, body, watch_path, self._dry_run(query)
+            method,
+            kind,
+            namespace,
+            name,
+            sub,
+            query,
+            body,
+            watch_path,
+            self._dry_run(query),
+            caller,
         )
-        if sub:
+        self._authorize(req)
+        if kind.create_only:
+            self._review(req)
+        elif sub:
             self._subresource(store, req)
         elif name is None:
             self._collection(store, req)
         else:
             self._item(store, req)
+
+    def _authorize(self, req: _Request) -> None:
+        caller = req.caller
+        if caller is None or (req.kind.create_only and caller.user != "system:anonymous"):
+            return
+        resource = f"{req.kind.plural}/{req.subresource}" if req.subresource else req.kind.plural
+        if not caller.allows(req.verb, req.kind.group, resource, req.namespace):
+            raise forbidden(
+                caller.user,
+                verb=req.verb,
+                group=req.kind.group,
+                resource=resource,
+                namespace=req.namespace,
+                name=req.name,
+            )
+
+    def _review(self, req: _Request) -> None:
+        if req.method != "POST" or req.name is not None or req.watch_path:
+            raise method_not_allowed()
+        if _media_type(self.headers.get("Content-Type")) == "application/vnd.kubernetes.protobuf":
+            body = decode_review_protobuf(req.body)
+        else:
+            body = self._decode_body(req.body)
+        answer = review(self.server.api.access, req.caller, body)
+        self._send_json(201, answer)
+
+    def _openapi_v3(self, store: ObjectStore, rest: list[str]) -> dict[str, Any]:
+        api = self.server.api
+        served = [("", "v1"), *((g, v) for g, vs in _group_versions(store).items() for v in vs)]
+        if not rest:
+            paths = {}
+            for group, version in served:
+                key = f"apis/{group}/{version}" if group else "api/v1"
+                _doc, digest = api.openapi_document(group, version)
+                paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+            return {"paths": paths}
+        if rest == ["api", "v1"]:
+            return api.openapi_document("", "v1")[0]
+        if len(rest) == 3 and rest[0] == "apis" and (rest[1], rest[2]) in served:
+            return api.openapi_document(rest[1], rest[2])[0]
+        raise not_found_path()
 
     def _discovery(self, store: ObjectStore, parts: list[str]) -> dict[str, Any] | None:
         if parts == ["version"]:
@@ -520,7 +688,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _check_sub(kind: Kind, sub: str) -> None:
-        if sub and not (sub == "status" and kind.status_subresource):
+        served = (
+            (sub == "status" and kind.status_subresource)
+            or (sub == "scale" and kind.scale_subresource)
+            or (sub == "binding" and (kind.group, kind.plural) == ("", "pods"))
+        )
+        if sub and not served:
             raise not_found_path()
 
     @staticmethod
@@ -536,11 +709,21 @@ class _Handler(BaseHTTPRequestHandler):
         if req.method == "GET":
             options = ListOptions.from_query(req.query, watch=req.watch_path)
             if options.watch:
-                self._stream_watch(store, kind, namespace, options)
+                self._stream_watch(store, req, options)
             else:
-                self._send_json(200, store.list_objects(kind, namespace, options))
+                listed = store.list_objects(kind, namespace, options)
+                if self._as_table:
+                    listed = self._table(kind, listed["items"], listed["metadata"], req)
+                self._send_json(200, listed)
         elif req.method == "POST" and not all_namespaces and not req.watch_path:
-            obj = store.create(kind, namespace, self._decode_body(req.body), dry_run=req.dry_run)
+            obj = store.create(
+                kind,
+                namespace,
+                self._decode_body(req.body),
+                dry_run=req.dry_run,
+                field_validation=req.field_validation,
+                warnings=self._warnings,
+            )
             self._send_json(201, obj)
         elif (
             req.method == "DELETE"
@@ -562,17 +745,39 @@ class _Handler(BaseHTTPRequestHandler):
                 filter(None, [req.query.get("fieldSelector"), f"metadata.name={name}"])
             )
             options = ListOptions.from_query({**req.query, "fieldSelector": fields}, watch=True)
-            self._stream_watch(store, kind, namespace, options)
+            self._stream_watch(store, req, options)
         elif req.watch_path:
             raise method_not_allowed()
         elif req.method == "GET":
-            self._send_json(200, store.get(kind, namespace, name))
+            obj = store.get(kind, namespace, name)
+            if self._as_table:
+                meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                obj = self._table(kind, [obj], meta, req)
+            self._send_json(200, obj)
         elif req.method == "PUT":
             body = self._decode_body(req.body)
-            self._send_json(200, store.replace(kind, namespace, name, body, dry_run=dry_run))
+            obj = store.replace(
+                kind,
+                namespace,
+                name,
+                body,
+                dry_run=dry_run,
+                field_validation=req.field_validation,
+                warnings=self._warnings,
+            )
+            self._send_json(200, obj)
         elif req.method == "PATCH":
             media = _media_type(self.headers.get("Content-Type"))
-            obj = store.patch(kind, namespace, name, req.body, media, dry_run=dry_run)
+            obj = store.patch(
+                kind,
+                namespace,
+                name,
+                req.body,
+                media,
+                dry_run=dry_run,
+                field_validation=req.field_validation,
+                warnings=self._warnings,
+            )
             self._send_json(200, obj)
         elif req.method == "DELETE":
             options = self._decode_body(req.body) if req.body.strip() else {}
@@ -586,16 +791,51 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _subresource(self, store: ObjectStore, req: _Request) -> None:
         kind, namespace, name, sub = req.kind, req.namespace, req.name or "", req.subresource
-        if req.method == "GET":
+        media = _media_type(self.headers.get("Content-Type"))
+        if sub == "binding":
+            if req.method != "POST":
+                raise method_not_allowed()
+            store.bind_pod(namespace, name, self._decode_body(req.body))
+            self._send_json(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                  "status": "Success", "code": 201})  # fmt: skip
+        elif sub == "scale" and req.method == "GET":
+            self._send_json(200, store.get_scale(kind, namespace, name))
+        elif sub == "scale" and req.method in ("PUT", "PATCH"):
+            if req.method == "PUT":
+                scale = store.update_scale(
+                    kind, namespace, name, body=self._decode_body(req.body), dry_run=req.dry_run
+                )
+            else:
+                scale = store.update_scale(
+                    kind, namespace, name, patch=(req.body, media), dry_run=req.dry_run
+                )
+            self._send_json(200, scale)
+        elif req.method == "GET":
             self._send_json(200, store.get(kind, namespace, name))
         elif req.method == "PUT":
             body = self._decode_body(req.body)
-            obj = store.replace(kind, namespace, name, body, subresource=sub, dry_run=req.dry_run)
+            obj = store.replace(
+                kind,
+                namespace,
+                name,
+                body,
+                subresource=sub,
+                dry_run=req.dry_run,
+                field_validation=req.field_validation,
+                warnings=self._warnings,
+            )
             self._send_json(200, obj)
         elif req.method == "PATCH":
-            media = _media_type(self.headers.get("Content-Type"))
             obj = store.patch(
-                kind, namespace, name, req.body, media, subresource=sub, dry_run=req.dry_run
+                kind,
+                namespace,
+                name,
+                req.body,
+                media,
+                subresource=sub,
+                dry_run=req.dry_run,
+                field_validation=req.field_validation,
+                warnings=self._warnings,
             )
             self._send_json(200, obj)
         else:
@@ -603,11 +843,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- watch streams --------------------------------------------------------------------
 
-    def _stream_watch(
-        self, store: ObjectStore, kind: Kind, namespace: str, options: ListOptions
-    ) -> None:
+    def _table(
+        self, kind: Kind, items: list[dict[str, Any]], meta: dict[str, Any], req: _Request
+    ) -> dict[str, Any]:
+        include = req.query.get("includeObject", "") or "Metadata"
+        if include not in ("None", "Metadata", "Object"):
+            raise bad_request(
+                f'includeObject: Unsupported value: "{include}": supported values: "None", '
+                '"Metadata", "Object"'
+            )
+        return tables.table(kind, items, meta, include)
+
+    def _stream_watch(self, store: ObjectStore, req: _Request, options: ListOptions) -> None:
         api = self.server.api
-        watch = store.watch(kind, namespace, options)  # refusals happen before the 200
+        watch = store.watch(req.kind, req.namespace, options)  # refusals happen before the 200
+        self._watch_req = req
         api._streaming_watch(self.connection, True)
         try:
             self._stream(watch, options)
@@ -658,6 +908,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _write_frames(self, frames: list[dict[str, Any]]) -> None:
         if not frames:
             return
+        if self._as_table:
+            req = self._watch_req
+            frames = [
+                f if f["type"] in ("BOOKMARK", "ERROR") else {
+                    "type": f["type"],
+                    "object": self._table(
+                        req.kind,
+                        [f["object"]],
+                        {"resourceVersion": f["object"]["metadata"].get("resourceVersion", "")},
+                        req,
+                    ),
+                }
+                for f in frames
+            ]  # fmt: skip
         data = b"".join(json.dumps(f, separators=(",", ":")).encode() + b"\n" for f in frames)
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 

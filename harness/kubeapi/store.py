@@ -8,9 +8,11 @@ watches stream from.
 
 Semantics follow the real API server where a client can tell the difference (status codes,
 reasons, messages, what a list or watch returns for a given ``resourceVersion``), because the
-same client code must work unchanged against a cluster. What is deliberately left out: server
-side apply, admission, field management, protobuf, and any controller behaviour (no scheduling,
-no pods, no endpoint controller: EndpointSlices are written by the user).
+same client code must work unchanged against a cluster. Deletion collects dependents by
+ownerReferences (``propagationPolicy``) and deletes scheduled pods gracefully; the workload
+controllers live in ``harness.kubeapi.controllers``. What is deliberately left out: server side
+apply, admission beyond defaults, field management, protobuf, scheduling, and an endpoints
+controller (EndpointSlices are written by their user).
 
 Everything is guarded by one lock (a Condition, which also wakes watches). Stored objects are
 never mutated once stored; every write stores a fresh copy, so watch frames can be serialised
@@ -34,6 +36,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
 import jsonpatch
+
+from harness.kubeapi.openapi import PRIMITIVE_SET, RETAIN_KEYS, check_fields
 
 Obj = dict[str, Any]
 _T = TypeVar("_T")
@@ -147,9 +151,6 @@ def invalid_error(
 # --------------------------------------------------------------------------------------------
 # The table of kinds.
 
-PRIMITIVE_SET: Final = "<set>"
-"""Merge key meaning: a list of primitives merged as a set (``patchStrategy: merge``)."""
-
 # Strategic-merge keys every kind has (from ObjectMeta's patch tags).
 _META_MERGE_KEYS: Final[Mapping[str, str]] = {
     "metadata.ownerReferences": "uid",
@@ -157,6 +158,7 @@ _META_MERGE_KEYS: Final[Mapping[str, str]] = {
 }
 
 Validator = Callable[[Obj], list[Cause]]
+UpdateValidator = Callable[[Obj, Obj], list[Cause]]
 Defaulter = Callable[[Obj, "Obj | None", "ObjectStore"], None]
 
 
@@ -183,6 +185,12 @@ class Kind:
     name_rule: str = "subdomain"
     field_selectors: tuple[str, ...] = ()
     deletecollection: bool = True
+    validate_update: UpdateValidator | None = None
+    """Checks of an update against the stored object (immutable fields)."""
+    scale_subresource: bool = False
+    create_only: bool = False
+    """A review (SelfSubjectAccessReview): only POST, answered and never stored."""
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -217,6 +225,8 @@ class Kind:
         return {**_META_MERGE_KEYS, **self.merge_keys}
 
     def verbs(self) -> list[str]:
+        if self.create_only:
+            return ["create"]
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         if self.deletecollection:
             verbs.insert(2, "deletecollection")
@@ -611,6 +621,316 @@ def _validate_ingressroute(obj: Obj) -> list[Cause]:
     return causes
 
 
+# Workloads: Pods, ReplicaSets, Deployments (defaults as in k8s.io/kubernetes/pkg/apis/*/v1).
+
+
+def _pull_policy(image: Any) -> str:
+    name = str(image or "")
+    if "@" in name:
+        return "IfNotPresent"
+    last = name.rsplit("/", 1)[-1]
+    tag = last.rpartition(":")[2] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _containers(spec: Obj) -> list[tuple[str, int, Obj]]:
+    out = []
+    for field_name in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(field_name) or []):
+            if isinstance(container, dict):
+                out.append((field_name, i, container))
+    return out
+
+
+def _default_pod_spec(spec: Obj) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for _field, _i, container in _containers(spec):
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", _pull_policy(container.get("image")))
+        container.setdefault("resources", {})
+        for port in container.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+
+
+def _default_template(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    template = spec.get("template")
+    if isinstance(template, dict):
+        template.setdefault("metadata", {})
+        if isinstance(template.get("spec"), dict):
+            _default_pod_spec(template["spec"])
+
+
+def _qos_class(spec: Obj) -> str:
+    resources = [c.get("resources") or {} for f, _, c in _containers(spec) if f == "containers"]
+    if not any(r.get("limits") or r.get("requests") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        all((r.get("limits") or {}).get(name) is not None for name in ("cpu", "memory"))
+        and all(
+            (r.get("requests") or {}).get(name, (r.get("limits") or {}).get(name))
+            == (r.get("limits") or {}).get(name)
+            for name in ("cpu", "memory")
+        )
+        for r in resources
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+_DEFAULT_TOLERATIONS: Final = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300},
+)  # fmt: skip
+
+
+def _default_pod(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.setdefault("spec", {})
+    _default_pod_spec(spec)
+    # What the ServiceAccount, Priority and DefaultTolerationSeconds admission plugins add.
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    tolerations = spec.setdefault("tolerations", [])
+    keys = {t.get("key") for t in tolerations if isinstance(t, dict)}
+    tolerations.extend(clone(t) for t in _DEFAULT_TOLERATIONS if t["key"] not in keys)
+    if old is None:
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+
+def _default_replicaset(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    _default_template(obj)
+
+
+def _default_deployment(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    _default_template(obj)
+
+
+def _validate_pod_spec(spec: Any, path: str, causes: list[Cause], *, template: bool) -> None:
+    if not isinstance(spec, dict):
+        causes.append(Cause.required(path))
+        return
+    if not spec.get("containers"):
+        causes.append(Cause.required(f"{path}.containers"))
+    names: set[str] = set()
+    for field_name, i, container in _containers(spec):
+        where = f"{path}.{field_name}[{i}]"
+        name = container.get("name", "")
+        if not name:
+            causes.append(Cause.required(f"{where}.name"))
+        elif len(name) > 63 or not _DNS1123_LABEL.match(name):
+            causes.append(Cause.invalid(f"{where}.name", name, _NAME_RULES["label"][2]))
+        elif name in names:
+            causes.append(Cause.duplicate(f"{where}.name", name))
+        names.add(name)
+        if not container.get("image"):
+            causes.append(Cause.required(f"{where}.image"))
+        for j, port in enumerate(container.get("ports") or []):
+            number = port.get("containerPort") if isinstance(port, dict) else None
+            why = _port_error(number)
+            if why:
+                causes.append(Cause.invalid(f"{where}.ports[{j}].containerPort", number, why))
+    policies = ("Always",) if template else ("Always", "Never", "OnFailure")
+    policy = spec.get("restartPolicy", "Always")
+    if policy not in policies:
+        causes.append(Cause.not_supported(f"{path}.restartPolicy", policy, policies))
+    dns_policies = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
+    if spec.get("dnsPolicy", "ClusterFirst") not in dns_policies:
+        causes.append(Cause.not_supported(f"{path}.dnsPolicy", spec["dnsPolicy"], dns_policies))
+
+
+def _validate_pod(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    _validate_pod_spec(obj.get("spec"), "spec", causes, template=False)
+    return causes
+
+
+def _validate_pod_update(obj: Obj, old: Obj) -> list[Cause]:
+    # Pod updates may change container images and little else (ValidatePodUpdate).
+    def mutable_cleared(pod: Obj) -> Obj:
+        spec = clone(pod.get("spec") or {})
+        for _field, _i, container in _containers(spec):
+            container.pop("image", None)
+        spec.pop("activeDeadlineSeconds", None)
+        spec.pop("tolerations", None)
+        return spec
+
+    if mutable_cleared(obj) != mutable_cleared(old):
+        return [
+            Cause.forbidden(
+                "spec",
+                "pod updates may not change fields other than `spec.containers[*].image`, "
+                "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
+                "`spec.tolerations` (only additions to existing tolerations)",
+            )
+        ]
+    return []
+
+
+def _validate_workload(obj: Obj, *, deployment: bool) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    causes: list[Cause] = []
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        causes.append(
+            Cause.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+        )
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if not isinstance(selector, dict):
+        causes.append(Cause.required("spec.selector"))
+    elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        what = "deployment" if deployment else "replicaset"
+        causes.append(
+            Cause.invalid("spec.selector", "{...}", f"empty selector is invalid for {what}")
+        )
+    if not isinstance(template, dict):
+        causes.append(Cause.required("spec.template"))
+        return causes
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if isinstance(selector, dict) and not label_selector_matches(selector, labels):
+        causes.append(
+            Cause.invalid(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    _validate_pod_spec(template.get("spec"), "spec.template.spec", causes, template=True)
+    for name in ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
+        value = spec.get(name, 0)
+        if not isinstance(value, int) or value < 0:
+            causes.append(
+                Cause.invalid(f"spec.{name}", value, "must be greater than or equal to 0")
+            )
+    strategy = spec.get("strategy") or {}
+    if deployment:
+        types = ("Recreate", "RollingUpdate")
+        strategy_type = strategy.get("type", "RollingUpdate")
+        if strategy_type not in types:
+            causes.append(Cause.not_supported("spec.strategy.type", strategy_type, types))
+        elif strategy_type == "Recreate" and strategy.get("rollingUpdate") is not None:
+            causes.append(
+                Cause.forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                )
+            )
+        rolling = strategy.get("rollingUpdate") or {}
+        for name in ("maxSurge", "maxUnavailable"):
+            if name in rolling and int_or_percent(rolling[name], 100, round_up=True) is None:
+                causes.append(
+                    Cause.invalid(
+                        f"spec.strategy.rollingUpdate.{name}",
+                        rolling[name],
+                        "a valid percent string must be a numeric string followed by an ending "
+                        "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                    )
+                )
+        if (
+            strategy_type == "RollingUpdate"
+            and int_or_percent(rolling.get("maxSurge", "25%"), 100, round_up=True) == 0
+            and int_or_percent(rolling.get("maxUnavailable", "25%"), 100, round_up=False) == 0
+        ):
+            causes.append(
+                Cause.invalid(
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    rolling.get("maxUnavailable"),
+                    "may not be 0 when `maxSurge` is 0",
+                )
+            )
+    return causes
+
+
+def _validate_selector_update(obj: Obj, old: Obj) -> list[Cause]:
+    selector = (obj.get("spec") or {}).get("selector")
+    if selector != (old.get("spec") or {}).get("selector"):
+        return [Cause.invalid("spec.selector", selector, "field is immutable")]
+    return []
+
+
+def int_or_percent(value: Any, total: int, *, round_up: bool) -> int | None:
+    """An IntOrString like maxSurge, scaled to ``total`` (None: not a valid value)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+%", value):
+        share = int(value[:-1]) * total
+        return -(-share // 100) if round_up else share // 100
+    return None
+
+
+def label_selector_requirements(selector: Obj) -> tuple[Requirement, ...]:
+    """A LabelSelector (matchLabels, matchExpressions) as selector requirements."""
+    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+    reqs = [Requirement(k, "=", (str(v),)) for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        op = ops.get(expr.get("operator", ""))
+        if op is not None:
+            reqs.append(Requirement(expr.get("key", ""), op, tuple(expr.get("values") or ())))
+    return tuple(reqs)
+
+
+def label_selector_matches(selector: Obj, labels: Mapping[str, str]) -> bool:
+    reqs = label_selector_requirements(selector)
+    return bool(reqs) and all(r.matches(labels) for r in reqs)
+
+
+def label_selector_string(selector: Obj) -> str:
+    """The selector as the text form a Scale's status or ``kubectl get -o wide`` shows."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key", ""), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            parts.append(f"{key} {op.lower()} ({','.join(sorted(values))})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def _validate_deployment(obj: Obj) -> list[Cause]:
+    return _validate_workload(obj, deployment=True)
+
+
+def _validate_replicaset(obj: Obj) -> list[Cause]:
+    return _validate_workload(obj, deployment=False)
+
+
+_POD_MERGE_KEYS: Final[Mapping[str, str]] = {
+    "containers": "name", "containers.env": "name", "containers.ports": "containerPort",
+    "containers.volumeMounts": "mountPath", "containers.volumeDevices": "devicePath",
+    "initContainers": "name", "initContainers.env": "name",
+    "initContainers.ports": "containerPort", "initContainers.volumeMounts": "mountPath",
+    "volumes": "name", "imagePullSecrets": "name", "hostAliases": "ip",
+}  # fmt: skip
+
+
+def _pod_merge_keys(prefix: str) -> dict[str, str]:
+    return {f"{prefix}{path}": key for path, key in _POD_MERGE_KEYS.items()}
+
+
 def _traefik(plural: str, kind: str, validate: Validator | None = None) -> Kind:
     return Kind("traefik.io", "v1alpha1", plural, kind, custom=True, validate=validate)
 
@@ -632,11 +952,46 @@ KINDS: Final[tuple[Kind, ...]] = (
         "", "v1", "services", "Service", short_names=("svc",), status_subresource=True,
         returns_deleted=True, default=_default_service, validate=_validate_service,
         name_rule="dns1035", merge_keys={"spec.ports": "port", "status.conditions": "type"},
+        categories=("all",),
     ),
     Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    Kind(
+        "", "v1", "pods", "Pod", short_names=("po",), status_subresource=True,
+        default=_default_pod, validate=_validate_pod, validate_update=_validate_pod_update,
+        field_selectors=("spec.nodeName", "spec.serviceAccountName", "status.phase",
+                         "status.podIP", "spec.restartPolicy", "spec.schedulerName"),
+        merge_keys={**_pod_merge_keys("spec."), "status.conditions": "type",
+                    "metadata.ownerReferences": "uid"},
+        categories=("all",),
+    ),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",),
+         merge_keys={"secrets": "name"}),
+    Kind("", "v1", "events", "Event", short_names=("ev",),
+         field_selectors=("involvedObject.kind", "involvedObject.namespace",
+                          "involvedObject.name", "involvedObject.uid",
+                          "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                          "involvedObject.fieldPath", "reason", "reportingComponent", "source",
+                          "type")),
     Kind("", "v1", "secrets", "Secret", default=_default_secret, validate=_validate_secret,
          field_selectors=("type",)),
     Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    Kind(
+        "apps", "v1", "deployments", "Deployment", short_names=("deploy",), generation=True,
+        status_subresource=True, scale_subresource=True, default=_default_deployment,
+        validate=_validate_deployment, validate_update=_validate_selector_update,
+        merge_keys={**_pod_merge_keys("spec.template.spec."), "status.conditions": "type",
+                    "spec.strategy": RETAIN_KEYS},
+        categories=("all",),
+    ),
+    Kind(
+        "apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), generation=True,
+        status_subresource=True, scale_subresource=True, default=_default_replicaset,
+        validate=_validate_replicaset, validate_update=_validate_selector_update,
+        merge_keys={**_pod_merge_keys("spec.template.spec."), "status.conditions": "type"},
+        categories=("all",),
+    ),
+    Kind("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+         namespaced=False, create_only=True),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", generation=True,
          default=_default_endpointslice, validate=_validate_endpointslice),
     Kind("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",),
@@ -1021,7 +1376,7 @@ def apply_patch(kind: Kind, current: Obj, body: bytes, content_type: str) -> Obj
 # List options (ValidateListOptions, with the WatchList feature on as in Kubernetes 1.34).
 
 
-def _bool_param(value: str | None) -> bool:
+def bool_param(value: str | None) -> bool:
     """Go's query-parameter bool: false only for '', 0, n, no, f, false, off."""
     return (value or "").lower() not in ("", "0", "n", "no", "f", "false", "off")
 
@@ -1059,11 +1414,11 @@ class ListOptions:
         opts = ListOptions(
             label_selector=query.get("labelSelector", ""),
             field_selector=query.get("fieldSelector", ""),
-            watch=watch or _bool_param(query.get("watch")),
-            allow_bookmarks=_bool_param(query.get("allowWatchBookmarks")),
+            watch=watch or bool_param(query.get("watch")),
+            allow_bookmarks=bool_param(query.get("allowWatchBookmarks")),
             resource_version=query.get("resourceVersion", ""),
             resource_version_match=query.get("resourceVersionMatch", ""),
-            send_initial_events=None if sie is None else _bool_param(sie),
+            send_initial_events=None if sie is None else bool_param(sie),
             limit=max(number("limit") or 0, 0),
             continue_token=query.get("continue", ""),
             timeout_seconds=None if timeout is None or timeout <= 0 else float(timeout),
@@ -1220,13 +1575,14 @@ class ObjectStore:
         self._events: list[Event] = []
         self._oldest_rv = 0  # every event with rv > _oldest_rv is still in _events
         self._history = event_history
+        self._foreground: set[str] = set()  # uids of owners waiting for their dependents
         self._next_ip = 10
         self._next_node_port = 30000
         self.protected_namespaces = frozenset(namespaces)
-        ns_kind = self.find_kind("", "v1", "namespaces")
-        if ns_kind is not None:
+        self._namespaces = self.find_kind("", "v1", "namespaces")
+        if self._namespaces is not None:
             for name in namespaces:
-                self.create(ns_kind, "", {"metadata": {"name": name}})
+                self.create(self._namespaces, "", {"metadata": {"name": name}})
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -1299,6 +1655,23 @@ class ObjectStore:
                 )
         return obj
 
+    def _decode_fields(
+        self, kind: Kind, body: Any, field_validation: str, warnings: list[str] | None
+    ) -> Obj:
+        """``_decode`` plus the decoder's field checks: wrong types are a 400; unknown fields
+        are dropped, with a warning (Warn), silently (Ignore) or refused (Strict)."""
+        obj = self._decode(kind, body)
+        unknown, type_errors = check_fields(kind, obj)
+        where = f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}'
+        if type_errors:
+            raise bad_request(f"{where}: {type_errors[0]}")
+        messages = [f'unknown field "{path}"' for path in unknown]
+        if messages and field_validation == "Strict":
+            raise bad_request(f"{where}: strict decoding error: {', '.join(messages)}")
+        if field_validation == "Warn" and warnings is not None:
+            warnings.extend(messages)
+        return obj
+
     def _check_namespace(self, kind: Kind, namespace: str, obj: Obj) -> None:
         meta = obj["metadata"]
         if not kind.namespaced:
@@ -1312,10 +1685,12 @@ class ObjectStore:
             )
         meta["namespace"] = namespace
 
-    def _validate(self, kind: Kind, obj: Obj) -> None:
+    def _validate(self, kind: Kind, obj: Obj, old: Obj | None = None) -> None:
         causes = _validate_meta(kind, obj)
         if kind.validate is not None:
             causes += kind.validate(obj)
+        if old is not None and kind.validate_update is not None:
+            causes += kind.validate_update(obj, old)
         if causes:
             raise kind.invalid(obj["metadata"].get("name", ""), causes)
 
@@ -1338,11 +1713,23 @@ class ObjectStore:
             self._oldest_rv = self._events[drop - 1].rv
             del self._events[:drop]
         self.cond.notify_all()
+        if event_type == "DELETED":
+            for ref in stored["metadata"].get("ownerReferences") or []:
+                self._finish_foreground(ref.get("uid", ""))
         return clone(stored)
 
-    def create(self, kind: Kind, namespace: str, body: Any, *, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        kind: Kind,
+        namespace: str,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
+    ) -> Obj:
         """POST: a new object; 422 Invalid, 404 (namespace), 409 AlreadyExists as the server."""
-        obj = self._decode(kind, body)
+        obj = self._decode_fields(kind, body, field_validation, warnings)
         self._check_namespace(kind, namespace, obj)
         meta = obj["metadata"]
         if meta.get("resourceVersion"):
@@ -1374,7 +1761,16 @@ class ObjectStore:
                 )
             if dry_run:
                 return obj
-            return self._commit(kind, "ADDED", obj, None)
+            created = self._commit(kind, "ADDED", obj, None)
+            if kind is self._namespaces:
+                self._create_default_service_account(meta["name"])
+            return created
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        # The service account controller's job, condensed: every namespace has "default".
+        sa_kind = self.find_kind("", "v1", "serviceaccounts")
+        if sa_kind is not None and (namespace, "default") not in self._objects[sa_kind]:
+            self.create(sa_kind, namespace, {"metadata": {"name": "default"}})
 
     def _generate_name(self, kind: Kind, namespace: str, prefix: str) -> str:
         prefix = prefix[: max(0, 63 - 5)]
@@ -1424,9 +1820,11 @@ class ObjectStore:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> Obj:
         """PUT: replace the object (or its status); 409 Conflict on a stale resourceVersion."""
-        obj = self._decode(kind, body)
+        obj = self._decode_fields(kind, body, field_validation, warnings)
         rv = obj["metadata"].get("resourceVersion", "")
         with self.cond:
             old = self._current(kind, namespace, name)
@@ -1460,12 +1858,14 @@ class ObjectStore:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> Obj:
         """PATCH with a merge, JSON or strategic merge patch (by ``content_type``)."""
         with self.cond:
             old = self._current(kind, namespace, name)
             patched = apply_patch(kind, old, body, content_type)
-            obj = self._decode(kind, patched)
+            obj = self._decode_fields(kind, patched, field_validation, warnings)
             # A resourceVersion in the patch is a precondition; without one, patch is unconditional.
             rv = obj["metadata"].get("resourceVersion", "")
             if rv == old["metadata"].get("resourceVersion"):
@@ -1480,6 +1880,82 @@ class ObjectStore:
                 subresource=subresource,
                 dry_run=dry_run,
             )
+
+    def wait_for_change(self, seen: int, timeout: float, stop: threading.Event) -> int:
+        """Wait until the resourceVersion passes ``seen`` (or ``timeout``, or ``stop``);
+        returns the resourceVersion then."""
+        with self.cond:
+            self.cond.wait_for(lambda: self._rv > seen or stop.is_set(), timeout)
+            return self._rv
+
+    def bind_pod(self, namespace: str, name: str, binding: Any) -> Obj:
+        """POST ``pods/<name>/binding``: assign the pod to a node, once (the scheduler's
+        write; ``spec.nodeName`` cannot be changed by an update)."""
+        pods = self.find_kind("", "v1", "pods")
+        if pods is None:
+            raise not_found_path()
+        target = (binding or {}).get("target") if isinstance(binding, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not node:
+            raise invalid_error("Binding", "", "Binding", name, [Cause.required("target.name")])
+        with self.cond:
+            old = self._current(pods, namespace, name)
+            if (old.get("spec") or {}).get("nodeName"):
+                raise pods.conflict(
+                    name, f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"'
+                )
+            if old["metadata"].get("deletionTimestamp"):
+                raise pods.conflict(
+                    name, f"pod {name} is being deleted, cannot be assigned to a host"
+                )
+            bound = clone(old)
+            bound["spec"]["nodeName"] = node
+            conditions = bound.setdefault("status", {}).setdefault("conditions", [])
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": _now()})  # fmt: skip
+            return self._commit(pods, "MODIFIED", bound, old)
+
+    def get_scale(self, kind: Kind, namespace: str, name: str) -> Obj:
+        """GET of the ``/scale`` subresource: an autoscaling/v1 Scale."""
+        with self.cond:
+            return _scale_of(self._current(kind, namespace, name))
+
+    def update_scale(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        *,
+        body: Any = None,
+        patch: tuple[bytes, str] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """PUT (``body``) or PATCH (``patch``: body, content type) of ``/scale``: sets
+        ``spec.replicas`` of the object; answers with the Scale after the change."""
+        with self.cond:
+            old = self._current(kind, namespace, name)
+            current = _scale_of(old)
+            scale = apply_patch(_SCALE, current, *patch) if patch is not None else body
+            if not isinstance(scale, dict):
+                raise bad_request("the body of a Scale update must be a Scale object")
+            rv = (scale.get("metadata") or {}).get("resourceVersion", "")
+            if rv and rv != old["metadata"]["resourceVersion"]:
+                raise kind.conflict(name, _MODIFIED_MSG)
+            replicas = (scale.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise _SCALE.invalid(
+                    name,
+                    [
+                        Cause.invalid(
+                            "spec.replicas", replicas, "must be greater than or equal to 0"
+                        )
+                    ],
+                )
+            obj = clone(old)
+            obj["spec"]["replicas"] = replicas
+            updated = self._update(kind=kind, namespace=namespace, name=name, obj=obj, old=old,
+                                   rv="", subresource="", dry_run=dry_run)  # fmt: skip
+            return _scale_of(updated)
 
     def _update(
         self,
@@ -1525,7 +2001,7 @@ class ObjectStore:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if kind.default is not None:
             kind.default(obj, old, self)
-        self._validate(kind, obj)
+        self._validate(kind, obj, old)
         if kind.has_generation and _spec_of(obj) != _spec_of(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if obj == old:
@@ -1533,7 +2009,11 @@ class ObjectStore:
             return clone(old)
         if dry_run:
             return obj
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if (
+            meta.get("deletionTimestamp")
+            and old_meta.get("finalizers")
+            and not meta.get("finalizers")
+        ):
             return self._commit(kind, "DELETED", obj, old)
         return self._commit(kind, "MODIFIED", obj, old)
 
@@ -1546,23 +2026,118 @@ class ObjectStore:
         options: Obj | None = None,
         dry_run: bool = False,
     ) -> tuple[int, Obj]:
-        """DELETE: (HTTP code, body). Finalizers postpone removal (202 with the object)."""
+        """DELETE: (HTTP code, body). Finalizers postpone removal (202 with the object); a
+        scheduled pod is deleted gracefully (marked, then removed by its node or at grace 0);
+        dependents (ownerReferences) are collected by ``propagationPolicy`` like the garbage
+        collector: Background (default) after the owner, Foreground before it, Orphan not."""
+        options = options or {}
         with self.cond:
             old = self._current(kind, namespace, name)
-            self._check_preconditions(kind, name, old, options or {})
+            self._check_preconditions(kind, name, old, options)
+            policy = _propagation_policy(options)
             if dry_run:
                 return 200, clone(old) if kind.returns_deleted else _success(kind, old)
-            if kind.plural == "namespaces" and not kind.group:
+            if kind is self._namespaces:
                 return 200, self._delete_namespace(kind, old)
-            if old["metadata"].get("finalizers"):
-                if old["metadata"].get("deletionTimestamp"):
-                    return 202, clone(old)
+            meta = old["metadata"]
+            is_pod = kind.plural == "pods" and not kind.group
+            grace = _pod_grace(old, options) if is_pod else 0
+            if meta.get("deletionTimestamp"):
+                if is_pod and grace == 0 and not meta.get("finalizers"):
+                    self._commit(kind, "DELETED", old, old)
+                    return 200, clone(old)
+                return (202 if meta.get("finalizers") else 200), clone(old)
+            if grace > 0:
                 marked = clone(old)
+                deadline = datetime.now(UTC).timestamp() + grace
+                marked["metadata"]["deletionTimestamp"] = _timestamp(deadline)
+                marked["metadata"]["deletionGracePeriodSeconds"] = grace
+                return 200, self._commit(kind, "MODIFIED", marked, old)
+            if policy == "Foreground" or meta.get("finalizers"):
+                marked = clone(old)
+                finalizers = list(meta.get("finalizers") or [])
+                if policy == "Foreground" and _FOREGROUND not in finalizers:
+                    finalizers.append(_FOREGROUND)
+                marked["metadata"]["finalizers"] = finalizers
                 marked["metadata"]["deletionTimestamp"] = _now()
                 marked["metadata"]["deletionGracePeriodSeconds"] = 0
-                return 202, self._commit(kind, "MODIFIED", marked, old)
-            deleted = self._commit(kind, "DELETED", old, old)
-            return 200, deleted if kind.returns_deleted else _success(kind, old)
+                marked = self._commit(kind, "MODIFIED", marked, old)
+                if policy != "Foreground":
+                    return 202, marked
+                self._foreground.add(meta["uid"])
+                self._delete_dependents(meta["uid"], "Foreground")
+                self._finish_foreground(meta["uid"])
+                current = self._objects[kind].get(_key(old))
+                if current is None:
+                    return 200, clone(old) if kind.returns_deleted else _success(kind, old)
+                return 200, clone(current)
+            if policy == "Orphan":
+                self._orphan_dependents(meta["uid"])
+            self._commit(kind, "DELETED", old, old)
+            if policy == "Background":
+                self._delete_dependents(meta["uid"], "Background")
+            return 200, clone(old) if kind.returns_deleted else _success(kind, old)
+
+    def _dependents(self, uid: str) -> list[tuple[Kind, Obj]]:
+        return [
+            (kind, obj)
+            for kind in self.kinds
+            for obj in self._objects[kind].values()
+            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _exists(self, uid: str) -> bool:
+        return any(
+            obj["metadata"].get("uid") == uid
+            for kind in self.kinds
+            for obj in self._objects[kind].values()
+        )
+
+    def _drop_owner(self, kind: Kind, obj: Obj, uid: str) -> None:
+        changed = clone(obj)
+        refs = [r for r in obj["metadata"]["ownerReferences"] if r.get("uid") != uid]
+        if refs:
+            changed["metadata"]["ownerReferences"] = refs
+        else:
+            changed["metadata"].pop("ownerReferences")
+        self._commit(kind, "MODIFIED", changed, obj)
+
+    def _delete_dependents(self, uid: str, policy: str) -> None:
+        for kind, obj in self._dependents(uid):
+            others = [
+                ref["uid"]
+                for ref in obj["metadata"]["ownerReferences"]
+                if ref.get("uid") != uid and self._exists(ref.get("uid", ""))
+            ]
+            namespace, name = _key(obj)
+            if others:
+                self._drop_owner(kind, obj, uid)
+            elif (namespace, name) in self._objects[kind]:
+                self.delete(kind, namespace, name, options={"propagationPolicy": policy})
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for kind, obj in self._dependents(uid):
+            self._drop_owner(kind, obj, uid)
+
+    def _finish_foreground(self, uid: str) -> None:
+        """Remove an owner in foreground deletion once its last dependent is gone."""
+        if uid not in self._foreground or self._dependents(uid):
+            return
+        self._foreground.discard(uid)
+        for kind in self.kinds:
+            for obj in list(self._objects[kind].values()):
+                meta = obj["metadata"]
+                if meta.get("uid") != uid or _FOREGROUND not in (meta.get("finalizers") or []):
+                    continue
+                finished = clone(obj)
+                finalizers = [f for f in meta["finalizers"] if f != _FOREGROUND]
+                finished["metadata"]["finalizers"] = finalizers
+                if not finalizers:
+                    finished["metadata"].pop("finalizers")
+                    self._commit(kind, "DELETED", finished, obj)
+                else:
+                    self._commit(kind, "MODIFIED", finished, obj)
+                return
 
     def _check_preconditions(self, kind: Kind, name: str, obj: Obj, options: Obj) -> None:
         pre = options.get("preconditions") or {}
@@ -1799,6 +2374,56 @@ class ObjectStore:
                     frames.append(frame)
         watch.position = self._rv
         return frames
+
+
+_FOREGROUND: Final = "foregroundDeletion"
+_SCALE: Final = Kind("autoscaling", "v1", "scale", "Scale")
+
+
+def _scale_of(obj: Obj) -> Obj:
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                          "creationTimestamp") if k in meta},
+        "spec": {"replicas": spec.get("replicas", 0)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": label_selector_string(spec.get("selector") or {}),
+        },
+    }  # fmt: skip
+
+
+def _propagation_policy(options: Obj) -> str:
+    policy = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is not None:
+        policy = "Orphan" if options["orphanDependents"] else "Background"
+    policies = ("Foreground", "Background", "Orphan")
+    if policy is None:
+        return "Background"
+    if policy not in policies:
+        raise invalid_error(
+            "DeleteOptions.meta.k8s.io", "meta.k8s.io", "DeleteOptions", "",
+            [Cause.not_supported("propagationPolicy", policy, policies)],
+        )  # fmt: skip
+    return str(policy)
+
+
+def _pod_grace(pod: Obj, options: Obj) -> int:
+    """Seconds of graceful deletion: 0 for a pod no node runs (deleted at once, as the real
+    server does for unscheduled or finished pods)."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    grace = options.get("gracePeriodSeconds")
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+    return max(int(grace), 0)
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _spec_of(obj: Obj) -> Obj:
