@@ -284,7 +284,7 @@ def gap_run(failed: int, gap_ms: float, convergence_ms: float | None, outages: i
         gap_ms=gap_ms,
         gap={"from_s": 0.6, "to_s": 0.6 + gap_ms / 1e3, "length_ms": gap_ms} if failed else None,
         outages=outages,
-        outage_total_ms=gap_ms if outages else None,
+        outage_total_ms=gap_ms,
         recovered=True,
         intervals=[],
         longest_streak={"requests": min(failed, 5)},
@@ -700,6 +700,9 @@ def test_gate_failures_by_kind_and_target_line() -> None:
         ("invalid", [("gaps", 1)]),
     ]
     assert any("new failure" in r for r in screen.reasons)
+    # Under the verdict, what the counts by kind do not say already: the regressions.
+    assert screen.other_reasons == [r for r in screen.reasons if "check(s)" not in r]
+    assert len(screen.other_reasons) == 2 < len(screen.reasons)
     assert (
         screen.target_line
         == "local target \u00b7 Traefik 3.7.15 \u00b7 the tutorial's manifests: 10 scenarios"
@@ -751,10 +754,18 @@ def test_strategy_table_from_the_runs_distributions() -> None:
     rows = {r.strategy: r for r in strategy_rows(doc)}
     assert list(rows) == sorted(STRATEGY_RUNS)  # in the checks' order (by node id)
     dc = rows["delete-create"]
-    assert (dc.failed, dc.gap_ms, dc.outages, dc.convergence_ms, dc.hitless) == (
+    assert (
+        dc.failed,
+        dc.gap_ms,
+        dc.outages,
+        dc.outage_total_ms,
+        dc.convergence_ms,
+        dc.hitless,
+    ) == (
         "0 / 4,249",
         "0 / 2,125",
         "0 / 2",
+        "0 / 2,125",
         "1,371 (262\u20132,157)",
         "3/5",
     )
@@ -766,11 +777,12 @@ def test_strategy_table_from_the_runs_distributions() -> None:
     # The table opens the gaps section, before the first strategy's own details.
     assert 0 < section.index('id="gap-strategies"') < section.index('class="check')
     cells = cells_of(section[: section.index("</table>")]).cells
-    assert cells[:7] == [
+    assert cells[:8] == [
         "strategy",
         "failed requests median / max",
         "gap ms median / max",
         "outages median / max",
+        "outages together ms median / max",
         "convergence ms median (min\u2013max)",
         "hitless runs",
         "outcome",

@@ -5,7 +5,6 @@ each check recorded; the terminal, JUnit and the HTML report say the same."""
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from suite_runs import run_pytest
 
 from harness.checks.evidence import KINDS, OUTCOMES
+from harness.results.first_screen import check_anchor
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ class Sections(HTMLParser):
         a = dict(attrs)
         if tag == "section" and "kind" in (a.get("class") or "").split():
             self.section = str(a.get("data-kind"))
-        elif a.get("id", "") and re.fullmatch(r"c\d+", str(a["id"])) and self.section:
+        elif str(a.get("id") or "").startswith("check-") and self.section:
             self.anchors[str(a["id"])] = self.section
 
 
@@ -74,5 +74,5 @@ def test_every_kind_of_check_is_recorded_once_under_its_kind(tmp_path: Path) -> 
     # The report files every check under its kind's section.
     html = (out / "index.html").read_text("utf-8")
     sections = Sections(html)
-    assert sorted(sections.anchors.values()) == sorted(c["kind"] for c in checks)
+    assert sections.anchors == {check_anchor(c["nodeid"]): c["kind"] for c in checks}
     assert "Other checks" not in html

@@ -64,10 +64,17 @@ class ResultsDocument(TypedDict):
     baseline_problem: str | None
 
 
+def outcome_reason(outcome: Outcome, n: int) -> str:
+    """The gate's reason for ``n`` checks of a gate-failing ``outcome``."""
+    return f"{n} check(s) {outcome}"
+
+
 def gate_of(counts: Mapping[str, int], regressions: Sequence[str] = ()) -> Gate:
     """The gate, decided here and nowhere else, from the counts per outcome and the reasons the
     baseline comparison regressed (``Comparison.reasons()``)."""
-    reasons = [f"{counts[o]} check(s) {o}" for o in OUTCOMES if o in GATE_FAILING and counts.get(o)]
+    reasons = [
+        outcome_reason(o, counts[o]) for o in OUTCOMES if o in GATE_FAILING and counts.get(o)
+    ]
     ran = sum(counts.values())
     if not ran:
         reasons.append("no checks ran")

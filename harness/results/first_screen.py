@@ -41,7 +41,7 @@ from harness.checks.evidence import (
     Outcome,
     Subject,
 )
-from harness.results.document import ResultsDocument
+from harness.results.document import ResultsDocument, outcome_reason
 from harness.results.labels import DEFINITIONS, LABELS, definition, label
 
 #: Cell outcomes from worst to best: the first one present among a cell's checks is its mark.
@@ -132,6 +132,10 @@ class GateFailures:
     by_kind: list[tuple[str, int]]
     #: The first such check, to link to.
     anchor: str
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.by_kind)
 
 
 def _gate_failures(checks: list[CheckRecord]) -> list[GateFailures]:
@@ -361,8 +365,10 @@ class StrategyRow:
     outcome: str
     failed: str
     gap_ms: str
-    #: Separate outages per run: a strategy that fails twice per change shows here.
+    #: Separate outages per run (a strategy that fails twice per change shows here), and the
+    #: time they covered together: a short gap among many outages is no hitless change.
     outages: str
+    outage_total_ms: str
     convergence_ms: str
     hitless: str
     #: Runs that were invalid or never recovered, when any.
@@ -406,6 +412,7 @@ def strategy_rows(results: ResultsDocument) -> list[StrategyRow]:
                 failed=_median_max(dist["failed"]),
                 gap_ms=_median_max(dist["gap_ms"]),
                 outages=_median_max(dist["outages"]),
+                outage_total_ms=_median_max(dist["outage_total_ms"]),
                 convergence_ms=_median_range(dist["convergence_ms"]),
                 hitless=f"{dist['hitless_runs']}/{dist['runs']}",
                 note=", ".join(notes),
@@ -420,8 +427,11 @@ def strategy_rows(results: ResultsDocument) -> list[StrategyRow]:
 @dataclass(frozen=True)
 class FirstScreen:
     verdict: str
+    #: The stored gate's reasons.
     reasons: list[str]
     gate_failures: list[GateFailures]
+    #: The reasons the gate failures do not already say (regressions against the baseline).
+    other_reasons: list[str]
     target_line: str
     headings: list[tuple[str, str, str]]
     blocks: list[list[MatrixGroup]]
@@ -437,10 +447,14 @@ class FirstScreen:
 
 def build_first_screen(results: ResultsDocument) -> FirstScreen:
     """The first screen of the report from the (redacted) results document alone."""
+    reasons = list(results["gate"]["reasons"])
+    failures = _gate_failures(results["checks"])
+    said = {outcome_reason(f.outcome, f.total) for f in failures}
     return FirstScreen(
         verdict=results["gate"]["verdict"],
-        reasons=list(results["gate"]["reasons"]),
-        gate_failures=_gate_failures(results["checks"]),
+        reasons=reasons,
+        gate_failures=failures,
+        other_reasons=[r for r in reasons if r not in said],
         target_line=target_line(results),
         headings=[(k, *KIND_HEADINGS[k]) for k in KINDS],
         blocks=_blocks(_matrix_groups(results)),
