@@ -206,8 +206,12 @@ def test_a_misreading_parser_is_caught_because_traefik_gets_the_users_objects(
             run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
         finally:
             target.remove_intent(applied)
-        return {judge("routing", run.records[p.id], buggy, context="").outcome for p in probes} | {
-            judge("strip", run.records[p.id], buggy, context="").outcome for p in probes
+        return {
+            judge("routing", run.records[p.id], buggy, scenario="loop", context="").outcome
+            for p in probes
+        } | {
+            judge("strip", run.records[p.id], buggy, scenario="loop", context="").outcome
+            for p in probes
         }
 
     # Applied as written: Traefik strips (the user's Middleware), the buggy reading expects the
