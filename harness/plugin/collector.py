@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StackError, TargetUnreachable
 from harness.plugin.outcomes import record_of_report
 from harness.plugin.settings import ACTIVE_STACK, DEFAULT_MANIFESTS, HarnessSettings
 
@@ -21,16 +21,53 @@ if TYPE_CHECKING:
 # -- reports ----------------------------------------------------------------------------------
 
 
+#: The first setup error that keeps every check from running (this process's), in one paragraph.
+RUN_PROBLEM = pytest.StashKey[str]()
+
+#: Setup errors that are the run's, not a check's: no check can run after one of them.
+_RUN_LEVEL = (StackError, TargetUnreachable)
+
+
+def _one_paragraph(exc: BaseException) -> str:
+    """An error the harness wrote for the person running it, on one paragraph (its own message
+    says what failed and what to check; the traceback of a fixture adds nothing to it)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:1500]}"
+
+
+def _shorten_run_problem(
+    item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
+) -> str | None:
+    """A setup that failed on the run's problem (returned): the first says it once, in one
+    paragraph; the rest refer to it (not a wall of the same traceback for every check)."""
+    if not (report.when == "setup" and report.failed and call.excinfo is not None):
+        return None
+    if not call.excinfo.errisinstance(_RUN_LEVEL):
+        return None
+    first = item.config.stash.get(RUN_PROBLEM, None)
+    if first is None:
+        first = item.config.stash[RUN_PROBLEM] = _one_paragraph(call.excinfo.value)
+        report.longrepr = f"the checks cannot run: {first}"
+    elif first == _one_paragraph(call.excinfo.value):
+        report.longrepr = "not run: the same setup error as the first check (see above)"
+    else:
+        report.longrepr = f"not run: {_one_paragraph(call.excinfo.value)}"
+    return first
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    problem = _shorten_run_problem(item, report, call)
+    if problem is not None:
+        report.harness_problem = problem
     record = record_of_report(item, report, call)
     if record is not None:
         report.harness_record = record
         # JUnit XML carries the verdict in brief (junitxml reads the teardown report's
         # properties, which are copied from the item's).
         item.user_properties.append(("harness_evidence", record["summary"]))
-    if report.failed:
+    if report.failed and not hasattr(report, "harness_problem"):
         stack = item.config.stash.get(ACTIVE_STACK, None)
         traefik = getattr(stack, "traefik", None)
         if traefik is not None:
@@ -53,6 +90,14 @@ _REPORTED_WEIGHT_SETTINGS = (
 )
 
 
+#: Exit statuses of a session that did not run its checks to the end.
+_ENDED_EARLY = (
+    pytest.ExitCode.INTERRUPTED,
+    pytest.ExitCode.INTERNAL_ERROR,
+    pytest.ExitCode.USAGE_ERROR,
+)
+
+
 class ResultsCollector:
     """On the controller only: turns test reports (from any xdist worker) into RunResults."""
 
@@ -70,6 +115,9 @@ class ResultsCollector:
         record = getattr(report, "harness_record", None)
         if record is not None:
             self.results.add(record)
+        problem = getattr(report, "harness_problem", None)
+        if problem and self.results.problem is None:
+            self.results.problem = problem
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -92,7 +140,13 @@ class ResultsCollector:
                 if k in _REPORTED_WEIGHT_SETTINGS
             },
         }
-        if settings.report_dir is None or not results.checks:
+        if results.problem is None and exitstatus in _ENDED_EARLY:
+            why = session.shouldstop or session.shouldfail or "see its output"
+            results.problem = (
+                f"pytest ended early ({pytest.ExitCode(exitstatus).name.lower()}, exit status "
+                f"{int(exitstatus)}): {why}"
+            )
+        if settings.report_dir is None:
             return
         self.report_paths = self._write_reports(session, settings.report_dir)
 
@@ -124,7 +178,7 @@ class ResultsCollector:
             document["comparison"] = self.comparison.to_dict()
             regressions = self.comparison.reasons(settings.thresholds)
         document["baseline_problem"] = self.baseline_problem
-        document["gate"] = gate_of(document["counts"], regressions)
+        document["gate"] = gate_of(document["counts"], regressions, self.results.problem)
         paths = [write_document(document, out / "results.json")]
         paths.append(write_report(document, out))
         if regressions:
@@ -134,17 +188,19 @@ class ResultsCollector:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         results = self.results
-        if not results.checks:
+        if not results.checks and not results.problem:
             return  # not a verification run (e.g. the harness's own tests)
         from harness.results.document import gate_of
 
         counts = results.counts()
         terminalreporter.section("ingress-harness verdicts")
+        if results.problem:
+            terminalreporter.write_line(f"the checks could not run: {results.problem}")
         terminalreporter.write_line(
             ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n) or "no checks"
         )
         regressions = self.comparison.reasons(self.settings.thresholds) if self.comparison else []
-        gate = gate_of(counts, regressions)
+        gate = gate_of(counts, regressions, results.problem)
         terminalreporter.write_line(
             f"gate: {gate['verdict'].upper()}"
             + (": " + "; ".join(gate["reasons"]) if gate["reasons"] else "")

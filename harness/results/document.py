@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from harness.checks.evidence import GATE_FAILING, OUTCOMES, CheckRecord, FindingRecord, Outcome
 from harness.errors import ConfigError
@@ -62,19 +62,30 @@ class ResultsDocument(TypedDict):
     comparison: dict[str, Any] | None
     #: Why the run was not compared with a baseline it had (None: it was, or had none).
     baseline_problem: str | None
+    #: Why the checks could not run (the first error that kept them all from running: the
+    #: stack did not start, the proxy does not answer; or how pytest ended early), else None.
+    problem: NotRequired[str | None]
+    #: Which run the comparison used and why (``harness.results.baseline.BaselineChoice``).
+    baseline: NotRequired[dict[str, Any] | None]
 
 
-def gate_of(counts: Mapping[str, int], regressions: Sequence[str] = ()) -> Gate:
-    """The gate, decided here and nowhere else, from the counts per outcome and the reasons the
-    baseline comparison regressed (``Comparison.reasons()``)."""
-    reasons = [f"{counts[o]} check(s) {o}" for o in OUTCOMES if o in GATE_FAILING and counts.get(o)]
+def gate_of(
+    counts: Mapping[str, int], regressions: Sequence[str] = (), problem: str | None = None
+) -> Gate:
+    """The gate, decided here and nowhere else, from the counts per outcome, the reasons the
+    baseline comparison regressed (``Comparison.reasons()``) and the run's ``problem`` (why the
+    checks could not run: an error at least)."""
+    reasons = [f"checks could not run: {problem}"] if problem else []
+    reasons += [
+        f"{counts[o]} check(s) {o}" for o in OUTCOMES if o in GATE_FAILING and counts.get(o)
+    ]
     ran = sum(counts.values())
     if not ran:
         reasons.append("no checks ran")
     reasons.extend(regressions)
     if counts.get(Outcome.FAILED) or counts.get(Outcome.INVALID) or regressions:
         return Gate(verdict="failed", reasons=reasons)
-    if counts.get(Outcome.ERROR) or not ran:
+    if counts.get(Outcome.ERROR) or not ran or problem:
         return Gate(verdict="error", reasons=reasons)
     return Gate(verdict="passed", reasons=reasons)
 
@@ -95,8 +106,21 @@ class RunResults:
     target: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     checks: list[CheckRecord] = field(default_factory=list)
+    problem: str | None = None
 
     def add(self, check: CheckRecord) -> None:
+        """Add a check's record; a second record of the same check (its teardown failed) makes
+        it an error, unless it already failed the gate, and adds its message."""
+        for i, known in enumerate(self.checks):
+            if known["nodeid"] == check["nodeid"]:
+                merged = CheckRecord(**known)
+                if Outcome(known["outcome"]) not in GATE_FAILING:
+                    merged["outcome"] = check["outcome"]
+                    merged["summary"] = check["summary"]
+                merged["message"] = f"{known['message']}\n\n{check['message']}".strip()
+                merged["duration"] = known["duration"] + check["duration"]
+                self.checks[i] = merged
+                return
         self.checks.append(check)
 
     def counts(self) -> dict[str, int]:
@@ -123,9 +147,11 @@ class RunResults:
             counts=counts,
             findings=self.findings(),
             checks=sorted(self.checks, key=lambda c: c["nodeid"]),
-            gate=gate_of(counts),
+            gate=gate_of(counts, problem=self.problem),
             comparison=None,
             baseline_problem=None,
+            problem=self.problem,
+            baseline=None,
         )
         return cast(ResultsDocument, redact(document))
 
