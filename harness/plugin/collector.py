@@ -15,7 +15,7 @@ from harness.plugin.outcomes import record_of_report
 from harness.plugin.settings import ACTIVE_STACK, DEFAULT_MANIFESTS, HarnessSettings
 
 if TYPE_CHECKING:
-    from harness.results.baseline import Comparison
+    from harness.results.baseline import BaselineChoice, Comparison
     from harness.results.document import RunResults
 
 # -- reports ----------------------------------------------------------------------------------
@@ -109,6 +109,7 @@ class ResultsCollector:
         self.results = results
         self.comparison: Comparison | None = None
         self.baseline_problem: str | None = None
+        self.baseline_choice: BaselineChoice | None = None
         self.report_paths: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -129,6 +130,8 @@ class ResultsCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         results, settings = self.results, self.settings
         results.finished = time.time()
+        # The target kind at least, also when no check got as far as describing the target.
+        results.target.setdefault("target", "external" if settings.proxy_url else "local")
         results.parameters = {
             "probe_rounds": settings.probe_rounds,
             "strict_prefix_matching": settings.strict_prefix_matching,
@@ -152,27 +155,45 @@ class ResultsCollector:
 
     def _write_reports(self, session: pytest.Session, out: Path) -> list[Path]:
         """results.json, the comparison with the baseline, index.html; the gate's verdict."""
-        from harness.results.baseline import compare, find_previous, load_baseline
+        from harness.results.baseline import (
+            BaselineChoice,
+            choose_baseline,
+            compare,
+            load_baseline,
+        )
         from harness.results.document import gate_of, write_document
         from harness.results.report import write_report
 
         settings = self.settings
         document = self.results.to_dict()
-        baseline: Path | None = None
+        choice: BaselineChoice | None = None
         if settings.baseline and settings.baseline.lower() != "none":
-            baseline = Path(settings.baseline)
+            choice = BaselineChoice(path=Path(settings.baseline), run_id=None, how="given")
         elif settings.baseline is None:
-            baseline = find_previous(out.parent, settings.run_id)
-        if baseline is not None:
+            choice = choose_baseline(
+                out.parent,
+                settings.run_id,
+                target_kind=str(document["target"]["target"]),
+                parameters=document["parameters"],
+            )
+            if choice.path is None and not choice.skipped:
+                choice = None  # no earlier run at all: nothing to say
+            elif choice.path is None:
+                self.baseline_problem = choice.summary()
+        if choice is not None and choice.path is not None:
             try:
+                loaded = load_baseline(choice.path)
+                choice.run_id = loaded["run_id"]
                 self.comparison = compare(
                     document,
-                    load_baseline(baseline),
+                    loaded,
                     thresholds=settings.thresholds,
-                    baseline_path=baseline,
+                    baseline_path=choice.path,
                 )
             except HarnessError as exc:
                 self.baseline_problem = str(exc)
+        self.baseline_choice = choice
+        document["baseline"] = None if choice is None else choice.to_dict()
         regressions: list[str] = []
         if self.comparison is not None:
             document["comparison"] = self.comparison.to_dict()
@@ -214,6 +235,8 @@ class ResultsCollector:
                 f"{len(findings)} findings: "
                 + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
             )
+        if self.baseline_choice is not None and self.baseline_choice.path is not None:
+            terminalreporter.write_line(self.baseline_choice.summary())
         if self.comparison is not None:
             for line in self.comparison.summary_lines():
                 terminalreporter.write_line(line)
