@@ -4,6 +4,7 @@ controller-side collector that writes results.json, the report and the terminal 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,11 +13,47 @@ import pytest
 
 from harness.errors import HarnessError, StackError, TargetUnreachable
 from harness.plugin.outcomes import record_of_report
-from harness.plugin.settings import ACTIVE_STACK, DEFAULT_MANIFESTS, HarnessSettings
+from harness.plugin.settings import ACTIVE_STACK, DEFAULT_MANIFESTS, SETTINGS, HarnessSettings
+from harness.results.document import (
+    redact_text,
+    register_secrets,
+    secrets_in_environment,
+    secrets_in_text,
+)
 
 if TYPE_CHECKING:
     from harness.results.baseline import BaselineChoice, Comparison
     from harness.results.document import RunResults
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The credentials this run knows of, redacted by value wherever they turn up: the
+    environment's (a change command inherits it), the userinfo of --proxy-url, the secrets
+    written into --change-command (``TOKEN=abc ./deploy.sh``, ``--password=x``)."""
+    settings = config.stash.get(SETTINGS, None)
+    texts = (
+        [] if settings is None else [settings.proxy_url or "", settings.gaps.change_command or ""]
+    )
+    register_secrets(secrets_in_environment(os.environ))
+    register_secrets(v for text in texts for v in secrets_in_text(text))
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """Credentials out of what pytest shows and writes (the terminal, JUnit XML)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, line, message = longrepr
+        report.longrepr = (path, line, redact_text(message))
+    elif longrepr is not None:
+        text = report.longreprtext
+        redacted = redact_text(text)
+        if redacted != text:
+            report.longrepr = redacted
+    report.sections = [(title, redact_text(body)) for title, body in report.sections]
+
 
 # -- reports ----------------------------------------------------------------------------------
 
@@ -66,7 +103,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.harness_record = record
         # JUnit XML carries the verdict in brief (junitxml reads the teardown report's
         # properties, which are copied from the item's).
-        item.user_properties.append(("harness_evidence", record["summary"]))
+        item.user_properties.append(("harness_evidence", redact_text(record["summary"])))
     if report.failed and not hasattr(report, "harness_problem"):
         stack = item.config.stash.get(ACTIVE_STACK, None)
         traefik = getattr(stack, "traefik", None)
@@ -74,6 +111,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(
                 (f"Traefik log (last lines of {traefik.log_path})", traefik.log_tail(40))
             )
+    _redact_report(report)
     return report
 
 
@@ -118,7 +156,7 @@ class ResultsCollector:
             self.results.add(record)
         problem = getattr(report, "harness_problem", None)
         if problem and self.results.problem is None:
-            self.results.problem = problem
+            self.results.problem = redact_text(problem)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -161,7 +199,7 @@ class ResultsCollector:
             compare,
             load_baseline,
         )
-        from harness.results.document import gate_of, write_document
+        from harness.results.document import gate_of, redact, write_document
         from harness.results.report import write_report
 
         settings = self.settings
@@ -200,6 +238,7 @@ class ResultsCollector:
             regressions = self.comparison.reasons(settings.thresholds)
         document["baseline_problem"] = self.baseline_problem
         document["gate"] = gate_of(document["counts"], regressions, self.results.problem)
+        document = redact(document)
         paths = [write_document(document, out / "results.json")]
         paths.append(write_report(document, out))
         if regressions:
