@@ -72,7 +72,7 @@ _KNOWN_SECRETS: set[str] = set()
 
 #: Shorter values are not redacted by value (it would blank out common words and digits); the
 #: forms above still catch them where they are written as credentials.
-MIN_SECRET_LENGTH = 4
+MIN_SECRET_LENGTH = 6
 
 
 class Gate(TypedDict):
@@ -227,7 +227,8 @@ def secrets_in_text(text: str) -> list[str]:
     """The credential values ``text`` writes (a URL's userinfo, ``TOKEN=abc``, ``--password x``,
     ``Authorization: Bearer ...``): to redact by value where they turn up without their name
     (a command echoing its token)."""
-    found = [m[0].split("://", 1)[1][:-1] for m in _SECRET_TEXT[0][0].finditer(text)]
+    userinfo = [m[0].split("://", 1)[1][:-1] for m in _SECRET_TEXT[0][0].finditer(text)]
+    found = userinfo + [u.partition(":")[2] for u in userinfo]
     for pattern, _ in _SECRET_TEXT[1:]:
         found += [m[m.lastindex or 0].strip("'\"") for m in pattern.finditer(text)]
     return [v for v in found if v and v != REDACTED]
