@@ -6,11 +6,15 @@ Each runs pytest in a subprocess, as a user would."""
 
 from __future__ import annotations
 
+import json
 import socket
+import typing
 from pathlib import Path
 from typing import Any
 
 from suite_runs import run_pytest
+
+from harness.results.document import SCHEMA_PATH, ResultsDocument
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "suites" / "manifests"
@@ -127,3 +131,14 @@ def test_a_teardown_error_is_an_error_of_its_check(tmp_path: Path) -> None:
     assert "the check says failed" in recorded["test_fails_then_teardown_fails"]["message"]
     assert results["counts"]["error"] == 1 and results["counts"]["failed"] == 1
     assert results["gate"]["verdict"] == "failed" and run.returncode == 1
+
+
+def test_the_schema_and_the_typed_document_have_the_same_top_level_fields() -> None:
+    """results.json's top level: the schema and ``ResultsDocument`` agree, the optional fields
+    (``problem``, ``baseline``) included."""
+    schema = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    hints = typing.get_type_hints(ResultsDocument, include_extras=True)
+    optional = {k for k, h in hints.items() if typing.get_origin(h) is typing.NotRequired}
+    assert set(schema["properties"]) == set(hints)
+    assert set(schema["required"]) == set(hints) - optional
+    assert {"problem", "baseline"} <= optional
