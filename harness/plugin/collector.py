@@ -86,7 +86,7 @@ def _shorten_run_problem(
         first = item.config.stash[RUN_PROBLEM] = _one_paragraph(call.excinfo.value)
         report.longrepr = f"the checks cannot run: {first}"
     elif first == _one_paragraph(call.excinfo.value):
-        report.longrepr = "not run: the same setup error as the first check (see above)"
+        report.longrepr = "not run: the same setup error as the first check (the run's problem)"
     else:
         report.longrepr = f"not run: {_one_paragraph(call.excinfo.value)}"
     return first
