@@ -21,7 +21,6 @@ from harness.results.baseline import (
     Thresholds,
     check_figures,
     compare,
-    find_previous,
     load_baseline,
 )
 
@@ -198,22 +197,6 @@ def write_run(root: Path, run_id: str, mtime: float, doc: dict[str, Any]) -> Pat
     path.write_text(json.dumps({**doc, "run_id": run_id}))
     os.utime(path, (mtime, mtime))
     return path
-
-
-def test_find_previous_takes_the_newest_other_run(tmp_path: Path) -> None:
-    doc = {"schema_version": 2, "checks": []}
-    assert find_previous(tmp_path / "nothing-here", "now") is None
-    write_run(tmp_path, "20260101T000000Z", 1_000, doc)
-    newest = write_run(tmp_path, "20260103T000000Z", 3_000, doc)
-    write_run(tmp_path, "now", 4_000, doc)  # the current run itself
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "results.json").write_text("{not json")
-    assert find_previous(tmp_path, "now") == newest
-    assert find_previous(tmp_path, "20260103T000000Z") == tmp_path / "now" / "results.json"
-    # A run of another schema version is the previous run still: loading it says why it
-    # cannot be compared, instead of comparing with an older run silently.
-    old = write_run(tmp_path, "v1", 5_000, {"schema_version": 1, "checks": []})
-    assert find_previous(tmp_path, "now") == old
 
 
 def test_load_baseline_errors(tmp_path: Path) -> None:

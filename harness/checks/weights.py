@@ -190,19 +190,29 @@ def check_split(
             [spec],
             total=total,
             concurrency=min(settings.concurrency, total),
-            deadline=settings.deadline,
+            deadline=settings.deadline - (time.monotonic() - started),
             progress=progress,
         )
 
     if settings.mode == "sequential":
         test = SequentialSplitTest.from_plan(plan, names=names)
-        batch = max(500, plan.n_sequential // 20)
+        cap = plan.n_sequential
+        batch = max(500, cap // 20)
+        # The cap counts good answers (a failed request is no evidence about the split). Past
+        # this many failures the error rate is above the allowed one even with the whole cap
+        # answered, so the error check below decides and sending more is pointless.
+        rate = settings.max_error_rate
+        failure_bound = rate * cap / (1.0 - rate)
         parts: list[Samples] = []
-        sent = 0
-        while sent < plan.n_sequential and not test.state.done:
-            part = send(min(batch, plan.n_sequential - sent))
+        failed = 0
+        while not test.state.done and failed <= failure_bound:
+            if time.monotonic() - started >= settings.deadline:
+                break  # the traffic phase's bound; the verdict says the cap was not reached
+            part = send(min(batch, cap - test.state.n))
+            if not len(part):
+                break
             parts.append(part)
-            sent += len(part)
+            failed += sum(part.failure_counts().values())
             counts, _ = _counts(part, names, service_of)
             test.update(counts[: len(names)])
             if sum(counts[len(names) :]):

@@ -141,7 +141,8 @@ OPTIONS = (
         "harness_baseline",
         "HARNESS_BASELINE",
         "results.json (or a run folder) to compare with; 'none' to compare with nothing "
-        "(default: the newest other run beside --report-dir).",
+        "(default: the newest earlier run beside --report-dir with a passing gate, the same "
+        "target kind and the same parameters).",
     ),
     _Option(
         "--regression-thresholds",

@@ -8,7 +8,8 @@ plugin concludes it: ``passed`` passes; ``failed``, ``error`` and ``invalid`` ca
 
 What the check did not conclude itself is mapped here too: a test that raised (an assertion of
 its own: ``failed``; ``pytest.skip``: ``skipped``; anything else: ``error``), a setup that failed
-(the stack did not come up: ``error``) or skipped (``skipped``). Such a record has the kind and
+(the stack did not come up: ``error``) or skipped (``skipped``), a teardown that failed
+(``error``, added to the check's record by the collector). Such a record has the kind and
 subject the test declares (its ``harness_kind`` mark and its parameters), and no evidence.
 """
 
@@ -96,7 +97,13 @@ def _declared(item: pytest.Item) -> tuple[Kind, Subject] | None:
     if marker is None or "evidence" not in getattr(item, "fixturenames", ()):
         return None
     callspec = getattr(item, "callspec", None)
-    params: dict[str, Any] = dict(callspec.params) if callspec is not None else {}
+    # An empty parameter set (a scenario with no ties) leaves pytest's NOTSET marker in the
+    # params: only strings and tuples are parameters a subject is made of.
+    params: dict[str, Any] = {
+        k: v
+        for k, v in (callspec.params.items() if callspec is not None else ())
+        if isinstance(v, str | tuple)
+    }
     tie = params.get("tie") or (None, None)
     scenario = params.get("scenario_run") or params.get("scenario_name") or tie[0] or "run"
     route = params.get("weighted_case") or tie[1]
@@ -114,9 +121,10 @@ def _plain(record: CheckRecord) -> CheckRecord:
 def record_of_report(
     item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]
 ) -> CheckRecord | None:
-    """The record of a check's call (or of its setup, when that did not pass); None for other
+    """The record of a check's call (or of its setup, when that did not pass, or of its
+    teardown, when that failed: the collector makes it an error of the check); None for other
     phases and for tests that are not harness checks."""
-    if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+    if report.when != "call" and not (report.failed or (report.when == "setup" and report.skipped)):
         return None
     recorder = item.stash.get(RECORDER, None)
     verdict = recorder.verdict if recorder is not None and report.when == "call" else None
@@ -133,6 +141,8 @@ def record_of_report(
     kind, subject = declared
     outcome = _outcome_of_exception(call)
     message = _message_of(report)
+    if report.when == "teardown":
+        message = f"error in teardown: {message}"
     return _plain(
         CheckRecord(
             nodeid=report.nodeid,

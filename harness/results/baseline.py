@@ -3,7 +3,8 @@
 A nightly job wants to know what changed since last night, and a release gate wants to fail when
 it changed for the worse. Both read two results documents (``harness.results.document``, schema
 version 2, and nothing else): the current run and a baseline (``--baseline PATH``, or the newest
-other run under ``reports/``). A baseline of another schema version is refused with a message
+earlier run under ``reports/`` with a passing gate, the same target kind and the same parameters:
+``choose_baseline``). A baseline of another schema version is refused with a message
 saying so; the run is then "not compared".
 
 Checks are matched by pytest node id, which the suites derive from the intent (scenario, probe,
@@ -27,12 +28,11 @@ going from 2 ms to 5 ms is +150% but nothing to stop a release for, and 2,000 ms
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.checks.evidence import GATE_FAILING, CheckRecord, Outcome
 from harness.errors import ConfigError
@@ -344,14 +344,53 @@ def compare(
 # -- finding the baseline -----------------------------------------------------------------------
 
 
-def _run_id_of(path: Path) -> str | None:
-    """The run id inside a results file; None if it is not a JSON document with one."""
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    run_id = data.get("run_id") if isinstance(data, dict) else None
-    return run_id if isinstance(run_id, str) else None
+#: How many skipped runs a choice lists by name (the count says the rest).
+SKIPPED_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """An earlier run that was not taken as the baseline, and why."""
+
+    path: str
+    run_id: str | None
+    reason: str
+
+
+@dataclass
+class BaselineChoice:
+    """Which run a comparison uses and why (results.json ``baseline``)."""
+
+    path: Path | None
+    run_id: str | None
+    how: Literal["given", "newest-passing-same-parameters"]
+    skipped: list[SkippedRun] = field(default_factory=list)
+    #: Skipped runs beyond ``SKIPPED_LIMIT`` (not listed).
+    more_skipped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": None if self.path is None else str(self.path),
+            "run_id": self.run_id,
+            "how": self.how,
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+
+    def summary(self) -> str:
+        """One line: which run, and the runs passed over on the way."""
+        if self.how == "given":
+            head = f"baseline {self.run_id} ({self.path}), as given by --baseline"
+        elif self.path is None:
+            head = "no earlier run qualifies as the baseline (a passing gate, the same target "
+            head += "and parameters)"
+        else:
+            head = f"baseline {self.run_id}: the newest earlier run with a passing gate and the "
+            head += "same target and parameters"
+        if not self.skipped:
+            return head
+        listed = "; ".join(f"{s.run_id or s.path}: {s.reason}" for s in self.skipped)
+        more = f"; and {self.more_skipped} more" if self.more_skipped else ""
+        return f"{head}; skipped {listed}{more}"
 
 
 def _candidates(reports_root: Path) -> Iterable[Path]:
@@ -363,20 +402,62 @@ def _candidates(reports_root: Path) -> Iterable[Path]:
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.parent.name), reverse=True)
 
 
-def find_previous(reports_root: Path, current_run_id: str) -> Path | None:
-    """The results.json of the newest other run under ``reports_root`` (``reports/<run>/``).
+def _why_not_comparable(
+    candidate: Mapping[str, object], target_kind: str, parameters: dict[str, Any]
+) -> str | None:
+    """Why an earlier run cannot be the baseline of a run of ``target_kind`` and
+    ``parameters`` (None: it can)."""
+    gate = candidate.get("gate")
+    verdict = gate.get("verdict") if isinstance(gate, dict) else None
+    if verdict != "passed":
+        return f"its gate {verdict or 'is missing'}, not passed"
+    target = candidate.get("target")
+    kind = target.get("target") if isinstance(target, dict) else None
+    if kind != target_kind:
+        return f"target {kind or 'unknown'}, not {target_kind}"
+    theirs = candidate.get("parameters")
+    theirs = theirs if isinstance(theirs, dict) else {}
+    differing = sorted(
+        k for k in set(parameters) | set(theirs) if parameters.get(k) != theirs.get(k)
+    )
+    if differing:
+        return "other parameters: " + ", ".join(
+            f"{k} {theirs.get(k)!r} (now {parameters.get(k)!r})" for k in differing
+        )
+    return None
 
-    Unreadable files are passed over; one of another schema version is not (loading it says
-    why it cannot be compared). The current run is recognised by its folder name and by the
-    run id inside.
+
+def choose_baseline(
+    reports_root: Path, current_run_id: str, *, target_kind: str, parameters: dict[str, Any]
+) -> BaselineChoice:
+    """The default baseline: the results.json of the newest earlier run under ``reports_root``
+    (``reports/<run>/``) with a passing gate, the same target kind (``local``, ``external``)
+    and the same parameters (scenarios, manifests, statistical parameters: a regression or a
+    run of other parameters never becomes the baseline). The runs passed over on the way are
+    listed with the reason. The current run is recognised by its folder name and its run id.
     """
+    choice = BaselineChoice(path=None, run_id=None, how="newest-passing-same-parameters")
     for path in _candidates(reports_root):
         if path.parent.name == current_run_id:
             continue
-        run_id = _run_id_of(path)
-        if run_id is not None and run_id != current_run_id:
-            return path
-    return None
+        try:
+            candidate = load(path)
+        except ConfigError as exc:
+            reason: str | None = str(exc).removeprefix(f"{path}: ")
+            run_id = None
+        else:
+            run_id = candidate.get("run_id")
+            if run_id == current_run_id:
+                continue
+            reason = _why_not_comparable(candidate, target_kind, parameters)
+        if reason is None:
+            choice.path, choice.run_id = path, run_id
+            return choice
+        if len(choice.skipped) < SKIPPED_LIMIT:
+            choice.skipped.append(SkippedRun(str(path), run_id, reason))
+        else:
+            choice.more_skipped += 1
+    return choice
 
 
 def load_baseline(path: Path) -> ResultsDocument:
