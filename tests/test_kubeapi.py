@@ -158,12 +158,20 @@ def test_stop_ends_open_watches_promptly(server: KubeAPIServer) -> None:
         c.stream("GET", "/api/v1/configmaps", params={"watch": "true"}) as response,
     ):
         assert response.status_code == 200
+        # This server's own threads (other servers of the session, e.g. a local stack's, keep
+        # theirs): the serving thread and the workload controllers'.
+        port = httpx.URL(server.url).port
+        controllers = server.controllers
+        mine = [t for t in threading.enumerate() if t.name == f"kubeapi-{port}"]
+        if controllers is not None and controllers._thread is not None:
+            mine.append(controllers._thread)
+        assert mine
         server.stop()
         # A clean end: the last chunk, no error. stop() wakes watches through the store's
         # Condition (no poll interval), so the stream ends instead of waiting for its timeout.
         assert list(response.iter_lines()) == []
     wait_until(
-        lambda: not [t for t in threading.enumerate() if t.name.startswith("kubeapi-")],
+        lambda: not [t for t in mine if t.is_alive()],
         timeout=TIMEOUT,
         what="the local API's threads to end",
     )
