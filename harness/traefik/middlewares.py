@@ -75,6 +75,7 @@ from typing import Any, Literal, NoReturn
 
 from harness.backends.whoami import canonical_header_key
 from harness.traefik.goregexp import GoRegexp, GoRegexpError, compile_go_regexp
+from harness.traefik.requests import go_path_clean
 
 __all__ = [
     "CONFIRMED_ON",
@@ -625,27 +626,13 @@ class _URL:
         """``URL.JoinPath()`` with no elements: ``path.Join`` of the escaped path."""
         first = self.escaped_path()
         relative = not first.startswith("/")
-        joined = _go_path_clean("/" + first if relative else first)
+        joined = go_path_clean("/" + first if relative else first)
         if relative:
             joined = joined[1:]
         if first.endswith("/") and not joined.endswith("/"):
             joined += "/"
         # The escaped path re-parses: JoinPath's setPath cannot fail on it.
         return self.with_path(joined) or self
-
-
-def _go_path_clean(p: str) -> str:
-    """Go's ``path.Clean`` of a rooted path."""
-    parts: list[str] = []
-    for seg in p.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(seg)
-    return "/" + "/".join(parts)
 
 
 def _parse_request_uri(target: str) -> _URL | None:

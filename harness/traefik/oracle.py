@@ -53,6 +53,7 @@ from harness.intent.model import (
     Route,
     WeightedBackend,
 )
+from harness.traefik.requests import go_path_clean
 
 Outcome = Literal["routed", "not-found", "undefined", "bad-request"]
 SpecOutcome = Literal["routed", "not-found", "undefined", "not-applicable"]
@@ -204,23 +205,9 @@ class Expectation:
 # -- path and host handling as in Go / Traefik -------------------------------------------------
 
 
-def _go_clean(path: str) -> str:
-    """Go's ``path.Clean`` for rooted paths."""
-    parts: list[str] = []
-    for seg in path.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(seg)
-    return "/" + "/".join(parts)
-
-
 def clean_path(path: str) -> str:
     """``URL.JoinPath()`` with no elements: ``path.Clean`` keeping one trailing slash."""
-    cleaned = _go_clean(path)
+    cleaned = go_path_clean(path)
     if path.endswith("/") and not cleaned.endswith("/"):
         cleaned += "/"
     return cleaned

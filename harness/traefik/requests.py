@@ -311,7 +311,7 @@ class _URL:
     def join_path(self) -> _URL:
         """``URL.JoinPath()`` with no elements: clean the escaped path, keep a trailing slash."""
         escaped = self.escaped_path()
-        cleaned = _go_clean(escaped) if escaped else ""
+        cleaned = go_path_clean(escaped) if escaped else ""
         if escaped.endswith("/") and not cleaned.endswith("/"):
             cleaned += "/"
         joined = _URL.with_path(cleaned, self.raw_query, self.force_query)
@@ -319,8 +319,8 @@ class _URL:
         return joined
 
 
-def _go_clean(p: str) -> str:
-    """``path.Clean`` for a rooted path."""
+def go_path_clean(p: str) -> str:
+    """Go's ``path.Clean`` of a rooted path (the one copy the model of Traefik uses)."""
     parts: list[str] = []
     for seg in p.split("/"):
         if seg in ("", "."):
