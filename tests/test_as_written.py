@@ -265,6 +265,10 @@ def test_legacy_as_written_fails_strip_weights_and_priority_saying_v3_ignores_th
     )
     assert run.returncode == 1, run.output[-3000:]
     document = run.results(tmp_path)
+    # The mode that ran is said in the header, in results.json and on the report's first screen.
+    assert "legacy manifests: --legacy as-written" in run.stdout
+    assert document["parameters"]["legacy"] == "as-written"
+    assert "legacy manifests: as-written" in (tmp_path / "index.html").read_text()
     failed = [c for c in document["checks"] if c["outcome"] == "failed"]
     kinds = {str(c["kind"]) for c in failed}
     assert {"strip", "priority", "weights"} <= kinds

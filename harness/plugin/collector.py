@@ -175,6 +175,10 @@ class ResultsCollector:
             "strict_prefix_matching": settings.strict_prefix_matching,
             "scenarios": list(settings.scenarios),
             "manifests": settings.manifests or [str(DEFAULT_MANIFESTS)],
+            # How legacy manifests were verified; None when none is in a legacy form.
+            "legacy": settings.legacy
+            if any(i.has_legacy for i in settings.scenarios.values())
+            else None,
             **{
                 k: v
                 for k, v in settings.weights.to_dict().items()

@@ -351,6 +351,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     settings = settings_of(config)
     scenarios = ", ".join(settings.scenarios) or "none"
+    if any(i.has_legacy for i in settings.scenarios.values()):
+        scenarios += f"; legacy manifests: --legacy {settings.legacy}"
     if settings.proxy_url:
         return [
             f"ingress-harness {__version__}: target external {settings.proxy_url}; "

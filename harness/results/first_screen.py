@@ -173,6 +173,9 @@ def target_line(results: Mapping[str, Any]) -> str:
         parts.append("your manifests: " + (", ".join(manifests) or "-"))
     elif scenarios:
         parts.append(f"the tutorial's manifests: {len(scenarios)} scenarios")
+    legacy = params.get("legacy")
+    if legacy:
+        parts.append(f"legacy manifests: {legacy}")
     return " \u00b7 ".join(parts)
 
 
