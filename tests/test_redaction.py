@@ -71,7 +71,7 @@ def test_planted_credentials_reach_none_of_the_files(tmp_path: Path) -> None:
     )
     out = tmp_path / "report"
     run = run_pytest(
-        checks, "-q", "--report-dir", out, "--baseline", "none",
+        checks, "--report-dir", out, "--baseline", "none",
         f"--junitxml={out / 'junit.xml'}",
         "--proxy-url", f"http://{p['user']}:{p['url_password']}@127.0.0.1:{port}",
         "--manifests", MANIFESTS / "services.yaml", MANIFESTS / "cheeses.yaml",
@@ -96,6 +96,9 @@ def test_planted_credentials_reach_none_of_the_files(tmp_path: Path) -> None:
         "DEPLOY_TOKEN=<redacted>" in files["junit.xml"]
     )
     assert "DEPLOY_TOKEN=<redacted>" in files["results.json"]
+    # The terminal (a CI log) names the target without its userinfo.
+    assert "target external http://<redacted>@127.0.0.1" in run.output
+    assert p["url_password"] not in run.output
 
 
 @pytest.mark.parametrize(

@@ -354,8 +354,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if any(i.has_legacy for i in settings.scenarios.values()):
         scenarios += f"; legacy manifests: --legacy {settings.legacy}"
     if settings.proxy_url:
+        from harness.results.document import redact_text
+
+        # A terminal log is kept by CI as much as a report is: no userinfo in it either.
         return [
-            f"ingress-harness {__version__}: target external {settings.proxy_url}; "
+            f"ingress-harness {__version__}: target external {redact_text(settings.proxy_url)}; "
             f"scenarios: {scenarios}"
         ]
     try:
