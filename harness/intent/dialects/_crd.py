@@ -104,19 +104,25 @@ def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind
 
 
 def _spec_error(spec: YNode, err: MiddlewareSpecError) -> NoReturn:
-    """The model's refusal at the YAML node its field path names (the deepest that exists)."""
-    node = spec
+    """The model's refusal at the line of the field its path names (the deepest that exists;
+    a key's own line, not its value's)."""
+    node, line = spec, spec.line
     for part in err.field:
         child: YNode | None = None
         if isinstance(part, int) and isinstance(node.node, yaml.SequenceNode):
             items = node.sequence()
             child = items[part] if part < len(items) else None
+            line = child.line if child is not None else line
         elif isinstance(part, str) and isinstance(node.node, yaml.MappingNode):
             child = node.get(part)
+            key = next((k for k, _ in node.node.value if k.value == part), None)
+            line = int(key.start_mark.line) + 1 if child is not None and key else line
         if child is None:
             break
         node = child
-    where = dataclasses.replace(node.source(), field=f"spec.{err.field_path}".rstrip("."))
+    where = dataclasses.replace(
+        node.source(), line=line, field=f"spec.{err.field_path}".rstrip(".")
+    )
     raise manifest_error(where, err.problem, err.advice)
 
 
