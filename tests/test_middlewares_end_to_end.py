@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from suite_runs import run_pytest
 
 from harness.checks.exact import ExactVerdict, applies, judge
 from harness.checks.probes import REMOVED_HEADER_VALUE, generate_probes
@@ -345,3 +346,42 @@ def test_chains_are_refused_where_traefik_refuses_them(tmp_path: Path) -> None:
     assert "recursion in chain" in _refusal(tmp_path, loop)
     other_ns = {"a": {"chain": {"middlewares": [{"name": "b", "namespace": "elsewhere"}]}}}
     assert "cross-namespace" in _refusal(tmp_path, other_ns)
+
+
+# -- as a user runs it ---------------------------------------------------------------------------
+
+SUITE_MANIFEST = {
+    "rewrite": {"addPrefix": {"prefix": "/v1"}},
+    "tenant": {"headers": {"customRequestHeaders": {"X-Tenant": "blue", "X-Drop": ""}}},
+    "https": {"redirectScheme": {"scheme": "https", "permanent": True}},
+}
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_suites_verify_middlewares_as_written(tmp_path: Path) -> None:
+    docs: list[dict[str, Any]] = [SERVICE]
+    docs += [_middleware(n, s) for n, s in SUITE_MANIFEST.items()]
+    docs.append(_ingress(["rewrite", "tenant"]))
+    secure = _ingressroute(["https"])
+    secure["metadata"]["name"] = "secure"
+    secure["spec"]["routes"][0]["match"] = "Host(`secure.test`)"
+    docs.append(secure)
+    manifest = tmp_path / "mw.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs, sort_keys=False), "utf-8")
+    out = tmp_path / "report"
+    run = run_pytest(
+        "suites/test_routing.py::test_routing", "suites/test_strip.py::test_strip",
+        "--manifests", manifest, "--probe-rounds", "2", "--report-dir", out, "--baseline", "none",
+    )  # fmt: skip
+    assert run.returncode == 0, run.output[-4000:]
+    checks = run.results(out)["checks"]  # validated against results.schema.json
+    assert {c["outcome"] for c in checks} == {"passed"}
+    by_probe = {(c["kind"], c["evidence"]["probe_id"]): c["evidence"] for c in checks}
+    seen = by_probe[("strip", "mw.test/api/x")]["observed"][0]
+    assert seen["upstream_path"] == "/v1/api/x"
+    assert seen["request_headers"] == {"X-Drop": [], "X-Tenant": ["blue"]}
+    redirect = by_probe[("routing", "secure.test/x")]["observed"][0]
+    assert (redirect["status"], redirect["location"]) == (301, "https://secure.test/x")
+    html = (out / "index.html").read_text("utf-8")
+    assert "to https://secure.test/x" in html and "X-Tenant: blue" in html
