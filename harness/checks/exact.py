@@ -220,31 +220,24 @@ _CHANGED_BY: dict[str, tuple[type, ...]] = {
 
 
 def _differences(aspect: Aspect, c: Candidate, obs: Observation) -> list[tuple[str, Any, Any]]:
-    """(what, expected, observed) for every observable of ``aspect`` the answer gets wrong."""
-    out: list[tuple[str, Any, Any]] = []
+    """(what, expected, observed) for every observable of ``aspect`` the answer gets wrong
+    (None and no values shown as ``absent``)."""
+    pairs: list[tuple[str, Any, Any]] = []
     if aspect != "strip":
-        if obs.status != c.status:
-            out.append(("status", c.status, obs.status))
-        if c.location is not None and obs.location != c.location:
-            out.append(("Location", c.location, obs.location))
+        pairs.append(("status", c.status, obs.status))
+        if c.location is not None:
+            pairs.append(("Location", c.location, obs.location))
     else:
-        if obs.upstream_path != c.upstream_path:
-            out.append(("upstream path", c.upstream_path, obs.upstream_path))
-        if obs.forwarded_prefix != c.forwarded_prefix:
-            out.append(("X-Forwarded-Prefix", c.forwarded_prefix, obs.forwarded_prefix))
-        if obs.host != c.host_header:
-            out.append(("Host", c.host_header, obs.host))
+        pairs.append(("upstream path", c.upstream_path, obs.upstream_path))
+        pairs.append(("X-Forwarded-Prefix", c.forwarded_prefix, obs.forwarded_prefix))
+        pairs.append(("Host", c.host_header, obs.host))
         seen = dict(obs.request_headers)
-        for name, values in c.request_headers:
-            if seen.get(name, ()) != values:
-                out.append(
-                    (f"request header {name}", values or "absent", seen.get(name) or "absent")
-                )
+        pairs += [(f"request header {k}", v, seen.get(k, ())) for k, v in c.request_headers]
     got = dict(obs.response_headers)
-    for name, value in c.response_headers:
-        if got.get(name) != value:
-            out.append((f"response header {name}", value or "absent", got.get(name) or "absent"))
-    return out
+    pairs += [(f"response header {k}", v, got.get(k)) for k, v in c.response_headers]
+    return [
+        (what, want or "absent", seen_ or "absent") for what, want, seen_ in pairs if want != seen_
+    ]
 
 
 def _responsible(route: Route, what: str) -> str:
