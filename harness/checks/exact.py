@@ -235,9 +235,14 @@ def _differences(aspect: Aspect, c: Candidate, obs: Observation) -> list[tuple[s
         pairs += [(f"request header {k}", v, seen.get(k, ())) for k, v in c.request_headers]
     got = dict(obs.response_headers)
     pairs += [(f"response header {k}", v, got.get(k)) for k, v in c.response_headers]
-    return [
-        (what, want or "absent", seen_ or "absent") for what, want, seen_ in pairs if want != seen_
-    ]
+    return [(what, _shown(want), _shown(got)) for what, want, got in pairs if want != got]
+
+
+def _shown(value: Any) -> Any:
+    """A value for a failure line: header values joined, nothing as ``absent``."""
+    if isinstance(value, tuple):
+        value = ", ".join(value)
+    return "absent" if value is None or value == "" else value
 
 
 def _responsible(route: Route, what: str) -> str:
