@@ -385,3 +385,28 @@ def test_suites_verify_middlewares_as_written(tmp_path: Path) -> None:
     assert (redirect["status"], redirect["location"]) == (301, "https://secure.test/x")
     html = (out / "index.html").read_text("utf-8")
     assert "to https://secure.test/x" in html and "X-Tenant: blue" in html
+
+
+def test_ingress_middlewares_resolve_by_id_in_any_namespace_and_other_providers_are_refused(
+    tmp_path: Path,
+) -> None:
+    shared = _middleware("add", {"addPrefix": {"prefix": "/v1"}})
+    shared["metadata"]["namespace"] = "shared"
+    ingress = _ingress(["strip"])
+    refs = "default-strip@kubernetescrd,shared-add@kubernetescrd"
+    ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] = refs
+    path = tmp_path / "ns.yaml"
+    path.write_text(
+        yaml.safe_dump_all([SERVICE, _middleware("strip", STRIP), shared, ingress]), "utf-8"
+    )
+    (route,) = load_intent([path]).routes
+    assert [m.label for m in route.middlewares] == [
+        "default/strip (stripPrefix)",
+        "shared/add (addPrefix)",
+    ]
+    ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] = (
+        "auth@file"
+    )
+    path.write_text(yaml.safe_dump_all([SERVICE, ingress]), "utf-8")
+    with pytest.raises(ManifestError, match="comes from provider 'file'"):
+        load_intent([path])
