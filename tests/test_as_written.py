@@ -195,7 +195,7 @@ def test_a_misreading_parser_is_caught_because_traefik_gets_the_users_objects(
     intent = load_intent([path])
     # A parser bug, injected: the stripPrefix Middleware is not seen (as if it were misread).
     buggy = dataclasses.replace(
-        intent, routes=tuple(dataclasses.replace(r, strip_prefixes=()) for r in intent.routes)
+        intent, routes=tuple(dataclasses.replace(r, middlewares=()) for r in intent.routes)
     )
     target = LocalTarget(local_stack)
 

@@ -29,7 +29,7 @@ def _route(**kw: object) -> Route:
         "host": "cheeses.minikube",
         "path": "/cheddar",
         "match": "prefix",
-        "strip_prefixes": (),
+        "middlewares": (),
         "priority": None,
         "backends": (WeightedBackend("cheddar", 80, 1),),
         "provider": PROVIDER_INGRESS,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from harness.errors import ConfigError
 from harness.intent.dialects import load_intent, load_scenarios
@@ -23,16 +25,19 @@ from harness.intent.model import (
     PROVIDER_INGRESS,
     Intent,
 )
+from harness.traefik.middlewares import CONFIRMED_ON
 from harness.traefik.oracle import (
+    ANSWERED,
     BAD_REQUEST,
     NOT_FOUND,
+    REDIRECT,
     ROUTED,
     UNDEFINED,
+    UNPREDICTABLE,
     RoutingOptions,
     clean_path,
     expect,
     request_host,
-    strip,
 )
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
@@ -290,15 +295,142 @@ def test_wildcard_host(tmp_path: Path) -> None:
 # -- strip and path details -------------------------------------------------------------------
 
 
-def test_strip_prefix_semantics() -> None:
+def _with_middlewares(tmp_path: Path, *specs: dict[str, Any]) -> Intent:
+    """An IngressRoute on cheeses.minikube/api through Middlewares m0, m1, ... (``specs``)."""
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": {"name": f"m{i}"},
+            "spec": spec,
+        }
+        for i, spec in enumerate(specs)
+    ]
+    docs.append(
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "IngressRoute",
+            "metadata": {"name": "api"},
+            "spec": {
+                "routes": [
+                    {
+                        "match": "Host(`cheeses.minikube`) && PathPrefix(`/api`)",
+                        "middlewares": [{"name": f"m{i}"} for i in range(len(specs))],
+                        "services": [{"name": "cheddar", "port": 80}],
+                    }
+                ]
+            },
+        }
+    )
+    path = tmp_path / "mw.yaml"
+    path.write_text(yaml.safe_dump_all(docs), "utf-8")
+    return load_intent([SERVICES, path])
+
+
+def test_strip_prefix_semantics(tmp_path: Path) -> None:
+    def strip(prefixes: list[str], path: str) -> tuple[int | None, str | None, str | None]:
+        intent = _with_middlewares(tmp_path, {"stripPrefix": {"prefixes": prefixes}})
+        e = expect(intent, "cheeses.minikube", path)
+        return e.status, e.upstream_path, e.forwarded_prefix
+
     # First listed prefix that is a string prefix wins, not the longest.
-    assert strip(["/stat", "/status"], "/status") == (None, "/us", "/stat")
-    assert strip(["/status", "/stat"], "/status") == (None, "/", "/status")
-    assert strip(["/cheddar"], "/cheddar") == (None, "/", "/cheddar")
-    assert strip(["/"], "/x") == (None, "/x", "/")
-    assert strip(["/other"], "/x") == (None, "/x", None)
+    assert strip(["/api", "/apis"], "/apis") == (None, "/s", "/api")
+    assert strip(["/apis", "/api"], "/apis") == (None, "/", "/apis")
+    assert strip(["/"], "/api/x") == (None, "/api/x", "/")
+    assert strip(["/other"], "/api/x") == (None, "/api/x", None)
     # The rest is cleaned; if cleaning changes it Traefik answers 400 (strip_prefix.go).
     assert strip(["/api"], "/api./foo")[0] == 400
+
+
+def test_each_middleware_changes_what_the_backend_and_the_client_observe(tmp_path: Path) -> None:
+    def through(*specs: dict[str, Any], path: str = "/api/x") -> Any:
+        return expect(_with_middlewares(tmp_path, *specs), "cheeses.minikube", path)
+
+    e = through({"addPrefix": {"prefix": "/v1"}})
+    assert (e.outcome, e.upstream_path, e.forwarded_prefix) == (ROUTED, "/v1/api/x", None)
+    assert e.decided_by is not None and e.decided_by.modeled_on == CONFIRMED_ON
+    assert f"Traefik {CONFIRMED_ON}" in e.reason
+    e = through({"stripPrefixRegex": {"regex": ["/a[p]i"]}})
+    assert (e.upstream_path, e.forwarded_prefix) == ("/x", "/api")
+    e = through({"replacePath": {"path": "/new"}})
+    assert e.upstream_path == "/new"
+    assert e.decided_by is not None
+    assert dict(e.decided_by.request_headers) == {"X-Replaced-Path": ("/api/x",)}
+    e = through({"replacePathRegex": {"regex": "^/api/(.*)", "replacement": "/v2/$1"}})
+    assert e.upstream_path == "/v2/x"
+    # forceSlash (default false on 3.7): stripped to nothing, then addPrefix.
+    strip_then_add = ({"stripPrefix": {"prefixes": ["/api"]}}, {"addPrefix": {"prefix": "/v1"}})
+    assert through(*strip_then_add, path="/api").upstream_path == "/v1"
+    forced = ({"stripPrefix": {"prefixes": ["/api"], "forceSlash": True}}, strip_then_add[1])
+    assert through(*forced, path="/api").upstream_path == "/v1/"
+    # Redirects answer by themselves: status and Location, no backend.
+    e = through({"redirectScheme": {"scheme": "https", "permanent": True}})
+    assert (e.outcome, e.status, e.location) == (REDIRECT, 301, "https://cheeses.minikube/api/x")
+    e = through({"redirectRegex": {"regex": "^http://([^/]+)/api/(.*)", "replacement": "/r/$2"}})
+    assert (e.status, e.location) == (302, "/r/x")
+    # Headers: what the backend sees (set, removed, Host) and what the client gets back.
+    e = through(
+        {
+            "headers": {
+                "customRequestHeaders": {"X-Tenant": "blue", "X-Drop": "", "Host": "inner.test"},
+                "customResponseHeaders": {"X-Served-By": "edge", "Server": ""},
+            }
+        }
+    )
+    c = e.decided_by
+    assert c is not None and e.outcome == ROUTED
+    assert dict(c.request_headers) == {"X-Drop": (), "X-Tenant": ("blue",)}
+    assert c.host_header == "inner.test"
+    assert dict(c.response_headers) == {"X-Served-By": "edge", "Server": None}
+    # An invalid escape after replacePath is Traefik's own 500.
+    bad = through({"replacePath": {"path": "/%zz"}})
+    assert (bad.outcome, bad.status) == (ANSWERED, 500)
+    # Without middlewares the Host is passed as sent and nothing else is touched.
+    plain_intent = _intent(tmp_path, _ingress("plain", "/p", "Prefix", "cheddar"))
+    plain = expect(plain_intent, "cheeses.minikube", "/p")
+    assert plain.decided_by is not None
+    assert (plain.decided_by.host_header, plain.decided_by.request_headers) == (
+        "cheeses.minikube",
+        (),
+    )
+    assert plain.decided_by.modeled_on is None
+
+
+def test_a_chain_applies_its_middlewares_in_order(tmp_path: Path) -> None:
+    intent = _with_middlewares(
+        tmp_path,
+        {"chain": {"middlewares": [{"name": "m1"}, {"name": "m2"}]}},
+        {"stripPrefix": {"prefixes": ["/api"]}},
+        {"addPrefix": {"prefix": "/v1"}},
+    )
+    route = intent.routes[0]
+    # m1 and m2 twice: through the chain, then referenced by the route itself.
+    assert [m.name for m in route.middlewares] == ["m1", "m2", "m1", "m2"]
+    assert route.middlewares[0].chain == ("default/m0",)
+    assert "chain default/m0" in route.middlewares[0].label
+    e = expect(intent, "cheeses.minikube", "/api/api/x")
+    # m1 strips /api, m2 adds /v1 (/v1/api/x); m1 again finds no /api; m2 adds /v1 again.
+    assert e.upstream_path == "/v1/v1/api/x"
+
+
+def test_unpredictable_middleware_answers_are_recorded_not_judged(tmp_path: Path) -> None:
+    intent = _with_middlewares(
+        tmp_path, {"redirectRegex": {"regex": "^(.*)$", "replacement": "mailto:x"}}
+    )
+    e = expect(intent, "cheeses.minikube", "/api/x")
+    assert e.outcome == UNPREDICTABLE and e.decided_by is not None
+    assert "outside the modeled URL forms" in str(e.decided_by.unpredictable)
+    (finding,) = e.findings
+    assert "not judged" in finding.message and CONFIRMED_ON in finding.message
+
+
+def test_ties_compare_middleware_effects(tmp_path: Path) -> None:
+    one = _with_middlewares(tmp_path, {"headers": {"customRequestHeaders": {"X-A": "1"}}})
+    other = _with_middlewares(tmp_path, {"headers": {"customRequestHeaders": {"X-A": "2"}}})
+    a, b = (expect(i, "cheeses.minikube", "/api").decided_by for i in (one, other))
+    assert a is not None and b is not None
+    assert a.effect() != b.effect()
+    assert a.effect() == expect(one, "cheeses.minikube", "/api").decided_by.effect()  # type: ignore[union-attr]
 
 
 def test_unclean_strip_is_bad_request(tmp_path: Path) -> None:

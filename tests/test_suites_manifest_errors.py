@@ -207,7 +207,47 @@ def _two_paths(annotations: str) -> str:
     return one + second + "          servicePort: http\n"
 
 
+def _with_middleware(spec: str, extra: str = "") -> str:
+    """A Middleware ``mw`` with ``spec`` (YAML under spec:, indented 2) used by the Ingress."""
+    return (
+        "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata:\n  name: mw\nspec:\n"
+        + spec
+        + extra
+        + "---\n"
+        + _ingress(
+            "    traefik.ingress.kubernetes.io/router.middlewares: default-mw@kubernetescrd\n"
+        )
+    )
+
+
 BAD = [
+    Bad(
+        "refused-middleware-type",
+        _with_middleware("  basicAuth:  # refused\n    secret: users\n"),
+        "# refused",
+        (
+            "Middleware 'mw', field spec.basicAuth",
+            "Middleware type 'basicAuth' answers 401 without credentials",
+            "Verify such routes separately",
+        ),
+    ),
+    Bad(
+        "middleware-header-not-modeled",
+        _with_middleware(
+            "  headers:\n    customRequestHeaders:\n      X-Forwarded-For: 10.0.0.1  # here\n"
+        ),
+        "# here",
+        (
+            "field spec.headers.customRequestHeaders.X-Forwarded-For",
+            "X-Forwarded-For is rewritten by Traefik's proxy after the middlewares",
+        ),
+    ),
+    Bad(
+        "chain-member-missing",
+        _with_middleware("  chain:\n    middlewares:\n    - name: nowhere  # member\n"),
+        "# member",
+        ("Middleware 'nowhere' (namespace 'default') is not in the manifests",),
+    ),
     Bad(
         "invalid-yaml",
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: cheeses\n"

@@ -155,6 +155,12 @@ class ObservedAnswer(TypedDict):
     instance: str | None
     upstream_path: str | None
     forwarded_prefix: str | None
+    #: A redirect's Location, the Host the backend saw, and the request (as the backend saw
+    #: them, [] absent) and response headers (None absent) a middleware of the route changes.
+    location: NotRequired[str | None]
+    host: NotRequired[str | None]
+    request_headers: NotRequired[dict[str, list[str]]]
+    response_headers: NotRequired[dict[str, str | None]]
     error: str | None
     count: int
     #: True: what the oracle expects; False: not; None: not judged by this aspect (a strip

@@ -2,14 +2,20 @@
 
 Each probe is judged on one aspect at a time, so that a fault fails the check that names it:
 
-- ``routing``: the status, and which backend Service answered;
-- ``strip``: the path the backend received and the ``X-Forwarded-Prefix`` header, judged on the
-  answers that came from the expected backend;
+- ``routing``: the status, and which backend Service answered; where a middleware answers by
+  itself, its status (a redirect's ``Location`` too, and the response headers set on it);
+- ``strip``: what the route's middlewares did to a forwarded request, judged on the answers that
+  came from the expected backend: the path the backend received, ``X-Forwarded-Prefix``, the
+  request headers a middleware set or removed, the Host it saw, and the response headers a
+  middleware set or removed;
 - ``priority``: for a request that several routes match, that the route the proxy's precedence
   rules pick is the one that answered.
 
 A probe whose expected outcome is undefined (two routes tied on priority with different effects)
 gets the ``undefined`` outcome with the observed distribution: reported, neither passed nor failed.
+One whose answer the middleware model cannot predict is ``report-only``: what Traefik did is
+recorded, not judged. A failure names the middlewares responsible (namespace/name, type) and
+both values.
 A strip check none of whose answers came from the expected backend is ``skipped`` (the routing
 check of that request fails and says what answered).
 
@@ -34,8 +40,9 @@ from harness.checks.evidence import (
     route_subject,
 )
 from harness.checks.probes import KIND_BOUNDARY, KIND_NOT_FOUND, KIND_PRECEDENCE, KIND_ROUTE, Probe
-from harness.intent.model import Intent
-from harness.traefik.oracle import Expectation
+from harness.intent.model import Intent, Route
+from harness.traefik import middlewares as mw
+from harness.traefik.oracle import Candidate, Expectation
 from harness.traffic.rounds import Observation, ProbeRecord
 
 Aspect = Literal["routing", "strip", "priority"]
@@ -48,9 +55,9 @@ def applies(aspect: Aspect, probe: Probe) -> bool:
     if aspect == "routing":
         return bool({KIND_ROUTE, KIND_BOUNDARY, KIND_NOT_FOUND} & set(probe.kinds))
     if aspect == "strip":
-        # Every routed request: the path the backend saw and X-Forwarded-Prefix are judged also
-        # where nothing is stripped (then unchanged and absent), so an undeclared rewrite fails.
-        return expectation.decided_by is not None
+        # Every request forwarded to a backend: what it saw is judged also where no middleware
+        # changes it (then unchanged and absent), so an undeclared rewrite fails.
+        return expectation.outcome == "routed"
     return KIND_PRECEDENCE in probe.kinds
 
 
@@ -104,6 +111,10 @@ class ExactVerdict:
                     instance=obs.instance,
                     upstream_path=obs.upstream_path,
                     forwarded_prefix=obs.forwarded_prefix,
+                    location=obs.location,
+                    host=obs.host,
+                    request_headers={k: list(v) for k, v in obs.request_headers},
+                    response_headers=dict(obs.response_headers),
                     error=obs.error,
                     count=n,
                     expected=ok,
@@ -163,35 +174,121 @@ def with_claim(
     )
 
 
+def _headers_text(c: Candidate) -> str:
+    parts = [f"{k}: {', '.join(v) if v else 'absent'}" for k, v in c.request_headers]
+    parts += [f"response {k}: {'absent' if v is None else v}" for k, v in c.response_headers]
+    return "".join(f", {p}" for p in parts)
+
+
 def _expected_text(aspect: Aspect, e: Expectation) -> str:
+    c = e.decided_by
     if e.outcome == "not-found":
         return "404 (no route matches)"
-    if e.outcome == "bad-request":
-        return "400 (the stripped path is not clean)"
     if e.outcome == "undefined":
         return "undefined: " + " vs ".join(
-            f"{c.route_id} ({', '.join(b.service for b in c.backends)})" for c in e.tied
+            f"{t.route_id} ({', '.join(b.service for b in t.backends)})" for t in e.tied
         )
+    assert c is not None
+    if e.outcome == "unpredictable":
+        return f"not predicted ({c.unpredictable}): recorded as observed behaviour"
+    if e.outcome == "redirect":
+        return f"{c.status} redirect to {c.location}{_headers_text(c)}"
+    if e.outcome in ("bad-request", "answered"):
+        return f"{c.status} from Traefik ({c.answer_reason}){_headers_text(c)}"
     services = sorted(s for s, share in e.shares().items() if share > 0)
     if aspect == "strip":
-        prefix = e.forwarded_prefix if e.forwarded_prefix is not None else "absent"
-        return f"upstream path {e.upstream_path}, X-Forwarded-Prefix {prefix}"
+        prefix = c.forwarded_prefix if c.forwarded_prefix is not None else "absent"
+        return (
+            f"upstream path {c.upstream_path}, X-Forwarded-Prefix {prefix}, Host {c.host_header}"
+            + _headers_text(c)
+        )
     return f"200 from {' or '.join(services)}"
+
+
+#: What can differ between an answer and the expectation, and which middleware types change it.
+_CHANGED_BY: dict[str, tuple[type, ...]] = {
+    "status": (
+        mw.RedirectScheme, mw.RedirectRegex, mw.StripPrefix, mw.StripPrefixRegex, mw.ReplacePath,
+        mw.ReplacePathRegex,
+    ),
+    "Location": (mw.RedirectScheme, mw.RedirectRegex),
+    "upstream path": (
+        mw.StripPrefix, mw.StripPrefixRegex, mw.AddPrefix, mw.ReplacePath, mw.ReplacePathRegex,
+    ),
+    "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex),
+}  # fmt: skip
+
+
+def _differences(aspect: Aspect, c: Candidate, obs: Observation) -> list[tuple[str, Any, Any]]:
+    """(what, expected, observed) for every observable of ``aspect`` the answer gets wrong
+    (None and no values shown as ``absent``)."""
+    pairs: list[tuple[str, Any, Any]] = []
+    if aspect != "strip":
+        pairs.append(("status", c.status, obs.status))
+        if c.location is not None:
+            pairs.append(("Location", c.location, obs.location))
+    else:
+        pairs.append(("upstream path", c.upstream_path, obs.upstream_path))
+        pairs.append(("X-Forwarded-Prefix", c.forwarded_prefix, obs.forwarded_prefix))
+        pairs.append(("Host", c.host_header, obs.host))
+        seen = dict(obs.request_headers)
+        pairs += [(f"request header {k}", v, seen.get(k, ())) for k, v in c.request_headers]
+    got = dict(obs.response_headers)
+    pairs += [(f"response header {k}", v, got.get(k)) for k, v in c.response_headers]
+    return [(what, _shown(want), _shown(got)) for what, want, got in pairs if want != got]
+
+
+def _shown(value: Any) -> Any:
+    """A value for a failure line: header values joined, nothing as ``absent``."""
+    if isinstance(value, tuple):
+        value = ", ".join(value)
+    return "absent" if value is None or value == "" else value
+
+
+def _responsible(route: Route, what: str) -> str:
+    """The route's middlewares that change ``what``, for a failure message."""
+
+    def changes(m: mw.Middleware) -> bool:
+        if what.startswith(("request header ", "response header ")):
+            name = what.split(" ", 2)[2]
+            if name == "X-Replaced-Path":
+                return isinstance(m, mw.ReplacePath | mw.ReplacePathRegex)
+            pairs = (
+                (
+                    m.custom_request_headers
+                    if what.startswith("request")
+                    else m.custom_response_headers
+                )
+                if isinstance(m, mw.Headers)
+                else ()
+            )
+            return any(k.lower() == name.lower() for k, _ in pairs)
+        if what == "Host":
+            return isinstance(m, mw.Headers) and any(
+                k.lower() == "host" for k, _ in m.custom_request_headers
+            )
+        return isinstance(m, _CHANGED_BY.get(what, ()))
+
+    found = [m.label for m in route.middlewares if changes(m.model)]
+    return "set by " + ", ".join(found) if found else "no middleware of the route changes it"
 
 
 def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
     """Whether one answer is what the oracle expects on ``aspect`` (None: not judged by it)."""
-    if e.outcome == "undefined":
+    if e.outcome in ("undefined", "unpredictable"):
         return None
     if e.outcome == "not-found":
         return obs.status == 404 and obs.backend is None
-    if e.outcome == "bad-request":
-        return obs.status == 400 and obs.backend is None
+    c = e.decided_by
+    assert c is not None
+    if c.status is not None:
+        # Traefik's own answer (a redirect, 400, 500): no backend, and what the client sees.
+        return obs.backend is None and not _differences(aspect, c, obs)
     allowed = {s for s, share in e.shares().items() if share > 0}
     if aspect == "strip":
         if obs.backend not in allowed:
-            return None  # strip is judged on the expected backends' answers; routing the rest
-        return obs.upstream_path == e.upstream_path and obs.forwarded_prefix == e.forwarded_prefix
+            return None  # judged on the expected backends' answers; routing judges the rest
+        return not _differences(aspect, c, obs)
     return obs.status == 200 and obs.backend in allowed
 
 
@@ -211,6 +308,8 @@ def judge(
     expected = _expected_text(aspect, e)
     if e.outcome == "undefined":
         outcome = Outcome.UNDEFINED
+    elif e.outcome == "unpredictable":
+        outcome = Outcome.REPORT_ONLY
     elif not judged:
         # Nothing came from the expected backend: the routing check of this request fails and
         # says so; the strip cannot be seen, so it is not judged (not failed twice).
@@ -250,6 +349,11 @@ def _message(
         for c in e.tied:
             lines.append(f"  tied      {c.rule} with priority {c.priority} ({c.route_id})")
     lines.append(f"  why       {probe.reason}")
+    if e.decided_by is not None:
+        route = intent.route(e.decided_by.route_id)
+        if route.middlewares:
+            chain = ", ".join(m.label for m in route.middlewares)
+            lines.append(f"  through   {chain} (as on Traefik {e.decided_by.modeled_on})")
     lines.append(f"  expected  {expected}")
     sent = record.sent
     lines.append(f"  observed  ({sent} requests{context}):")
@@ -271,6 +375,15 @@ def _message(
         lines.append(f"    {count:>5} x {kind.describe()}{detail}")
     if len(answers) > 6:
         lines.append(f"    ... {len(answers) - 6} more kinds of answer")
+    wrong = next(
+        (o for o, n in record.observations.most_common() if _matches(aspect, e, o) is False), None
+    )
+    if outcome is Outcome.FAILED and wrong is not None and e.decided_by is not None:
+        route = intent.route(e.decided_by.route_id)
+        for what, want, got in _differences(aspect, e.decided_by, wrong):
+            lines.append(
+                f"  differs   {what}: expected {want}, observed {got} ({_responsible(route, what)})"
+            )
     if outcome is Outcome.SKIPPED:
         lines.append("  (no answer came from the expected backend, so the strip could not be seen;")
         lines.append("   the routing check of this request reports what answered instead)")

@@ -24,6 +24,7 @@ from itertools import combinations
 from typing import Any
 
 from harness.intent.model import Finding, Intent, Route
+from harness.traefik.middlewares import Headers
 from harness.traefik.oracle import (
     Expectation,
     RoutingOptions,
@@ -163,9 +164,29 @@ def _hosts_overlap(a: Route, b: Route) -> str | None:
     return None
 
 
+#: The value probes send in the request headers a headers middleware removes.
+REMOVED_HEADER_VALUE = "sent-by-ingress-harness"
+
+
+def removed_request_headers(intent: Intent) -> tuple[tuple[str, str], ...]:
+    """The request headers some headers middleware of ``intent`` removes, as a probe sends them
+    (with :data:`REMOVED_HEADER_VALUE`), so that the removal can be seen in the backend's echo."""
+    names = {
+        name
+        for route in intent.routes
+        for m in route.middlewares
+        if isinstance(m.model, Headers)
+        for name, value in m.model.custom_request_headers
+        if value == "" and name.lower() != "host"
+    }
+    return tuple((name, REMOVED_HEADER_VALUE) for name in sorted(names))
+
+
 def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tuple[Probe, ...]:
-    """Every probe for ``intent``, deduplicated, sorted by host then path."""
+    """Every probe for ``intent``, deduplicated, sorted by host then path; each sends the
+    request headers a middleware removes (:func:`removed_request_headers`)."""
     opts = options or RoutingOptions()
+    headers = removed_request_headers(intent)
     strict = opts.strict_prefix_matching
     drafts: dict[tuple[str, str], _Draft] = {}
     hosts: list[str] = []
@@ -232,7 +253,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
     probes: list[Probe] = []
     for key in sorted(drafts):
         d = drafts[key]
-        expectation = expect(intent, d.host, d.path, opts)
+        expectation = expect(intent, d.host, d.path, opts, headers=headers)
         kinds = list(d.kinds)
         if expectation.forwarded_prefix is not None and KIND_STRIP not in kinds:
             kinds.append(KIND_STRIP)
@@ -242,7 +263,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
                 method="GET",
                 host=d.host,
                 path=d.path,
-                headers=(),
+                headers=headers,
                 expectation=expectation,
                 reasons=tuple(d.reasons),
                 routes=tuple(d.routes),

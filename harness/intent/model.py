@@ -17,10 +17,12 @@ router priority is ``len(rule)``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
+
+from harness.traefik.middlewares import Inert, Middleware, StripPrefix
 
 #: Traefik provider names, as used in ``@provider`` references and ``providers.precedence``.
 PROVIDER_INGRESS = "kubernetes"
@@ -139,6 +141,7 @@ FINDING_RULE_LENGTH_ORDER = "rule-length-order"
 FINDING_EXPLICIT_PRIORITY = "explicit-priority-overrides-spec"
 FINDING_UNDEFINED_TIE = "undefined-tie"
 FINDING_PROVIDER_PRECEDENCE = "provider-precedence"
+FINDING_MIDDLEWARE_UNPREDICTABLE = "middleware-unpredictable"
 
 
 @dataclass(frozen=True)
@@ -216,12 +219,45 @@ def go_quote(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class RouteMiddleware:
+    """One middleware of a route, in the order Traefik applies them (chains expanded):
+    ``model`` is :mod:`harness.traefik.middlewares`' reading of ``spec``, the Middleware's spec as
+    written (rendered back for derived scenarios). ``name`` is empty for a strip the harness
+    translated from a Traefik 1.x rule type; ``chain`` names the chains it was reached through."""
+
+    namespace: str
+    name: str
+    kind: str
+    model: Middleware
+    source: Source
+    spec: Mapping[str, Any] = field(compare=False, repr=False)
+    chain: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``namespace/name (type)``, for messages."""
+        name = f"{self.namespace}/{self.name}" if self.name else "a Traefik 1.x strip rule type"
+        via = f", in chain {' > '.join(self.chain)}" if self.chain else ""
+        return f"{name} ({self.kind}{via})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "type": self.kind,
+            "chain": list(self.chain),
+            "spec": dict(self.spec),
+            "source": self.source.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class Route:
     """One router as Traefik will build it: what it matches, what it does, where it sends traffic.
 
     - ``host`` None: any host. ``path`` None: any path (an IngressRoute ``Host(...)`` alone).
     - ``match``: ``exact`` (Traefik ``Path``) or ``prefix`` (``PathPrefix``).
-    - ``strip_prefixes``: the stripPrefix middleware's prefixes, in order (first match wins).
+    - ``middlewares``: the router's middlewares in the order Traefik applies them.
     - ``priority``: the explicit priority, or None (0 counts as unset, as in Traefik).
     - ``provider``: the Traefik provider that serves this route once rendered and applied.
     - ``path_type``: the Kubernetes Ingress pathType (Exact, Prefix, ImplementationSpecific) for
@@ -233,7 +269,7 @@ class Route:
     host: str | None
     path: str | None
     match: MatchKind
-    strip_prefixes: tuple[str, ...]
+    middlewares: tuple[RouteMiddleware, ...]
     priority: int | None
     backends: tuple[WeightedBackend, ...]
     provider: str
@@ -278,6 +314,21 @@ class Route:
         return len(self.rule_for(strict_prefix_matching=strict_prefix_matching))
 
     @property
+    def strip_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of the route's stripPrefix middlewares, in order."""
+        return tuple(
+            p
+            for m in self.middlewares
+            if isinstance(m.model, StripPrefix)
+            for p in m.model.prefixes
+        )
+
+    @property
+    def effect_middlewares(self) -> tuple[Middleware, ...]:
+        """The middlewares that can change an answer (inert ones left out), to compare routes."""
+        return tuple(m.model for m in self.middlewares if not isinstance(m.model, Inert))
+
+    @property
     def rule(self) -> str:
         """The rule string with Traefik's default options."""
         return self.rule_for()
@@ -314,6 +365,7 @@ class Route:
             "match": self.match,
             "path_type": self.path_type,
             "strip_prefixes": list(self.strip_prefixes),
+            "middlewares": [m.to_dict() for m in self.middlewares],
             "priority": self.priority,
             "rule": self.rule,
             "effective_priority": self.effective_priority,

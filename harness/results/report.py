@@ -488,6 +488,12 @@ def _describe_observation(obs: ObservedAnswer) -> str:
         parts.append(f"as {obs['upstream_path']}")
     if obs["forwarded_prefix"] is not None:
         parts.append(f"X-Forwarded-Prefix {obs['forwarded_prefix']}")
+    if obs.get("location") is not None:
+        parts.append(f"to {obs.get('location')}")
+    for name, values in (obs.get("request_headers") or {}).items():
+        parts.append(f"{name}: {', '.join(values) if values else 'absent'}")
+    for name, value in (obs.get("response_headers") or {}).items():
+        parts.append(f"response {name}: {'absent' if value is None else value}")
     return " ".join(parts)
 
 

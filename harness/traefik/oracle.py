@@ -16,11 +16,12 @@ Traefik's rules, each from its source (traefik/traefik v3.7):
   ``Path`` is string equality; ``PathPrefix`` is ``strings.HasPrefix`` (character-wise) unless
   the Ingress provider's ``strictPrefixMatching`` rewrote the rule to
   ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go).
-- stripPrefix: the first listed prefix that is a string prefix of the path is removed; the rest
-  gets a leading ``/`` unless it is empty (the backend then sees ``/``); if cleaning the rest
-  would change it, Traefik answers 400; ``X-Forwarded-Prefix`` is set to that prefix
-  (pkg/middlewares/stripprefix/strip_prefix.go). A client-sent X-Forwarded-Prefix from an
-  untrusted source is removed before (forwardedheaders).
+- The winning router's middlewares, in declared order (chains expanded), decide what the client
+  and the backend observe: harness.traefik.middlewares (``apply_middlewares``, confirmed on
+  Traefik ``CONFIRMED_ON``) gives the forwarded request (path, request headers, Host, response
+  headers), a redirect (status, ``Location``), Traefik's own answer (400, 500) or "cannot
+  predict" (the probe is then recorded, not judged). Client-sent ``X-Forwarded-*`` headers from
+  an untrusted source are removed before (forwardedheaders).
 
 The Kubernetes Ingress spec (networking.k8s.io/v1): ``Exact`` matches the path exactly;
 ``Prefix`` matches element-wise on ``/`` boundaries (``/foo`` matches ``/foo``, ``/foo/``,
@@ -42,6 +43,7 @@ from harness.intent.model import (
     DEFAULT_PROVIDER_PRECEDENCE,
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_EXPLICIT_PRIORITY,
+    FINDING_MIDDLEWARE_UNPREDICTABLE,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_PROVIDER_PRECEDENCE,
     FINDING_RULE_LENGTH_ORDER,
@@ -53,15 +55,24 @@ from harness.intent.model import (
     Route,
     WeightedBackend,
 )
+from harness.traefik import middlewares as mw
 from harness.traefik.requests import go_path_clean
 
-Outcome = Literal["routed", "not-found", "undefined", "bad-request"]
+Outcome = Literal[
+    "routed", "not-found", "undefined", "bad-request", "redirect", "answered", "unpredictable"
+]
 SpecOutcome = Literal["routed", "not-found", "undefined", "not-applicable"]
 
 ROUTED: Outcome = "routed"
 NOT_FOUND: Outcome = "not-found"
 UNDEFINED: Outcome = "undefined"
 BAD_REQUEST: Outcome = "bad-request"
+#: A redirect middleware answers (status 301/302/307/308 and ``Location``).
+REDIRECT: Outcome = "redirect"
+#: A middleware answers by itself with another status (500 for an invalid escape).
+ANSWERED: Outcome = "answered"
+#: The middleware model cannot predict Traefik's answer: recorded as observed, not judged.
+UNPREDICTABLE: Outcome = "unpredictable"
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,16 @@ class RoutingOptions:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A route that matches the request, with what it would do to it."""
+    """A route that matches the request, with what the client and the backend would observe
+    through its middlewares.
+
+    ``status``: Traefik's own answer (400, 500, a redirect's 301/302/307/308) or None when the
+    backend answers; then ``upstream_path`` (the request target the backend reads),
+    ``forwarded_prefix`` (``X-Forwarded-Prefix``), ``host_header`` (the Host it sees) and
+    ``request_headers`` (every header a middleware set, ``()`` for one it removed; the prefix
+    header apart). ``response_headers``: set (value) or removed (None) on the answer, whoever
+    gives it. ``unpredictable``: why the middleware model cannot tell (then nothing else holds).
+    """
 
     route_id: str
     rule: str
@@ -93,11 +113,30 @@ class Candidate:
     status: int | None
     upstream_path: str | None
     forwarded_prefix: str | None
+    location: str | None = None
+    host_header: str | None = None
+    request_headers: mw.HeaderValues = ()
+    response_headers: mw.ResponseHeaders = ()
+    unpredictable: str | None = None
+    #: Why Traefik answers by itself (from the middleware that does), for messages.
+    answer_reason: str | None = None
+    #: The Traefik version the middleware semantics were confirmed on (None: no middleware).
+    modeled_on: str | None = None
 
     def effect(self) -> tuple[Any, ...]:
         """What the client and backend would observe; two candidates with the same effect are
         indistinguishable, so a tie between them is harmless."""
-        return (self.backends, self.status, self.upstream_path, self.forwarded_prefix)
+        return (
+            self.backends,
+            self.status,
+            self.upstream_path,
+            self.forwarded_prefix,
+            self.location,
+            self.host_header,
+            self.request_headers,
+            self.response_headers,
+            self.unpredictable,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +149,13 @@ class Candidate:
             "status": self.status,
             "upstream_path": self.upstream_path,
             "forwarded_prefix": self.forwarded_prefix,
+            "location": self.location,
+            "host_header": self.host_header,
+            "request_headers": {k: list(v) for k, v in self.request_headers},
+            "response_headers": dict(self.response_headers),
+            "unpredictable": self.unpredictable,
+            "answer_reason": self.answer_reason,
+            "modeled_on": self.modeled_on,
         }
 
 
@@ -135,10 +181,10 @@ class SpecExpectation:
 class Expectation:
     """The expected outcome of one request under Traefik's rules, with the evidence for it.
 
-    ``status``: 404 (no route), 400 (strip produced an unclean path), or None (the backend
-    answers). ``decided_by`` is the winning route (None when not found or undefined);
-    ``competing`` the other matching routes in Traefik's order; ``tied`` the routes tied at the
-    top when the outcome is undefined.
+    ``status``: 404 (no route), Traefik's own answer through the winner's middlewares (400, 500,
+    a redirect), or None (the backend answers). ``decided_by`` is the winning route (None when
+    not found or undefined); ``competing`` the other matching routes in Traefik's order;
+    ``tied`` the routes tied at the top when the outcome is undefined.
     """
 
     host: str
@@ -175,6 +221,24 @@ class Expectation:
     @property
     def forwarded_prefix(self) -> str | None:
         return None if self.decided_by is None else self.decided_by.forwarded_prefix
+
+    @property
+    def location(self) -> str | None:
+        return None if self.decided_by is None else self.decided_by.location
+
+    def _answering(self) -> tuple[Candidate, ...]:
+        return (self.decided_by,) if self.decided_by is not None else self.tied
+
+    @property
+    def request_header_names(self) -> tuple[str, ...]:
+        """The request headers a middleware of a deciding (or tied) route sets or removes: the
+        ones to read from the backend's echo."""
+        return tuple(sorted({k for c in self._answering() for k, _ in c.request_headers}))
+
+    @property
+    def response_header_names(self) -> tuple[str, ...]:
+        """The response headers a middleware of a deciding (or tied) route sets or removes."""
+        return tuple(sorted({k for c in self._answering() for k, _ in c.response_headers}))
 
     def shares(self) -> dict[str, float]:
         """Expected share per backend Service (empty when nothing is routed)."""
@@ -297,25 +361,53 @@ def _spec_path_matches(route: Route, path: str, strict_prefix_matching: bool) ->
     return traefik_path_matches(route, path, strict_prefix_matching=strict_prefix_matching)
 
 
-def strip(prefixes: Sequence[str], path: str) -> tuple[int | None, str, str | None]:
-    """Traefik's stripPrefix: (status or None, upstream path, X-Forwarded-Prefix or None)."""
-    for prefix in prefixes:
-        if path.startswith(prefix):
-            rest = path[len(prefix) :]
-            if rest and not rest.startswith("/"):
-                rest = "/" + rest
-            if rest and clean_path(rest) != rest:
-                return 400, path, prefix
-            # An empty rest leaves an empty URL path; Go sends it as "/" on the wire.
-            return None, rest or "/", prefix
-    return None, path, None
-
-
 # -- the oracle ---------------------------------------------------------------------------------
 
+#: Request headers the entry point's forwardedheaders removes from an untrusted client (and sets
+#: itself), so a probe's own value never reaches the middlewares.
+_ENTRY_POINT_HEADERS = frozenset(
+    {"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Server",
+     "X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Tls-Client-Cert",
+     "X-Forwarded-Tls-Client-Cert-Info", "X-Real-Ip"}
+)  # fmt: skip
 
-def _candidate(route: Route, path: str, query: str, strict: bool) -> Candidate:
-    status, upstream, prefix = strip(route.strip_prefixes, path)
+
+def middleware_request(
+    host: str, target: str, headers: Sequence[tuple[str, str]] = ()
+) -> mw.Request:
+    """The request as the entry point hands it to a router's middlewares: ``target`` the
+    escaped, cleaned request target, ``host`` the Host, the client's headers without those the
+    entry point replaces, and ``X-Forwarded-Proto`` (redirectScheme reads it)."""
+    kept = tuple((k, v) for k, v in headers if k.title() not in _ENTRY_POINT_HEADERS)
+    return mw.Request(host=host, target=target, headers=(("X-Forwarded-Proto", "http"), *kept))
+
+
+def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
+    outcome = mw.apply_middlewares([m.model for m in route.middlewares], request)
+    fields: dict[str, Any] = {"status": None, "upstream_path": None, "forwarded_prefix": None}
+    if isinstance(outcome, mw.Forwarded):
+        prefix = outcome.header("X-Forwarded-Prefix")
+        fields.update(
+            upstream_path=outcome.target,
+            forwarded_prefix=prefix[0] if prefix else None,
+            host_header=outcome.host,
+            request_headers=tuple(h for h in outcome.headers if h[0] != "X-Forwarded-Prefix"),
+            response_headers=outcome.response_headers,
+        )
+    elif isinstance(outcome, mw.Redirect):
+        fields.update(
+            status=outcome.status,
+            location=outcome.location,
+            response_headers=outcome.response_headers,
+        )
+    elif isinstance(outcome, mw.Answered):
+        fields.update(
+            status=outcome.status,
+            answer_reason=outcome.reason,
+            response_headers=outcome.response_headers,
+        )
+    else:
+        fields.update(unpredictable=outcome.reason)
     return Candidate(
         route_id=route.id,
         rule=route.rule_for(strict_prefix_matching=strict),
@@ -323,9 +415,8 @@ def _candidate(route: Route, path: str, query: str, strict: bool) -> Candidate:
         priority_source="explicit" if route.priority else "rule-length",
         provider=route.provider,
         backends=route.backends,
-        status=status,
-        upstream_path=None if status is not None else upstream + (f"?{query}" if query else ""),
-        forwarded_prefix=prefix,
+        modeled_on=mw.CONFIRMED_ON if route.effect_middlewares else None,
+        **fields,
     )
 
 
@@ -335,15 +426,22 @@ def _describe(c: Candidate) -> str:
 
 
 def expect(
-    intent: Intent, host: str, path: str, options: RoutingOptions | None = None
+    intent: Intent,
+    host: str,
+    path: str,
+    options: RoutingOptions | None = None,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> Expectation:
-    """What Traefik must do with ``GET path`` for ``Host: host`` under ``intent``."""
+    """What Traefik must do with ``GET path`` for ``Host: host`` (and the request ``headers``)
+    under ``intent``."""
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
-    raw_path, _, query = path.partition("?")
+    raw_path, sep, query = path.partition("?")
     if not raw_path.startswith("/"):
         raise ConfigError(f"request path {path!r} must start with '/'")
     rpath = clean_path(raw_path)
+    request = middleware_request(host, rpath + sep + query, headers)
     order = {name: i for i, name in enumerate(opts.provider_precedence)}
 
     def rank(c: Candidate) -> tuple[int, int]:
@@ -352,7 +450,7 @@ def expect(
     matching = [
         r for r in intent.routes if traefik_matches(r, host, rpath, strict_prefix_matching=strict)
     ]
-    candidates = sorted((_candidate(r, rpath, query, strict) for r in matching), key=rank)
+    candidates = sorted((_candidate(r, request, strict) for r in matching), key=rank)
     spec = _spec(intent, host, rpath, matching, strict)
     findings: list[Finding] = []
 
@@ -418,17 +516,31 @@ def expect(
             )
         )
     findings.extend(_compare(intent, top, spec, rpath, strict))
-    outcome: Outcome = BAD_REQUEST if top.status == 400 else ROUTED
+    outcome = _outcome(top)
+    if outcome == UNPREDICTABLE:
+        findings.append(
+            Finding(
+                FINDING_MIDDLEWARE_UNPREDICTABLE,
+                f"{top.route_id}: the harness cannot predict what Traefik's middlewares do with "
+                f"{host}{path} ({top.unpredictable}; model of Traefik {top.modeled_on}): the "
+                "answers are recorded as observed behaviour, not judged",
+                intent.route(top.route_id).source,
+                "info",
+                (top.route_id,),
+            )
+        )
     reason = f"{_describe(top)} matches"
     if len(tied) > 1:
         reason += f" (tied with {', '.join(c.route_id for c in tied[1:])}, same effect)"
     outranked = [c for c in competing if c not in tied]
     if outranked:
         reason += "; it outranks " + "; ".join(_describe(c) for c in outranked)
-    if outcome == BAD_REQUEST:
-        reason += (
-            f"; stripping {top.forwarded_prefix!r} leaves an unclean path, so Traefik answers 400"
-        )
+    if top.answer_reason is not None:
+        reason += f"; {top.answer_reason}, so Traefik answers {top.status}"
+    elif outcome == REDIRECT:
+        reason += f"; a redirect middleware answers {top.status} to {top.location}"
+    if top.modeled_on is not None:
+        reason += f" (middlewares as on Traefik {top.modeled_on})"
     return Expectation(
         host=host,
         path=path,
@@ -441,6 +553,16 @@ def expect(
         findings=tuple(findings),
         reason=reason,
     )
+
+
+def _outcome(top: Candidate) -> Outcome:
+    if top.unpredictable is not None:
+        return UNPREDICTABLE
+    if top.status is None:
+        return ROUTED
+    if top.status == 400:
+        return BAD_REQUEST
+    return REDIRECT if top.location is not None else ANSWERED
 
 
 def _spec(
@@ -467,7 +589,7 @@ def _spec(
     best = max(key(r) for r in found)
     top = [r for r in found if key(r) == best]
     ids = tuple(r.id for r in found)
-    effects = {(r.backends, r.strip_prefixes) for r in top}
+    effects = {(r.backends, r.effect_middlewares) for r in top}
     if len(effects) > 1:
         return SpecExpectation(
             "undefined",
@@ -497,7 +619,7 @@ def _compare(
     if t is not None and s is not None:
         if t.id == s.id:
             return []
-        if (t.backends, t.strip_prefixes) == (s.backends, s.strip_prefixes):
+        if (t.backends, t.effect_middlewares) == (s.backends, s.effect_middlewares):
             return []
     if t is None:
         assert s is not None

@@ -2,19 +2,21 @@
 
 - Routes served by the Ingress provider become ``networking.k8s.io/v1`` Ingresses. Traefik's
   router annotations apply to a whole Ingress, so routes are grouped by source object, priority,
-  strip prefixes and path matcher; a group that differs gets its own Ingress (the Traefik 1.x
+  middlewares and path matcher; a group that differs gets its own Ingress (the Traefik 1.x
   ``PathPrefixStrip`` Ingress of the tutorial becomes one Ingress per path, each with its own
   stripPrefix Middleware, which is what 1.x did per path).
+- A route's middlewares (chains expanded) become one Middleware each, with the spec as written,
+  referenced in order (``router.middlewares`` or the IngressRoute's ``middlewares``).
 - Routes served by the CRD provider become ``traefik.io/v1alpha1`` IngressRoutes; a weighted route
   points at a ``TraefikService`` with ``weighted.services[].weight`` (schema: pkg/provider/
-  kubernetes/crd/traefikio/v1alpha1/service.go), and a strip is a Middleware referenced by name
-  from the route's ``middlewares``.
+  kubernetes/crd/traefikio/v1alpha1/service.go).
 - Services and EndpointSlices are not rendered here (the local stack and the cluster target
   create them from ``Intent.services``).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +34,7 @@ from harness.intent.model import (
     PROVIDER_INGRESS,
     Intent,
     Route,
+    RouteMiddleware,
     WeightedBackend,
     sub_intent,
 )
@@ -75,13 +78,24 @@ def _port(backend: WeightedBackend) -> dict[str, Any]:
     )
 
 
-def _middleware(name: str, namespace: str, prefixes: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "Middleware",
-        "metadata": _meta(name, namespace),
-        "spec": {"stripPrefix": {"prefixes": list(prefixes)}},
-    }
+def _middlewares(
+    base: str, namespace: str, middlewares: tuple[RouteMiddleware, ...], taken: set[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One Middleware object per middleware (spec as written), and their names in order."""
+    objects: list[dict[str, Any]] = []
+    names: list[str] = []
+    for m in middlewares:
+        name = _name(f"{base}-{m.name or 'strip'}", taken)
+        objects.append(
+            {
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "Middleware",
+                "metadata": _meta(name, namespace),
+                "spec": copy.deepcopy(dict(m.spec)),
+            }
+        )
+        names.append(name)
+    return objects, names
 
 
 def _is_default_backend(route: Route) -> bool:
@@ -102,14 +116,14 @@ def _render_ingresses(
         impl = None
         if _path_type(route) == "ImplementationSpecific":
             impl = "Path" if route.match == "exact" else "PathPrefix"
-        key = (route.source.name, route.priority, route.strip_prefixes, impl, route.ingress_class)
+        key = (route.source.name, route.priority, route.middlewares, impl, route.ingress_class)
         groups.setdefault(key, []).append(route)
     per_object: dict[str, int] = {}
     for key in groups:
         per_object[key[0]] = per_object.get(key[0], 0) + 1
 
     out: list[dict[str, Any]] = []
-    for (obj_name, priority, strips, impl, klass), members in groups.items():
+    for (obj_name, priority, middlewares, impl, klass), members in groups.items():
         first = members[0]
         base = (
             obj_name
@@ -122,10 +136,10 @@ def _render_ingresses(
             annotations[ANN_PRIORITY] = str(priority)
         if impl == "Path":
             annotations[ANN_PATHMATCHER] = "Path"
-        if strips:
-            mw_name = _name(f"{name}-strip", taken["Middleware"])
-            out.append(_middleware(mw_name, namespace, strips))
-            annotations[ANN_MIDDLEWARES] = f"{namespace}-{mw_name}@kubernetescrd"
+        if middlewares:
+            objects, names = _middlewares(name, namespace, middlewares, taken["Middleware"])
+            out.extend(objects)
+            annotations[ANN_MIDDLEWARES] = ",".join(f"{namespace}-{n}@kubernetescrd" for n in names)
         spec: dict[str, Any] = {}
         if ingress_class_name is not None:
             spec["ingressClassName"] = ingress_class_name
@@ -173,10 +187,10 @@ def _render_ingressroutes(
             entry: dict[str, Any] = {"match": r.rule, "kind": "Rule"}
             if r.priority is not None:
                 entry["priority"] = r.priority
-            if r.strip_prefixes:
-                mw_name = _name(f"{name}-strip", taken["Middleware"])
-                extra.append(_middleware(mw_name, namespace, r.strip_prefixes))
-                entry["middlewares"] = [{"name": mw_name}]
+            if r.middlewares:
+                objects, names = _middlewares(name, namespace, r.middlewares, taken["Middleware"])
+                extra.extend(objects)
+                entry["middlewares"] = [{"name": n} for n in names]
             if len(r.backends) == 1:
                 b = r.backends[0]
                 svc: dict[str, Any] = {"name": b.service}

@@ -38,7 +38,9 @@ def probing_deadline(rounds: int, probes: int, timeout: float) -> float:
 
 @dataclass(frozen=True)
 class Observation:
-    """One answer, reduced to what the exact verdicts judge."""
+    """One answer, reduced to what the exact verdicts judge: besides status, backend and path,
+    the ``Location``, the Host the backend saw, and the request and response headers the
+    probe's expectation names (those a middleware sets or removes; ``()``/None: absent)."""
 
     status: int | None
     backend: str | None = None
@@ -46,15 +48,26 @@ class Observation:
     upstream_path: str | None = None
     forwarded_prefix: str | None = None
     error: str | None = None
+    location: str | None = None
+    host: str | None = None
+    request_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    response_headers: tuple[tuple[str, str | None], ...] = ()
 
     def describe(self) -> str:
         if self.error is not None:
             return f"error {self.error}"
+        shown = "".join(
+            f", response {k}: {'absent' if v is None else v}" for k, v in self.response_headers
+        )
         if self.backend is None:
-            return f"{self.status} (no backend answered)"
+            to = f" to {self.location}" if self.location is not None else ""
+            return f"{self.status}{to} (no backend answered){shown}"
         xfp = f", X-Forwarded-Prefix {self.forwarded_prefix}" if self.forwarded_prefix else ""
         instance = f" ({self.instance})" if self.instance else ""
-        return f"{self.status} from {self.backend}{instance} as {self.upstream_path}{xfp}"
+        seen = "".join(f", {k}: {', '.join(v) if v else 'absent'}" for k, v in self.request_headers)
+        return (
+            f"{self.status} from {self.backend}{instance} as {self.upstream_path}{xfp}{seen}{shown}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +77,10 @@ class Observation:
             "upstream_path": self.upstream_path,
             "forwarded_prefix": self.forwarded_prefix,
             "error": self.error,
+            "location": self.location,
+            "host": self.host,
+            "request_headers": {k: list(v) for k, v in self.request_headers},
+            "response_headers": dict(self.response_headers),
         }
 
 
@@ -111,17 +128,30 @@ def observe(
         return Observation(status=None, error="reset")
     except httpx.HTTPError as exc:
         return Observation(status=None, error=type(exc).__name__)
+    # Redirects are answers to judge, not to follow (httpx does not follow them by default).
+    location = response.headers.get("location")
+    response_headers = tuple(
+        (name, response.headers.get(name)) for name in probe.expectation.response_header_names
+    )
     try:
         reply = parse_whoami(response.content, response.headers.get("content-type"))
     except ValueError:
-        # Not a backend's answer: the proxy's own (404 page, 502, ...).
-        return Observation(status=response.status_code)
+        # Not a backend's answer: the proxy's own (404 page, 502, a redirect, ...).
+        return Observation(
+            status=response.status_code, location=location, response_headers=response_headers
+        )
     return Observation(
         status=response.status_code,
         backend=service_of(reply.name),
         instance=reply.hostname,
         upstream_path=reply.path_only,
         forwarded_prefix=reply.header("X-Forwarded-Prefix"),
+        location=location,
+        host=reply.host,
+        request_headers=tuple(
+            (name, reply.header_values(name)) for name in probe.expectation.request_header_names
+        ),
+        response_headers=response_headers,
     )
 
 

@@ -4,7 +4,8 @@ Read (``load_intent``): YAML files, multi-document, with positions kept so every
 file, line and field. Understood forms:
 
 - ``networking.k8s.io/v1`` Ingress with Traefik v3 annotations (``router.priority``,
-  ``router.middlewares``, ``router.pathmatcher``), Middleware (``stripPrefix``);
+  ``router.middlewares``, ``router.pathmatcher``), Middleware (the types of
+  ``harness.traefik.middlewares``: modeled, inert or refused by name; chains expanded);
 - ``extensions/v1beta1`` and ``networking.k8s.io/v1beta1`` Ingress (converted, with a finding);
 - Traefik 1.x annotations (``traefik.frontend.rule.type``, ``.../rule-type``, ``.../priority``,
   ``.../service-weights``), read as meant and translated, with a finding that v3 ignores them;
@@ -268,7 +269,7 @@ def _routes(drafts: list[Draft]) -> tuple[Route, ...]:
                 host=d.host,
                 path=d.path,
                 match=d.match,
-                strip_prefixes=d.strip_prefixes,
+                middlewares=d.middlewares,
                 priority=d.priority,
                 backends=d.backends,
                 provider=d.provider,

@@ -1,4 +1,5 @@
-"""Traefik's CRDs as intent: IngressRoute, Middleware (stripPrefix) and TraefikService (weighted).
+"""Traefik's CRDs as intent: IngressRoute, Middleware (harness.traefik.middlewares' types, chains
+expanded) and TraefikService (weighted).
 
 Mirrors what Traefik 3.7's CRD provider does (pkg/provider/kubernetes/crd/kubernetes_http.go):
 the route's ``match`` is the router rule verbatim, ``priority`` 0 means "default", several
@@ -10,13 +11,17 @@ rule syntax the oracle can evaluate is accepted: ``Host``, ``Path`` and ``PathPr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from fractions import Fraction
+from typing import NoReturn
 
-from harness.intent.dialects._fields import INGRESSROUTE, TRAEFIKSERVICE, check_fields
+import yaml
+
+from harness.intent.dialects._fields import INGRESSROUTE, MIDDLEWARE, TRAEFIKSERVICE, check_fields
 from harness.intent.dialects._objects import TRAEFIK_OLD_GROUP, Context, Draft, K8sObject
-from harness.intent.dialects._yaml import YNode
+from harness.intent.dialects._yaml import YNode, manifest_error
 from harness.intent.model import (
     DIALECT_INGRESSROUTE,
     DIALECT_TRAEFIKSERVICE,
@@ -26,22 +31,17 @@ from harness.intent.model import (
     FINDING_WEIGHTS,
     PROVIDER_CRD,
     MatchKind,
+    RouteMiddleware,
     WeightedBackend,
 )
-
-#: Middleware types that change the path or answer by themselves: the oracle cannot predict
-#: the upstream path with them, so a route using one is refused.
-_PATH_CHANGING = frozenset(
-    {
-        "replacePath",
-        "replacePathRegex",
-        "addPrefix",
-        "stripPrefixRegex",
-        "redirectRegex",
-        "redirectScheme",
-        "chain",
-        "errors",
-    }
+from harness.traefik.middlewares import (
+    Chain,
+    ChainRef,
+    Inert,
+    Middleware,
+    MiddlewareSpecError,
+    flatten,
+    parse_middleware_spec,
 )
 
 _TERM = re.compile(r"\s*([A-Za-z]+)\s*\(\s*(`[^`]*`|\"(?:[^\"\\]|\\.)*\")\s*\)\s*")
@@ -103,66 +103,91 @@ def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind
     return host, path, kind
 
 
-def middleware_strip(ctx: Context, namespace: str, name: str, at: YNode) -> tuple[str, ...] | None:
-    """The stripPrefix prefixes of a Middleware in the manifests; None for a type that does not
-    touch the path (noted as not modeled)."""
-    obj = ctx.find("Middleware", namespace, name)
-    if obj is None:
-        at.fail(
-            f"Middleware {name!r} (namespace {namespace!r}) is not in the manifests",
-            "Add the Middleware object to the manifest files or fix the reference",
-        )
-    spec = obj.doc.require("spec", "Add a spec with the middleware type, e.g. stripPrefix")
-    entries = spec.mapping()
-    if len(entries) != 1:
-        spec.fail(
-            f"a Middleware needs exactly one type, found {len(entries)}",
-            "Split it into one Middleware per type",
-        )
-    kind, body = entries[0]
-    if kind == "stripPrefix":
-        prefixes: list[str] = []
-        for item in body.require("prefixes", "List the prefixes to strip").sequence():
-            prefix = item.string("a prefix").strip()  # Traefik trims spaces (strip_prefix.go).
-            if not prefix.startswith("/"):
-                item.fail(
-                    f"prefix {prefix!r} does not start with '/'", "Start each prefix with '/'"
-                )
-            prefixes.append(prefix)
-        if not prefixes:
-            body.fail("stripPrefix has no prefixes", "List at least one prefix")
-        if body.get("forceSlash") is not None:
+def _spec_error(spec: YNode, err: MiddlewareSpecError) -> NoReturn:
+    """The model's refusal at the line of the field its path names (the deepest that exists;
+    a key's own line, not its value's)."""
+    node, line = spec, spec.line
+    for part in err.field:
+        child: YNode | None = None
+        if isinstance(part, int) and isinstance(node.node, yaml.SequenceNode):
+            items = node.sequence()
+            child = items[part] if part < len(items) else None
+            line = child.line if child is not None else line
+        elif isinstance(part, str) and isinstance(node.node, yaml.MappingNode):
+            child = node.get(part)
+            key = next((k for k, _ in node.node.value if k.value == part), None)
+            line = int(key.start_mark.line) + 1 if child is not None and key else line
+        if child is None:
+            break
+        node = child
+    where = dataclasses.replace(
+        node.source(), line=line, field=f"spec.{err.field_path}".rstrip(".")
+    )
+    raise manifest_error(where, err.problem, err.advice)
+
+
+def route_middlewares(
+    ctx: Context, namespace: str, name: str, at: YNode
+) -> tuple[RouteMiddleware, ...]:
+    """The Middleware ``namespace/name`` of the manifests as the router applies it: parsed by
+    the middleware model, a chain expanded in order (its references resolved in its own
+    namespace, as Traefik's CRD provider does), each refusal at file:line:field."""
+    leaves: list[RouteMiddleware] = []
+    via: dict[ChainRef, tuple[str, ...]] = {}
+    ref_nodes: dict[ChainRef, YNode] = {}
+
+    def load(ns: str, mw_name: str, ref_at: YNode, chain: tuple[str, ...]) -> Middleware:
+        obj = ctx.find("Middleware", ns, mw_name)
+        if obj is None:
+            ref_at.fail(
+                f"Middleware {mw_name!r} (namespace {ns!r}) is not in the manifests",
+                "Add the Middleware object to the manifest files or fix the reference",
+            )
+        check_fields(ctx, obj, MIDDLEWARE)
+        spec = obj.doc.require("spec", "Add a spec with the middleware type, e.g. stripPrefix")
+        try:
+            model = parse_middleware_spec(spec.value())
+        except MiddlewareSpecError as err:
+            _spec_error(spec, err)
+        kind, body = spec.mapping()[0]
+        label = f"{ns}/{mw_name}"
+        if isinstance(model, Chain):
+            filled: list[ChainRef] = []
+            for ref, node in zip(
+                model.middlewares, body.require("middlewares").sequence(), strict=True
+            ):
+                if "@" in ref.name:
+                    node.require("name").fail(
+                        f"cross-provider middleware reference {ref.name!r} in a chain is not "
+                        "supported by the harness",
+                        "Reference a Middleware in the manifests by name",
+                    )
+                _check_namespace(node, ns, "a Middleware of a chain")
+                full = ChainRef(ref.name, ns)
+                via[full], ref_nodes[full] = (*chain, label), node
+                filled.append(full)
+            return Chain(tuple(filled))
+        if isinstance(model, Inert):
             ctx.note(
                 FINDING_NOT_MODELED,
-                "stripPrefix.forceSlash is deprecated in Traefik v3; it only changes the path "
-                "when the rest after the prefix is empty, which the backend sees as '/' anyway",
-                body.require("forceSlash").source(),
+                f"Middleware {mw_name!r} ({kind}) does not change the status, backend, path or "
+                "forwarded headers of a probe; accepted as inert",
+                body.source(),
                 "info",
             )
-        return tuple(prefixes)
-    if kind in _PATH_CHANGING:
-        spec.fail(
-            f"Middleware type {kind!r} changes the path or answers by itself; the harness cannot "
-            "predict the upstream path with it",
-            "Verify such routes separately; the harness models stripPrefix",
-        )
-    ctx.note(
-        FINDING_NOT_MODELED,
-        f"Middleware {name!r} ({kind}) does not change routing or the path; the oracle ignores it",
-        spec.source(),
-        "info",
-    )
-    return None
+        leaves.append(RouteMiddleware(ns, mw_name, kind, model, body.source(), spec.value(), chain))
+        return model
 
-
-def single_strip(strips: list[tuple[tuple[str, ...], YNode]]) -> tuple[str, ...]:
-    """One router, at most one stripPrefix middleware (two in a chain would strip twice)."""
-    if len(strips) > 1:
-        strips[1][1].fail(
-            "a second stripPrefix middleware on the same router",
-            "Merge the prefixes into one stripPrefix Middleware",
-        )
-    return strips[0][0] if strips else ()
+    top = load(namespace, name, at, ())
+    if isinstance(top, Chain):
+        try:
+            flatten(
+                (top,),
+                lambda ref: load(ref.namespace or namespace, ref.name, ref_nodes[ref], via[ref]),
+            )
+        except MiddlewareSpecError as err:  # a chain that contains itself
+            at.fail(err.problem, err.advice)
+    return tuple(leaves)
 
 
 def _check_namespace(entry: YNode, namespace: str, what: str) -> None:
@@ -380,7 +405,7 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 "route 'syntax' is deprecated; the harness assumes the v3 rule syntax",
                 route.require("syntax").source(),
             )
-        strips: list[tuple[tuple[str, ...], YNode]] = []
+        middlewares: list[RouteMiddleware] = []
         mw_node = route.get("middlewares")
         for ref in mw_node.sequence() if mw_node is not None else []:
             name = ref.require("name", "Name the Middleware").string("a name")
@@ -390,9 +415,7 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
                     "Reference a Middleware in the manifests by name",
                 )
             _check_namespace(ref, obj.namespace, "a Middleware")
-            strip = middleware_strip(ctx, obj.namespace, name, ref)
-            if strip is not None:
-                strips.append((strip, ref))
+            middlewares += route_middlewares(ctx, obj.namespace, name, ref)
         backends, via_ts = route_backends(
             ctx, obj.namespace, route.require("services", "List the services")
         )
@@ -405,7 +428,7 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 host=host,
                 path=path,
                 match=match,
-                strip_prefixes=single_strip(strips),
+                middlewares=tuple(middlewares),
                 priority=priority,
                 backends=backends,
                 provider=PROVIDER_CRD,

@@ -193,6 +193,15 @@ TRAEFIKSERVICE: Table = {
     },
 }
 
+#: A Middleware's ``spec`` is read whole by harness.traefik.middlewares (parse_middleware_spec),
+#: which models, accepts as inert or refuses each type and field, naming the field.
+MIDDLEWARE: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "spec": MODELED,
+}
+
 #: ``traefik.ingress.kubernetes.io/`` annotations of the Ingress provider (v3), after the prefix.
 INGRESS_ANNOTATIONS: Mapping[str, Field] = {
     "router.priority": MODELED,

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from harness.intent.dialects._crd import middleware_strip, single_strip
+from harness.intent.dialects._crd import route_middlewares
 from harness.intent.dialects._fields import (
     INGRESS_V1,
     INGRESS_V1BETA1,
@@ -53,9 +53,11 @@ from harness.intent.model import (
     PROVIDER_CRD,
     PROVIDER_INGRESS,
     MatchKind,
+    RouteMiddleware,
     Source,
     WeightedBackend,
 )
+from harness.traefik.middlewares import StripPrefix
 
 V3 = "traefik.ingress.kubernetes.io/"
 ANN_PRIORITY = V3 + "router.priority"
@@ -98,7 +100,7 @@ class _Settings:
     """Ingress-wide settings from annotations (they apply to every path)."""
 
     priority: int | None = None
-    strips: list[tuple[tuple[str, ...], YNode]] = field(default_factory=list)
+    middlewares: list[RouteMiddleware] = field(default_factory=list)
     pathmatcher: str | None = None
     rule_type: tuple[str, YNode] | None = None
     weights: tuple[dict[str, tuple[Fraction, Source]], YNode] | None = None
@@ -163,7 +165,7 @@ def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
                     host=None,
                     path="/",
                     match="prefix",
-                    strip_prefixes=single_strip(settings.strips),
+                    middlewares=tuple(settings.middlewares),
                     # Traefik's default-backend router: PathPrefix("/") at MinInt32 (kubernetes.go).
                     priority=_MIN_INT32,
                     backends=(backend,),
@@ -258,9 +260,7 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
         for ref in (r.strip() for r in node.string().split(",")):
             if not ref:
                 continue
-            strip = _middleware_ref(ctx, obj, ref, node)
-            if strip is not None:
-                settings.strips.append((strip, node))
+            settings.middlewares += _middleware_ref(ctx, obj, ref, node)
     node = obj.annotation(ANN_PATHMATCHER)
     if node is not None:
         v3_used = True
@@ -285,7 +285,9 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
         _legacy_annotations(ctx, obj, settings)
 
 
-def _middleware_ref(ctx: Context, obj: K8sObject, ref: str, node: YNode) -> tuple[str, ...] | None:
+def _middleware_ref(
+    ctx: Context, obj: K8sObject, ref: str, node: YNode
+) -> tuple[RouteMiddleware, ...]:
     if "@" not in ref:
         node.fail(
             f"middleware reference {ref!r} has no provider: the Ingress provider would look it up "
@@ -295,17 +297,17 @@ def _middleware_ref(ctx: Context, obj: K8sObject, ref: str, node: YNode) -> tupl
         )
     name, provider = ref.rsplit("@", 1)
     if provider != "kubernetescrd":
-        ctx.note(
-            FINDING_NOT_MODELED,
-            f"middleware {ref!r} comes from provider {provider!r}; the oracle assumes it does not "
-            "change routing or the path",
-            node.source(),
+        node.fail(
+            f"middleware {ref!r} comes from provider {provider!r}, whose middlewares are not in "
+            "the manifests: the harness cannot say what it does to traffic",
+            "Reference a Middleware of the manifests as <namespace>-<name>@kubernetescrd",
         )
-        return None
+    # The Ingress provider names a CRD Middleware by id, in any namespace (no cross-namespace
+    # restriction applies to it).
     candidates = ctx.of_kind("Middleware")
     for mw in candidates:
         if f"{mw.namespace}-{mw.name}" == name:
-            return middleware_strip(ctx, mw.namespace, mw.name, node)
+            return route_middlewares(ctx, mw.namespace, mw.name, node)
     known = ", ".join(f"{m.namespace}-{m.name}@kubernetescrd" for m in candidates) or "none"
     node.fail(
         f"no Middleware in the manifests matches {ref!r} (references are "
@@ -360,7 +362,7 @@ def _legacy_annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> No
     if (
         settings.rule_type is not None
         and settings.rule_type[0].endswith("Strip")
-        and settings.strips
+        and any(isinstance(m.model, StripPrefix) for m in settings.middlewares)
     ):
         settings.rule_type[1].fail(
             "both a Traefik 1.x strip rule type and a v3 stripPrefix middleware are set",
@@ -527,14 +529,16 @@ def _path_draft(
             f"unknown pathType {path_type!r}",
             "Use Exact, Prefix or ImplementationSpecific",
         )
-    strips = single_strip(settings.strips)
-    if (
-        not strips
-        and settings.rule_type is not None
-        and _RULE_TYPES[settings.rule_type[0]][1]
-        and path
-    ):
-        strips = (path,)
+    middlewares = tuple(settings.middlewares)
+    if settings.rule_type is not None and _RULE_TYPES[settings.rule_type[0]][1] and path:
+        # The 1.x strip rule type, translated (refused above next to a v3 stripPrefix).
+        spec = {"stripPrefix": {"prefixes": [path]}}
+        strip = StripPrefix((path,))
+        source = settings.rule_type[1].source()
+        middlewares = (
+            RouteMiddleware(obj.namespace, "", "stripPrefix", strip, source, spec),
+            *middlewares,
+        )
     if host is None and path is None:
         entry.fail(
             "neither host nor path: Traefik rejects a router with an empty rule",
@@ -546,7 +550,7 @@ def _path_draft(
         host=host,
         path=path,
         match=match,
-        strip_prefixes=strips,
+        middlewares=middlewares,
         priority=settings.priority,
         backends=(backend,),
         provider=PROVIDER_INGRESS,
@@ -672,7 +676,7 @@ def _weighted(
         host=host,
         path=path,
         match=first.match,
-        strip_prefixes=first.strip_prefixes,
+        middlewares=first.middlewares,
         priority=first.priority,
         backends=backends,
         provider=PROVIDER_CRD,

@@ -20,6 +20,7 @@ from harness.intent.model import (
     Finding,
     LegacyMode,
     MatchKind,
+    RouteMiddleware,
     ServicePortRef,
     Severity,
     Source,
@@ -305,7 +306,7 @@ class Draft:
     host: str | None
     path: str | None
     match: MatchKind
-    strip_prefixes: tuple[str, ...]
+    middlewares: tuple[RouteMiddleware, ...]
     priority: int | None
     backends: tuple[WeightedBackend, ...]
     provider: str
