@@ -156,6 +156,9 @@ class ObservedAnswer(TypedDict):
     upstream_path: str | None
     forwarded_prefix: str | None
     error: str | None
+    #: The other request headers the backend received (``Observation.headers``); absent in
+    #: documents written before it was recorded.
+    headers: NotRequired[dict[str, str]]
     count: int
     #: True: what the oracle expects; False: not; None: not judged by this aspect (a strip
     #: check's answer from another backend, an undefined expectation).

@@ -105,6 +105,7 @@ class ExactVerdict:
                     upstream_path=obs.upstream_path,
                     forwarded_prefix=obs.forwarded_prefix,
                     error=obs.error,
+                    headers=dict(obs.headers),
                     count=n,
                     expected=ok,
                 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,10 @@ class Observation:
     upstream_path: str | None = None
     forwarded_prefix: str | None = None
     error: str | None = None
+    #: The other request headers the backend received (name, values joined by ", "), sorted:
+    #: what the proxy added or changed on the way (X-Forwarded-*, X-Real-Ip, ...). Not judged by
+    #: the exact verdicts; the pre-release gate compares them between runs.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         if self.error is not None:
@@ -64,6 +68,7 @@ class Observation:
             "upstream_path": self.upstream_path,
             "forwarded_prefix": self.forwarded_prefix,
             "error": self.error,
+            "headers": dict(self.headers),
         }
 
 
@@ -122,7 +127,14 @@ def observe(
         instance=reply.hostname,
         upstream_path=reply.path_only,
         forwarded_prefix=reply.header("X-Forwarded-Prefix"),
+        headers=upstream_headers(reply.headers),
     )
+
+
+def upstream_headers(headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    """The request headers a backend reports, as :attr:`Observation.headers` records them:
+    every one but X-Forwarded-Prefix (a field of its own), values joined, sorted by name."""
+    return tuple(sorted((k, ", ".join(v)) for k, v in headers.items() if k != "X-Forwarded-Prefix"))
 
 
 def send_in_rounds(
