@@ -104,6 +104,8 @@ class RouteChange:
     route: str
     kinds: tuple[str, ...]
     description: str
+    before: str
+    after: str
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kinds": list(self.kinds)}
@@ -344,37 +346,40 @@ def route_changes(before: ResultsDocument, after: ResultsDocument) -> list[Route
     for key in sorted({*a, *b}):
         scenario, route = key
         if key not in a:
-            out.append(RouteChange(scenario, route, ("added",), f"added: {_backend_text(b[key])}"))
+            text = _backend_text(b[key])
+            out.append(RouteChange(scenario, route, ("added",), f"added: {text}", "absent", text))
             continue
         if key not in b:
-            out.append(RouteChange(scenario, route, ("removed",), "removed"))
+            text = _backend_text(a[key])
+            out.append(RouteChange(scenario, route, ("removed",), "removed", text, "absent"))
             continue
         ra, rb = a[key], b[key]
-        kinds, parts = [], []
+        parts: list[tuple[str, str, Any, Any]] = []
         services_a = {x["service"] for x in ra.get("backends") or []} or set(ra.get("declared", {}))
         services_b = {x["service"] for x in rb.get("backends") or []} or set(rb.get("declared", {}))
         if services_a != services_b:
-            kinds.append("moved")
-            parts.append(f"backend {_backend_text(ra)} -> {_backend_text(rb)}")
+            parts.append(("moved", "backend", _backend_text(ra), _backend_text(rb)))
         elif _backend_text(ra) != _backend_text(rb):
-            kinds.append("re-weighted")
-            parts.append(f"weights {_backend_text(ra)} -> {_backend_text(rb)}")
+            parts.append(("re-weighted", "weights", _backend_text(ra), _backend_text(rb)))
         if ra.get("priority") != rb.get("priority"):
-            kinds.append("re-prioritised")
-            parts.append(f"priority {ra.get('priority')} -> {rb.get('priority')}")
+            parts.append(("re-prioritised", "priority", ra.get("priority"), rb.get("priority")))
         if ra.get("rule") != rb.get("rule"):
-            kinds.append("rule")
-            parts.append(f"rule {ra.get('rule')} -> {rb.get('rule')}")
-        if (ra.get("upstream_path"), ra.get("forwarded_prefix")) != (
-            rb.get("upstream_path"),
-            rb.get("forwarded_prefix"),
-        ) and "rule" not in kinds:
-            kinds.append("strip")
-            parts.append(
-                f"X-Forwarded-Prefix {ra.get('forwarded_prefix')} -> {rb.get('forwarded_prefix')}"
+            parts.append(("rule", "rule", ra.get("rule"), rb.get("rule")))
+        # The prefix a route strips is the route's; the upstream path is the request's.
+        if ra.get("forwarded_prefix") != rb.get("forwarded_prefix"):
+            prefixes = (ra.get("forwarded_prefix"), rb.get("forwarded_prefix"))
+            parts.append(("strip", "X-Forwarded-Prefix", *prefixes))
+        if parts:
+            out.append(
+                RouteChange(
+                    scenario,
+                    route,
+                    tuple(p[0] for p in parts),
+                    "; ".join(f"{label} {x} -> {y}" for _, label, x, y in parts),
+                    "; ".join(f"{label} {x}" for _, label, x, _ in parts),
+                    "; ".join(f"{label} {y}" for _, label, _, y in parts),
+                )
             )
-        if kinds:
-            out.append(RouteChange(scenario, route, tuple(kinds), "; ".join(parts)))
     return out
 
 
@@ -740,6 +745,28 @@ def _compare_unjudged(before: ResultsDocument, after: ResultsDocument) -> list[D
     return out
 
 
+def _unannounced_changes(changes: Sequence[RouteChange], classify: _Classifier) -> list[Difference]:
+    """Change mode: every change of the new manifests nobody announced is unexpected, whether
+    or not a probe shows it (the manifests must do what their author says and nothing else)."""
+    out = []
+    for change in changes:
+        missing = classify.unannounced(change)
+        if missing:
+            why = f"the new manifests change this route ({', '.join(missing)}) unannounced"
+            out.append(
+                Difference(
+                    "route",
+                    change.scenario,
+                    change.route,
+                    change.before,
+                    change.after,
+                    "unexpected",
+                    why,
+                )
+            )
+    return out
+
+
 def _problems(before: ResultsDocument, after: ResultsDocument, mode: Mode) -> list[str]:
     out = []
     for which, doc in (("before", before), ("after", after)):
@@ -788,6 +815,7 @@ def compare(
     differences += _compare_weights(before, after, classify)
     differences += _compare_gaps(before, after)
     differences += _compare_unjudged(before, after)
+    differences += _unannounced_changes(changes, classify)
     order = {c: i for i, c in enumerate(CLASSIFICATIONS)}
     differences.sort(key=lambda d: (order[d.classification], d.kind, d.scenario or "", d.item))
     return Comparison(
