@@ -380,7 +380,7 @@ def test_the_report_puts_the_verdict_first_and_escapes_what_the_proxy_sent(
         return None
 
     comparison = compare(document(manifests), document(manifests, inject=evil), mode="upgrade")
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         which: {
             "run_id": which,
             "traefik_version": "3.7.15",
@@ -397,3 +397,25 @@ def test_the_report_puts_the_verdict_first_and_escapes_what_the_proxy_sent(
     assert 'href="before/index.html#check-' in html and 'href="after/index.html"' in html
     saved = copy.deepcopy(__import__("json").loads(json_path.read_text()))
     assert saved["verdict"] == "failed" and saved["counts"]["unexpected"] == 1
+
+
+def test_a_run_whose_checks_could_not_run_makes_the_gate_incomplete() -> None:
+    """Traefik 3.0 on the local target (it reads Endpoints, not EndpointSlices): every check
+    errors in its setup. Nothing is compared; the gate says why and exits 3."""
+    manifests = [GATE / "before.yaml"]
+    broken = document(manifests)
+    for check in broken["checks"]:
+        check["outcome"], check["evidence"] = Outcome.ERROR, None
+        check["summary"] = "error: WaitTimeout"
+    comparison = compare(broken, document(manifests), mode="upgrade")
+    assert comparison.differences == [] and comparison.verdict == "incomplete"
+    assert exit_status(comparison) == 3
+    assert "before run's checks could not run" in comparison.reasons()[0]
+
+
+def test_runs_with_other_parameters_are_no_upgrade_alone() -> None:
+    before, after = document([GATE / "before.yaml"]), document([GATE / "before.yaml"])
+    after["parameters"]["probe_rounds"] = 3
+    comparison = compare(before, after, mode="upgrade")
+    assert comparison.verdict == "incomplete"
+    assert "parameters differ (probe_rounds)" in comparison.reasons()[0]

@@ -87,7 +87,12 @@ def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
         "3",
     ]
     done = subprocess.run(
-        argv, env=procs.python_child_env(), capture_output=True, text=True, timeout=900
+        argv,
+        check=False,
+        env=procs.python_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == EXIT_UNEXPECTED, done.stdout + done.stderr
     gate = json.loads((tmp_path / "g" / "gate.json").read_text())

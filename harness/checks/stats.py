@@ -1409,7 +1409,7 @@ def _u_statistic(ranks: FloatArray, n_before: int) -> float:
 
 
 def rank_shift_test(
-    before: Sequence[float], after: Sequence[float], alpha: float
+    before: Sequence[float] | FloatArray, after: Sequence[float] | FloatArray, alpha: float
 ) -> RankShiftVerdict:
     """Two-sided Mann-Whitney test of two runs' per-repeat figures; rejects when p <= ``alpha``.
 

@@ -67,6 +67,9 @@ GAP_FIGURES: tuple[tuple[str, str, str, str], ...] = (
     ("failed requests", "failed_values", "failed_requests", "failed_requests_pct"),
 )
 
+#: The kinds of difference, in the order the gate's table lists them (within a classification).
+DIFFERENCE_KINDS = ("probe", "route", "weights", "gaps", "finding", "check")
+
 #: What an announced change may name (``KIND:ROUTE``; a bare ROUTE: any change of it).
 CHANGE_KINDS = ("added", "removed", "moved", "re-weighted", "re-prioritised", "rule", "strip")
 
@@ -75,7 +78,7 @@ CHANGE_KINDS = ("added", "removed", "moved", "re-weighted", "re-prioritised", "r
 class Difference:
     """One row of the gate's differences table."""
 
-    #: ``probe``, ``finding``, ``weights``, ``gaps`` or ``check``.
+    #: One of ``DIFFERENCE_KINDS``.
     kind: str
     scenario: str | None
     #: The probe (``host/path``) or figure (``weights cheeses.minikube/``, ``gap ms patch``).
@@ -149,9 +152,12 @@ class Comparison:
     @property
     def verdict(self) -> Literal["passed", "failed", "incomplete"]:
         counts = self.counts()
+        # A run that could not be made as asked makes every difference meaningless.
+        if self.problems:
+            return "incomplete"
         if counts["unexpected"]:
             return "failed"
-        if counts["not-compared"] or self.problems:
+        if counts["not-compared"]:
             return "incomplete"
         return "passed"
 
@@ -488,6 +494,24 @@ def _compare_probe(
     )
 
 
+def _compare_probes(
+    before: ResultsDocument, after: ResultsDocument, classify: _Classifier
+) -> list[Difference]:
+    pa, pb = probes_of(before), probes_of(after)
+    # A probe whose check recorded nothing in the other run is that check's row, not a probe
+    # "probed in one run only".
+    unjudged = {c["nodeid"] for d in (before, after) for c in d["checks"] if c["evidence"] is None}
+    out: list[Difference] = []
+    for key in sorted({*pa, *pb}):
+        one = pa.get(key) if key not in pb else pb[key] if key not in pa else None
+        if one is not None and set(one.nodeids) <= unjudged:
+            continue
+        diff = _compare_probe(pa.get(key), pb.get(key), classify)
+        if diff is not None:
+            out.append(diff)
+    return out
+
+
 def _finding_key(f: FindingRecord) -> tuple[str, ...]:
     routes = tuple(sorted(f.get("routes") or []))
     # A finding about routes is the same finding whatever file:line its message names.
@@ -767,6 +791,10 @@ def _unannounced_changes(changes: Sequence[RouteChange], classify: _Classifier) 
     return out
 
 
+def _all_unjudged(doc: ResultsDocument) -> bool:
+    return bool(doc["checks"]) and all(c["evidence"] is None for c in doc["checks"])
+
+
 def _problems(before: ResultsDocument, after: ResultsDocument, mode: Mode) -> list[str]:
     out = []
     for which, doc in (("before", before), ("after", after)):
@@ -774,6 +802,12 @@ def _problems(before: ResultsDocument, after: ResultsDocument, mode: Mode) -> li
             out.append(f"the {which} run's checks could not run: {doc['problem']}")
         elif not doc["checks"]:
             out.append(f"the {which} run has no checks")
+        elif _all_unjudged(doc):
+            first = doc["checks"][0]
+            out.append(
+                f"the {which} run's checks could not run: all {len(doc['checks'])} ended in an "
+                f"error before recording any evidence (first: {first['summary']})"
+            )
     pa = {k: v for k, v in before["parameters"].items() if k != "manifests"}
     pb = {k: v for k, v in after["parameters"].items() if k != "manifests"}
     if mode == "upgrade" and before["parameters"] != after["parameters"]:
@@ -805,19 +839,20 @@ def compare(
     announcements = [Announcement.parse(a) for a in announced]
     changes = route_changes(before, after)
     classify = _Classifier(mode, {(c.scenario, c.route): c for c in changes}, announcements)
-    pa, pb = probes_of(before), probes_of(after)
     differences: list[Difference] = []
-    for key in sorted({*pa, *pb}):
-        diff = _compare_probe(pa.get(key), pb.get(key), classify)
-        if diff is not None:
-            differences.append(diff)
-    differences += _compare_findings(before, after, classify)
-    differences += _compare_weights(before, after, classify)
-    differences += _compare_gaps(before, after)
-    differences += _compare_unjudged(before, after)
-    differences += _unannounced_changes(changes, classify)
+    # A run whose checks could not run has nothing to compare: the gate is incomplete (problems).
+    if not (_all_unjudged(before) or _all_unjudged(after)):
+        differences = _compare_probes(before, after, classify)
+        differences += _compare_findings(before, after, classify)
+        differences += _compare_weights(before, after, classify)
+        differences += _compare_gaps(before, after)
+        differences += _compare_unjudged(before, after)
+        differences += _unannounced_changes(changes, classify)
     order = {c: i for i, c in enumerate(CLASSIFICATIONS)}
-    differences.sort(key=lambda d: (order[d.classification], d.kind, d.scenario or "", d.item))
+    kinds = {k: i for i, k in enumerate(DIFFERENCE_KINDS)}
+    differences.sort(
+        key=lambda d: (order[d.classification], kinds[d.kind], d.scenario or "", d.item)
+    )
     return Comparison(
         mode=mode,
         differences=differences,
