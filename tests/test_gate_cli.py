@@ -1,9 +1,9 @@
 """``ingress-harness gate``: its options, and the gate end to end against real Traefik.
 
-The end-to-end gate runs a reduced suite selection (routing, strip, priority; 3 probe rounds) on
-the change scenario of tests/manifests/gate: /wensleydale moved to cheddar (announced) and an
-unannounced priority on /cheddar, against the real Traefik on the local target, twice (one run
-per side).
+The end-to-end gates run a reduced suite selection (routing, strip, priority; 3 probe rounds)
+against the real Traefik on the local target, one run per side, on the scenario of
+tests/manifests/gate: the pinned version to itself, and the change (/wensleydale moved to
+cheddar, announced, and an unannounced priority on /cheddar).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness import procs
-from harness.gate.cli import EXIT_UNEXPECTED, EXIT_USAGE, main
+from harness.gate.cli import EXIT_PASSED, EXIT_UNEXPECTED, EXIT_USAGE, main
 
 GATE = Path(__file__).parent / "manifests" / "gate"
 
@@ -62,20 +63,20 @@ def test_bad_options_are_named_and_exit_2(
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.stack
-def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--from-traefik" in capsys.readouterr().out
+
+
+def _gate(tmp_path: Path, *options: str) -> tuple[int, dict[str, Any], str]:
+    """Run ``ingress-harness gate`` with a reduced suite selection; its status, gate.json and
+    output."""
     argv = [
         sys.executable,
         "-m",
         "harness",
         "gate",
-        "--manifests-before",
-        str(GATE / "before.yaml"),
-        "--manifests",
-        str(GATE / "moved-and-priority.yaml"),
-        "--intended",
-        "moved:cheeses.minikube/wensleydale",
+        *options,
         "--suites",
         "routing,strip,priority",
         "--reports",
@@ -94,8 +95,45 @@ def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
         text=True,
         timeout=900,
     )
-    assert done.returncode == EXIT_UNEXPECTED, done.stdout + done.stderr
     gate = json.loads((tmp_path / "g" / "gate.json").read_text())
+    for which in ("before", "after"):
+        assert (tmp_path / "g" / which / "index.html").is_file()
+        assert (tmp_path / "g" / which / "results.json").is_file()
+    return done.returncode, gate, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+def test_a_gate_from_the_pinned_traefik_to_itself_finds_no_difference(tmp_path: Path) -> None:
+    status, gate, output = _gate(
+        tmp_path,
+        "--from-traefik",
+        "3.7.15",
+        "--to-traefik",
+        "3.7.15",
+        "--manifests",
+        str(GATE / "before.yaml"),
+    )
+    assert status == EXIT_PASSED, output
+    assert gate["verdict"] == "passed" and gate["counts"]["unexpected"] == 0
+    assert gate["differences"] == []
+    assert gate["runs"]["after"]["traefik_version"] == "3.7.15"
+    assert "PASSED" in (tmp_path / "g" / "gate.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
+    status, gate, output = _gate(
+        tmp_path,
+        "--manifests-before",
+        str(GATE / "before.yaml"),
+        "--manifests",
+        str(GATE / "moved-and-priority.yaml"),
+        "--intended",
+        "moved:cheeses.minikube/wensleydale",
+    )
+    assert status == EXIT_UNEXPECTED, output
     by_class: dict[str, set[str]] = {}
     for d in gate["differences"]:
         by_class.setdefault(d["classification"], set()).add(f"{d['kind']} {d['item']}")
@@ -110,7 +148,4 @@ def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
         "probe cheeses.minikube/cheddar/aged/x",
     } <= by_class["unexpected"]
     assert "noise" not in by_class and "not-compared" not in by_class
-    for which in ("before", "after"):
-        assert (tmp_path / "g" / which / "index.html").is_file()
-        assert (tmp_path / "g" / which / "results.json").is_file()
     assert "FAILED" in (tmp_path / "g" / "gate.html").read_text()

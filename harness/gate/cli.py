@@ -98,7 +98,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = _parser()
     try:
         ns = parser.parse_args(args)
-    except SystemExit as exc:  # argparse has printed its message
+    except SystemExit as exc:  # argparse has printed its message (or the help: status 0)
+        if exc.code == 0:
+            raise
         raise UsageError("see the message above") from exc
     upgrade = ns.from_traefik is not None or ns.to_traefik is not None
     change = ns.manifests_before is not None
@@ -222,6 +224,8 @@ def exit_status(comparison: Comparison) -> int:
 def main(argv: list[str]) -> int:
     try:
         ns, passthrough = parse(argv)
+    except SystemExit:  # --help
+        return EXIT_PASSED
     except UsageError as exc:
         print(f"ingress-harness gate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -604,6 +604,8 @@ def _compare_weights(
             )
             continue
         counts_a, counts_b = _counts_by_backend(ea), _counts_by_backend(eb)
+        if counts_a == counts_b and ea["declared"] == eb["declared"]:
+            continue  # a deterministic balancer: the same counts, no difference at all
         test = homogeneity_test(counts_a, counts_b, alpha)
         before_text = _shares_text(counts_a, ea["declared"])
         after_text = _shares_text(counts_b, eb["declared"])
