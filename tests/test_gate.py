@@ -173,6 +173,30 @@ def test_a_run_against_a_run_of_the_same_proxy_has_no_unexpected_difference(seed
     assert any(d.kind == "weights" for d in comparison.differences)
 
 
+def test_which_backend_of_a_weighted_route_answered_a_probe_is_noise() -> None:
+    """With few probe rounds, one run's answers to a 75/25 route may all come from cheddar."""
+    manifests = [TUTORIAL / "weights.yaml", TUTORIAL / "services.yaml"]
+
+    def other_backend(probe: Probe) -> Observation | None:
+        answer = correct_answer(probe)
+        if answer.backend == "cheddar" and len(probe.expectation.shares()) > 1:
+            return Observation(
+                200,
+                "wensleydale",
+                "wensleydale-0",
+                answer.upstream_path,
+                answer.forwarded_prefix,
+                headers=HEADERS,
+            )
+        return None
+
+    before = document(manifests, scenario="weights")
+    after = document(manifests, scenario="weights", inject=other_backend)
+    comparison = compare(before, after, mode="upgrade")
+    assert comparison.differences and _unexpected(comparison) == []
+    assert all("a weighted route" in d.why for d in comparison.differences)
+
+
 def test_identical_runs_have_no_difference_at_all() -> None:
     manifests = [TUTORIAL / "cheeses.yaml", TUTORIAL / "services.yaml"]
     before, after = document(manifests), document(manifests)

@@ -424,6 +424,11 @@ class _Classifier:
         )
 
 
+def _balanced(view: ProbeView, split: set[str]) -> set[Answer]:
+    """A probe's kinds of answer with the backend left out where it is one of a split's."""
+    return {(a[0], "(split)" if a[1] in split else a[1], *a[2:]) for a in view.answers}
+
+
 def _compare_probe(
     a: ProbeView | None, b: ProbeView | None, classify: _Classifier
 ) -> Difference | None:
@@ -476,6 +481,19 @@ def _compare_probe(
                     "reload, any of them is allowed",
                     *nodeids,
                 )
+        split = {s for s, share in (b.expectation.get("shares") or {}).items() if share > 0}
+        if len(split) > 1 and _balanced(a, split) == _balanced(b, split):
+            return Difference(
+                "probe",
+                scenario,
+                item,
+                before,
+                after,
+                "noise",
+                f"a weighted route: which of {', '.join(sorted(split))} answered is the split's "
+                "(compared as weights), the answers are otherwise the same",
+                *nodeids,
+            )
         why = f"the oracle predicts the same in both runs: {_describe_prediction(b.expectation)}"
         return Difference("probe", scenario, item, before, after, "unexpected", why, *nodeids)
     if not consistent_b:
