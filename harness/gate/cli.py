@@ -229,6 +229,13 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"ingress-harness gate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not SUITES_DIR.is_dir():
+        print(
+            f"ingress-harness gate: error: the suites are not at {SUITES_DIR}; run the gate from "
+            "a checkout of the project (pip install -e .)",
+            file=sys.stderr,
+        )
+        return EXIT_ENVIRONMENT
     mode: Mode = "change" if ns.manifests_before is not None else "upgrade"
     gate_id = ns.gate_id or "gate-" + datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = (ns.reports / gate_id).resolve()

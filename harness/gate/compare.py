@@ -717,7 +717,7 @@ def _compare_gaps(before: ResultsDocument, after: ResultsDocument) -> list[Diffe
                         before_text,
                         after_text,
                         "not-compared",
-                        f"{test.summary}: run the gate with --gap-repeats 4 or more",
+                        f"{test.summary}: run the gate with --gap-repeats 5 or more (the default)",
                         *ids,
                     )
                 )
