@@ -275,7 +275,7 @@ def test_split_and_gap_differences_beyond_noise_are_unexpected() -> None:
     assert sorted(_unexpected(comparison)) == [
         "gaps failed requests delete-create",
         "gaps gap ms delete-create",
-        "weights weights weights:cheeses.minikube/",
+        "weights weights:cheeses.minikube/",
     ]
     weights = next(d for d in comparison.differences if d.kind == "weights")
     assert "cheddar 75.00%" in weights.before and "cheddar 70.00%" in weights.after

@@ -603,7 +603,7 @@ def _compare_weights(
     for nodeid in common:
         ca, cb = wa[nodeid], wb[nodeid]
         ea, eb = ca["evidence"], cb["evidence"]
-        item = f"weights {ea['route']}"
+        item = ea["route"]
         ids = ((nodeid,), (nodeid,))
         if ea["verdict"] is None or eb["verdict"] is None:
             which = "before" if ea["verdict"] is None else "after"
@@ -677,7 +677,7 @@ def _compare_gaps(before: ResultsDocument, after: ResultsDocument) -> list[Diffe
                 Difference(
                     "gaps",
                     ea["scenario"],
-                    f"gaps {ea['strategy']}",
+                    ea["strategy"],
                     ca["summary"],
                     cb["summary"],
                     "not-compared",
