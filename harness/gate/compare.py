@@ -261,7 +261,6 @@ class ProbeView:
     #: Answers some aspect judged unexpected.
     unexpected: int = 0
     nodeids: list[str] = field(default_factory=list)
-    answered_by_aspect: set[str] = field(default_factory=set)
 
     def route_ids(self) -> set[str]:
         e = self.expectation
@@ -307,13 +306,11 @@ def probes_of(doc: ResultsDocument) -> dict[tuple[str, str], ProbeView]:
         )
         view.nodeids.append(nodeid)
         view.unexpected += sum(o["count"] for o in evidence["observed"] if o["expected"] is False)
-        # One aspect's answers are the probe's answers (the aspects judge the same requests);
-        # a registration check sends its own, so each step is a probe of its own.
-        aspect = f"{step}:{evidence['aspect']}"
+        # The aspects of a probe judge the same requests (one round of probes per scenario), so
+        # the first one's answers are the probe's; a registration step sends its own (its key).
         if not view.answers:
             for obs in evidence["observed"]:
                 view.answers[answer_of(obs)] += obs["count"]
-        view.answered_by_aspect.add(aspect)
     return out
 
 
