@@ -434,79 +434,62 @@ def _compare_probe(
     scenario, item = some.scenario, some.probe_id
     nodeids = (tuple(a.nodeids) if a else (), tuple(b.nodeids) if b else ())
     if a is None or b is None:
-        assert some is not None
         classification, why = classify.by_routes(scenario, some.route_ids())
         where = "after" if a is None else "before"
-        return Difference(
-            "probe",
-            scenario,
-            item,
-            a.answer_text() if a else "not probed",
-            b.answer_text() if b else "not probed",
-            classification,
-            f"probed {where} only; {why}",
-            *nodeids,
-        )
+        before = a.answer_text() if a else "not probed"
+        after = b.answer_text() if b else "not probed"
+        why = f"probed {where} only; {why}"
+        return Difference("probe", scenario, item, before, after, classification, why, *nodeids)
     same_answers = set(a.answers) == set(b.answers)
     predicted_a, predicted_b = _predicted(a.expectation), _predicted(b.expectation)
     consistent_b = b.unexpected == 0
     if same_answers and (predicted_a == predicted_b or consistent_b):
         return None
+    # The headers are shown where they are what differs.
     headers = same_answers or {x[:4] for x in a.answers} == {x[:4] for x in b.answers}
     before, after = a.answer_text(headers=headers), b.answer_text(headers=headers)
+
+    def row(classification: Classification, why: str) -> Difference:
+        return Difference("probe", scenario, item, before, after, classification, why, *nodeids)
+
+    expected_a, expected_b = (
+        _describe_prediction(a.expectation),
+        _describe_prediction(b.expectation),
+    )
     if same_answers:
-        why = (
-            f"the oracle predicts {_describe_prediction(b.expectation)} after (before: "
-            f"{_describe_prediction(a.expectation)}), but the answers did not change"
+        return row(
+            "unexpected",
+            f"the oracle predicts {expected_b} after (before: {expected_a}), but the answers "
+            "did not change",
         )
-        return Difference("probe", scenario, item, before, after, "unexpected", why, *nodeids)
     if predicted_a == predicted_b:
         if a.expectation.get("outcome") == "undefined":
-            tied = {
-                b_["service"] for c in b.expectation.get("tied", []) for b_ in c.get("backends", [])
-            }
-            answered = {x[1] for x in [*a.answers, *b.answers]}
-            if answered <= tied:
-                return Difference(
-                    "probe",
-                    scenario,
-                    item,
-                    before,
-                    after,
+            tied = {x["service"] for c in b.expectation.get("tied", []) for x in c["backends"]}
+            if {x[1] for x in [*a.answers, *b.answers]} <= tied:
+                return row(
                     "noise",
-                    "a priority tie: Traefik picks one of the tied routes at each "
-                    "reload, any of them is allowed",
-                    *nodeids,
+                    "a priority tie: Traefik picks one of the tied routes at each reload, any "
+                    "of them is allowed",
                 )
         split = {s for s, share in (b.expectation.get("shares") or {}).items() if share > 0}
         if len(split) > 1 and _balanced(a, split) == _balanced(b, split):
-            return Difference(
-                "probe",
-                scenario,
-                item,
-                before,
-                after,
+            return row(
                 "noise",
                 f"a weighted route: which of {', '.join(sorted(split))} answered is the split's "
                 "(compared as weights), the answers are otherwise the same",
-                *nodeids,
             )
-        why = f"the oracle predicts the same in both runs: {_describe_prediction(b.expectation)}"
-        return Difference("probe", scenario, item, before, after, "unexpected", why, *nodeids)
+        return row("unexpected", f"the oracle predicts the same in both runs: {expected_b}")
     if not consistent_b:
-        why = (
-            f"the oracle predicts {_describe_prediction(b.expectation)} after, and the proxy "
-            "answered otherwise"
+        return row(
+            "unexpected",
+            f"the oracle predicts {expected_b} after, and the proxy answered otherwise",
         )
-        return Difference("probe", scenario, item, before, after, "unexpected", why, *nodeids)
-    prediction = f"{_describe_prediction(a.expectation)} -> {_describe_prediction(b.expectation)}"
     if classify.mode == "upgrade":
-        why = f"the oracle of the after run predicts it: {prediction}"
-        return Difference("probe", scenario, item, before, after, "expected", why, *nodeids)
+        return row(
+            "expected", f"the oracle of the after run predicts it: {expected_a} -> {expected_b}"
+        )
     classification, why = classify.by_routes(scenario, a.route_ids() | b.route_ids())
-    return Difference(
-        "probe", scenario, item, before, after, classification, f"{why} ({prediction})", *nodeids
-    )
+    return row(classification, f"{why} ({expected_a} -> {expected_b})")
 
 
 def _compare_probes(
