@@ -1,5 +1,6 @@
 """Sessions: ``nox -s tests`` (the harness's own tests), ``verify`` (the suites on the local
-target, writing reports/<run>/), ``bench`` (figures for the README), ``lint`` (ruff, mypy).
+target, writing reports/<run>/), ``gate`` (two runs compared: reports/<gate id>/), ``bench``
+(figures for the README), ``lint`` (ruff, mypy).
 
 Arguments after ``--`` go to pytest (or to the benchmark): ``nox -s tests -- -k kubeapi``.
 """
@@ -50,6 +51,14 @@ def verify(session: nox.Session) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _pytest(session, "suites", f"--junitxml={out / 'junit.xml'}", f"--report-dir={out}")
     session.log(f"report written to {out}")
+
+
+@nox.session(python=PYTHON)
+def gate(session: nox.Session) -> None:
+    """The pre-release gate: the suites twice, compared (``ingress-harness gate``); its options
+    come after ``--``: ``nox -s gate -- --from-traefik 3.6.0 --to-traefik 3.7.15``."""
+    _install(session)
+    session.run("python", "-m", "harness", "gate", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -162,6 +162,9 @@ class ObservedAnswer(TypedDict):
     request_headers: NotRequired[dict[str, list[str]]]
     response_headers: NotRequired[dict[str, str | None]]
     error: str | None
+    #: The other request headers the backend received (``Observation.headers``); absent in
+    #: documents written before it was recorded.
+    headers: NotRequired[dict[str, str]]
     count: int
     #: True: what the oracle expects; False: not; None: not judged by this aspect (a strip
     #: check's answer from another backend, an undefined expectation).

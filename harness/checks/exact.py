@@ -116,6 +116,7 @@ class ExactVerdict:
                     request_headers={k: list(v) for k, v in obs.request_headers},
                     response_headers=dict(obs.response_headers),
                     error=obs.error,
+                    headers=dict(obs.headers),
                     count=n,
                     expected=ok,
                 )

@@ -22,6 +22,11 @@ The pieces, in the order a check uses them:
 5. ``max_count_deviation``: evidence per proxy replica. Traefik's balancer is a deterministic
    earliest-deadline schedule, so a correct replica stays within one request of exact for two
    backends (within (k - 1) times a share for k).
+6. Two runs side by side (the pre-release gate, ``harness.gate``): ``homogeneity_test`` asks
+   whether two runs' counts per backend come from the same split (chi-square homogeneity), and
+   ``rank_shift_test`` whether two runs' per-repeat figures come from the same distribution
+   (Mann-Whitney, exact over every split of the pooled repeats), so that noise is not a
+   difference.
 
 The null model of both tests is an i.i.d. multinomial draw with the declared shares. A
 deterministic weighted round robin is far more regular than that (its counts stay within a
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +57,9 @@ from harness.errors import ConfigError
 
 __all__ = [
     "ErrorRateVerdict",
+    "HomogeneityVerdict",
     "Plan",
+    "RankShiftVerdict",
     "ReplicaDeviation",
     "ReplicaDeviations",
     "SequentialSplitTest",
@@ -64,8 +72,10 @@ __all__ = [
     "dirichlet_multinomial_log_e",
     "error_rate_check",
     "family_alpha",
+    "homogeneity_test",
     "max_count_deviation",
     "plan_sample_size",
+    "rank_shift_test",
     "zero_weight_bound",
 ]
 
@@ -1284,5 +1294,179 @@ def error_rate_check(successes: int, errors: int, max_error_rate: float) -> Erro
         error_rate=float(rate),
         max_error_rate=float(max_error_rate),
         verdict=verdict,
+        summary=summary,
+    )
+
+
+# --------------------------------------------------------------------------- two runs compared
+
+
+@dataclass(frozen=True)
+class HomogeneityVerdict:
+    """Whether two runs' counts per backend come from one split (``homogeneity_test``)."""
+
+    backends: tuple[str, ...]
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    statistic: float
+    df: int
+    p_value: float
+    alpha: float
+    #: True: the splits differ beyond what sampling explains (p < alpha).
+    differs: bool
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def homogeneity_test(
+    before: Mapping[str, int], after: Mapping[str, int], alpha: float
+) -> HomogeneityVerdict:
+    """Pearson's chi-square test of homogeneity on the 2 x k table of two runs' counts per
+    backend: do both come from the same split? Rejects when p < ``alpha``.
+
+    A backend counted in neither run is left out. A backend counted in one run only is a
+    column like any other (a share of 0 against a share > 0 is what the test is for). With one
+    backend in all there is nothing to compare (p = 1). The null is i.i.d. multinomial draws,
+    which a deterministic round robin beats (its counts are more regular), so against two correct
+    Traefik runs the test is conservative.
+    """
+    alpha = _check_alpha(alpha)
+    names = tuple(sorted({*before, *after}))
+    table = np.array(
+        [[int(before.get(n, 0)) for n in names], [int(after.get(n, 0)) for n in names]],
+        dtype=float,
+    )
+    if (table < 0).any():
+        raise ValueError(f"counts must be non-negative, got {before!r} and {after!r}")
+    keep = table.sum(axis=0) > 0
+    table, kept = table[:, keep], tuple(n for n, k in zip(names, keep, strict=True) if k)
+    rows = table.sum(axis=1)
+    if (rows == 0).any():
+        raise ValueError("both runs need at least one counted answer to be compared")
+    df = int(table.shape[1] - 1)
+    if df < 1:
+        statistic, p_value = 0.0, 1.0
+    else:
+        expected = np.outer(rows, table.sum(axis=0)) / table.sum()
+        statistic = float(np.sum((table - expected) ** 2 / expected))
+        p_value = float(sps.chi2.sf(statistic, df))
+    differs = p_value < alpha
+
+    def shares(row: FloatArray) -> str:
+        return ", ".join(f"{n} {c / row.sum():.2%}" for n, c in zip(kept, row, strict=True))
+
+    summary = (
+        f"{'differs' if differs else 'same split'}: chi2={statistic:.3g} (df={df}), "
+        f"p={p_value:.3g} {'<' if differs else '>='} alpha={alpha:.3g}; before {shares(table[0])}"
+        f" (n={int(rows[0]):,}); after {shares(table[1])} (n={int(rows[1]):,})"
+    )
+    return HomogeneityVerdict(
+        backends=kept,
+        before=tuple(int(v) for v in table[0]),
+        after=tuple(int(v) for v in table[1]),
+        statistic=statistic,
+        df=df,
+        p_value=p_value,
+        alpha=alpha,
+        differs=differs,
+        summary=summary,
+    )
+
+
+#: Above this many splits of the pooled repeats the rank test uses the normal approximation
+#: (with the tie correction) instead of enumerating them (C(20, 10) = 184,756: 10 repeats each).
+_EXACT_SPLITS = 200_000
+
+
+@dataclass(frozen=True)
+class RankShiftVerdict:
+    """Whether two runs' per-repeat figures come from one distribution (``rank_shift_test``)."""
+
+    before: tuple[float, ...]
+    after: tuple[float, ...]
+    u: float
+    p_value: float
+    #: The smallest p-value these sample sizes can give: below alpha, no difference can show.
+    p_floor: float
+    alpha: float
+    exact: bool
+    differs: bool
+    summary: str
+
+    @property
+    def decidable(self) -> bool:
+        """Whether enough repeats were made for a difference to be able to show at alpha."""
+        return self.p_floor < self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_to_dict(self), "decidable": self.decidable}
+
+
+def _u_statistic(ranks: FloatArray, n_before: int) -> float:
+    return float(ranks[:n_before].sum() - n_before * (n_before + 1) / 2)
+
+
+def rank_shift_test(
+    before: Sequence[float] | FloatArray, after: Sequence[float] | FloatArray, alpha: float
+) -> RankShiftVerdict:
+    """Two-sided Mann-Whitney test of two runs' per-repeat figures; rejects when p <= ``alpha``.
+
+    Why this test: the figures of a change (gap, failed requests) are few (5 repeats), skewed
+    and often tied (most repeats 0) or bimodal (delete-create: 0 or about 2 s, depending on where
+    the change falls in Traefik's throttle window), so a test on means (t-test) is wrong and a
+    comparison of medians alone is blind to spread. The rank test assumes nothing about the
+    distribution, and its p-value is computed exactly, by enumerating every split of the pooled
+    repeats (a permutation test of U, correct with ties), up to ``_EXACT_SPLITS`` splits. With
+    identical figures in both runs p = 1. ``p_floor`` is the smallest p these sizes allow
+    (2 / C(10, 5) = 0.0079 for 5 repeats each): a difference "beyond the repeats' spread" means
+    every repeat of one run lies beyond every repeat of the other at that size.
+    """
+    alpha = _check_alpha(alpha)
+    a = np.asarray(before, dtype=float)
+    b = np.asarray(after, dtype=float)
+    if a.size < 1 or b.size < 1 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"need finite figures on both sides, got {before!r} and {after!r}")
+    pooled = np.concatenate([a, b])
+    ranks = sps.rankdata(pooled)
+    n_a, n = a.size, pooled.size
+    u = _u_statistic(ranks, n_a)
+    centre = n_a * b.size / 2
+    splits = math.comb(n, n_a)
+    p_floor = min(1.0, 2.0 / splits)
+    exact = splits <= _EXACT_SPLITS
+    if np.all(pooled == pooled[0]):
+        p_value = 1.0
+    elif exact:
+        splits_idx = np.array(list(itertools.combinations(range(n), n_a)), dtype=np.intp)
+        us = ranks[splits_idx].sum(axis=1) - n_a * (n_a + 1) / 2
+        # Two-sided: splits at least as far from the centre as the one observed (a small
+        # tolerance, since tied ranks are halves).
+        p_value = float(np.mean(np.abs(us - centre) >= abs(u - centre) - 1e-9))
+    else:
+        p_value = float(sps.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")[1])
+    p_value = min(1.0, p_value)
+    differs = p_value <= alpha
+
+    def median(x: FloatArray) -> str:
+        return f"{float(np.median(x)):.4g}"
+
+    summary = (
+        f"{'differs' if differs else 'within the spread'}: Mann-Whitney U={u:g}, "
+        f"p={p_value:.3g} {'<=' if differs else '>'} alpha={alpha:.3g}; median "
+        f"{median(a)} (n={a.size}) -> {median(b)} (n={b.size})"
+    )
+    if p_floor > alpha:
+        summary += f"; {a.size} and {b.size} repeats cannot show a difference at this alpha"
+    return RankShiftVerdict(
+        before=tuple(float(v) for v in a),
+        after=tuple(float(v) for v in b),
+        u=u,
+        p_value=p_value,
+        p_floor=p_floor,
+        alpha=alpha,
+        exact=exact,
+        differs=differs,
         summary=summary,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,10 @@ class Observation:
     host: str | None = None
     request_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     response_headers: tuple[tuple[str, str | None], ...] = ()
+    #: The other request headers the backend received (name, values joined by ", "), sorted:
+    #: what the proxy added or changed on the way (X-Forwarded-*, X-Real-Ip, ...). Not judged by
+    #: the exact verdicts; the pre-release gate compares them between runs.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         if self.error is not None:
@@ -81,6 +85,7 @@ class Observation:
             "host": self.host,
             "request_headers": {k: list(v) for k, v in self.request_headers},
             "response_headers": dict(self.response_headers),
+            "headers": dict(self.headers),
         }
 
 
@@ -152,7 +157,14 @@ def observe(
             (name, reply.header_values(name)) for name in probe.expectation.request_header_names
         ),
         response_headers=response_headers,
+        headers=upstream_headers(reply.headers),
     )
+
+
+def upstream_headers(headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    """The request headers a backend reports, as :attr:`Observation.headers` records them:
+    every one but X-Forwarded-Prefix (a field of its own), values joined, sorted by name."""
+    return tuple(sorted((k, ", ".join(v)) for k, v in headers.items() if k != "X-Forwarded-Prefix"))
 
 
 def send_in_rounds(
