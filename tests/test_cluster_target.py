@@ -9,6 +9,9 @@ EndpointSlices, through the API.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +30,7 @@ from harness.intent.model import Intent
 from harness.kubeapi.access import AccessTable
 from harness.kubeapi.server import KubeAPIServer
 from harness.plugin.settings import DEFAULT_MANIFESTS
+from harness.procs import python_child_env
 from harness.targets.apply import Applier
 from harness.targets.cluster import (
     BACKEND_LABEL,
@@ -43,6 +47,7 @@ from harness.targets.cluster import (
     remove_stale_namespaces,
 )
 from harness.traefik.process import TraefikProcess, TraefikSettings, find_traefik_binary
+from harness.waiting import wait_until
 
 Obj = dict[str, Any]
 
@@ -618,7 +623,7 @@ def test_cluster_options_that_do_not_fit_are_usage_errors(
     assert not basetemp.exists()
 
 
-def test_the_routing_suite_runs_on_the_cluster_target_through_a_kubeconfig(
+def test_the_suites_run_on_the_cluster_target_through_a_kubeconfig(
     admin: Applier, admin_kubeconfig: Path, standin: KubeletStandIn, proxy: str, tmp_path: Path
 ) -> None:
     manifests = tmp_path / "cheeses.yaml"
@@ -626,6 +631,10 @@ def test_the_routing_suite_runs_on_the_cluster_target_through_a_kubeconfig(
     report = tmp_path / "report"
     run = run_pytest(
         "suites/test_routing.py",
+        "suites/test_strip.py",
+        "suites/test_registration.py",
+        "suites/test_apply_gaps.py",
+        "-rs",
         "--kubeconfig",
         admin_kubeconfig,
         "--proxy-url",
@@ -646,5 +655,67 @@ def test_the_routing_suite_runs_on_the_cluster_target_through_a_kubeconfig(
     assert target["target"] == "cluster" and target["proxy_url"] == proxy
     assert target["namespace"].startswith("ingress-harness-")
     assert target["backends"] == {"cheddar": 2, "stilton": 2}
-    assert results["counts"]["passed"] > 0 and results["counts"]["failed"] == 0
+    assert results["counts"]["failed"] == 0 and results["counts"]["error"] == 0
+    passed = {c["kind"] for c in results["checks"] if c["outcome"] == "passed"}
+    assert passed == {"routing", "strip", "registration"}, results["counts"]
+    assert "not yet on the cluster target" in run.stdout  # the gap suite's apply strategies
     assert not [n for n in harness_namespaces(admin) if n.startswith("ingress-harness-")]
+
+
+INNER_TEST = """
+import os, threading
+
+def test_hold_the_cluster_target(cluster_target):
+    path = os.environ["HARNESS_TEST_NAMESPACE"]
+    with open(path + ".tmp", "w") as fh:
+        fh.write(cluster_target.namespace)
+    os.rename(path + ".tmp", path)
+    if os.environ["HARNESS_TEST_MODE"] == "fail":
+        raise AssertionError("deliberate failure")
+    # Held until the outer test interrupts this session; bounded all the same.
+    threading.Event().wait(60)
+"""
+
+
+@pytest.mark.parametrize("mode", ["fail", "interrupt"])
+def test_a_failed_or_interrupted_run_leaves_no_namespace(
+    admin: Applier,
+    admin_kubeconfig: Path,
+    standin: KubeletStandIn,
+    proxy: str,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    (tmp_path / "test_inner.py").write_text(INNER_TEST, encoding="utf-8")
+    (tmp_path / "cheeses.yaml").write_text(MANIFESTS, encoding="utf-8")
+    marker = tmp_path / "namespace"
+    # This checkout's harness (not an installed one), configured only by the command line.
+    env = {k: v for k, v in python_child_env().items() if not k.startswith(("HARNESS_", "PYTEST_"))}
+    env.update(HARNESS_TEST_NAMESPACE=str(marker), HARNESS_TEST_MODE=mode)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_inner.py",
+         "--kubeconfig", str(admin_kubeconfig), "--proxy-url", proxy,
+         "--manifests", "cheeses.yaml"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: marker.exists() or proc.poll() is not None,
+            timeout=120,
+            what="the inner session to set up its cluster target",
+        )
+        if not marker.exists():
+            out = proc.communicate(timeout=10)[0]
+            pytest.fail(f"inner session exited {proc.returncode} before its target was up:\n{out}")
+        namespace = marker.read_text(encoding="utf-8")
+        if mode == "interrupt":
+            assert namespace in harness_namespaces(admin)  # held by the inner session
+            proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=180)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == (1 if mode == "fail" else 2), out
+    assert namespace not in harness_namespaces(admin)
+    assert admin.list_objects("apps/v1", "Deployment") == []

@@ -524,7 +524,8 @@ class ClusterTarget:
         self.backends: list[Backend] = []
         self.removed_stale: list[str] = []
         self._source = "default"
-        self._canary_kinds: tuple[str, ...] = ("Ingress",)
+        #: The Traefik CRD kinds the scenarios apply (each watched on its own by Traefik).
+        self._crd_kinds: frozenset[str] = frozenset()
         self._canary_service: tuple[str, dict[str, Any]] = ("", {})
         self._moves = 0
         self._exit = contextlib.ExitStack()
@@ -543,12 +544,16 @@ class ClusterTarget:
     def needs(self, scenarios: Mapping[str, Intent]) -> list[Permission]:
         """The permissions a run of ``scenarios`` needs (see :func:`required_permissions`)."""
         self._source = source_namespace(scenarios)
-        kinds = {
-            self.applier.resource_name(body)
-            for intent in scenarios.values()
-            for body in self.objects_of(intent)
-        }
+        applied = [body for intent in scenarios.values() for body in self.objects_of(intent)]
+        self._crd_kinds = frozenset(
+            str(b["kind"])
+            for b in applied
+            if str(b.get("apiVersion", "")).startswith("traefik.io/")
+        )
+        kinds = {self.applier.resource_name(body) for body in applied}
         kinds.add(("networking.k8s.io", "ingresses"))  # the canary, the derived routes
+        if self._crd_kinds:
+            kinds.add(("traefik.io", "ingressroutes"))  # the CRD provider's canary
         return required_permissions(self.namespace, kinds, self.options.proxy_service)
 
     def start(self, scenarios: Mapping[str, Intent]) -> ClusterTarget:
@@ -586,12 +591,6 @@ class ClusterTarget:
         self.wait_for_backends(self.backends)
         check_reachable(proxy_url)
         self.proxy_url = proxy_url
-        crd = any(
-            body["apiVersion"].startswith("traefik.io/")
-            for intent in scenarios.values()
-            for body in self.objects_of(intent)
-        )
-        self._canary_kinds = ("IngressRoute", "Ingress") if crd else ("Ingress",)
         first = self.backends[0]
         self._canary_service = (first.name, dict(first.service["spec"]["ports"][0]))
         self._move_canaries(
@@ -657,40 +656,77 @@ class ClusterTarget:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def _canary(self, kind: str, host: str) -> dict[str, Any]:
+    def _canaries(self, move: int) -> tuple[list[dict[str, Any]], list[str]]:
+        """The canary objects of one move, in the order they are applied, and their hosts.
+
+        Traefik watches every kind on its own, so one canary per kind the scenarios apply: the
+        Ingress (its host moves) for the Ingress provider; for the CRD provider an IngressRoute
+        (its host moves) using a Middleware and a TraefikService named after the move when the
+        scenarios apply those kinds (a route whose Middleware or TraefikService the provider has
+        not seen yet is not served).
+        """
         service, port = self._canary_service
-        meta = {
-            "name": CANARY,
-            "namespace": self.namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-        }
-        if kind == "IngressRoute":
-            return {
-                "apiVersion": "traefik.io/v1alpha1",
-                "kind": "IngressRoute",
-                "metadata": meta,
-                "spec": {
-                    "routes": [
-                        {
-                            "match": f"Host(`{host}`)",
-                            "kind": "Rule",
-                            "services": [{"name": service, "port": port["port"]}],
-                        }
-                    ]
-                },
+        ns = self.namespace
+
+        def meta(name: str) -> dict[str, Any]:
+            return {"name": name, "namespace": ns, "labels": {MANAGED_BY_LABEL: MANAGED_BY}}
+
+        objects: list[dict[str, Any]] = []
+        hosts: list[str] = []
+        moved = f"{CANARY}-{move}"
+        if self._crd_kinds:
+            route: dict[str, Any] = {
+                "kind": "Rule",
+                "services": [{"name": service, "port": port["port"]}],
             }
+            if "Middleware" in self._crd_kinds:
+                objects.append(
+                    {
+                        "apiVersion": "traefik.io/v1alpha1",
+                        "kind": "Middleware",
+                        "metadata": meta(moved),
+                        "spec": {"stripPrefix": {"prefixes": [f"/{moved}"]}},
+                    }
+                )
+                route["middlewares"] = [{"name": moved}]
+            if "TraefikService" in self._crd_kinds:
+                objects.append(
+                    {
+                        "apiVersion": "traefik.io/v1alpha1",
+                        "kind": "TraefikService",
+                        "metadata": meta(moved),
+                        "spec": {"weighted": {"services": route["services"]}},
+                    }
+                )
+                route["services"] = [{"name": moved, "kind": "TraefikService"}]
+            host = f"{moved}-crd.{ns}.harness.invalid"
+            route["match"] = f"Host(`{host}`)"
+            objects.append(
+                {
+                    "apiVersion": "traefik.io/v1alpha1",
+                    "kind": "IngressRoute",
+                    "metadata": meta(CANARY),
+                    "spec": {"routes": [route]},
+                }
+            )
+            hosts.append(host)
+        host = f"{moved}.{ns}.harness.invalid"
         backend_port = {"name": port["name"]} if port.get("name") else {"number": port["port"]}
         path = {
             "path": "/",
             "pathType": "Prefix",
             "backend": {"service": {"name": service, "port": backend_port}},
         }
-        return {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": meta,
-            "spec": {"rules": [{"host": host, "http": {"paths": [path]}}]},
-        }
+        objects.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": meta(CANARY),
+                "spec": {"rules": [{"host": host, "http": {"paths": [path]}}]},
+            }
+        )
+        hosts.append(host)
+        return objects, hosts
 
     def _served(self, host: str) -> bool:
         try:
@@ -705,20 +741,23 @@ class ClusterTarget:
         return answer.status_code == 200 and f"Name: {self._canary_service[0]}" in answer.text
 
     def _move_canaries(self, *, what: str = "the proxy to serve the run's canary") -> None:
-        """Give every canary a new host, in order, and wait until the proxy answers each: every
-        change applied before has then been seen by the proxy's providers."""
+        """Move every canary (new hosts, new Middleware and TraefikService) and wait until the
+        proxy answers each: every change applied before has then been seen by the proxy's
+        providers, kind by kind. The previous move's Middleware and TraefikService go after."""
         self._moves += 1
-        hosts = []
-        for kind in self._canary_kinds:
-            host = f"canary-{self._moves}-{kind.lower()}.{self.namespace}.harness.invalid"
-            self.applier.apply(self._canary(kind, host))
-            hosts.append(host)
+        objects, hosts = self._canaries(self._moves)
+        self.applier.apply_all(objects)
         for host in hosts:
             wait_until(
                 lambda: self._served(host),  # noqa: B023 - called before the loop moves on
                 timeout=APPLY_TIMEOUT,
                 what=f"{what}: Host {host} at {self.proxy_url}",
             )
+        if self._moves > 1:
+            previous, _ = self._canaries(self._moves - 1)
+            for obj in previous:
+                if obj["metadata"]["name"] != CANARY:
+                    self.applier.delete(obj)
 
     def _put_services(self, intent: Intent) -> None:
         """The scenario's own declaration of its Services (names, ports, port names as
