@@ -13,10 +13,11 @@ Before anything is created, a preflight asks the API (SelfSubjectAccessReview) f
 permission the run needs and refuses the run with one message listing all that are missing.
 
 Whether a change has reached the proxy is seen through the proxy itself, since a cluster's
-Traefik API is usually not reachable: a canary Ingress (and, when the scenarios use Traefik's
-CRDs, a canary IngressRoute) is applied after the change with a new host, and the change counts
-as seen once the proxy answers that host (a provider applies its objects in the order it
-watched them).
+Traefik API is usually not reachable: after the change, canaries move to new hosts (an Ingress;
+when the scenarios use Traefik's CRDs an IngressRoute, using a Middleware and a TraefikService
+named after the move when the scenarios apply those kinds), and the change counts as seen once
+the proxy answers every canary's host: Traefik watches each kind on its own and applies a
+kind's objects in the order it saw them.
 """
 
 from __future__ import annotations
