@@ -607,13 +607,16 @@ def test_namespace_names_are_dns_labels(run_id: str, worker: str, expected: str)
          {}, "--context must be a context of the kubeconfig (local), got 'nope'"),
         (["--kubeconfig", "{kubeconfig}"], {"HARNESS_PROXY_SERVICE": "Traefik/traefik"},
          "--proxy-service (from env HARNESS_PROXY_SERVICE) must be NAMESPACE/NAME of a Service"),
+        (["--kubeconfig", "{kubeconfig}", "--proxy-url", "http://127.0.0.1:9"], {},
+         "the cluster's API at http://127.0.0.1:9 does not answer"),
     ],
-    ids=["service-without-cluster", "cluster-without-proxy", "unknown-context", "env"],
+    ids=["service-without-cluster", "cluster-without-proxy", "unknown-context", "env",
+         "api-down"],
 )  # fmt: skip
 def test_cluster_options_that_do_not_fit_are_usage_errors(
     tmp_path: Path, args: list[str], env: dict[str, str], expected: str
 ) -> None:
-    # Never contacted: the options are refused first.
+    # Nothing listens there: the options are refused first, or the API is found not answering.
     kubeconfig = write_kubeconfig(tmp_path / "kc.yaml", "http://127.0.0.1:9", "t")
     argv = [a.format(kubeconfig=kubeconfig) for a in args]
     basetemp = tmp_path / "basetemp"

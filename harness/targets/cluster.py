@@ -121,11 +121,9 @@ def required_permissions(
     """Every permission a run in ``namespace`` needs: its namespace, the backends, the kinds it
     applies (``applied``: (group, resource) pairs) and the proxy's discovery."""
     needs = [Permission(v, "", "namespaces") for v in ("create", "get", "list", "delete")]
-    needs += [Permission(v, "apps", "deployments", namespace) for v in ("create", "get")]
-    needs += [
-        Permission(v, "", "services", namespace)
-        for v in ("create", "get", "update", "patch", "delete")
-    ]
+    needs.append(Permission("create", "apps", "deployments", namespace))
+    # Applier.put: get, then create or replace (the namespace's deletion removes them).
+    needs += [Permission(v, "", "services", namespace) for v in ("create", "get", "update")]
     needs.append(Permission("list", "", "pods", namespace))
     needs.append(Permission("list", "discovery.k8s.io", "endpointslices", namespace))
     for group, resource in sorted(set(applied)):
@@ -832,12 +830,21 @@ def _label_value(text: str) -> str:
 
 def cluster_client(kubeconfig: str | None, context: str | None) -> tuple[k8s.ApiClient, str]:
     """The API client of ``context`` in ``kubeconfig`` (None: the kubeconfig's own defaults),
-    and the context's name."""
+    and the context's name; refused when the API does not answer ``/version``."""
     from kubernetes import config as k8s_config
 
     from harness.targets.apply import api_client_from_kubeconfig
 
     api_client = api_client_from_kubeconfig(kubeconfig, context)
+    try:
+        k8s.VersionApi(api_client).get_code(_request_timeout=(5.0, 30.0))
+    except (urllib3.exceptions.HTTPError, ApiException) as exc:
+        api_client.close()
+        reason = exc.reason if isinstance(exc, ApiException) else type(exc).__name__
+        raise ClusterError(
+            f"the cluster's API at {api_client.configuration.host} does not answer ({reason}); "
+            "check --kubeconfig and --context"
+        ) from None
     if context:
         return api_client, context
     try:
