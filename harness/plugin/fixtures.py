@@ -21,7 +21,7 @@ from harness.plugin.settings import (
     ACTIVE_STACK,
     RESULTS,
     HarnessSettings,
-    cluster_options,
+    new_cluster_target,
     settings_of,
 )
 
@@ -89,15 +89,9 @@ def cluster_target(
     """The cluster target (--kubeconfig/--context), up once per session (per xdist worker:
     a namespace each); everything it created is deleted at the end, also on failure and
     Ctrl-C."""
-    from harness.targets.cluster import ClusterTarget, cluster_client
-
     settings = settings_of(request.config)
-    kubeconfig = os.fspath(settings.kubeconfig) if settings.kubeconfig else None
-    api_client, context = cluster_client(kubeconfig, settings.kube_context)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    found = ClusterTarget(
-        cluster_options(settings, worker), api_client, tmp_path_factory.mktemp("cluster"), context
-    )
+    found = new_cluster_target(settings, tmp_path_factory.mktemp("cluster"), worker)
     try:
         found.start(settings.scenarios)
         yield found
@@ -105,7 +99,7 @@ def cluster_target(
         try:
             found.stop()
         finally:
-            api_client.close()
+            found.api_client.close()
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from harness.intent.model import Intent
     from harness.results.baseline import Thresholds
     from harness.results.document import RunResults
-    from harness.targets.cluster import ClusterOptions
+    from harness.targets.cluster import ClusterOptions, ClusterTarget
     from harness.targets.local_stack import LocalStack
 
 DEFAULT_MANIFESTS = Path(__file__).resolve().parents[2] / "suites" / "manifests"
@@ -459,19 +459,25 @@ def cluster_options(settings: HarnessSettings, worker: str = "") -> ClusterOptio
     )
 
 
-def preflight_cluster(settings: HarnessSettings) -> None:
-    """Before the session starts: the manifests fit the cluster target and the credentials
-    have every permission the run needs (one message listing all that are missing)."""
+def new_cluster_target(settings: HarnessSettings, workdir: Path, worker: str = "") -> ClusterTarget:
+    """The cluster target of these settings, connected (not started; the caller closes its
+    ``api_client``)."""
     from harness.targets.cluster import ClusterTarget, cluster_client
 
     kubeconfig = os.fspath(settings.kubeconfig) if settings.kubeconfig else None
     api_client, context = cluster_client(kubeconfig, settings.kube_context)
-    try:
-        with tempfile.TemporaryDirectory(prefix="harness-preflight-") as workdir:
-            target = ClusterTarget(cluster_options(settings), api_client, Path(workdir), context)
+    return ClusterTarget(cluster_options(settings, worker), api_client, workdir, context)
+
+
+def preflight_cluster(settings: HarnessSettings) -> None:
+    """Before the session starts: the manifests fit the cluster target and the credentials
+    have every permission the run needs (one message listing all that are missing)."""
+    with tempfile.TemporaryDirectory(prefix="harness-preflight-") as workdir:
+        target = new_cluster_target(settings, Path(workdir))
+        try:
             target.preflight(settings.scenarios)
-    finally:
-        api_client.close()
+        finally:
+            target.api_client.close()
 
 
 def settings_of(config: pytest.Config) -> HarnessSettings:

@@ -464,19 +464,18 @@ def _now() -> datetime:
 
 
 def _age(namespace: Mapping[str, Any], now: datetime) -> float | None:
+    """Seconds since the harness created ``namespace`` (its annotation, else the server's
+    creationTimestamp)."""
     meta = namespace.get("metadata", {})
     stamp = (meta.get("annotations") or {}).get(CREATED_ANNOTATION) or meta.get("creationTimestamp")
-    if isinstance(stamp, datetime):
-        created = stamp
-    else:
-        try:
-            created = datetime.strptime(str(stamp), _TIMESTAMP).replace(tzinfo=UTC)
-        except ValueError:
-            return None
+    try:
+        created = datetime.strptime(str(stamp), _TIMESTAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None  # an unreadable stamp: never judged stale
     return (now - created).total_seconds()
 
 
-def remove_stale_namespaces(applier: Applier, stale_after: float, keep: str = "") -> list[str]:
+def remove_stale_namespaces(applier: Applier, stale_after: float) -> list[str]:
     """Delete the namespaces runs of the harness left behind (its label, its name prefix)
     once older than ``stale_after`` seconds; return their names. Nothing else is touched."""
     now = _now()
@@ -486,8 +485,7 @@ def remove_stale_namespaces(applier: Applier, stale_after: float, keep: str = ""
         meta = ns.get("metadata", {})
         name = str(meta.get("name", ""))
         if (
-            name == keep
-            or not name.startswith(NAMESPACE_PREFIX)
+            not name.startswith(NAMESPACE_PREFIX)
             or RUN_LABEL not in (meta.get("labels") or {})
             or meta.get("deletionTimestamp")
         ):
@@ -542,13 +540,7 @@ class ClusterTarget:
 
     def needs(self, scenarios: Mapping[str, Intent]) -> list[Permission]:
         """The permissions a run of ``scenarios`` needs (see :func:`required_permissions`)."""
-        self._source = source_namespace(scenarios)
         applied = [body for intent in scenarios.values() for body in self.objects_of(intent)]
-        self._crd_kinds = frozenset(
-            str(b["kind"])
-            for b in applied
-            if str(b.get("apiVersion", "")).startswith("traefik.io/")
-        )
         kinds = {self.applier.resource_name(body) for body in applied}
         kinds.add(("networking.k8s.io", "ingresses"))  # the canary, the derived routes
         if self._crd_kinds:
@@ -571,6 +563,13 @@ class ClusterTarget:
         )
         if not self.backends:
             raise ConfigError("the scenarios name no Service: nothing to run behind the proxy")
+        self._source = source_namespace(scenarios)
+        self._crd_kinds = frozenset(
+            str(body["kind"])
+            for intent in scenarios.values()
+            for body in self.objects_of(intent)
+            if str(body.get("apiVersion", "")).startswith("traefik.io/")
+        )
         check_permissions(self.api_client, self.needs(scenarios))
 
     def _start(self, scenarios: Mapping[str, Intent]) -> None:
