@@ -7,6 +7,8 @@ HarnessError                  base of everything below; the message is meant for
 │   ├── TraefikStartError     Traefik did not start or did not get ready (with its last log lines)
 │   ├── BackendStartError     an echo backend process did not start
 │   └── KubeAPIError          the local Kubernetes API could not start
+├── ClusterError              the cluster target could not be set up or cleaned up
+│   └── AccessDenied          the preflight found permissions missing (lists every one)
 ├── TargetUnreachable         the proxy under test does not answer (checked before any measurement)
 └── WaitTimeout               a condition was not met before its deadline (says which condition)
 """
@@ -40,6 +42,15 @@ class BackendStartError(StackError):
 
 class KubeAPIError(StackError):
     """The local Kubernetes API could not start."""
+
+
+class ClusterError(HarnessError):
+    """The cluster target could not be set up (backends not ready, no proxy address) or
+    cleaned up."""
+
+
+class AccessDenied(ClusterError):
+    """The run's credentials lack permissions it needs; the message lists every one."""
 
 
 class TargetUnreachable(HarnessError):

@@ -50,6 +50,11 @@ BAD_VALUES = [
     ("--change-window", "soon", "expected SECONDS (e.g. 6"),
     ("--change-command", " ", "must be a non-empty value"),
     ("--stack-timeout", "-1", "must be a positive number, got '-1'"),
+    ("--kubeconfig", "{tmp}/file", "is not a usable kubeconfig"),
+    ("--context", " ", "must be a non-empty value"),
+    ("--proxy-service", "traefik", "must be NAMESPACE/NAME of a Service"),
+    ("--backend-image", "not an image", "must be an image reference"),
+    ("--stale-namespace-age", "0", "must be a positive number, got '0'"),
 ]
 
 

@@ -169,7 +169,7 @@ class ResultsCollector:
         results, settings = self.results, self.settings
         results.finished = time.time()
         # The target kind at least, also when no check got as far as describing the target.
-        results.target.setdefault("target", "external" if settings.proxy_url else "local")
+        results.target.setdefault("target", settings.target_kind)
         results.parameters = {
             "probe_rounds": settings.probe_rounds,
             "strict_prefix_matching": settings.strict_prefix_matching,

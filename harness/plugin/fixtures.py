@@ -17,7 +17,13 @@ import pytest
 from harness.errors import StackError
 from harness.plugin.cases import routing_options
 from harness.plugin.outcomes import RECORDER, CheckRecorder
-from harness.plugin.settings import ACTIVE_STACK, RESULTS, HarnessSettings, settings_of
+from harness.plugin.settings import (
+    ACTIVE_STACK,
+    RESULTS,
+    HarnessSettings,
+    new_cluster_target,
+    settings_of,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from harness.intent.model import Intent
     from harness.targets.apply import Applier
     from harness.targets.base import Target
+    from harness.targets.cluster import ClusterTarget
     from harness.targets.local_stack import LocalStack
     from harness.traefik.process import TraefikProcess
     from harness.traffic.engine import Progress, ProgressCallback
@@ -76,13 +83,36 @@ def local_stack(
 
 
 @pytest.fixture(scope="session")
+def cluster_target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterTarget]:
+    """The cluster target (--kubeconfig/--context), up once per session (per xdist worker:
+    a namespace each); everything it created is deleted at the end, also on failure and
+    Ctrl-C."""
+    settings = settings_of(request.config)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    found = new_cluster_target(settings, tmp_path_factory.mktemp("cluster"), worker)
+    try:
+        found.start(settings.scenarios)
+        yield found
+    finally:
+        try:
+            found.stop()
+        finally:
+            found.api_client.close()
+
+
+@pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
-    """Where the proxy under test runs: the local stack, or the --proxy-url (external)."""
+    """Where the proxy under test runs: the local stack, the cluster (--kubeconfig/--context),
+    or the --proxy-url (external)."""
     from harness.targets.base import ExternalTarget, LocalTarget
 
     settings = settings_of(request.config)
     found: Target
-    if settings.proxy_url:
+    if settings.target_kind == "cluster":
+        found = request.getfixturevalue("cluster_target")
+    elif settings.proxy_url:
         found = ExternalTarget(settings.proxy_url, settings.backend_map)
     else:
         found = LocalTarget(request.getfixturevalue("local_stack"))
@@ -209,15 +239,23 @@ def _started(part: str, value: _T | None) -> _T:
 
 
 @pytest.fixture(scope="session")
-def kube_client(local_stack: LocalStack) -> ApiClient:
+def kube_client(request: pytest.FixtureRequest) -> ApiClient:
     """A ``kubernetes.client.ApiClient`` configured for the target's Kubernetes API."""
-    return _started("Kubernetes API client", local_stack.api_client)
+    if settings_of(request.config).target_kind == "cluster":
+        cluster: ClusterTarget = request.getfixturevalue("cluster_target")
+        return cluster.api_client
+    stack: LocalStack = request.getfixturevalue("local_stack")
+    return _started("Kubernetes API client", stack.api_client)
 
 
 @pytest.fixture(scope="session")
-def applier(local_stack: LocalStack) -> Applier:
+def applier(request: pytest.FixtureRequest) -> Applier:
     """An ``Applier`` (create/apply/replace/delete manifests like kubectl) for the target."""
-    return _started("applier", local_stack.applier)
+    if settings_of(request.config).target_kind == "cluster":
+        cluster: ClusterTarget = request.getfixturevalue("cluster_target")
+        return cluster.applier
+    stack: LocalStack = request.getfixturevalue("local_stack")
+    return _started("applier", stack.applier)
 
 
 @pytest.fixture(scope="session")

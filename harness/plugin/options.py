@@ -47,6 +47,45 @@ OPTIONS = (
         "Without it, the embedded local target is started.",
     ),
     _Option(
+        "--kubeconfig",
+        "harness_kubeconfig",
+        "HARNESS_KUBECONFIG",
+        "Cluster target: run against the cluster of this kubeconfig file (its current context, "
+        "or --context). Per run, a namespace of the harness's own holds whoami backends for "
+        "every Service and the manifests; the proxy (already in the cluster) is reached at "
+        "--proxy-url or found from --proxy-service.",
+    ),
+    _Option(
+        "--context",
+        "harness_context",
+        "HARNESS_CONTEXT",
+        "Cluster target: the kubeconfig context to use (default: the current one); selects the "
+        "cluster target also without --kubeconfig (then the kubeconfig is KUBECONFIG or "
+        "~/.kube/config).",
+    ),
+    _Option(
+        "--proxy-service",
+        "harness_proxy_service",
+        "HARNESS_PROXY_SERVICE",
+        "Cluster target: NAMESPACE/NAME of the proxy's Service; the proxy is reached at its "
+        "LoadBalancer ingress, else at its NodePort on a node's InternalIP or ExternalIP.",
+    ),
+    _Option(
+        "--backend-image",
+        "harness_backend_image",
+        "HARNESS_BACKEND_IMAGE",
+        "Cluster target: the image of the backends' pods (default: traefik/whoami, pinned); "
+        "it must answer like whoami and honour WHOAMI_NAME and WHOAMI_PORT_NUMBER.",
+    ),
+    _Option(
+        "--stale-namespace-age",
+        "harness_stale_namespace_age",
+        "HARNESS_STALE_NAMESPACE_AGE",
+        "Cluster target: seconds after which a namespace of the harness (its label) counts as "
+        "left behind by a killed run and is deleted at the start of a run.",
+        default="3600",
+    ),
+    _Option(
         "--manifests",
         "harness_manifests",
         "HARNESS_MANIFESTS",
@@ -127,7 +166,8 @@ OPTIONS = (
         "--backend-instances",
         "harness_backend_instances",
         "HARNESS_BACKEND_INSTANCES",
-        "Local target: echo backend instances per Service (each its own endpoint).",
+        "Echo backend instances per Service (each its own endpoint); on the cluster target, "
+        "the replicas of each backend Deployment.",
         default="2",
     ),
     _Option(
@@ -255,7 +295,7 @@ OPTIONS = (
         "--stack-timeout",
         "harness_stack_timeout",
         "HARNESS_STACK_TIMEOUT",
-        "Seconds the local stack may take to get ready.",
+        "Seconds the local stack, or the cluster target's backends, may take to get ready.",
         default="30",
     ),
 )

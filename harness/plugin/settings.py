@@ -9,6 +9,8 @@ the heavy modules are imported only when the settings are read).
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from harness.intent.model import Intent
     from harness.results.baseline import Thresholds
     from harness.results.document import RunResults
+    from harness.targets.cluster import ClusterOptions, ClusterTarget
     from harness.targets.local_stack import LocalStack
 
 DEFAULT_MANIFESTS = Path(__file__).resolve().parents[2] / "suites" / "manifests"
@@ -69,9 +72,18 @@ class HarnessSettings:
     legacy: LegacyMode = "translate"
     #: --legacy-out: where to write the translation of legacy manifests.
     legacy_out: Path | None = None
+    #: The cluster target: a kubeconfig file (checked readable) and/or a context in it.
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    #: (namespace, name) of the proxy's Service on the cluster target.
+    proxy_service: tuple[str, str] | None = None
+    backend_image: str = ""
+    stale_namespace_age_s: float = 3600.0
 
     @property
     def target_kind(self) -> str:
+        if self.kubeconfig is not None or self.kube_context is not None:
+            return "cluster"
         return "external" if self.proxy_url else "local"
 
 
@@ -161,6 +173,68 @@ def _traefik_binary(raw: RawOption) -> Path | None:
         return find_traefik_binary(text)
 
 
+def _kubeconfig_contexts(raw: RawOption, path: str | None) -> list[str]:
+    """The context names of the kubeconfig ``path`` (None: KUBECONFIG or ~/.kube/config)."""
+    import yaml
+    from kubernetes import config as k8s_config
+
+    try:
+        contexts, _ = k8s_config.list_kube_config_contexts(config_file=path)
+    except (k8s_config.ConfigException, OSError, yaml.YAMLError, TypeError, AttributeError) as exc:
+        shown = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
+        raise ConfigError(f"{raw.label}: {shown} is not a usable kubeconfig ({exc})") from None
+    return [str(c.get("name")) for c in contexts or []]
+
+
+def _kubeconfig(raw: RawOption) -> Path | None:
+    text = text_or_none(raw)
+    if text is None:
+        return None
+    if not Path(text).is_file():
+        raise raw.error("a kubeconfig file (no such file)")
+    _kubeconfig_contexts(raw, text)
+    return Path(text)
+
+
+def _kube_context(raw: RawOption, kubeconfig: Path | None) -> str | None:
+    name = text_or_none(raw)
+    if name is None:
+        return None
+    known = _kubeconfig_contexts(raw, str(kubeconfig) if kubeconfig else None)
+    if name not in known:
+        raise raw.error(f"a context of the kubeconfig ({', '.join(known) or 'it has none'})")
+    return name
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: An image reference: [registry[:port]/]path[:tag][@digest], as a container runtime reads it.
+_IMAGE = re.compile(
+    r"^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _proxy_service(raw: RawOption) -> tuple[str, str] | None:
+    text = text_or_none(raw)
+    if text is None:
+        return None
+    namespace, sep, name = text.strip().partition("/")
+    if not sep or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
+        raise raw.error("NAMESPACE/NAME of a Service, e.g. traefik/traefik")
+    return namespace, name
+
+
+def _backend_image(raw: RawOption) -> str:
+    from harness.targets.cluster import DEFAULT_BACKEND_IMAGE
+
+    text = text_or_none(raw)
+    if text is None:
+        return DEFAULT_BACKEND_IMAGE
+    if not _IMAGE.match(text.strip()):
+        raise raw.error("an image reference such as traefik/whoami:v1.11.0")
+    return text.strip()
+
+
 def _weights_mode(raw: RawOption) -> Mode:
     modes: dict[str, Mode] = {"fixed": "fixed", "sequential": "sequential"}
     return modes[one_of(raw, tuple(modes))]
@@ -203,7 +277,20 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     change_command = text_or_none(raw("change_command"))
     thresholds = _thresholds(raw("regression_thresholds"))
     baseline = _baseline(raw("baseline"))
+    stale_namespace_age_s = positive_number(raw("stale_namespace_age"))
+    proxy_service = _proxy_service(raw("proxy_service"))
     manifests = _manifests(raw("manifests"))
+    kubeconfig = _kubeconfig(raw("kubeconfig"))
+    kube_context = _kube_context(raw("context"), kubeconfig)
+    backend_image = _backend_image(raw("backend_image"))
+    cluster = kubeconfig is not None or kube_context is not None
+    if proxy_service is not None and not cluster:
+        raise ConfigError("--proxy-service needs the cluster target (--kubeconfig or --context)")
+    if cluster and (proxy_url is None) == (proxy_service is None):
+        raise ConfigError(
+            "the cluster target needs one of --proxy-url (where the proxy answers) or "
+            "--proxy-service NAMESPACE/NAME (its Service, to find that address)"
+        )
     if traefik_version is not None:
         from harness.traefik.versions import fetch_traefik
 
@@ -231,7 +318,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     change_window_raw = raw("change_window")
     with change_window_raw.naming():
         change_window = parse_change_window(change_window_raw.value or "6")
-    if proxy_url and not manifests:
+    if proxy_url and not manifests and not cluster:
         # The tutorial's scenarios contradict each other (the same route to different
         # Services): a proxy can serve one of them at a time, not all.
         raise ConfigError(
@@ -274,6 +361,11 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         traefik_throttle_s=traefik_throttle_s,
         traefik_log_level=traefik_log_level,
         stack_timeout_s=stack_timeout_s,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
+        proxy_service=proxy_service,
+        backend_image=backend_image,
+        stale_namespace_age_s=stale_namespace_age_s,
     )
     settings.scenarios = _scenarios(settings)
     if settings.legacy_out is not None:
@@ -287,8 +379,8 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 def _scenarios(settings: HarnessSettings) -> dict[str, Intent]:
     from harness.intent.dialects import load_intent, load_scenarios
 
-    # External: the proxy's cluster has the Services; locally the harness creates them.
-    known = "*" if settings.proxy_url else None
+    # External: the proxy's cluster has the Services; elsewhere the harness creates them.
+    known = "*" if settings.target_kind == "external" else None
     if settings.manifests:
         return {
             "manifests": load_intent(
@@ -331,6 +423,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except HarnessError as exc:
         raise pytest.UsageError(f"ingress-harness: {exc}") from None
     config.stash[SETTINGS] = settings
+    if (
+        settings.target_kind == "cluster"
+        and not hasattr(config, "workerinput")
+        and not config.option.collectonly
+    ):
+        try:
+            preflight_cluster(settings)
+        except HarnessError as exc:
+            raise pytest.UsageError(f"ingress-harness: {exc}") from None
     if not hasattr(config, "workerinput"):
         from harness.plugin.collector import COLLECTOR, ResultsCollector
         from harness.results.document import RunResults
@@ -340,6 +441,43 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.stash[RESULTS] = results
         config.pluginmanager.register(ResultsCollector(config, settings, results), COLLECTOR)
+
+
+def cluster_options(settings: HarnessSettings, worker: str = "") -> ClusterOptions:
+    """The cluster target's options from the settings (``worker``: the xdist worker's id)."""
+    from harness.targets.cluster import ClusterOptions
+
+    return ClusterOptions(
+        run_id=settings.run_id,
+        backend_image=settings.backend_image,
+        replicas=settings.backend_instances,
+        proxy_url=settings.proxy_url,
+        proxy_service=settings.proxy_service,
+        ready_timeout=settings.stack_timeout_s,
+        stale_after=settings.stale_namespace_age_s,
+        worker=worker,
+    )
+
+
+def new_cluster_target(settings: HarnessSettings, workdir: Path, worker: str = "") -> ClusterTarget:
+    """The cluster target of these settings, connected (not started; the caller closes its
+    ``api_client``)."""
+    from harness.targets.cluster import ClusterTarget, cluster_client
+
+    kubeconfig = os.fspath(settings.kubeconfig) if settings.kubeconfig else None
+    api_client, context = cluster_client(kubeconfig, settings.kube_context)
+    return ClusterTarget(cluster_options(settings, worker), api_client, workdir, context)
+
+
+def preflight_cluster(settings: HarnessSettings) -> None:
+    """Before the session starts: the manifests fit the cluster target and the credentials
+    have every permission the run needs (one message listing all that are missing)."""
+    with tempfile.TemporaryDirectory(prefix="harness-preflight-") as workdir:
+        target = new_cluster_target(settings, Path(workdir))
+        try:
+            target.preflight(settings.scenarios)
+        finally:
+            target.api_client.close()
 
 
 def settings_of(config: pytest.Config) -> HarnessSettings:
@@ -353,6 +491,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     scenarios = ", ".join(settings.scenarios) or "none"
     if any(i.has_legacy for i in settings.scenarios.values()):
         scenarios += f"; legacy manifests: --legacy {settings.legacy}"
+    if settings.target_kind == "cluster":
+        where = settings.proxy_url or "the Service " + "/".join(settings.proxy_service or ())
+        return [
+            f"ingress-harness {__version__}: target cluster (context "
+            f"{settings.kube_context or 'current'}), proxy at {where}; scenarios: {scenarios}"
+        ]
     if settings.proxy_url:
         from harness.results.document import redact_text
 

@@ -80,6 +80,32 @@ class Applier:
             return None
         return str(obj.get("metadata", {}).get("namespace") or namespace or "default")
 
+    def is_namespaced(self, obj: Mapping[str, Any]) -> bool:
+        """Whether objects of ``obj``'s kind live in a namespace (as the API's discovery says)."""
+        return bool(self._resource(obj).namespaced)
+
+    def resource_name(self, obj: Mapping[str, Any]) -> tuple[str, str]:
+        """(API group, resource plural) of ``obj``'s kind, as RBAC names it."""
+        resource = self._resource(obj)
+        return str(resource.group or ""), str(resource.name)
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The live objects of a kind (in ``namespace`` for a namespaced kind)."""
+        resource = self._resource({"apiVersion": api_version, "kind": kind})
+        found = resource.get(
+            namespace=namespace if resource.namespaced else None,
+            label_selector=label_selector,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return [dict(item) for item in found.to_dict().get("items") or []]
+
     def get(self, obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any] | None:
         """The live object named like ``obj``, or None when it does not exist."""
         resource = self._resource(obj)

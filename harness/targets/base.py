@@ -2,6 +2,8 @@
 
 - ``LocalTarget``: the embedded local stack. Intent is rendered to Traefik v3 objects and applied
   through the Kubernetes API; the backends the intent names are registered as Services.
+- ``ClusterTarget`` (:mod:`harness.targets.cluster`): a cluster through a kubeconfig, with its
+  proxy already running; the harness runs whoami backends and applies the manifests there.
 - ``ExternalTarget``: a proxy someone else configured. Nothing is applied; the harness verifies
   the proxy against the intent read from the given manifests, telling backends apart by the
   whoami ``Name:`` line (or a user-given mapping).
@@ -97,7 +99,7 @@ class ExternalTarget:
         return self.backend_map.get(whoami_name, whoami_name)
 
 
-def _service_for(ref: ServiceRef) -> dict[str, Any]:
+def service_for_ref(ref: ServiceRef) -> dict[str, Any]:
     """A Service for one the manifests do not declare: the ports the routes reference (numbers;
     names as given), named uniquely as Kubernetes requires of a multi-port Service."""
     ports = [p for p in ref.ports if p.number is not None] or [
@@ -172,7 +174,7 @@ class LocalTarget:
                     f"service {ref.name!r} has no echo backend in the local stack "
                     f"(backends: {', '.join(sorted(backends))})"
                 )
-            service = written.get((ref.namespace, ref.name)) or _service_for(ref)
+            service = written.get((ref.namespace, ref.name)) or service_for_ref(ref)
             # Exactly as declared: the stack's own Service of that name is replaced, not merged.
             applier.put(service)
             port_names = [str(p.get("name") or "") for p in service["spec"].get("ports", [])]
