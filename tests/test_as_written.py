@@ -231,7 +231,9 @@ def _outcomes(document: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.stack
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["simple-fanout", "name-virtual-host", "default-backend"])
+@pytest.mark.parametrize(
+    "example", ["simple-fanout", "name-virtual-host", "default-backend", "tls"]
+)
 def test_kubernetes_documentation_examples_pass_as_written(example: str, tmp_path: Path) -> None:
     run = run_pytest(
         *EXACT,
@@ -301,10 +303,10 @@ def _line_of(path: Path, marker: str) -> int:
         pytest.param(
             "  name: simple-fanout-example\n",
             "  name: simple-fanout-example\n  annotations:\n"
-            "    traefik.ingress.kubernetes.io/router.entrypoints: websecure\n",
-            "router.entrypoints",
-            "entry points decide on which port",
-            id="entrypoints-annotation",
+            "    traefik.ingress.kubernetes.io/router.tls.certresolver: letsencrypt\n",
+            "router.tls.certresolver",
+            "a certificate resolver (ACME)",
+            id="certresolver-annotation",
         ),
         pytest.param(
             "  name: simple-fanout-example\n",
@@ -322,11 +324,12 @@ def _line_of(path: Path, marker: str) -> int:
             id="unknown-field",
         ),
         pytest.param(
-            "spec:\n  rules:",
-            "spec:\n  tls:\n  - hosts: [foo.bar.com]\n    secretName: foo-tls\n  rules:",
-            "hosts:",
-            "TLS routing",
-            id="tls",
+            "  name: simple-fanout-example\n",
+            "  name: simple-fanout-example\n  annotations:\n"
+            "    traefik.ingress.kubernetes.io/router.tls.options: default-modern@kubernetescrd\n",
+            "router.tls.options",
+            "TLS options",
+            id="tls-options-annotation",
         ),
     ],
 )

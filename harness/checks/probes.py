@@ -24,6 +24,7 @@ from itertools import combinations
 from typing import Any
 
 from harness.intent.model import Finding, Intent, Route
+from harness.traefik.entrypoints import Arrival
 from harness.traefik.oracle import (
     Expectation,
     RoutingOptions,
@@ -59,6 +60,8 @@ class Probe:
     reasons: tuple[str, ...]
     routes: tuple[str, ...]
     kinds: tuple[str, ...]
+    #: Where it is sent (entry point and scheme); None: the target's proxy URL as it is.
+    arrival: Arrival | None = None
 
     @property
     def reason(self) -> str:
@@ -74,6 +77,7 @@ class Probe:
             "reasons": list(self.reasons),
             "routes": list(self.routes),
             "kinds": list(self.kinds),
+            "arrival": None if self.arrival is None else self.arrival.to_dict(),
             "expectation": self.expectation.to_dict(),
         }
 
@@ -163,8 +167,28 @@ def _hosts_overlap(a: Route, b: Route) -> str | None:
     return None
 
 
-def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tuple[Probe, ...]:
-    """Every probe for ``intent``, deduplicated, sorted by host then path."""
+def generate_probes(
+    intent: Intent,
+    options: RoutingOptions | None = None,
+    arrivals: tuple[Arrival | None, ...] = (None,),
+) -> tuple[Probe, ...]:
+    """Every probe for ``intent``, deduplicated, sorted by host then path; at each of
+    ``arrivals`` (entry point and scheme) when there are several, their ids prefixed with it
+    (``https@websecure:host/path``)."""
+    if len(arrivals) == 1:
+        return _probes_at(intent, options, arrivals[0], prefix="")
+    return tuple(
+        probe
+        for arrival in arrivals
+        for probe in _probes_at(
+            intent, options, arrival, prefix="" if arrival is None else arrival.label() + ":"
+        )
+    )
+
+
+def _probes_at(
+    intent: Intent, options: RoutingOptions | None, arrival: Arrival | None, prefix: str
+) -> tuple[Probe, ...]:
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
     drafts: dict[tuple[str, str], _Draft] = {}
@@ -232,13 +256,13 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
     probes: list[Probe] = []
     for key in sorted(drafts):
         d = drafts[key]
-        expectation = expect(intent, d.host, d.path, opts)
+        expectation = expect(intent, d.host, d.path, opts, arrival)
         kinds = list(d.kinds)
         if expectation.forwarded_prefix is not None and KIND_STRIP not in kinds:
             kinds.append(KIND_STRIP)
         probes.append(
             Probe(
-                id=f"{d.host}{d.path}",
+                id=f"{prefix}{d.host}{d.path}",
                 method="GET",
                 host=d.host,
                 path=d.path,
@@ -247,6 +271,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
                 reasons=tuple(d.reasons),
                 routes=tuple(d.routes),
                 kinds=tuple(kinds),
+                arrival=arrival,
             )
         )
     return tuple(probes)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from harness.errors import StackError
-from harness.plugin.cases import routing_options
+from harness.plugin.cases import probe_arrivals, routing_options
 from harness.plugin.outcomes import RECORDER, CheckRecorder
 from harness.plugin.settings import ACTIVE_STACK, RESULTS, HarnessSettings, settings_of
 
@@ -159,7 +159,7 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
         yield None
         return
     intent = settings.scenarios[name]
-    probes = generate_probes(intent, routing_options(settings))
+    probes = generate_probes(intent, routing_options(settings), probe_arrivals(settings, intent))
     target.apply_intent(intent)
     try:
         run = send_in_rounds(
@@ -168,6 +168,8 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
             rounds=settings.probe_rounds,
             reload=target.reload,
             service_of=target.service_of,
+            url_at=target.url_at,
+            tls=target.tls_verify,
         )
         yield ScenarioRun(name, intent, {p.id: p for p in probes}, run)
     finally:

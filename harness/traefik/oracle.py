@@ -34,7 +34,7 @@ outside the Ingress spec: where one matches, the spec comparison is "not applica
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
@@ -53,6 +53,7 @@ from harness.intent.model import (
     Route,
     WeightedBackend,
 )
+from harness.traefik.entrypoints import Arrival, serving_routes
 from harness.traefik.requests import go_path_clean
 
 Outcome = Literal["routed", "not-found", "undefined", "bad-request"]
@@ -329,15 +330,28 @@ def _candidate(route: Route, path: str, query: str, strict: bool) -> Candidate:
     )
 
 
+def _served_at(intent: Intent, arrival: Arrival | None) -> Intent:
+    """``intent`` as a request arriving at ``arrival`` sees it: only the routes bound to that
+    entry point, in that scheme (harness.traefik.entrypoints), for Traefik and the spec alike."""
+    served = serving_routes(intent.routes, arrival)
+    return intent if len(served) == len(intent.routes) else replace(intent, routes=served)
+
+
 def _describe(c: Candidate) -> str:
     how = "explicit priority" if c.priority_source == "explicit" else "priority = length of rule"
     return f"{c.route_id} [{c.rule}, {how} {c.priority}, provider {c.provider}]"
 
 
 def expect(
-    intent: Intent, host: str, path: str, options: RoutingOptions | None = None
+    intent: Intent,
+    host: str,
+    path: str,
+    options: RoutingOptions | None = None,
+    arrival: Arrival | None = None,
 ) -> Expectation:
-    """What Traefik must do with ``GET path`` for ``Host: host`` under ``intent``."""
+    """What Traefik must do with ``GET path`` for ``Host: host`` under ``intent``, for a
+    request arriving at ``arrival`` (entry point and scheme; None: any)."""
+    intent = _served_at(intent, arrival)
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
     raw_path, _, query = path.partition("?")
