@@ -230,17 +230,14 @@ class Certificates:
         """How probes check the local target's certificates: against this CA."""
         return TLSVerify(ca_file=self.ca_file)
 
-    def secrets_for(self, intent: Intent) -> list[dict[str, Any]]:
-        """One certificate for ``tls_hosts(intent)``, as every TLS Secret the routes name and as
-        the default certificate (with the ``default`` TLSStore that names it); nothing when no
-        route declares TLS."""
-        hosts = tls_hosts(intent)
-        if not hosts:
-            return []
+    def objects_for(
+        self, hosts: Sequence[str], named: Sequence[tuple[str, str]] = ()
+    ) -> list[dict[str, Any]]:
+        """One certificate for ``hosts``, as each ``(namespace, name)`` Secret and as the default
+        certificate (with the ``default`` TLSStore that names it)."""
         leaf = self.ca.issue_cert(*hosts)
         cert_pem = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         key_pem = leaf.private_key_pem.bytes()
-        named = sorted({(r.namespace, s) for r in intent.routes for s in r.tls_secrets})
         return [
             *(tls_secret(name, ns, cert_pem, key_pem) for ns, name in named),
             tls_secret(DEFAULT_CERTIFICATE, SYSTEM_NAMESPACE, cert_pem, key_pem),
@@ -344,15 +341,22 @@ class LocalStack:
         """Issue the certificate for the routes of ``intent`` that declare TLS, publish it as
         their Secrets and the default certificate, and wait (polled) until Traefik presents it
         on ``websecure`` for each of their hosts."""
+        hosts = tls_hosts(intent)
+        if hosts:
+            named = sorted({(r.namespace, s) for r in intent.routes for s in r.tls_secrets})
+            self.publish_certificate(hosts, named, timeout=timeout)
+
+    def publish_certificate(
+        self, hosts: Sequence[str], named: Sequence[tuple[str, str]] = (), timeout: float = 30.0
+    ) -> None:
+        """Issue one certificate for ``hosts``, publish it as the ``named`` Secrets and the
+        default certificate, and wait until Traefik presents it for each host on websecure."""
         if self.certificates is None:
             raise StackError("the local stack is not started")
-        objects = self.certificates.secrets_for(intent)
-        if not objects:
-            return
-        self.running_applier().apply_all(objects)
-        port = self.running_traefik().websecure_port
         certificates = self.certificates
-        for host in tls_hosts(intent):
+        self.running_applier().apply_all(certificates.objects_for(hosts, named))
+        port = self.running_traefik().websecure_port
+        for host in hosts:
             wait_until(
                 functools.partial(certificates.presented_for, port, host),
                 timeout=timeout,
