@@ -106,6 +106,7 @@ def test_apply_strategy_gaps(
             reference=stack.reload_providers,
             options=options,
             progress=traffic_progress,
+            tls=target.tls_verify,
         )
     finally:
         strategy.restore()
@@ -172,6 +173,7 @@ def test_change_command_gaps(
         throttle_s=2.0,
         options=options,
         progress=traffic_progress,
+        tls=target.tls_verify,
     )
     verdict = judge_repeats(
         "command", reports, settings.budgets.get("command"), require_convergence=False

@@ -83,7 +83,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     settings = settings_of(request.config)
     found: Target
     if settings.proxy_url:
-        found = ExternalTarget(settings.proxy_url, settings.backend_map)
+        found = ExternalTarget(settings.proxy_url, settings.backend_map, settings.proxy_tls_verify)
     else:
         found = LocalTarget(request.getfixturevalue("local_stack"))
     workeroutput = getattr(request.config, "workeroutput", None)

@@ -30,6 +30,7 @@ from harness.plugin.options import (
     text_or_none,
     whole_number,
 )
+from harness.traffic.tls import TLSVerify, parse_tls_verify
 
 if TYPE_CHECKING:
     from harness.checks.gaps import GapSettings
@@ -69,6 +70,8 @@ class HarnessSettings:
     legacy: LegacyMode = "translate"
     #: --legacy-out: where to write the translation of legacy manifests.
     legacy_out: Path | None = None
+    #: --proxy-tls-verify: how an external proxy's certificates are checked.
+    proxy_tls_verify: TLSVerify = field(default_factory=TLSVerify)
 
     @property
     def target_kind(self) -> str:
@@ -179,6 +182,8 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 
     # The options parsed here first need no heavy module: a typo is refused at once.
     proxy_url = _proxy_url(raw("proxy_url"))
+    tls_raw = raw("proxy_tls_verify")
+    proxy_tls_verify = parse_tls_verify(tls_raw.value or "true", tls_raw.label)
     probe_rounds = whole_number(raw("probe_rounds"))
     strict_prefix_matching = boolean(raw("strict_prefix_matching"))
     run_alpha = positive_number(raw("run_alpha"))
@@ -241,6 +246,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         )
     settings = HarnessSettings(
         proxy_url=proxy_url,
+        proxy_tls_verify=proxy_tls_verify,
         manifests=manifests,
         backend_map=mapping,
         probe_rounds=probe_rounds,

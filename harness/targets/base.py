@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import ConfigError, TargetUnreachable
-from harness.intent.model import Intent, ServicePortRef, ServiceRef
+from harness.intent.model import Intent, Route, ServicePortRef, ServiceRef
 from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
-from harness.traefik.entrypoints import Arrival
+from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
 from harness.traefik.render import manifests_to_apply
 from harness.traffic.tls import TLSVerify
@@ -46,6 +46,8 @@ class Target(Protocol):
     def service_of(self, whoami_name: str | None) -> str | None: ...
 
     def url_at(self, arrival: Arrival) -> str: ...
+
+    def url_for(self, route: Route) -> str: ...
 
     @property
     def tls_verify(self) -> TLSVerify: ...
@@ -97,6 +99,10 @@ class ExternalTarget:
 
     def url_at(self, arrival: Arrival) -> str:
         """The proxy URL is the entry point: every probe goes there, in its scheme."""
+        return self.proxy_url
+
+    def url_for(self, route: Route) -> str:
+        """Where bulk traffic for ``route`` goes: the proxy URL."""
         return self.proxy_url
 
     @property
@@ -152,6 +158,12 @@ class LocalTarget:
 
     def url_at(self, arrival: Arrival) -> str:
         return self.stack.running_traefik().entry_url(arrival.entry_point, https=arrival.https)
+
+    def url_for(self, route: Route) -> str:
+        """Where bulk traffic for ``route`` goes: the first entry point that serves it, in its
+        scheme (plain HTTP on web for a route bound to no entry point and not TLS)."""
+        arrival = arrival_for(route, LOCAL_ARRIVALS)
+        return self.proxy_url if arrival is None else self.url_at(arrival)
 
     @property
     def tls_verify(self) -> TLSVerify:

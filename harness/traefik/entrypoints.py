@@ -48,6 +48,10 @@ class Arrival:
 
 #: Where the local target's probes go when no route declares entry points or TLS.
 PLAIN_WEB = Arrival(WEB, https=False)
+#: Every entry point of the local target in both schemes.
+LOCAL_ARRIVALS: tuple[Arrival, ...] = tuple(
+    Arrival(ep, https) for ep in LOCAL_ENTRY_POINTS for https in (False, True)
+)
 
 
 def serves(route: Route, arrival: Arrival) -> bool:
@@ -73,9 +77,7 @@ def local_arrivals(intent: Intent) -> tuple[Arrival, ...]:
     """Where the local target probes ``intent``: plain HTTP on ``web`` when no route declares
     entry points or TLS (every route is then served there); otherwise each entry point in both
     schemes, so a route is seen to answer where it is bound, in its scheme, and 404 elsewhere."""
-    if not declares_entry_points_or_tls(intent):
-        return (PLAIN_WEB,)
-    return tuple(Arrival(ep, https) for ep in LOCAL_ENTRY_POINTS for https in (False, True))
+    return LOCAL_ARRIVALS if declares_entry_points_or_tls(intent) else (PLAIN_WEB,)
 
 
 def arrival_for(route: Route, arrivals: Sequence[Arrival]) -> Arrival | None:
