@@ -245,8 +245,19 @@ def test_kubernetes_documentation_examples_pass_as_written(example: str, tmp_pat
         tmp_path,
     )
     assert run.returncode == 0, run.output[-3000:]
-    outcomes = _outcomes(run.results(tmp_path))
+    document = run.results(tmp_path)
+    outcomes = _outcomes(document)
     assert outcomes and set(outcomes.values()) <= {"passed", "skipped", "undefined"}
+    if example == "tls":
+        # Judged at both entry points in both schemes: served over HTTP (no router.tls), and
+        # HTTPS answers 404, as the finding says.
+        assert {n.split("[", 1)[1].split(":")[1] for n in outcomes if "@" in n} == {
+            "http@web",
+            "https@web",
+            "http@websecure",
+            "https@websecure",
+        }
+        assert "tls-without-router-tls" in {f["kind"] for f in document["findings"]}
 
 
 @pytest.mark.stack
