@@ -98,7 +98,7 @@ def test_apply_strategy_gaps(
     strategy = build_strategy(strategy_name, target, gap_subject)
     try:
         reports = run_repeats(
-            target.proxy_url,
+            target.url_for(gap_subject.route),
             strategy,
             repeats=settings.repeats,
             rate=settings.rate,

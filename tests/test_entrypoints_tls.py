@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trustme
+from suite_runs import run_pytest
 
 from harness.checks.exact import judge
 from harness.checks.probes import generate_probes
@@ -214,3 +215,29 @@ def test_a_certificate_not_for_the_host_fails_the_https_probes(
     assert "certificate for secure.test" in verdicts["https@websecure:secure.test/ observed"]
     # Probes that expect 404 are judged on their status alone.
     assert _outcomes(verdicts)["https@web:secure.test/"] == "passed"
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_the_suites_pass_a_websecure_only_tls_route_as_a_user_runs_them(tmp_path: Path) -> None:
+    """Routing at every entry point and scheme, and registration where the route is served."""
+    manifest = tmp_path / "secure.yaml"
+    manifest.write_text(WEBSECURE_ONLY, "utf-8")
+    run = run_pytest(
+        "suites/test_routing.py",
+        "suites/test_registration.py",
+        "--manifests",
+        manifest,
+        "--probe-rounds",
+        "3",
+        "--report-dir",
+        tmp_path,
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    checks = run.results(tmp_path)["checks"]
+    outcomes = {c["nodeid"]: c["outcome"] for c in checks}
+    assert set(outcomes.values()) <= {"passed", "skipped"}, outcomes  # skipped: tutorial claims
+    passed = {n for n, o in outcomes.items() if o == "passed"}
+    assert any(n.endswith(":https@websecure:secure.test/]") for n in passed)
+    assert any(n.endswith(":http@web:secure.test/]") for n in passed)  # its 404 there
+    assert any("test_applying_an_ingress_registers_its_routes" in n for n in passed)

@@ -286,11 +286,14 @@ def collect_findings(probes: Iterable[Probe]) -> tuple[Finding, ...]:
     return tuple(out.values())
 
 
-def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
-    """A probe at ``route``'s own path (or ``path``), judged against ``intent``."""
+def probe_for(
+    intent: Intent, route: Route, path: str | None = None, arrival: Arrival | None = None
+) -> Probe:
+    """A probe at ``route``'s own path (or ``path``), sent at ``arrival``, judged against
+    ``intent``."""
     host = probe_host(route.host)
     target_path = path or (route.path or "/")
-    expectation = expect(intent, host, target_path)
+    expectation = expect(intent, host, target_path, arrival=arrival)
     return Probe(
         id=f"{host}{target_path}",
         method="GET",
@@ -301,4 +304,5 @@ def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
         reasons=(f"at the path of {route.id}",),
         routes=(route.id,),
         kinds=(KIND_ROUTE,),
+        arrival=arrival,
     )

@@ -49,6 +49,8 @@ class Target(Protocol):
 
     def url_for(self, route: Route) -> str: ...
 
+    def arrival_for(self, route: Route) -> Arrival | None: ...
+
     @property
     def tls_verify(self) -> TLSVerify: ...
 
@@ -105,6 +107,10 @@ class ExternalTarget:
         """Where bulk traffic for ``route`` goes: the proxy URL."""
         return self.proxy_url
 
+    def arrival_for(self, route: Route) -> Arrival | None:
+        """None: the proxy URL is the entry point."""
+        return None
+
     @property
     def tls_verify(self) -> TLSVerify:
         return self._tls_verify
@@ -159,10 +165,14 @@ class LocalTarget:
     def url_at(self, arrival: Arrival) -> str:
         return self.stack.running_traefik().entry_url(arrival.entry_point, https=arrival.https)
 
+    def arrival_for(self, route: Route) -> Arrival | None:
+        """The first entry point that serves ``route``, in its scheme (plain HTTP on web for a
+        route bound to no entry point and not TLS); None when none of the local ones does."""
+        return arrival_for(route, LOCAL_ARRIVALS)
+
     def url_for(self, route: Route) -> str:
-        """Where bulk traffic for ``route`` goes: the first entry point that serves it, in its
-        scheme (plain HTTP on web for a route bound to no entry point and not TLS)."""
-        arrival = arrival_for(route, LOCAL_ARRIVALS)
+        """Where bulk traffic for ``route`` goes: see :meth:`arrival_for`."""
+        arrival = self.arrival_for(route)
         return self.proxy_url if arrival is None else self.url_at(arrival)
 
     @property
