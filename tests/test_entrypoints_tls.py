@@ -12,10 +12,10 @@ from suite_runs import run_pytest
 
 from harness.checks.exact import judge
 from harness.checks.probes import generate_probes
-from harness.errors import ManifestError
+from harness.errors import ManifestError, TargetUnreachable
 from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_TLS_WITHOUT_ROUTER_TLS, Intent
-from harness.targets.base import LocalTarget
+from harness.targets.base import ExternalTarget, LocalTarget
 from harness.traefik.entrypoints import Arrival, local_arrivals, serves
 from harness.traffic.rounds import send_in_rounds
 from harness.traffic.tls import TLSVerify
@@ -241,3 +241,12 @@ def test_the_suites_pass_a_websecure_only_tls_route_as_a_user_runs_them(tmp_path
     assert any(n.endswith(":https@websecure:secure.test/]") for n in passed)
     assert any(n.endswith(":http@web:secure.test/]") for n in passed)  # its 404 there
     assert any("test_applying_an_ingress_registers_its_routes" in n for n in passed)
+
+
+@pytest.mark.stack
+def test_an_external_https_proxy_is_checked_as_tls_verify_says(local_stack: Any) -> None:
+    url = local_stack.running_traefik().entry_url("websecure", https=True)
+    with pytest.raises(TargetUnreachable, match="does not answer"):
+        ExternalTarget(url)  # the system's CAs do not trust this Traefik's certificate
+    target = ExternalTarget(url, tls_verify=TLSVerify(verify=False))  # a self-signed staging proxy
+    assert (target.proxy_url, target.tls_verify.verify) == (url, False)
