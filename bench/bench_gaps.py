@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from harness.plugin.settings import DEFAULT_MANIFESTS
 from harness.targets.base import LocalTarget
 from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traefik.process import find_traefik_binary, traefik_version
+from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -76,6 +78,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The harness's own benchmarks send traffic to this machine only.
+    os.environ.setdefault(LOOPBACK_ONLY_ENV, "1")
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per strategy (default 5)")
     parser.add_argument("--rate", type=float, default=2000.0, help="requests/s (default 2000)")

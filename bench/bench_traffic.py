@@ -11,9 +11,11 @@ rate and p99 sender lag at 2,000/s, and the highest rate that holds with p99 lag
 
     python bench/bench_traffic.py [--duration 5] [--connections 64] [--rounds 2]
                                   [--url http://127.0.0.1:PORT --host H --path P]
-                                  [--skip-open-loop] [--min-ratio 0.8]
+                                  [--https] [--skip-open-loop] [--min-ratio 0.8]
 
 ``--url`` measures against a proxy that is already running instead of the local stack.
+``--https`` routes bench.test as a TLS router and measures both over HTTPS on websecure (the
+engine with SNI bench.test, checking the generated certificate; wrk does not check it).
 Prints a human summary and one JSON line (``{"bench": "traffic", ...}``). Exit status 1 when
 the median ratio is below ``--min-ratio`` or memory is above 64 bytes per request, 2 when wrk
 is missing or something fails.
@@ -44,7 +46,9 @@ import numpy as np
 
 from harness import procs
 from harness.backends.whoami import parse_whoami
+from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 from harness.traffic.engine import RequestSpec, run_closed_loop, run_open_loop
+from harness.traffic.tls import TLSVerify
 
 HOST = "bench.test"
 PATH = "/cheddar/bench"
@@ -58,6 +62,7 @@ class Route:
     host: str
     path: str
     traefik_pid: int | None
+    tls: TLSVerify | None = None
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -81,11 +86,12 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _ingress() -> dict[str, Any]:
+def _ingress(https: bool) -> dict[str, Any]:
+    tls = {"traefik.ingress.kubernetes.io/router.tls": "true"} if https else {}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": "bench", "namespace": "default"},
+        "metadata": {"name": "bench", "namespace": "default", "annotations": tls},
         "spec": {
             "rules": [
                 {
@@ -108,8 +114,9 @@ def _ingress() -> dict[str, Any]:
 
 
 @contextmanager
-def local_route() -> Iterator[Route]:
-    """The local stack with bench.test/cheddar routed to one cheddar backend."""
+def local_route(https: bool = False) -> Iterator[Route]:
+    """The local stack with bench.test/cheddar routed to one cheddar backend (over HTTPS on
+    websecure, with the stack's generated certificate, when ``https``)."""
     from harness.targets.local_stack import LocalStack, LocalStackOptions
 
     with tempfile.TemporaryDirectory(prefix="bench-traffic-") as workdir:
@@ -118,13 +125,20 @@ def local_route() -> Iterator[Route]:
         )
         with stack:
             assert stack.applier is not None and stack.traefik is not None
-            stack.applier.apply(_ingress())
+            assert stack.certificates is not None
+            if https:
+                stack.publish_certificate([HOST])
+            stack.applier.apply(_ingress(https))
             stack.traefik.wait_for_routers(
                 lambda routers: any(HOST in str(r.get("rule", "")) for r in routers),
                 timeout=30,
                 what=f"Traefik to route {HOST}",
             )
-            yield Route(stack.proxy_url, HOST, PATH, stack.traefik.pid)
+            if https:
+                url = stack.traefik.entry_url("websecure", https=True)
+                yield Route(url, HOST, PATH, stack.traefik.pid, stack.certificates.verify)
+            else:
+                yield Route(stack.proxy_url, HOST, PATH, stack.traefik.pid)
 
 
 @contextmanager
@@ -135,8 +149,13 @@ def given_route(url: str, host: str, path: str) -> Iterator[Route]:
 
 def check_route(route: Route) -> str:
     """One request through the route must be answered by a whoami backend; its name."""
-    with httpx.Client(timeout=5, trust_env=False) as client:
-        response = client.get(route.url + route.path, headers={"Host": route.host})
+    verify = route.tls.context() if route.tls else True
+    with httpx.Client(timeout=5, trust_env=False, verify=verify) as client:
+        response = client.get(
+            route.url + route.path,
+            headers={"Host": route.host},
+            extensions={"sni_hostname": route.host} if route.tls else {},
+        )
     reply = parse_whoami(response.content, response.headers.get("content-type"))
     if response.status_code != 200:
         raise RuntimeError(f"{route.host}{route.path} answered {response.status_code}")
@@ -183,7 +202,12 @@ def run_engine(route: Route, total: int, connections: int) -> dict[str, Any]:
     traefik_before = _cpu_seconds(route.traefik_pid)
     cpu_before = _own_cpu()
     samples = run_closed_loop(
-        route.url, [spec], total=total, concurrency=connections, deadline=total / 1000 + 30
+        route.url,
+        [spec],
+        total=total,
+        concurrency=connections,
+        deadline=total / 1000 + 30,
+        tls=route.tls,
     )
     cpu = _own_cpu() - cpu_before
     summary = samples.to_dict()
@@ -210,7 +234,12 @@ def measure_memory(route: Route, total: int, connections: int) -> dict[str, floa
     tracemalloc.start()
     try:
         samples = run_closed_loop(
-            route.url, [spec], total=total, concurrency=connections, deadline=total / 500 + 30
+            route.url,
+            [spec],
+            total=total,
+            concurrency=connections,
+            deadline=total / 500 + 30,
+            tls=route.tls,
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -231,7 +260,13 @@ def measure_open_loop(
     out = []
     for rate in rates:
         samples = run_open_loop(
-            route.url, [spec], rate=rate, duration=seconds, timeout=2.0, keepalive=keepalive
+            route.url,
+            [spec],
+            rate=rate,
+            duration=seconds,
+            timeout=2.0,
+            keepalive=keepalive,
+            tls=route.tls,
         )
         lag = samples.lag[~np.isnan(samples.sent)]
         late = (samples.sent - samples.scheduled)[~np.isnan(samples.sent)]
@@ -266,6 +301,8 @@ def measure_open_loop(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The harness's own benchmarks send traffic to this machine only.
+    os.environ.setdefault(LOOPBACK_ONLY_ENV, "1")
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--connections", type=int, default=64, help="connections (default 64)")
@@ -273,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="an already running proxy (loopback) instead of the stack")
     parser.add_argument("--host", default=HOST, help=f"Host header with --url (default {HOST})")
     parser.add_argument("--path", default=PATH, help=f"path with --url (default {PATH})")
+    parser.add_argument("--https", action="store_true", help="over HTTPS on websecure")
     parser.add_argument("--skip-open-loop", action="store_true", help="skip the open-loop part")
     parser.add_argument("--min-ratio", type=float, default=0.8, help="fail below (default 0.8)")
     ns = parser.parse_args(argv)
@@ -284,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed; on Debian: apt-get install -y wrk", file=sys.stderr)
         return 2
 
-    with given_route(ns.url, ns.host, ns.path) if ns.url else local_route() as route:
+    with given_route(ns.url, ns.host, ns.path) if ns.url else local_route(ns.https) as route:
         backend = check_route(route)
         print(f"route: Host {route.host} {route.url}{route.path} -> {backend}", flush=True)
         run_engine(route, 2000, ns.connections)  # warm up Traefik's connections to the backend
@@ -329,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "bench": "traffic",
         "target": "local stack" if not ns.url else ns.url,
+        "https": bool(route.tls),
         "connections": ns.connections,
         "duration_s": ns.duration,
         "wrk_requests_per_s": statistics.median(r["wrk"]["requests_per_s"] for r in rounds),

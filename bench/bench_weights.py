@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -21,12 +22,15 @@ from harness.checks.weights import WeightSettings, check_split
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.targets.base import LocalTarget
 from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "suites" / "manifests"
 
 
 def main() -> int:
+    # The harness's own benchmarks send traffic to this machine only.
+    os.environ.setdefault(LOOPBACK_ONLY_ENV, "1")
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="checks per mode (default 3)")
     args = parser.parse_args()

@@ -103,7 +103,7 @@ def test_apply_strategy_gaps(
     strategy = build_strategy(strategy_name, target, gap_subject)
     try:
         reports = run_repeats(
-            target.proxy_url,
+            target.url_for(gap_subject.route),
             strategy,
             repeats=settings.repeats,
             rate=settings.rate,
@@ -111,6 +111,7 @@ def test_apply_strategy_gaps(
             reference=stack.reload_providers,
             options=options,
             progress=traffic_progress,
+            tls=target.tls_verify,
         )
     finally:
         strategy.restore()
@@ -177,6 +178,7 @@ def test_change_command_gaps(
         throttle_s=2.0,
         options=options,
         progress=traffic_progress,
+        tls=target.tls_verify,
     )
     verdict = judge_repeats(
         "command", reports, settings.budgets.get("command"), require_convergence=False

@@ -26,7 +26,7 @@ def test_weights(
 ) -> None:
     route = scenario_run.intent.route(weighted_case)
     verdict = check_split(
-        target.proxy_url,
+        target.url_for(route),
         scenario_run.intent,
         route,
         harness_settings.weights,
@@ -34,5 +34,6 @@ def test_weights(
         n_checks=len(weighted_cases(harness_settings)),
         service_of=target.service_of,
         progress=traffic_progress,
+        tls=target.tls_verify,
     )
     evidence.record(verdict)

@@ -7,7 +7,7 @@ import pytest
 from harness.backends.echo import start_backends
 from harness.errors import ConfigError
 from harness.kubeapi.server import KubeAPIServer
-from harness.traffic.addresses import is_loopback, loopback_ip, loopback_target, require_loopback
+from harness.traffic.addresses import is_loopback, loopback_ip, require_loopback, traffic_target
 
 
 @pytest.mark.parametrize(
@@ -45,13 +45,13 @@ def test_every_user_applies_the_same_policy(host: str) -> None:
     the same hosts, with the same words."""
     netloc = f"[{host}]" if ":" in host else host
     with pytest.raises(ConfigError, match="not a loopback address"):
-        loopback_target(f"http://{netloc}:8080")
+        traffic_target(f"http://{netloc}:8080")  # the harness's tests: loopback only
     with pytest.raises(ConfigError, match="not a loopback address"):
         KubeAPIServer(host=host)
     with pytest.raises(ConfigError, match="not a loopback address"):
         start_backends({"cheddar": 1}, host=host)
 
 
-def test_loopback_target_keeps_the_netloc_without_userinfo() -> None:
-    target = loopback_target("http://user:pw@localhost:8081")
+def test_traffic_target_keeps_the_netloc_without_userinfo() -> None:
+    target = traffic_target("http://user:pw@localhost:8081")
     assert (target.host, target.port, target.netloc) == ("127.0.0.1", 8081, "localhost:8081")

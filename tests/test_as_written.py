@@ -231,7 +231,9 @@ def _outcomes(document: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.stack
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["simple-fanout", "name-virtual-host", "default-backend"])
+@pytest.mark.parametrize(
+    "example", ["simple-fanout", "name-virtual-host", "default-backend", "tls"]
+)
 def test_kubernetes_documentation_examples_pass_as_written(example: str, tmp_path: Path) -> None:
     run = run_pytest(
         *EXACT,
@@ -243,8 +245,19 @@ def test_kubernetes_documentation_examples_pass_as_written(example: str, tmp_pat
         tmp_path,
     )
     assert run.returncode == 0, run.output[-3000:]
-    outcomes = _outcomes(run.results(tmp_path))
+    document = run.results(tmp_path)
+    outcomes = _outcomes(document)
     assert outcomes and set(outcomes.values()) <= {"passed", "skipped", "undefined"}
+    if example == "tls":
+        # Judged at both entry points in both schemes: served over HTTP (no router.tls), and
+        # HTTPS answers 404, as the finding says.
+        assert {n.split("[", 1)[1].split(":")[1] for n in outcomes if "@" in n} == {
+            "http@web",
+            "https@web",
+            "http@websecure",
+            "https@websecure",
+        }
+        assert "tls-without-router-tls" in {f["kind"] for f in document["findings"]}
 
 
 @pytest.mark.stack
@@ -301,10 +314,10 @@ def _line_of(path: Path, marker: str) -> int:
         pytest.param(
             "  name: simple-fanout-example\n",
             "  name: simple-fanout-example\n  annotations:\n"
-            "    traefik.ingress.kubernetes.io/router.entrypoints: websecure\n",
-            "router.entrypoints",
-            "entry points decide on which port",
-            id="entrypoints-annotation",
+            "    traefik.ingress.kubernetes.io/router.tls.certresolver: letsencrypt\n",
+            "router.tls.certresolver",
+            "a certificate resolver (ACME)",
+            id="certresolver-annotation",
         ),
         pytest.param(
             "  name: simple-fanout-example\n",
@@ -322,11 +335,12 @@ def _line_of(path: Path, marker: str) -> int:
             id="unknown-field",
         ),
         pytest.param(
-            "spec:\n  rules:",
-            "spec:\n  tls:\n  - hosts: [foo.bar.com]\n    secretName: foo-tls\n  rules:",
-            "hosts:",
-            "TLS routing",
-            id="tls",
+            "  name: simple-fanout-example\n",
+            "  name: simple-fanout-example\n  annotations:\n"
+            "    traefik.ingress.kubernetes.io/router.tls.options: default-modern@kubernetescrd\n",
+            "router.tls.options",
+            "TLS options",
+            id="tls-options-annotation",
         ),
     ],
 )

@@ -22,6 +22,7 @@ NEEDS_STACK = "suites/test_routing.py"
 #: test's temporary folder, which holds "file" (not a folder, not executable).
 BAD_VALUES = [
     ("--proxy-url", "ftp://127.0.0.1:8000", "must be http:// or https://"),
+    ("--proxy-tls-verify", "{tmp}/file", "is not a readable PEM CA file"),
     ("--manifests", "{tmp}/no-such.yaml", "no such file or folder"),
     ("--backend-map", "cheddar", "expected NAME=SERVICE"),
     ("--probe-rounds", "0", "must be a whole number >= 1, got '0'"),

@@ -24,10 +24,10 @@ from harness.traffic.engine import (
     Progress,
     RequestSpec,
     check_target,
-    loopback_target,
     run_closed_loop,
     run_open_loop,
     spec_order,
+    traffic_target,
 )
 from harness.traffic.samples import ErrorClass, Samples
 
@@ -365,19 +365,42 @@ def test_deadline_stops_the_run_and_records_the_rest_as_not_sent(fresh: Loopback
     assert np.isnan(samples.sent[not_sent]).all()
 
 
-def test_non_loopback_targets_are_refused() -> None:
+def test_non_loopback_targets_are_refused_in_the_harness_tests() -> None:
+    """The conftest sets HARNESS_LOOPBACK_ONLY=1: the harness's own traffic stays here."""
     for url in (
         "http://10.1.2.3:8080",
         "http://example.com",
-        "http://[2001:db8::1]:80",
-        "https://127.0.0.1:8443",
+        "https://[2001:db8::1]:443",
+        "ftp://127.0.0.1:8443",
         "http://127.0.0.1:8080/prefix",
     ):
         with pytest.raises(ConfigError):
             run_closed_loop(url, ["/"], total=1)
-    assert loopback_target("http://localhost:81").host == "127.0.0.1"
-    assert loopback_target("http://[::1]:81").port == 81
-    assert loopback_target("http://127.0.0.2").port == 80
+    assert traffic_target("http://localhost:81").host == "127.0.0.1"
+    assert traffic_target("http://[::1]:81").port == 81
+    assert traffic_target("http://127.0.0.2").port == 80
+    assert (
+        traffic_target("https://127.0.0.2").port,
+        traffic_target("https://127.0.0.2").https,
+    ) == (
+        443,
+        True,
+    )
+
+
+def test_any_address_is_a_traffic_target_for_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without HARNESS_LOOPBACK_ONLY: an IP or a DNS name (resolved once), nothing is sent."""
+    monkeypatch.delenv("HARNESS_LOOPBACK_ONLY")
+    assert traffic_target("http://10.1.2.3:8080").host == "10.1.2.3"
+    name = socket.gethostname()  # a DNS name of this machine, resolved by the system
+    resolved = socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)[0][4][0]
+    named = traffic_target(f"https://{name}")
+    assert (named.host, named.port, named.name, named.https) == (resolved, 443, name, True)
+    with pytest.raises(ConfigError, match="cannot resolve"):
+        traffic_target("http://no-such-host.invalid")
+    monkeypatch.setenv("HARNESS_LOOPBACK_ONLY", "yes")
+    with pytest.raises(ConfigError, match="HARNESS_LOOPBACK_ONLY must be 0 or 1"):
+        traffic_target("http://127.0.0.1")
 
 
 @pytest.mark.parametrize(

@@ -335,7 +335,11 @@ def _message(
 ) -> str:
     """One screen: the route and where it was declared, the request, expected and observed."""
     probe, e = record.probe, record.probe.expectation
-    lines = [f"{aspect} check {outcome.upper()}: {probe.method} http://{probe.host}{probe.path}"]
+    where = "http" if probe.arrival is None else probe.arrival.scheme
+    at = "" if probe.arrival is None else f" at entry point {probe.arrival.entry_point}"
+    lines = [
+        f"{aspect} check {outcome.upper()}: {probe.method} {where}://{probe.host}{probe.path}{at}"
+    ]
     if e.decided_by is not None:
         route = intent.route(e.decided_by.route_id)
         lines.append(f"  route     {route.id}, declared at {route.source}")

@@ -24,6 +24,7 @@ from itertools import combinations
 from typing import Any
 
 from harness.intent.model import Finding, Intent, Route
+from harness.traefik.entrypoints import Arrival
 from harness.traefik.middlewares import Headers
 from harness.traefik.oracle import (
     Expectation,
@@ -60,6 +61,8 @@ class Probe:
     reasons: tuple[str, ...]
     routes: tuple[str, ...]
     kinds: tuple[str, ...]
+    #: Where it is sent (entry point and scheme); None: the target's proxy URL as it is.
+    arrival: Arrival | None = None
 
     @property
     def reason(self) -> str:
@@ -75,6 +78,7 @@ class Probe:
             "reasons": list(self.reasons),
             "routes": list(self.routes),
             "kinds": list(self.kinds),
+            "arrival": None if self.arrival is None else self.arrival.to_dict(),
             "expectation": self.expectation.to_dict(),
         }
 
@@ -182,9 +186,29 @@ def removed_request_headers(intent: Intent) -> tuple[tuple[str, str], ...]:
     return tuple((name, REMOVED_HEADER_VALUE) for name in sorted(names))
 
 
-def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tuple[Probe, ...]:
-    """Every probe for ``intent``, deduplicated, sorted by host then path; each sends the
-    request headers a middleware removes (:func:`removed_request_headers`)."""
+def generate_probes(
+    intent: Intent,
+    options: RoutingOptions | None = None,
+    arrivals: tuple[Arrival | None, ...] = (None,),
+) -> tuple[Probe, ...]:
+    """Every probe for ``intent``, deduplicated, sorted by host then path; at each of
+    ``arrivals`` (entry point and scheme) when there are several, their ids prefixed with it
+    (``https@websecure:host/path``); each sends the request headers a middleware
+    removes (:func:`removed_request_headers`)."""
+    if len(arrivals) == 1:
+        return _probes_at(intent, options, arrivals[0], prefix="")
+    return tuple(
+        probe
+        for arrival in arrivals
+        for probe in _probes_at(
+            intent, options, arrival, prefix="" if arrival is None else arrival.label() + ":"
+        )
+    )
+
+
+def _probes_at(
+    intent: Intent, options: RoutingOptions | None, arrival: Arrival | None, prefix: str
+) -> tuple[Probe, ...]:
     opts = options or RoutingOptions()
     headers = removed_request_headers(intent)
     strict = opts.strict_prefix_matching
@@ -253,13 +277,13 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
     probes: list[Probe] = []
     for key in sorted(drafts):
         d = drafts[key]
-        expectation = expect(intent, d.host, d.path, opts, headers=headers)
+        expectation = expect(intent, d.host, d.path, opts, arrival, headers=headers)
         kinds = list(d.kinds)
         if expectation.forwarded_prefix is not None and KIND_STRIP not in kinds:
             kinds.append(KIND_STRIP)
         probes.append(
             Probe(
-                id=f"{d.host}{d.path}",
+                id=f"{prefix}{d.host}{d.path}",
                 method="GET",
                 host=d.host,
                 path=d.path,
@@ -268,6 +292,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
                 reasons=tuple(d.reasons),
                 routes=tuple(d.routes),
                 kinds=tuple(kinds),
+                arrival=arrival,
             )
         )
     return tuple(probes)
@@ -282,11 +307,14 @@ def collect_findings(probes: Iterable[Probe]) -> tuple[Finding, ...]:
     return tuple(out.values())
 
 
-def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
-    """A probe at ``route``'s own path (or ``path``), judged against ``intent``."""
+def probe_for(
+    intent: Intent, route: Route, path: str | None = None, arrival: Arrival | None = None
+) -> Probe:
+    """A probe at ``route``'s own path (or ``path``), sent at ``arrival``, judged against
+    ``intent``."""
     host = probe_host(route.host)
     target_path = path or (route.path or "/")
-    expectation = expect(intent, host, target_path)
+    expectation = expect(intent, host, target_path, arrival=arrival)
     return Probe(
         id=f"{host}{target_path}",
         method="GET",
@@ -297,4 +325,5 @@ def probe_for(intent: Intent, route: Route, path: str | None = None) -> Probe:
         reasons=(f"at the path of {route.id}",),
         routes=(route.id,),
         kinds=(KIND_ROUTE,),
+        arrival=arrival,
     )

@@ -61,13 +61,16 @@ class _Steps:
         """Send the route's own probe ``rounds`` times (with a reload halfway if asked) and
         judge its routing against ``intent``; a step that is not passed fails the check, unless
         it is undefined (a tie: its distribution is the evidence)."""
-        probe = probe_for(intent, route)
+        # Where the route is served (its entry point, in its scheme).
+        probe = probe_for(intent, route, arrival=self.target.arrival_for(route))
         run = send_in_rounds(
             self.target.proxy_url,
             [probe],
             rounds=rounds,
             reload=self.target.reload if reload else None,
             service_of=self.target.service_of,
+            url_at=self.target.url_at,
+            tls=self.target.tls_verify,
         )
         context = f" in {rounds} rounds" + (
             f", one configuration reload after round {run.reload_after_round}"

@@ -71,6 +71,7 @@ from harness.traffic.engine import (
     run_open_loop,
 )
 from harness.traffic.samples import Samples
+from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
 
 __all__ = [
@@ -226,13 +227,17 @@ class Strategy:
 
 
 def preflight(
-    url: str, specs: Sequence[RequestSpec], good_statuses: frozenset[int], timeout: float = 2.0
+    url: str,
+    specs: Sequence[RequestSpec],
+    good_statuses: frozenset[int],
+    timeout: float = 2.0,
+    tls: TLSVerify | None = None,
 ) -> None:
     """Every request must get a good answer before the change: a proxy that is down, a wrong URL
     or a route that is not served stops the measurement here (TargetUnreachable), instead of
     yielding a timeline full of failures."""
     for spec in specs:
-        status = check_target(url, spec, timeout=timeout)
+        status = check_target(url, spec, timeout=timeout, tls=tls)
         if status not in good_statuses:
             raise TargetUnreachable(
                 f"{url}: `{spec.label()}` answered {status} before the change, so there is no "
@@ -320,6 +325,7 @@ def measure_change(
     progress: ProgressCallback | None = None,
     meta: Mapping[str, Any] | None = None,
     keep_samples: list[Samples] | None = None,
+    tls: TLSVerify | None = None,
 ) -> GapReport:
     """Prepare, check the route answers, run ``lead_s + after_s`` seconds of open-loop traffic
     at ``rate`` with the change made ``lead_s`` in, and analyze the run.
@@ -332,7 +338,7 @@ def measure_change(
     # A request may wait for its answer at least as long as its latency budget.
     timeout_s = max(timeout_s, opts.latency_budget_s)
     strategy.prepare()
-    preflight(url, strategy.specs, opts.good_statuses, timeout=min(timeout_s, 5.0))
+    preflight(url, strategy.specs, opts.good_statuses, timeout=min(timeout_s, 5.0), tls=tls)
     if not_before is not None:
         # A timed wait for a chosen instant (the phase of the throttle), not a race.
         threading.Event().wait(max(0.0, not_before - lead_s - time.monotonic()))
@@ -356,6 +362,7 @@ def measure_change(
             processes=processes,
             progress=on_progress,
             until=strategy.traffic_until,
+            tls=tls,
         )
         thread.finish(STEP_TIMEOUT_S + after_s)
         if thread.is_alive():
@@ -408,6 +415,7 @@ def run_repeats(
     reference: Callable[[], float] | None = None,
     options: GapOptions | None = None,
     progress: ProgressCallback | None = None,
+    tls: TLSVerify | None = None,
 ) -> list[GapReport]:
     """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
     unrelated configuration and returns when it did, monotonic), each change comes at its
@@ -433,6 +441,7 @@ def run_repeats(
                 not_before=not_before,
                 options=options,
                 progress=progress,
+                tls=tls,
                 meta={
                     "repeat": i + 1,
                     "phase_s": round(phase, 3) if reference is not None else None,

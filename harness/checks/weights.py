@@ -40,6 +40,7 @@ from harness.intent.model import Intent, Route
 from harness.traefik.oracle import RoutingOptions, expect
 from harness.traffic.engine import ProgressCallback, RequestSpec, run_closed_loop
 from harness.traffic.samples import Samples
+from harness.traffic.tls import TLSVerify
 
 Mode = Literal["fixed", "sequential"]
 
@@ -171,10 +172,13 @@ def check_split(
     service_of: Callable[[str | None], str | None] = lambda name: name,
     options: RoutingOptions | None = None,
     progress: ProgressCallback | None = None,
+    tls: TLSVerify | None = None,
 ) -> CheckVerdict:
     """Verify the split of one weighted route: passed, failed, or error when too many requests
     failed for the split to be judged (above ``settings.max_error_rate``). Raises ConfigError
-    for bad parameters (before any traffic, with the number of requests a plan would need)."""
+    for bad parameters (before any traffic, with the number of requests a plan would need).
+    ``proxy_url`` is where the route is served (its entry point, in its scheme); over HTTPS
+    the certificate is checked as ``tls`` says."""
     shares: Mapping[str, float] = route.shares()
     names = list(shares)
     plan = plan_for(route, settings, n_checks=n_checks)
@@ -192,6 +196,7 @@ def check_split(
             concurrency=min(settings.concurrency, total),
             deadline=settings.deadline - (time.monotonic() - started),
             progress=progress,
+            tls=tls,
         )
 
     if settings.mode == "sequential":

@@ -133,6 +133,7 @@ FINDING_IGNORED_OBJECT = "ignored-object"
 FINDING_MISSING_PATH_TYPE = "missing-path-type"
 FINDING_WEIGHTS = "weights"
 FINDING_LEGACY_AS_WRITTEN = "legacy-as-written"
+FINDING_TLS_WITHOUT_ROUTER_TLS = "tls-without-router-tls"
 # Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
 FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
 FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
@@ -263,6 +264,13 @@ class Route:
     - ``path_type``: the Kubernetes Ingress pathType (Exact, Prefix, ImplementationSpecific) for
       routes that come from an Ingress; None for IngressRoutes (the Ingress spec does not apply).
     - ``match_rule``: an IngressRoute's ``match`` as written (then it is the rule, verbatim).
+    - ``entry_points``: the entry points the router is bound to (``router.entrypoints``,
+      IngressRoute ``entryPoints``); None: every default entry point, which is what Traefik
+      gives an Ingress or IngressRoute that names none.
+    - ``tls``: a TLS router (``router.tls``, IngressRoute ``tls``): it answers over HTTPS only.
+      An entry point with TLS of its own (``http.tls``) makes every router on it one as well.
+    - ``tls_secrets``: the TLS Secrets the route's object names (Ingress ``spec.tls``,
+      IngressRoute ``tls.secretName``); Traefik loads them as certificates, chosen by SNI.
     """
 
     id: str
@@ -279,6 +287,14 @@ class Route:
     path_type: str | None = None
     match_rule: str | None = None
     ingress_class: str | None = None
+    entry_points: tuple[str, ...] | None = None
+    tls: bool = False
+    tls_secrets: tuple[str, ...] = ()
+
+    @property
+    def declares_tls(self) -> bool:
+        """True when the route is a TLS router or its object names TLS certificates."""
+        return self.tls or bool(self.tls_secrets)
 
     def rule_for(self, *, strict_prefix_matching: bool = False) -> str:
         """The rule string Traefik builds for this route (``strictPrefixMatching`` only affects
@@ -375,6 +391,9 @@ class Route:
             "namespace": self.namespace,
             "dialects": list(self.dialects),
             "ingress_class": self.ingress_class,
+            "entry_points": None if self.entry_points is None else list(self.entry_points),
+            "tls": self.tls,
+            "tls_secrets": list(self.tls_secrets),
             "source": self.source.to_dict(),
         }
 

@@ -9,6 +9,8 @@ import pytest
 from harness.plugin.settings import HarnessSettings, settings_of
 
 if TYPE_CHECKING:
+    from harness.intent.model import Intent
+    from harness.traefik.entrypoints import Arrival
     from harness.traefik.oracle import RoutingOptions
 
 # -- parametrisation over intent --------------------------------------------------------------
@@ -55,7 +57,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = settings_of(metafunc.config)
     params = []
     for name, intent in settings.scenarios.items():
-        for probe in generate_probes(intent, routing_options(settings)):
+        for probe in generate_probes(
+            intent, routing_options(settings), probe_arrivals(settings, intent)
+        ):
             if applies(aspect, probe):
                 params.append(
                     pytest.param(
@@ -108,3 +112,14 @@ def routing_options(settings: HarnessSettings) -> RoutingOptions:
     from harness.traefik.oracle import RoutingOptions
 
     return RoutingOptions(strict_prefix_matching=settings.strict_prefix_matching)
+
+
+def probe_arrivals(settings: HarnessSettings, intent: Intent) -> tuple[Arrival | None, ...]:
+    """Where the probes of ``intent`` go: on the local target each entry point in both schemes
+    when a route declares entry points or TLS (else plain HTTP on web); on an external proxy its
+    URL, as given (the URL is the entry point)."""
+    from harness.traefik.entrypoints import local_arrivals
+
+    if settings.proxy_url:
+        return (None,)
+    return local_arrivals(intent)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from harness.errors import StackError
-from harness.plugin.cases import routing_options
+from harness.plugin.cases import probe_arrivals, routing_options
 from harness.plugin.outcomes import RECORDER, CheckRecorder
 from harness.plugin.settings import (
     ACTIVE_STACK,
@@ -113,7 +113,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     if settings.target_kind == "cluster":
         found = request.getfixturevalue("cluster_target")
     elif settings.proxy_url:
-        found = ExternalTarget(settings.proxy_url, settings.backend_map)
+        found = ExternalTarget(settings.proxy_url, settings.backend_map, settings.proxy_tls_verify)
     else:
         found = LocalTarget(request.getfixturevalue("local_stack"))
     workeroutput = getattr(request.config, "workeroutput", None)
@@ -189,7 +189,7 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
         yield None
         return
     intent = settings.scenarios[name]
-    probes = generate_probes(intent, routing_options(settings))
+    probes = generate_probes(intent, routing_options(settings), probe_arrivals(settings, intent))
     target.apply_intent(intent)
     try:
         run = send_in_rounds(
@@ -198,6 +198,8 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
             rounds=settings.probe_rounds,
             reload=target.reload,
             service_of=target.service_of,
+            url_at=target.url_at,
+            tls=target.tls_verify,
         )
         yield ScenarioRun(name, intent, {p.id: p for p in probes}, run)
     finally:

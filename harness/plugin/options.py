@@ -86,6 +86,15 @@ OPTIONS = (
         default="3600",
     ),
     _Option(
+        "--proxy-tls-verify",
+        "harness_proxy_tls_verify",
+        "HARNESS_PROXY_TLS_VERIFY",
+        "External target over HTTPS: how the proxy's certificates are checked: 'true' (the "
+        "system's CAs, host name = the route's host), a CA file (PEM) to trust instead, or "
+        "'false' (not at all: a self-signed staging proxy).",
+        default="true",
+    ),
+    _Option(
         "--manifests",
         "harness_manifests",
         "HARNESS_MANIFESTS",

@@ -32,6 +32,7 @@ from harness.plugin.options import (
     text_or_none,
     whole_number,
 )
+from harness.traffic.tls import TLSVerify, parse_tls_verify
 
 if TYPE_CHECKING:
     from harness.checks.gaps import GapSettings
@@ -79,6 +80,8 @@ class HarnessSettings:
     proxy_service: tuple[str, str] | None = None
     backend_image: str = ""
     stale_namespace_age_s: float = 3600.0
+    #: --proxy-tls-verify: how an external proxy's certificates are checked.
+    proxy_tls_verify: TLSVerify = field(default_factory=TLSVerify)
 
     @property
     def target_kind(self) -> str:
@@ -253,6 +256,8 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 
     # The options parsed here first need no heavy module: a typo is refused at once.
     proxy_url = _proxy_url(raw("proxy_url"))
+    tls_raw = raw("proxy_tls_verify")
+    proxy_tls_verify = parse_tls_verify(tls_raw.value or "true", tls_raw.label)
     probe_rounds = whole_number(raw("probe_rounds"))
     strict_prefix_matching = boolean(raw("strict_prefix_matching"))
     run_alpha = positive_number(raw("run_alpha"))
@@ -328,6 +333,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         )
     settings = HarnessSettings(
         proxy_url=proxy_url,
+        proxy_tls_verify=proxy_tls_verify,
         manifests=manifests,
         backend_map=mapping,
         probe_rounds=probe_rounds,
@@ -456,6 +462,7 @@ def cluster_options(settings: HarnessSettings, worker: str = "") -> ClusterOptio
         ready_timeout=settings.stack_timeout_s,
         stale_after=settings.stale_namespace_age_s,
         worker=worker,
+        tls_verify=settings.proxy_tls_verify,
     )
 
 

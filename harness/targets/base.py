@@ -18,10 +18,12 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import ConfigError, TargetUnreachable
-from harness.intent.model import Intent, ServicePortRef, ServiceRef
+from harness.intent.model import Intent, Route, ServicePortRef, ServiceRef
 from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
+from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
 from harness.traefik.render import manifests_to_apply
+from harness.traffic.tls import TLSVerify
 
 #: How long applying or removing a scenario may take to show in Traefik's routers: a few
 #: throttle windows (2 s each by default) plus the watch latency.
@@ -45,6 +47,15 @@ class Target(Protocol):
 
     def service_of(self, whoami_name: str | None) -> str | None: ...
 
+    def url_at(self, arrival: Arrival) -> str: ...
+
+    def url_for(self, route: Route) -> str: ...
+
+    def arrival_for(self, route: Route) -> Arrival | None: ...
+
+    @property
+    def tls_verify(self) -> TLSVerify: ...
+
 
 def parse_backend_map(entries: Sequence[str]) -> dict[str, str]:
     """``NAME=SERVICE`` pairs (whoami Name line -> Service in the manifests)."""
@@ -59,10 +70,13 @@ def parse_backend_map(entries: Sequence[str]) -> dict[str, str]:
     return mapping
 
 
-def check_reachable(proxy_url: str, timeout: float = 5.0) -> None:
-    """Fail early and clearly when nothing answers at ``proxy_url`` (any HTTP answer will do)."""
+def check_reachable(proxy_url: str, tls: TLSVerify | None = None, timeout: float = 5.0) -> None:
+    """Fail early and clearly when nothing answers at ``proxy_url`` (any HTTP answer will do;
+    over HTTPS the certificate is checked as ``tls`` says)."""
     try:
-        httpx.get(proxy_url, timeout=timeout, trust_env=False)
+        httpx.get(
+            proxy_url, timeout=timeout, trust_env=False, verify=(tls or TLSVerify()).context()
+        )
     except httpx.HTTPError as exc:
         raise TargetUnreachable(
             f"the proxy at {proxy_url} does not answer ({type(exc).__name__}: {exc}). "
@@ -76,10 +90,32 @@ class ExternalTarget:
     kind = "external"
     can_apply = False
 
-    def __init__(self, proxy_url: str, backend_map: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        proxy_url: str,
+        backend_map: Mapping[str, str] | None = None,
+        tls_verify: TLSVerify | None = None,
+    ) -> None:
         self.proxy_url = proxy_url.rstrip("/")
         self.backend_map = dict(backend_map or {})
-        check_reachable(self.proxy_url)
+        self._tls_verify = tls_verify or TLSVerify()
+        check_reachable(self.proxy_url, self._tls_verify)
+
+    def url_at(self, arrival: Arrival) -> str:
+        """The proxy URL is the entry point: every probe goes there, in its scheme."""
+        return self.proxy_url
+
+    def url_for(self, route: Route) -> str:
+        """Where bulk traffic for ``route`` goes: the proxy URL."""
+        return self.proxy_url
+
+    def arrival_for(self, route: Route) -> Arrival | None:
+        """None: the proxy URL is the entry point."""
+        return None
+
+    @property
+    def tls_verify(self) -> TLSVerify:
+        return self._tls_verify
 
     def describe(self) -> dict[str, Any]:
         return {"target": self.kind, "proxy_url": self.proxy_url, "backend_map": self.backend_map}
@@ -127,6 +163,26 @@ class LocalTarget:
         self.stack = stack
         self.proxy_url = stack.proxy_url
         self._reloads = 0
+
+    def url_at(self, arrival: Arrival) -> str:
+        return self.stack.running_traefik().entry_url(arrival.entry_point, https=arrival.https)
+
+    def arrival_for(self, route: Route) -> Arrival | None:
+        """The first entry point that serves ``route``, in its scheme (plain HTTP on web for a
+        route bound to no entry point and not TLS); None when none of the local ones does."""
+        return arrival_for(route, LOCAL_ARRIVALS)
+
+    def url_for(self, route: Route) -> str:
+        """Where bulk traffic for ``route`` goes: see :meth:`arrival_for`."""
+        arrival = self.arrival_for(route)
+        return self.proxy_url if arrival is None else self.url_at(arrival)
+
+    @property
+    def tls_verify(self) -> TLSVerify:
+        """The stack's own CA: it issued every certificate Traefik presents for a route."""
+        if self.stack.certificates is None:
+            raise ConfigError("the local stack is not started")
+        return self.stack.certificates.verify
 
     def describe(self) -> dict[str, Any]:
         return self.stack.describe()
@@ -190,6 +246,8 @@ class LocalTarget:
         them (``Intent.served``: what is applied, not what is declared, for legacy forms applied
         as written)."""
         self.register_services(intent)
+        # Before the routes: the Ingress provider reads a route's Secrets when it builds it.
+        self.stack.publish_certificates(intent, timeout=APPLY_TIMEOUT)
         self.stack.running_applier().apply_all(manifests_to_apply(intent))
         wanted = self._routers_of(intent.served)
         self.stack.running_traefik().wait_for_routers(

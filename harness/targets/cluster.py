@@ -26,7 +26,7 @@ import contextlib
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -38,11 +38,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from harness.errors import AccessDenied, ClusterError, ConfigError, WaitTimeout
-from harness.intent.model import Intent, ServiceRef
+from harness.intent.model import Intent, Route, ServiceRef
 from harness.targets.apply import Applier
 from harness.targets.base import APPLY_TIMEOUT, check_reachable, service_for_ref
 from harness.targets.local_stack import MANAGED_BY
+from harness.traefik.entrypoints import Arrival
 from harness.traefik.render import manifests_to_apply
+from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
 
 #: The upstream whoami image, pinned (the harness parses its output format).
@@ -82,6 +84,8 @@ class ClusterOptions:
     stale_after: float = 3600.0
     #: Tells apart the namespaces of one run's xdist workers (e.g. ``gw0``).
     worker: str = ""
+    #: How an HTTPS proxy's certificates are checked (--proxy-tls-verify).
+    tls_verify: TLSVerify = field(default_factory=TLSVerify)
 
 
 def namespace_name(run_id: str, worker: str = "") -> str:
@@ -527,6 +531,22 @@ class ClusterTarget:
         self._moves = 0
         self._exit = contextlib.ExitStack()
 
+    # -- where traffic goes: the proxy's address is its one entry point (as for an external
+    # proxy: which of its entry points a URL reaches is the cluster's configuration) ---------
+
+    def url_at(self, arrival: Arrival) -> str:
+        return self.proxy_url
+
+    def url_for(self, route: Route) -> str:
+        return self.proxy_url
+
+    def arrival_for(self, route: Route) -> Arrival | None:
+        return None
+
+    @property
+    def tls_verify(self) -> TLSVerify:
+        return self.options.tls_verify
+
     # -- bring-up ----------------------------------------------------------------------------
 
     def objects_of(self, intent: Intent) -> list[dict[str, Any]]:
@@ -587,7 +607,7 @@ class ClusterTarget:
             self.applier.create(backend.deployment)
             self.applier.put(backend.service)
         self.wait_for_backends(self.backends)
-        check_reachable(proxy_url)
+        check_reachable(proxy_url, opts.tls_verify)
         self.proxy_url = proxy_url
         first = self.backends[0]
         self._canary_service = (first.name, dict(first.service["spec"]["ports"][0]))

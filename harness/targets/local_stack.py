@@ -1,5 +1,11 @@
 """The local target: real Traefik, a local Kubernetes API stand-in, echo backends, all on loopback.
 
+Traefik serves the ``web`` and ``websecure`` entry points. Its certificates are generated: a CA
+of the run (``ca.pem`` in the work folder, which the probes trust) issues one certificate for the
+hosts of every route that declares TLS; it replaces each TLS Secret the manifests name (as the
+echo backends replace the Services' pods) and is Traefik's default certificate (a ``default``
+TLSStore), so a TLS router without a Secret gets it too.
+
 Bringing it up is what a cluster operator would do, in miniature: the API server comes first, the
 backends are registered in it as Services with EndpointSlices (one slice per instance, since every
 instance listens on its own loopback port), Traefik is started with its Kubernetes Ingress and CRD
@@ -9,7 +15,11 @@ each provider (so both providers have synced, not just started).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
+import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trustme
 from kubernetes import client as k8s
 
 from harness.backends.echo import (
@@ -27,6 +38,7 @@ from harness.backends.echo import (
     start_backends,
 )
 from harness.errors import StackError
+from harness.intent.model import Intent
 from harness.kubeapi.server import KubeAPIServer
 from harness.targets.apply import Applier, api_client_for_url
 from harness.traefik.process import (
@@ -35,6 +47,7 @@ from harness.traefik.process import (
     enabled_routers,
     find_traefik_binary,
 )
+from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
 
 #: The tutorial's backends (service name -> instances).
@@ -46,6 +59,8 @@ CANARY = "harness-canary"
 SERVICE_PORT_NAME = "http"
 SERVICE_PORT = 80
 MANAGED_BY = "ingress-harness"
+#: The Secret holding Traefik's default certificate (in SYSTEM_NAMESPACE).
+DEFAULT_CERTIFICATE = "harness-default-certificate"
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,73 @@ def canary_objects(target_port: int) -> list[dict[str, Any]]:
     ]
 
 
+def tls_hosts(intent: Intent) -> list[str]:
+    """The hosts the generated certificate is for: the probe host of every route that declares
+    TLS (a TLS router, or one whose object names a certificate)."""
+    from harness.checks.probes import probe_host
+
+    return sorted({probe_host(r.host) for r in intent.routes if r.declares_tls})
+
+
+def tls_secret(name: str, namespace: str, cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": MANAGED_BY}},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(cert_pem).decode("ascii"),
+            "tls.key": base64.b64encode(key_pem).decode("ascii"),
+        },
+    }
+
+
+class Certificates:
+    """The run's CA and the certificates it issues for the declared hosts."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.ca = trustme.CA(organization_name="ingress-harness local target")
+        self.ca_file = workdir / "ca.pem"
+        self.ca_file.write_bytes(self.ca.cert_pem.bytes())
+
+    @property
+    def verify(self) -> TLSVerify:
+        """How probes check the local target's certificates: against this CA."""
+        return TLSVerify(ca_file=self.ca_file)
+
+    def objects_for(
+        self, hosts: Sequence[str], named: Sequence[tuple[str, str]] = ()
+    ) -> list[dict[str, Any]]:
+        """One certificate for ``hosts``, as each ``(namespace, name)`` Secret and as the default
+        certificate (with the ``default`` TLSStore that names it)."""
+        leaf = self.ca.issue_cert(*hosts)
+        cert_pem = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        key_pem = leaf.private_key_pem.bytes()
+        return [
+            *(tls_secret(name, ns, cert_pem, key_pem) for ns, name in named),
+            tls_secret(DEFAULT_CERTIFICATE, SYSTEM_NAMESPACE, cert_pem, key_pem),
+            {
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "TLSStore",
+                "metadata": {"name": "default", "namespace": SYSTEM_NAMESPACE},
+                "spec": {"defaultCertificate": {"secretName": DEFAULT_CERTIFICATE}},
+            },
+        ]
+
+    def presented_for(self, port: int, host: str, timeout: float = 2.0) -> bool:
+        """True when a TLS handshake on ``port`` with SNI ``host`` gets a certificate this CA
+        issued for ``host``."""
+        context = self.verify.context()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock,
+                context.wrap_socket(sock, server_hostname=host),
+            ):
+                return True
+        except (ssl.SSLError, OSError):
+            return False
+
+
 def canaries_served(routers: Sequence[Mapping[str, Any]]) -> bool:
     """True when Traefik serves the canary route of both Kubernetes providers."""
     providers = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
@@ -199,6 +281,7 @@ class LocalStack:
         self.traefik: TraefikProcess | None = None
         self.api_client: k8s.ApiClient | None = None
         self.applier: Applier | None = None
+        self.certificates: Certificates | None = None
         self._reloads = 0
 
     @property
@@ -222,6 +305,7 @@ class LocalStack:
         opts = self.options
         self.workdir.mkdir(parents=True, exist_ok=True)
         binary = find_traefik_binary(opts.traefik_binary)
+        self.certificates = Certificates(self.workdir)
 
         self.kubeapi = KubeAPIServer()
         self.kubeapi.start()
@@ -252,6 +336,32 @@ class LocalStack:
             timeout=opts.ready_timeout,
             what="Traefik to serve the canary routes of its Ingress and CRD providers",
         )
+
+    def publish_certificates(self, intent: Intent, timeout: float = 30.0) -> None:
+        """Issue the certificate for the routes of ``intent`` that declare TLS, publish it as
+        their Secrets and the default certificate, and wait (polled) until Traefik presents it
+        on ``websecure`` for each of their hosts."""
+        hosts = tls_hosts(intent)
+        if hosts:
+            named = sorted({(r.namespace, s) for r in intent.routes for s in r.tls_secrets})
+            self.publish_certificate(hosts, named, timeout=timeout)
+
+    def publish_certificate(
+        self, hosts: Sequence[str], named: Sequence[tuple[str, str]] = (), timeout: float = 30.0
+    ) -> None:
+        """Issue one certificate for ``hosts``, publish it as the ``named`` Secrets and the
+        default certificate, and wait until Traefik presents it for each host on websecure."""
+        if self.certificates is None:
+            raise StackError("the local stack is not started")
+        certificates = self.certificates
+        self.running_applier().apply_all(certificates.objects_for(hosts, named))
+        port = self.running_traefik().websecure_port
+        for host in hosts:
+            wait_until(
+                functools.partial(certificates.presented_for, port, host),
+                timeout=timeout,
+                what=f"Traefik to present the generated certificate for {host} on websecure",
+            )
 
     def register_backends(self, by_service: Mapping[str, Sequence[BackendInstance]]) -> None:
         """Publish backends as Services + EndpointSlices in the run's namespace."""

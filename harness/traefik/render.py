@@ -25,9 +25,11 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.intent.dialects._ingress import (
     ANN_CLASS,
+    ANN_ENTRYPOINTS,
     ANN_MIDDLEWARES,
     ANN_PATHMATCHER,
     ANN_PRIORITY,
+    ANN_TLS,
 )
 from harness.intent.model import (
     PROVIDER_CRD,
@@ -116,14 +118,32 @@ def _render_ingresses(
         impl = None
         if _path_type(route) == "ImplementationSpecific":
             impl = "Path" if route.match == "exact" else "PathPrefix"
-        key = (route.source.name, route.priority, route.middlewares, impl, route.ingress_class)
+        key = (
+            route.source.name,
+            route.priority,
+            route.middlewares,
+            impl,
+            route.ingress_class,
+            route.entry_points,
+            route.tls,
+            route.tls_secrets,
+        )
         groups.setdefault(key, []).append(route)
     per_object: dict[str, int] = {}
     for key in groups:
         per_object[key[0]] = per_object.get(key[0], 0) + 1
 
     out: list[dict[str, Any]] = []
-    for (obj_name, priority, middlewares, impl, klass), members in groups.items():
+    for (
+        obj_name,
+        priority,
+        middlewares,
+        impl,
+        klass,
+        eps,
+        tls,
+        secrets,
+    ), members in groups.items():
         first = members[0]
         base = (
             obj_name
@@ -140,7 +160,13 @@ def _render_ingresses(
             objects, names = _middlewares(name, namespace, middlewares, taken["Middleware"])
             out.extend(objects)
             annotations[ANN_MIDDLEWARES] = ",".join(f"{namespace}-{n}@kubernetescrd" for n in names)
+        if eps is not None:
+            annotations[ANN_ENTRYPOINTS] = ",".join(eps)
+        if tls:
+            annotations[ANN_TLS] = "true"
         spec: dict[str, Any] = {}
+        if secrets:
+            spec["tls"] = [{"secretName": secret} for secret in secrets]
         if ingress_class_name is not None:
             spec["ingressClassName"] = ingress_class_name
         elif klass:
@@ -175,11 +201,12 @@ def _render_ingresses(
 def _render_ingressroutes(
     routes: list[Route], namespace: str, taken: dict[str, set[str]]
 ) -> list[dict[str, Any]]:
-    groups: dict[str, list[Route]] = {}
+    groups: dict[tuple[Any, ...], list[Route]] = {}
     for route in routes:
-        groups.setdefault(route.source.name, []).append(route)
+        key = (route.source.name, route.entry_points, route.tls, route.tls_secrets)
+        groups.setdefault(key, []).append(route)
     out: list[dict[str, Any]] = []
-    for obj_name, members in groups.items():
+    for (obj_name, eps, tls, secrets), members in groups.items():
         name = _name(obj_name, taken["IngressRoute"])
         extra: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
@@ -224,10 +251,24 @@ def _render_ingressroutes(
                 "metadata": _meta(
                     name, namespace, {ROUTES_ANNOTATION: ",".join(r.id for r in members)}
                 ),
-                "spec": {"routes": entries},
+                "spec": _ingressroute_spec(entries, eps, tls, secrets),
             }
         )
     return out
+
+
+def _ingressroute_spec(
+    routes: list[dict[str, Any]],
+    entry_points: tuple[str, ...] | None,
+    tls: bool,
+    secrets: tuple[str, ...],
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"routes": routes}
+    if entry_points is not None:
+        spec["entryPoints"] = list(entry_points)
+    if tls:
+        spec["tls"] = {"secretName": secrets[0]} if secrets else {}
+    return spec
 
 
 def render_manifests(

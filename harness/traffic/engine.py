@@ -1,4 +1,9 @@
-"""Bulk HTTP/1.1 traffic on loopback, every request recorded: the harness's heavy lifting.
+"""Bulk HTTP/1.1 traffic, plain or over TLS, every request recorded: the harness's heavy lifting.
+
+The target is any address (an IP or a DNS name, resolved once per run; loopback only when
+``HARNESS_LOOPBACK_ONLY=1``, as in the harness's own tests). Over HTTPS one run sends with one
+SNI, the Host of its requests, and checks the certificate as its ``tls`` says (default: the
+system's CAs; see :mod:`harness.traffic.tls`).
 
 Two ways to drive a proxy:
 
@@ -47,6 +52,7 @@ import secrets
 import select
 import selectors
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -69,8 +75,9 @@ from httptools.parser.errors import (
 from harness import procs
 from harness.backends.whoami import whoami_fields
 from harness.errors import ConfigError, TargetUnreachable
-from harness.traffic.addresses import ProxyAddress, loopback_target
+from harness.traffic.addresses import ProxyAddress, traffic_target
 from harness.traffic.samples import COLUMNS, ErrorClass, Interner, Samples, empty_columns
+from harness.traffic.tls import TLSVerify
 
 _uvloop_new_loop: Callable[[], asyncio.AbstractEventLoop] | None
 try:  # uvloop is a dependency on Linux/macOS; the engine works (slower) without it.
@@ -84,10 +91,10 @@ __all__ = [
     "ProxyAddress",
     "RequestSpec",
     "check_target",
-    "loopback_target",
     "run_closed_loop",
     "run_open_loop",
     "spec_order",
+    "traffic_target",
     "whoami_fields",
 ]
 
@@ -211,6 +218,8 @@ class _Plan:
     latency_budget: float | None = None  # open loop: later answers are SLOW
     worker: int = 0
     workers: int = 1
+    tls: TLSVerify | None = None  # None: plain HTTP
+    server_hostname: str | None = None  # the SNI over TLS
 
 
 @dataclass
@@ -393,6 +402,8 @@ class _Engine:
         self.timers: dict[str, asyncio.Handle] = {}
         self.sweep_interval = max(0.005, min(plan.timeout / 4, 0.05))
         self.last_progress = (0.0, 0)
+        # Built here, in the process that connects (contexts do not pickle).
+        self.ssl: ssl.SSLContext | None = None if plan.tls is None else plan.tls.context()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -443,14 +454,13 @@ class _Engine:
         """Connect ``count`` keep-alive connections before the clock starts, so that the first
         requests do not all pay for (and queue behind) connection set-up. A target that does
         not accept them is not an error here: the requests will record what happens."""
-        assert self.loop is not None
-        loop, host, port = self.loop, self.plan.host, self.plan.port
+        host, port = self.plan.host, self.plan.port
         conns = [self._new_conn() for _ in range(count)]
         for conn in conns:
             self.conns.add(conn)
 
         async def connect(conn: _Conn) -> None:
-            await loop.create_connection(lambda: conn, host, port)
+            await self._create_connection(conn, host, port)
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -678,10 +688,24 @@ class _Engine:
         self.errors += 1
         self.m_error[j] = self.expired_class
 
+    async def _create_connection(self, conn: _Conn, host: str, port: int) -> None:
+        assert self.loop is not None
+        if self.ssl is None:
+            await self.loop.create_connection(lambda: conn, host, port)
+        else:
+            await self.loop.create_connection(
+                lambda: conn,
+                host,
+                port,
+                ssl=self.ssl,
+                server_hostname=self.plan.server_hostname,
+                ssl_handshake_timeout=self.plan.timeout,
+            )
+
     async def _connect(self, conn: _Conn) -> None:
         assert self.loop is not None
         try:
-            await self.loop.create_connection(lambda: conn, self.plan.host, self.plan.port)
+            await self._create_connection(conn, self.plan.host, self.plan.port)
         except asyncio.CancelledError:
             return  # the sweep (timeout) or the deadline cancelled it and recorded why
         except OSError as exc:
@@ -1168,6 +1192,19 @@ def _chunks(total: int, size: int = 1 << 20) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
+def _server_hostname(target: ProxyAddress, specs: Sequence[RequestSpec]) -> str:
+    """The SNI of an HTTPS run: the Host of its requests (a certificate is chosen by it; a
+    port is dropped), or the URL's host when they set none. One per run: all its requests
+    share the connections."""
+    hosts = {s.host.rsplit(":", 1)[0] if s.host else target.name for s in specs}
+    if len(hosts) > 1:
+        raise ConfigError(
+            f"an HTTPS run sends with one SNI, but its requests have hosts {sorted(hosts)}; "
+            "run each host separately"
+        )
+    return hosts.pop()
+
+
 def _execute(
     *,
     mode: str,
@@ -1188,9 +1225,11 @@ def _execute(
     meta: dict[str, Any],
     latency_budget: float | None = None,
     until: UntilCallback | None = None,
+    tls: TLSVerify | None = None,
 ) -> Samples:
-    target = loopback_target(url)
+    target = traffic_target(url)
     spec_list = _normalize_specs(specs)
+    server_hostname = _server_hostname(target, spec_list) if target.https else None
     _check_positive("processes", processes, integer=True, upper=MAX_PROCESSES)
     _check_positive("timeout", timeout)
     _check_positive("deadline", deadline)
@@ -1213,6 +1252,8 @@ def _execute(
             latency_budget=latency_budget,
             worker=k,
             workers=processes,
+            tls=(tls or TLSVerify()) if target.https else None,
+            server_hostname=server_hostname,
         )
         for k in range(processes)
     ]
@@ -1246,6 +1287,9 @@ def _execute(
             "deadline_s": deadline,
             "deadline_hit": any(r.deadline_hit for r in results),
             "connections_opened": sum(r.connections for r in results),
+            "tls": None
+            if server_hostname is None
+            else {"sni": server_hostname, "verify": (tls or TLSVerify()).describe()},
             "engine": "uvloop+httptools" if _uvloop_new_loop else "asyncio+httptools",
         },
         **tables,
@@ -1266,17 +1310,20 @@ def run_closed_loop(
     sequence: Sequence[int] | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    tls: TLSVerify | None = None,
 ) -> Samples:
     """Send ``total`` requests over ``concurrency`` connections, each as soon as one finishes.
 
-    ``url`` is the proxy's base URL (loopback only); ``specs`` are the requests, used
-    round-robin, or drawn with ``weights``, or in the order of ``sequence`` (spec indices,
-    repeated). ``keepalive=False`` opens a new connection for every request (and sends
+    ``url`` is the proxy's base URL (``http(s)://HOST[:PORT]``, any address; over HTTPS the
+    certificate is checked as ``tls`` says, default the system's CAs); ``specs`` are the
+    requests, used round-robin, or drawn with ``weights``, or in the order of ``sequence`` (spec
+    indices, repeated). ``keepalive=False`` opens a new connection for every request (and sends
     ``Connection: close``). ``timeout`` bounds each request (connect included); ``deadline``
-    bounds the whole run, in seconds from the first send (starting worker processes is
-    bounded apart). ``processes`` > 1 splits the requests across worker processes (request i
-    goes to worker i mod processes) and merges their records. ``progress`` is called about
-    4 times a second. Every request is in the result exactly once.
+    bounds the whole run, in seconds from the first send (starting worker processes is bounded
+    apart). ``processes`` > 1 splits the requests across worker processes (request i goes to
+    worker i mod processes) and merges their records. ``progress`` is called about 4 times a
+    second.
+    Every request is in the result exactly once.
     """
     _check_positive("total", total, integer=True, upper=MAX_TOTAL)
     _check_positive("concurrency", concurrency, integer=True, upper=MAX_CONNECTIONS)
@@ -1297,6 +1344,7 @@ def run_closed_loop(
         seed=seed,
         progress=progress,
         meta={"concurrency": concurrency},
+        tls=tls,
     )
 
 
@@ -1319,6 +1367,7 @@ def run_open_loop(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     until: UntilCallback | None = None,
+    tls: TLSVerify | None = None,
 ) -> Samples:
     """Send request i at ``t0 + i / rate`` regardless of earlier responses; record each against
     its scheduled time.
@@ -1398,17 +1447,24 @@ def run_open_loop(
         },
         latency_budget=latency_budget,
         until=until,
+        tls=tls,
     )
 
 
-def check_target(url: str, spec: RequestSpec | str = "/", *, timeout: float = 2.0) -> int:
+def check_target(
+    url: str,
+    spec: RequestSpec | str = "/",
+    *,
+    timeout: float = 2.0,
+    tls: TLSVerify | None = None,
+) -> int:
     """Send one request the way the bulk runs will; return the HTTP status it got.
 
     Meant for before a measurement: a proxy that is down or a wrong URL raises
     TargetUnreachable here, instead of yielding a timeline full of failures.
     """
     samples = run_closed_loop(
-        url, [spec], total=1, concurrency=1, timeout=timeout, deadline=timeout + 1.0
+        url, [spec], total=1, concurrency=1, timeout=timeout, deadline=timeout + 1.0, tls=tls
     )
     error = ErrorClass(int(samples.error[0]))
     if error != ErrorClass.NONE:

@@ -11,6 +11,8 @@ couple of timeouts, not a timeout per probe and round.
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +24,8 @@ import httpx
 from harness.backends.whoami import parse_whoami
 from harness.checks.probes import Probe
 from harness.errors import TargetUnreachable
+from harness.traefik.entrypoints import Arrival
+from harness.traffic.tls import UNVERIFIED, TLSVerify
 
 #: Default number of times each probe is sent.
 DEFAULT_ROUNDS = 50
@@ -123,11 +127,16 @@ def observe(
 ) -> Observation:
     """Send ``probe`` once. Transport errors are recorded by class, never raised or retried."""
     headers = {"Host": probe.host, **dict(probe.headers)}
+    # Over HTTPS the SNI is the probe's host too (the certificate follows the SNI).
+    extensions = {"sni_hostname": probe.host} if client.base_url.scheme == "https" else {}
     try:
-        response = client.request(probe.method, probe.path, headers=headers)
+        response = client.request(probe.method, probe.path, headers=headers, extensions=extensions)
     except httpx.TimeoutException:
         return Observation(status=None, error="timeout")
-    except httpx.ConnectError:
+    except httpx.ConnectError as exc:
+        certificate = _certificate_error(exc)
+        if certificate is not None:
+            return Observation(status=None, error=f"certificate for {probe.host}: {certificate}")
         return Observation(status=None, error="refused")
     except httpx.RemoteProtocolError:
         return Observation(status=None, error="reset")
@@ -167,6 +176,44 @@ def upstream_headers(headers: Mapping[str, Sequence[str]]) -> tuple[tuple[str, s
     return tuple(sorted((k, ", ".join(v)) for k, v in headers.items() if k != "X-Forwarded-Prefix"))
 
 
+def _certificate_error(exc: httpx.ConnectError) -> str | None:
+    """Why the proxy's certificate was refused, or None when the connection failed otherwise."""
+    cause: BaseException | None = exc
+    for _ in range(5):  # httpx -> httpcore -> ssl
+        if cause is None:
+            return None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+class _Clients:
+    """One httpx client per base URL and certificate check, opened when first needed."""
+
+    def __init__(self, timeout: float, tls: TLSVerify) -> None:
+        self.timeout = timeout
+        self.contexts = {True: tls.context(), False: UNVERIFIED.context()}
+        self.open: dict[tuple[str, bool], httpx.Client] = {}
+
+    def get(self, base_url: str, verify: bool) -> httpx.Client:
+        key = (base_url, verify and base_url.startswith("https:"))
+        client = self.open.get(key)
+        if client is None:
+            client = httpx.Client(
+                base_url=base_url,
+                timeout=self.timeout,
+                trust_env=False,
+                verify=self.contexts[key[1]],
+            )
+            self.open[key] = client
+        return client
+
+    def close(self) -> None:
+        for client in self.open.values():
+            client.close()
+
+
 def send_in_rounds(
     proxy_url: str,
     probes: Sequence[Probe],
@@ -175,9 +222,16 @@ def send_in_rounds(
     reload: Callable[[], bool] | None = None,
     service_of: Callable[[str | None], str | None] = lambda name: name,
     timeout: float = 5.0,
+    url_at: Callable[[Arrival], str] | None = None,
+    tls: TLSVerify | None = None,
 ) -> ProbeRun:
     """Send every probe ``rounds`` times, one round after the other, reloading the proxy's
     configuration once halfway through (when ``reload`` is given and can reload).
+
+    A probe with an arrival goes to ``url_at(arrival)`` (its entry point, in its scheme), one
+    without to ``proxy_url``. Over HTTPS the SNI is the probe's host; the certificate is
+    checked (``tls``, default: the system's CAs) on probes a route is expected to answer, so a
+    certificate that is not for the host fails them; on the others only the status counts.
 
     Raises TargetUnreachable when the probing takes longer than :func:`probing_deadline` (the
     reload's own time is not counted: it is bounded by its own waits); no request waits past
@@ -190,7 +244,8 @@ def send_in_rounds(
     allowed = probing_deadline(rounds, len(probes), timeout)
     deadline = started + allowed
     sent = failed = 0
-    with httpx.Client(base_url=proxy_url, timeout=timeout, trust_env=False) as client:
+    clients = _Clients(timeout, tls or TLSVerify())
+    with contextlib.closing(clients):
         for index in range(rounds):
             if reload is not None and index == rounds // 2 and index > 0:
                 reload_started = time.monotonic()
@@ -206,6 +261,10 @@ def send_in_rounds(
                         f"{sent} requests, in round {index + 1}, {failed} had got no answer. "
                         "Has the proxy stopped answering?"
                     )
+                base = (
+                    proxy_url if probe.arrival is None or url_at is None else url_at(probe.arrival)
+                )
+                client = clients.get(base, probe.expectation.decided_by is not None)
                 client.timeout = httpx.Timeout(min(timeout, left))
                 observation = observe(client, probe, service_of)
                 sent += 1

@@ -279,6 +279,9 @@ def _routes(drafts: list[Draft]) -> tuple[Route, ...]:
                 path_type=d.path_type,
                 match_rule=d.match_rule,
                 ingress_class=d.ingress_class,
+                entry_points=d.entry_points,
+                tls=d.tls,
+                tls_secrets=d.tls_secrets,
             )
         )
     return tuple(out)

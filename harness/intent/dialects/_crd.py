@@ -387,6 +387,19 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
             klass_node.source() if klass_node else None,
         )
         return []
+    entry_points: tuple[str, ...] | None = None
+    eps_node = spec.get("entryPoints")
+    if eps_node is not None:
+        entry_points = tuple(n.string("an entry point name") for n in eps_node.sequence())
+        if not entry_points:
+            eps_node.fail(
+                "entryPoints is empty: Traefik then serves the route on every entry point, "
+                "which is what leaving it out says",
+                "Name entry points (e.g. websecure), or remove entryPoints",
+            )
+    tls_node = spec.get("tls")
+    secret_node = tls_node.get("secretName") if tls_node is not None else None
+    tls_secrets = (secret_node.string("a Secret name"),) if secret_node is not None else ()
     drafts: list[Draft] = []
     for route in spec.require("routes", "List the routes").sequence():
         kind_node = route.get("kind")
@@ -436,6 +449,9 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 dialects=dialects,
                 match_rule=rule,
                 ingress_class=klass or None,
+                entry_points=entry_points,
+                tls=tls_node is not None,
+                tls_secrets=tls_secrets,
             )
         )
     return drafts

@@ -77,10 +77,16 @@ _BACKEND_V1BETA1: Table = {
     "servicePort": MODELED,
     "resource": Refused("resource backends are not served by Traefik", "Use serviceName"),
 }
-_TLS_NOT_YET = Refused(
-    "TLS routing (HTTPS on the websecure entry point) is not verified by this version of "
-    "the harness, so its checks would be about plain HTTP only",
-    "Verify the TLS routes separately, or remove the TLS settings for this run",
+_CERT_RESOLVER = Refused(
+    "a certificate resolver (ACME) obtains certificates from a certificate authority on the "
+    "internet, which the local target cannot reach; the local target serves a certificate it "
+    "generates for the declared hosts instead",
+    "Remove the certificate resolver for this run (the route stays a TLS router)",
+)
+_TLS_OPTIONS = Refused(
+    "TLS options (protocol versions, ciphers, client certificates) live in a TLSOption object "
+    "the harness does not model; a client the options refuse gets no answer at all",
+    "Remove the TLS options reference for this run",
 )
 
 
@@ -94,7 +100,7 @@ def _ingress(backend: Table) -> Table:
             "ingressClassName": MODELED,
             "defaultBackend": backend,
             "backend": backend,
-            "tls[]": {"hosts": _TLS_NOT_YET, "secretName": _TLS_NOT_YET},
+            "tls[]": {"hosts": MODELED, "secretName": MODELED},
             "rules[]": {
                 "host": MODELED,
                 "http": {
@@ -155,13 +161,18 @@ INGRESSROUTE: Table = {
     "kind": MODELED,
     "metadata": _METADATA,
     "spec": {
-        "entryPoints": Refused(
-            "entry points decide on which port (and scheme) the route answers; this version of "
-            "the harness sends every probe to the plain-HTTP entry point",
-            "Leave entryPoints unset for this run, or verify such routes separately",
-        ),
+        "entryPoints": MODELED,
         "ingressClassName": MODELED,
-        "tls": _TLS_NOT_YET,
+        "tls": {
+            "secretName": MODELED,
+            "certResolver": _CERT_RESOLVER,
+            "domains[]": _CERT_RESOLVER,
+            "options": _TLS_OPTIONS,
+            "store": Refused(
+                "a TLS store other than the default one is not modeled",
+                "Remove tls.store for this run",
+            ),
+        },
         "parentRefs": Refused("parent references are not modeled", "Leave parentRefs unset"),
         "routes[]": {
             "kind": MODELED,
@@ -207,10 +218,10 @@ INGRESS_ANNOTATIONS: Mapping[str, Field] = {
     "router.priority": MODELED,
     "router.middlewares": MODELED,
     "router.pathmatcher": MODELED,
-    "router.entrypoints": INGRESSROUTE["spec"]["entryPoints"],  # type: ignore[index]
-    "router.tls": _TLS_NOT_YET,
-    "router.tls.certresolver": _TLS_NOT_YET,
-    "router.tls.options": _TLS_NOT_YET,
+    "router.entrypoints": MODELED,
+    "router.tls": MODELED,
+    "router.tls.certresolver": _CERT_RESOLVER,
+    "router.tls.options": _TLS_OPTIONS,
     "router.rulesyntax": Refused(
         "the v2 rule syntax matches differently (e.g. PathPrefix takes regular expressions)",
         "Remove router.rulesyntax (the v3 syntax is the default)",

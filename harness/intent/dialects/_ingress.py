@@ -49,6 +49,7 @@ from harness.intent.model import (
     FINDING_LEGACY_API,
     FINDING_MISSING_PATH_TYPE,
     FINDING_NOT_MODELED,
+    FINDING_TLS_WITHOUT_ROUTER_TLS,
     FINDING_WEIGHTS,
     PROVIDER_CRD,
     PROVIDER_INGRESS,
@@ -63,6 +64,8 @@ V3 = "traefik.ingress.kubernetes.io/"
 ANN_PRIORITY = V3 + "router.priority"
 ANN_MIDDLEWARES = V3 + "router.middlewares"
 ANN_PATHMATCHER = V3 + "router.pathmatcher"
+ANN_ENTRYPOINTS = V3 + "router.entrypoints"
+ANN_TLS = V3 + "router.tls"
 ANN_CLASS = "kubernetes.io/ingress.class"
 TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
 
@@ -106,6 +109,16 @@ class _Settings:
     weights: tuple[dict[str, tuple[Fraction, Source]], YNode] | None = None
     dialects: list[str] = field(default_factory=list)
     ingress_class: str | None = None
+    entry_points: tuple[str, ...] | None = None
+    tls: bool = False
+    tls_secrets: tuple[str, ...] = ()
+
+
+#: Go's strconv.ParseBool, which Traefik's annotation parser uses.
+_GO_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
 
 
 def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
@@ -126,6 +139,7 @@ def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
     if not _ingress_class(ctx, obj, spec, settings):
         return []
     _annotations(ctx, obj, settings)
+    _tls_section(ctx, obj, spec, settings)
 
     drafts: list[Draft] = []
     rules = spec.get("rules")
@@ -175,6 +189,9 @@ def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
                     path_type="Prefix",
                     ingress_class=settings.ingress_class,
                     id_hint="default-backend",
+                    entry_points=settings.entry_points,
+                    tls=settings.tls,
+                    tls_secrets=settings.tls_secrets,
                 )
             )
     if not drafts:
@@ -276,6 +293,19 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
                 "Use Path or PathPrefix",
             )
         settings.pathmatcher = value
+    node = obj.annotation(ANN_ENTRYPOINTS)
+    if node is not None:
+        settings.entry_points = entry_point_names(node, ANN_ENTRYPOINTS)
+    node = obj.annotation(ANN_TLS)
+    if node is not None:
+        value = node.string().strip()
+        if value not in _GO_BOOLS:
+            node.fail(
+                f"{ANN_TLS} {value!r} is not a boolean (Traefik skips the whole Ingress when an "
+                "annotation cannot be parsed)",
+                f'Write {ANN_TLS}: "true" or "false"',
+            )
+        settings.tls = _GO_BOOLS[value]
     check_router_annotations(ctx, obj)
     if any(k.startswith((V3 + "router.", V3 + "service.")) for k, _ in obj.annotations):
         v3_used = True
@@ -283,6 +313,41 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
         settings.dialects.append(DIALECT_TRAEFIK_V3_ANNOTATIONS)
     if ctx.read_legacy:
         _legacy_annotations(ctx, obj, settings)
+
+
+def entry_point_names(node: YNode, field_name: str) -> tuple[str, ...]:
+    """``router.entrypoints`` (comma-separated) as entry point names; refused when empty."""
+    names = tuple(n.strip() for n in node.string().split(",") if n.strip())
+    if not names:
+        node.fail(
+            f"{field_name} names no entry point",
+            "Name entry points (e.g. websecure), or remove the field to serve the route on all",
+        )
+    return names
+
+
+def _tls_section(ctx: Context, obj: K8sObject, spec: YNode, settings: _Settings) -> None:
+    """``spec.tls``: the Secrets Traefik loads as certificates. It does not make the routers TLS
+    routers (only ``router.tls`` or entry-point TLS does), which a reader of the Ingress spec
+    would expect: a finding says so."""
+    tls = spec.get("tls")
+    if tls is None:
+        return
+    names: list[str] = []
+    for entry in tls.sequence():
+        secret = entry.get("secretName")
+        if secret is not None and secret.string("a Secret name") not in names:
+            names.append(secret.string())
+    settings.tls_secrets = tuple(names)
+    if not settings.tls:
+        ctx.note(
+            FINDING_TLS_WITHOUT_ROUTER_TLS,
+            f'Ingress {obj.name!r} has spec.tls but not {ANN_TLS}: "true": Traefik loads the '
+            "certificates, but serves its routes over plain HTTP only (HTTPS gets 404) unless the "
+            "entry point has TLS of its own (entryPoints.<name>.http.tls, as Traefik's Helm chart "
+            "sets for websecure); the Ingress spec means them to be served over TLS",
+            tls.source(),
+        )
 
 
 def _middleware_ref(
@@ -558,6 +623,9 @@ def _path_draft(
         dialects=tuple(settings.dialects),
         path_type=path_type,
         ingress_class=settings.ingress_class,
+        entry_points=settings.entry_points,
+        tls=settings.tls,
+        tls_secrets=settings.tls_secrets,
     )
 
 
@@ -684,6 +752,9 @@ def _weighted(
         dialects=first.dialects,
         path_type=first.path_type,
         ingress_class=first.ingress_class,
+        entry_points=first.entry_points,
+        tls=first.tls,
+        tls_secrets=first.tls_secrets,
     )
 
 

@@ -316,6 +316,9 @@ class Draft:
     match_rule: str | None = None
     ingress_class: str | None = None
     id_hint: str = ""
+    entry_points: tuple[str, ...] | None = None
+    tls: bool = False
+    tls_secrets: tuple[str, ...] = ()
 
 
 def ignored(ctx: Context, obj: K8sObject) -> None:
