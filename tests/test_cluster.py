@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -304,6 +305,49 @@ def test_endpoint_slices_follow_readiness(cluster: Cluster) -> None:
     assert endpoints()["young"]["ready"] is False
     cluster.ok("delete", "deployment", "aged", "young")
     cluster.ok("delete", "service", "gouda")
+
+
+@needs_kubectl
+def test_a_container_that_exits_is_restarted_and_a_deleted_pod_stopped(cluster: Cluster) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "feta"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "feta"}},
+            "template": {
+                "metadata": {"labels": {"app": "feta"}},
+                "spec": {"containers": [{"name": "whoami", "image": "traefik/whoami",
+                                         "env": [{"name": "WHOAMI_NAME", "value": "feta"}]}]},
+            },
+        },
+    }  # fmt: skip
+    cluster.ok("apply", "-f", "-", stdin=yaml.safe_dump(deployment))
+    cluster.ok("rollout", "status", "deployment/feta", f"--timeout={TIMEOUT:g}s")
+    [pod] = cluster.json("get", "pods", "-l", "app=feta")["items"]
+    name = pod["metadata"]["name"]
+    first = int(pod["status"]["containerStatuses"][0]["containerID"].removeprefix("process://"))
+    os.kill(first, signal.SIGKILL)
+
+    def restarted() -> dict[str, Any] | None:
+        status = cluster.json("get", "pod", name)["status"]["containerStatuses"][0]
+        return status if status["restartCount"] == 1 and status["ready"] else None
+
+    status = wait_until(restarted, timeout=TIMEOUT, what=f"{name} to be restarted")
+    assert status["lastState"]["terminated"]["exitCode"] == 137  # 128 + SIGKILL
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    second = int(status["containerID"].removeprefix("process://"))
+    assert second != first and pid_alive(second)
+    assert re.search(rf"{name}\s+1/1\s+Running\s+1 ", cluster.ok("get", "pods", "-l", "app=feta"))
+    # Deleting the Deployment deletes its pod gracefully: the node stops the process, then
+    # removes the pod.
+    cluster.ok("delete", "deployment", "feta")
+    wait_until(
+        lambda: not cluster.json("get", "pods", "-l", "app=feta")["items"],
+        timeout=TIMEOUT,
+        what="feta's pod to be removed",
+    )
+    assert not pid_alive(second)
 
 
 def small_cluster(home: Path) -> tuple[Cluster, set[int]]:

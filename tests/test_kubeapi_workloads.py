@@ -768,3 +768,58 @@ def test_service_columns_show_node_ports_and_load_balancers(store: ObjectStore) 
     cluster_ip = svc["spec"]["clusterIP"]
     assert row["cells"][:5] == ["traefik", "NodePort", cluster_ip, "<none>", "80:30080/TCP"]
     assert "object" not in row
+
+
+def node_port_service(name: str, node_port: int | None = None) -> Obj:
+    port: Obj = {"name": "web", "port": 80}
+    if node_port is not None:
+        port["nodePort"] = node_port
+    return {"metadata": {"name": name}, "spec": {"type": "NodePort", "ports": [port]}}
+
+
+def test_node_ports_are_allocated_in_range_and_never_twice(store: ObjectStore) -> None:
+    services = kind(store, "services")
+    taken = {30000, 30001}
+    store.node_port_free = lambda port: port not in taken  # e.g. bound by another program
+    ports = [
+        store.create(services, "default", node_port_service(f"s{i}"))["spec"]["ports"][0][
+            "nodePort"
+        ]
+        for i in range(20)
+    ]
+    assert len(set(ports)) == 20 and all(30002 <= p <= 32767 for p in ports)
+    with pytest.raises(StatusError) as twice:
+        store.create(services, "default", node_port_service("again", ports[0]))
+    assert twice.value.code == 422
+    assert "spec.ports[0].nodePort: Invalid value: " in twice.value.message
+    assert "provided port is already allocated" in twice.value.message
+    with pytest.raises(StatusError) as outside:
+        store.create(services, "default", node_port_service("low", 8080))
+    assert "provided port is not in the valid range. The range of valid ports is 30000-32767" in (
+        outside.value.message
+    )
+    # An update keeps the Service's own nodePort (it is not "allocated twice").
+    svc = store.get(services, "default", "s0")
+    svc["metadata"]["labels"] = {"x": "y"}
+    assert store.replace(services, "default", "s0", svc)["spec"]["ports"][0]["nodePort"] == ports[0]
+
+
+def test_rbac_objects_are_stored_and_validated(store: ObjectStore) -> None:
+    roles, bindings = kind(store, "clusterroles"), kind(store, "clusterrolebindings")
+    store.create(roles, "", {"metadata": {"name": "traefik"},
+                             "rules": [{"apiGroups": [""], "resources": ["services"],
+                                        "verbs": ["list"]}]})  # fmt: skip
+    binding = {"metadata": {"name": "traefik"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "traefik"},
+               "subjects": [{"kind": "ServiceAccount", "name": "traefik"}]}  # fmt: skip
+    with pytest.raises(StatusError) as missing:
+        store.create(bindings, "", binding)
+    assert "subjects[0].namespace: Required value" in missing.value.message
+    binding["subjects"][0]["namespace"] = "kube-system"
+    stored = store.create(bindings, "", binding)
+    stored["roleRef"]["name"] = "other"
+    with pytest.raises(StatusError) as immutable:
+        store.replace(bindings, "", "traefik", stored)
+    assert "roleRef: Invalid value" in immutable.value.message
+    assert "cannot change roleRef" in immutable.value.message

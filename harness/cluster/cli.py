@@ -148,9 +148,11 @@ def up(kubeconfig: Path, *, port: int, traefik_binary: str | None, timeout: floa
 
     try:
         wait_until(ready, timeout=timeout, what="the embedded cluster to serve")
-    except (HarnessError, WaitTimeout) as exc:
+    except BaseException as exc:  # Ctrl-C too: a cluster nobody knows of must not stay
         if daemon.poll() is None:
             _stop_daemon(daemon.pid, timeout)
+        if not isinstance(exc, HarnessError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     state = read_state(kubeconfig) or {}

@@ -54,6 +54,7 @@ NODE_NAME: Final = "ingress-harness-node"
 NODE_ADDRESS: Final = "127.0.0.1"
 BACKOFF_FIRST: Final = 10.0
 BACKOFF_MAX: Final = 300.0
+BACKOFF_RESET: Final = 600.0
 _KILL_WAIT: Final = 5.0  # after SIGKILL, how long a process may take to be reaped
 
 
@@ -69,14 +70,22 @@ def random_pod_cidr() -> str:
 
 
 def port_free(ip: str, port: int) -> bool:
-    """True when a TCP listener could bind ``ip:port`` now."""
+    """True when a TCP listener could bind ``ip:port`` now (False: in use). PermissionError
+    when this user may not bind it at all (a port below 1024 without the privilege)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((ip, port))
+        except PermissionError:
+            raise
         except OSError:
             return False
     return True
+
+
+def exit_code(returncode: int) -> int:
+    """A process's status as a container runtime reports it: 128 + N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 @dataclass
@@ -100,10 +109,12 @@ class ContainerState:
     refused_since: float = field(default_factory=time.monotonic)
     running: Running | None = None
     started_at: str = ""
+    started_mono: float = 0.0
     restart_count: int = 0
     last_terminated: Obj | None = None
     next_start: float = 0.0
-    backoff: float = 0.0
+    backoff: float = 0.0  # the next restart's delay
+    delay: float = 0.0  # the current one
     probe: Probe | None = None
 
     @property
@@ -326,7 +337,18 @@ class NodeAgent:
                     "init containers are not run by the embedded cluster",
                 )
         ports = {port for c in containers if c.plan is not None for port in c.plan.ports}
-        ip = self._allocate_ip(ports)
+        try:
+            ip = self._allocate_ip(ports)
+        except PermissionError as exc:
+            for container in containers:
+                if container.plan is not None:
+                    container.plan = None
+                    container.refused = ContainerRefused(
+                        "RunContainerError",
+                        f"this user may not bind the pod's ports {sorted(ports)} ({exc}): ports "
+                        "below 1024 need root or a lower net.ipv4.ip_unprivileged_port_start",
+                    )
+            ip = self._allocate_ip(set())
         if ip is None:
             if meta["uid"] in self._no_address:
                 return None
@@ -365,20 +387,24 @@ class NodeAgent:
             running.kill()  # releases its pipes and reader
             container.running = None
             container.last_terminated = {
-                "exitCode": code,
+                "exitCode": exit_code(code),
                 "reason": "Completed" if code == 0 else "Error",
                 "startedAt": container.started_at,
                 "finishedAt": _now(),
             }
-            container.backoff = min(
-                BACKOFF_MAX, container.backoff * 2 if container.backoff else BACKOFF_FIRST
-            )
-            container.next_start = now + container.backoff
+            # The kubelet restarts at once the first time, then backs off (10 s, doubling up
+            # to 5 min), forgetting the back-off after 10 minutes of running well.
+            if now - container.started_mono > BACKOFF_RESET:
+                container.backoff = 0.0
+            container.delay = container.backoff
+            container.next_start = now + container.delay
+            if container.delay:
+                self._event(pod, "Warning", "BackOff",
+                            f"Back-off restarting failed container {container.name} in pod "
+                            f"{state.name}", "kubelet")  # fmt: skip
+            container.backoff = min(BACKOFF_MAX, container.backoff * 2 or BACKOFF_FIRST)
             container.restart_count += 1
             container.probe = None
-            self._event(pod, "Warning", "BackOff",
-                        f"Back-off restarting failed container {container.name} in pod "
-                        f"{state.name}", "kubelet")  # fmt: skip
             return
         if now < container.next_start:
             return
@@ -394,6 +420,7 @@ class NodeAgent:
                         "kubelet")  # fmt: skip
             return
         container.started_at = _now()
+        container.started_mono = now
         probe = container.spec.get("readinessProbe")
         if probe:
             delay = float(probe.get("initialDelaySeconds", 0) or 0)
@@ -481,7 +508,7 @@ class NodeAgent:
             status["state"] = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off {container.backoff:g}s restarting failed container="
+                    "message": f"back-off {container.delay:.0f}s restarting failed container="
                     f"{container.name} pod={self._pod_label(container)}",
                 }
             }
