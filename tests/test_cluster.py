@@ -398,7 +398,19 @@ def test_sigint_to_the_cluster_leaves_nothing(tmp_path: Path) -> None:
     assert read_state(running.kubeconfig) is None
 
 
-def test_up_twice_is_refused_and_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
+@needs_kubectl
+def test_a_second_up_on_the_same_kubeconfig_is_refused(cluster: Cluster) -> None:
+    again = harness_command("cluster", "up", "--kubeconfig", str(cluster.kubeconfig))
+    assert again.returncode == 1
+    assert (
+        f"an embedded cluster for {cluster.kubeconfig} is already running (pid {cluster.pid}"
+        in (again.stderr)
+    )
+    status = harness_command("cluster", "status", "--kubeconfig", str(cluster.kubeconfig))
+    assert status.returncode == 0 and f"pid {cluster.pid}" in status.stdout
+
+
+def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     folder = harness_command("cluster", "up", "--kubeconfig", str(tmp_path))
     assert folder.returncode == 2 and "is a folder" in folder.stderr
     timeout = harness_command(
