@@ -350,6 +350,26 @@ def test_a_container_that_exits_is_restarted_and_a_deleted_pod_stopped(cluster: 
     assert not pid_alive(second)
 
 
+@needs_kubectl
+def test_deleting_a_namespace_stops_its_pods_first(cluster: Cluster) -> None:
+    # (`kubectl create namespace` sends protobuf, which the local API does not decode.)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "run-1"}}
+    cluster.ok("apply", "-f", "-", stdin=yaml.safe_dump(namespace))
+    cluster.ok("apply", "-n", "run-1", "-f", str(DATA / "cheeses.yaml"))
+    cluster.ok("rollout", "status", "-n", "run-1", "deployment/cheddar", f"--timeout={TIMEOUT:g}s")
+    pods = cluster.json("get", "pods", "-n", "run-1", "-l", "task=cheddar")["items"]
+    pids = [
+        int(s["containerID"].removeprefix("process://"))
+        for p in pods
+        for s in p["status"]["containerStatuses"]
+    ]
+    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    cluster.ok("delete", "namespace", "run-1", "--wait=true", f"--timeout={TIMEOUT:g}s")
+    # The namespace is gone only once its node stopped its pods, as on a cluster.
+    assert cluster.kubectl("get", "namespace", "run-1").returncode != 0
+    assert [p for p in pids if pid_alive(p)] == []
+
+
 def small_cluster(home: Path) -> tuple[Cluster, set[int]]:
     """A cluster running one whoami pod; returns it and every process it runs."""
     running = Cluster(home)

@@ -823,3 +823,33 @@ def test_rbac_objects_are_stored_and_validated(store: ObjectStore) -> None:
         store.replace(bindings, "", "traefik", stored)
     assert "roleRef: Invalid value" in immutable.value.message
     assert "cannot change roleRef" in immutable.value.message
+
+
+def test_a_namespace_waits_for_the_pods_a_node_runs(store: ObjectStore) -> None:
+    namespaces, pods, maps = (
+        kind(store, "namespaces"),
+        kind(store, "pods"),
+        kind(store, "configmaps"),
+    )
+    store.create(namespaces, "", {"metadata": {"name": "run"}})
+    spec = {"containers": [{"name": "c", "image": "traefik/whoami"}]}
+    for name in ("bound", "pending"):
+        store.create(pods, "run", {"metadata": {"name": name}, "spec": spec})
+    store.create(maps, "run", {"metadata": {"name": "cm"}})
+    store.bind_pod("run", "bound", {"target": {"kind": "Node", "name": "local"}})
+    code, body = store.delete(namespaces, "", "run")
+    assert code == 200 and body["status"]["phase"] == "Terminating"
+    # The unscheduled pod and the rest go at once; the running one is marked for its node.
+    left = store.list_objects(pods, "run", ListOptions())["items"]
+    assert [p["metadata"]["name"] for p in left] == ["bound"]
+    assert left[0]["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert store.list_objects(maps, "run", ListOptions())["items"] == []
+    with pytest.raises(StatusError) as refused:
+        store.create(maps, "run", {"metadata": {"name": "late"}})
+    assert "because it is being terminated" in refused.value.message
+    # Its node removes it (grace 0, as a kubelet does once the containers stopped): then the
+    # namespace is gone too.
+    store.delete(pods, "run", "bound", options={"gracePeriodSeconds": 0})
+    with pytest.raises(StatusError) as gone:
+        store.get(namespaces, "", "run")
+    assert gone.value.code == 404

@@ -37,6 +37,12 @@ _DAEMON_CODE: Final = (
 )
 
 
+def _command() -> str:
+    """How this command was invoked: the console script, or ``python -m harness``."""
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m harness" if script in ("", "__main__.py", "-c") else script
+
+
 def state_dir(kubeconfig: Path) -> Path:
     return kubeconfig.with_name(kubeconfig.name + ".cluster")
 
@@ -117,7 +123,7 @@ def up(kubeconfig: Path, *, port: int, traefik_binary: str | None, timeout: floa
     if state is not None and is_cluster_process(int(state.get("pid", 0))):
         print(
             f"error: an embedded cluster for {kubeconfig} is already running (pid "
-            f"{state['pid']}, {state.get('url')}); stop it with `ingress-harness cluster down "
+            f"{state['pid']}, {state.get('url')}); stop it with `{_command()} cluster down "
             f"--kubeconfig {kubeconfig}`",
             file=sys.stderr,
         )
@@ -158,7 +164,7 @@ def up(kubeconfig: Path, *, port: int, traefik_binary: str | None, timeout: floa
     state = read_state(kubeconfig) or {}
     print(
         f"embedded cluster up: API {state.get('url')}, kubeconfig {kubeconfig}, pid "
-        f"{daemon.pid}, logs {folder}\nstop it with `ingress-harness cluster down "
+        f"{daemon.pid}, logs {folder}\nstop it with `{_command()} cluster down "
         f"--kubeconfig {kubeconfig}`"
     )
     return 0
@@ -211,7 +217,7 @@ def status(kubeconfig: Path) -> int:
 def main(argv: list[str]) -> int:
     """``cluster up|down|status --kubeconfig PATH``."""
     parser = argparse.ArgumentParser(
-        prog="ingress-harness cluster",
+        prog=f"{_command()} cluster",
         description="The embedded cluster: a local Kubernetes API, a node running the whoami "
         "and Traefik images as local processes, EndpointSlices and NodePorts on loopback.",
     )

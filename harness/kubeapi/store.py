@@ -2154,6 +2154,7 @@ class ObjectStore:
             if meta.get("deletionTimestamp"):
                 if is_pod and grace == 0 and not meta.get("finalizers"):
                     self._commit(kind, "DELETED", old, old)
+                    self._finish_namespace(namespace)
                     return 200, clone(old)
                 return (202 if meta.get("finalizers") else 200), clone(old)
             if grace > 0:
@@ -2281,14 +2282,32 @@ class ObjectStore:
         terminating.setdefault("status", {})["phase"] = "Terminating"
         if terminating != ns:
             terminating = self._commit(kind, "MODIFIED", terminating, ns)
+        pods = self.find_kind("", "v1", "pods")
         for other in self.kinds:
             if not other.namespaced:
                 continue
             for key in sorted(k for k in self._objects[other] if k[0] == name):
                 obj = self._objects[other][key]
+                if other is pods and _pod_grace(obj, {}) > 0:
+                    # A pod a node runs is deleted gracefully; the namespace waits for it.
+                    if not obj["metadata"].get("deletionTimestamp"):
+                        self.delete(other, name, key[1])
+                    continue
                 self._commit(other, "DELETED", obj, obj)
-        current = self._objects[kind][("", name)]
-        return self._commit(kind, "DELETED", current, current)
+        return self._finish_namespace(name) or terminating
+
+    def _finish_namespace(self, name: str) -> Obj | None:
+        """Remove a Terminating namespace once nothing is left in it (its pods were running on
+        a node and had to stop first); the removed namespace, or None."""
+        kind = self._namespaces
+        ns = self._objects[kind].get(("", name)) if kind is not None else None
+        if kind is None or ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return None
+        if any(
+            k[0] == name for other in self.kinds if other.namespaced for k in self._objects[other]
+        ):
+            return None
+        return self._commit(kind, "DELETED", ns, ns)
 
     def delete_collection(
         self, kind: Kind, namespace: str, options: ListOptions, *, dry_run: bool = False
