@@ -351,6 +351,42 @@ def test_a_container_that_exits_is_restarted_and_a_deleted_pod_stopped(cluster: 
 
 
 @needs_kubectl
+def test_a_traefik_that_cannot_start_crash_loops_with_its_error(cluster: Cluster) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "broken-traefik"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "broken-traefik"}},
+            "template": {
+                "metadata": {"labels": {"app": "broken-traefik"}},
+                "spec": {"containers": [{"name": "traefik", "image": "docker.io/traefik:v3.4",
+                                         "args": ["--no.such.option=1"]}]},
+            },
+        },
+    }  # fmt: skip
+    cluster.ok("apply", "-f", "-", stdin=yaml.safe_dump(deployment))
+
+    def crash_looping() -> dict[str, Any] | None:
+        pods = cluster.json("get", "pods", "-l", "app=broken-traefik")["items"]
+        statuses = [s for p in pods for s in p["status"].get("containerStatuses") or []]
+        waiting = statuses[0]["state"].get("waiting") or {} if statuses else {}
+        return statuses[0] if waiting.get("reason") == "CrashLoopBackOff" else None
+
+    # Restarted at once the first time, then backed off: CrashLoopBackOff after two exits.
+    status = wait_until(crash_looping, timeout=TIMEOUT, what="the broken Traefik to crash-loop")
+    assert status["restartCount"] >= 1 and not status["ready"]
+    terminated = status["lastState"]["terminated"]
+    assert terminated["exitCode"] == 1 and terminated["reason"] == "Error"
+    # Traefik's own words, from its log.
+    assert "failed to decode configuration from flags: field not found" in terminated["message"]
+    assert (
+        "back-off 10s restarting failed container=traefik" in status["state"]["waiting"]["message"]
+    )
+    cluster.ok("delete", "deployment", "broken-traefik")
+
+
+@needs_kubectl
 def test_deleting_a_namespace_stops_its_pods_first(cluster: Cluster) -> None:
     # (`kubectl create namespace` sends protobuf, which the local API does not decode.)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "run-1"}}

@@ -74,9 +74,16 @@ class PodContext:
 class Running:
     """A started container: its process, polled and signalled without blocking."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], stop: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stop: Callable[[], object],
+        output: Callable[[], str],
+    ) -> None:
         self.popen = popen
         self._stop = stop
+        self.output = output
+        """The process's last output lines (a terminated container's message)."""
 
     def exit_code(self) -> int | None:
         return self.popen.poll()
@@ -263,7 +270,7 @@ def _whoami_plan(pod: Obj, container: Obj, context: PodContext) -> ContainerPlan
 
     def start(pod_ip: str, workdir: Path) -> Running:
         process = BackendProcess.spawn([ListenerSpec(name, hostname, pod_ip, port)])
-        return Running(process.popen, process.stop)
+        return Running(process.popen, process.stop, process.output)
 
     return ContainerPlan(
         name=str(container.get("name")),
@@ -363,9 +370,9 @@ def _traefik_plan(pod: Obj, container: Obj, context: PodContext) -> ContainerPla
         env.pop("KUBECONFIG", None)  # else Traefik's client would prefer it to the endpoint
         env.update(resolved_env(container, pod, pod_ip), HOSTNAME=context.name[:63])
         argv = [os.fspath(context.traefik_binary), *traefik_args(args, pod_ip, context, where)]
-        popen = procs.spawn(argv, log_path=workdir / f"{container.get('name')}.log", env=env,
-                            cwd=workdir)  # fmt: skip
-        return Running(popen, lambda: procs.stop(popen, grace=1.0))
+        log = workdir / f"{container.get('name')}.log"
+        popen = procs.spawn(argv, log_path=log, env=env, cwd=workdir)
+        return Running(popen, lambda: procs.stop(popen, grace=1.0), lambda: procs.tail(log, 5))
 
     return ContainerPlan(
         name=str(container.get("name")),

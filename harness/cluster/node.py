@@ -392,6 +392,9 @@ class NodeAgent:
                 "startedAt": container.started_at,
                 "finishedAt": _now(),
             }
+            if code != 0 and (output := running.output().strip()):
+                # terminationMessagePolicy FallbackToLogsOnError: the end of its output.
+                container.last_terminated["message"] = output[-2048:]
             # The kubelet restarts at once the first time, then backs off (10 s, doubling up
             # to 5 min), forgetting the back-off after 10 minutes of running well.
             if now - container.started_mono > BACKOFF_RESET:
