@@ -477,8 +477,7 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
 
 # -- the parts, without processes -----------------------------------------------------------
 
-CONTEXT = PodContext(namespace="kube-system", name="traefik-abc", uid="u", service_account="sa",
-                     node_name="n", api_url="http://127.0.0.1:6443", token="tok",
+CONTEXT = PodContext(name="traefik-abc", api_url="http://127.0.0.1:6443", token="tok",
                      traefik_binary=Path("/bin/true"), traefik_version="3.7.15")  # fmt: skip
 
 

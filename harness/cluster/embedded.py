@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from harness.cluster.endpoints import EndpointSliceController
-from harness.cluster.node import NodeAgent, port_free
-from harness.cluster.nodeports import NODE_ADDRESS, NodePortProxy
+from harness.cluster.node import NODE_ADDRESS, NodeAgent, port_free
+from harness.cluster.nodeports import NodePortProxy
 from harness.kubeapi.server import KubeAPIServer
 from harness.traefik.process import find_traefik_binary, traefik_version
 

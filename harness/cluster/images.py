@@ -60,11 +60,7 @@ class ContainerRefused(Exception):
 class PodContext:
     """What a container's start needs to know about its pod and the cluster."""
 
-    namespace: str
     name: str
-    uid: str
-    service_account: str
-    node_name: str
     api_url: str
     token: str
     traefik_binary: Path

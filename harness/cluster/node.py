@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import platform
 import random
 import secrets
 import socket
@@ -55,6 +56,9 @@ NODE_ADDRESS: Final = "127.0.0.1"
 BACKOFF_FIRST: Final = 10.0
 BACKOFF_MAX: Final = 300.0
 BACKOFF_RESET: Final = 600.0
+_ARCHITECTURE: Final = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+    platform.machine(), platform.machine()
+)
 _KILL_WAIT: Final = 5.0  # after SIGKILL, how long a process may take to be reaped
 
 
@@ -210,10 +214,6 @@ class NodeAgent:
             # them here, gracefully, before that happens.
             self._stop_all(5.0)
 
-    def child_pids(self) -> list[int]:
-        """The pids of the running containers."""
-        return [r.popen.pid for pod in list(self._pods.values()) for r in pod.processes()]
-
     # -- the Node -------------------------------------------------------------------------
 
     def _register_node(self) -> None:
@@ -244,7 +244,7 @@ class NodeAgent:
             "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
             "nodeInfo": {"kubeletVersion": KUBERNETES_VERSION[2],
                          "containerRuntimeVersion": "ingress-harness://local-processes",
-                         "operatingSystem": "linux", "architecture": "amd64",
+                         "operatingSystem": "linux", "architecture": _ARCHITECTURE,
                          "osImage": "ingress-harness embedded cluster", "kernelVersion": "",
                          "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
                          "bootID": ""},
@@ -273,7 +273,11 @@ class NodeAgent:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         node = spec.get("nodeName")
         if not node:
-            if not meta.get("deletionTimestamp"):
+            # The default scheduler's part: pods that name another scheduler are not ours.
+            if not meta.get("deletionTimestamp") and spec.get("schedulerName") in (
+                None,
+                "default-scheduler",
+            ):
                 self._bind(pod)
             return
         if node != NODE_NAME:
@@ -304,11 +308,7 @@ class NodeAgent:
     def _admit(self, pod: Obj) -> PodState | None:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         context = PodContext(
-            namespace=meta["namespace"],
             name=meta["name"],
-            uid=meta["uid"],
-            service_account=str(spec.get("serviceAccountName") or "default"),
-            node_name=NODE_NAME,
             api_url=self.api_url,
             # The ServiceAccount's token, as a projected volume would give it (this API runs
             # without an access table: every token may do everything).

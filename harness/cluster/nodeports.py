@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from harness.cluster.endpoints import SERVICE_NAME_LABEL
+from harness.cluster.node import NODE_ADDRESS
 from harness.kubeapi.store import Kind, ListOptions, ObjectStore, StatusError
 
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-NODE_ADDRESS: Final = "127.0.0.1"
 _CONNECT_TIMEOUT: Final = 5.0
 _CHUNK: Final = 65536
 
