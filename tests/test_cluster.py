@@ -380,9 +380,10 @@ def test_a_traefik_that_cannot_start_crash_loops_with_its_error(cluster: Cluster
     assert terminated["exitCode"] == 1 and terminated["reason"] == "Error"
     # Traefik's own words, from its log.
     assert "failed to decode configuration from flags: field not found" in terminated["message"]
-    assert (
-        "back-off 10s restarting failed container=traefik" in status["state"]["waiting"]["message"]
-    )
+    # 10 s after the second exit, 20 s after the third, ...
+    backoff = re.search(r"back-off (\d+)s restarting failed container=traefik ",
+                        status["state"]["waiting"]["message"])  # fmt: skip
+    assert backoff is not None and int(backoff[1]) == 10 * 2 ** (status["restartCount"] - 1)
     cluster.ok("delete", "deployment", "broken-traefik")
 
 

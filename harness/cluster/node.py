@@ -406,7 +406,6 @@ class NodeAgent:
                             f"Back-off restarting failed container {container.name} in pod "
                             f"{state.name}", "kubelet")  # fmt: skip
             container.backoff = min(BACKOFF_MAX, container.backoff * 2 or BACKOFF_FIRST)
-            container.restart_count += 1
             container.probe = None
             return
         if now < container.next_start:
@@ -422,6 +421,8 @@ class NodeAgent:
             self._event(pod, "Warning", "Failed", f"Error: {container.refused.message}",
                         "kubelet")  # fmt: skip
             return
+        if container.last_terminated is not None:
+            container.restart_count += 1  # counted when restarted, as the kubelet does
         container.started_at = _now()
         container.started_mono = now
         probe = container.spec.get("readinessProbe")
@@ -507,6 +508,8 @@ class NodeAgent:
         elif container.running is not None:
             status["containerID"] = f"process://{container.running.popen.pid}"
             status["state"] = {"running": {"startedAt": container.started_at}}
+        elif container.last_terminated is not None and not container.delay:
+            status["state"] = {"terminated": container.last_terminated}  # restarted next pass
         elif container.last_terminated is not None:
             status["state"] = {
                 "waiting": {
@@ -544,7 +547,9 @@ class NodeAgent:
         old = pod.get("status") or {}
         statuses = [self._container_status(c) for c in state.containers]
         unready = [c.name for c in state.containers if not c.ready()]
-        ever_started = any(c.running is not None or c.restart_count for c in state.containers)
+        ever_started = any(
+            c.running is not None or c.last_terminated is not None for c in state.containers
+        )
         scheduled = [c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"]
         conditions = [
             self._condition(state, "PodReadyToStartContainers", True, []),
