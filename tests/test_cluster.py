@@ -467,6 +467,20 @@ def test_a_second_up_on_the_same_kubeconfig_is_refused(cluster: Cluster) -> None
     assert status.returncode == 0 and f"pid {cluster.pid}" in status.stdout
 
 
+@needs_kubectl
+def test_a_killed_cluster_takes_its_containers_along(tmp_path: Path) -> None:
+    running, processes = small_cluster(tmp_path)
+    os.kill(running.pid, signal.SIGKILL)
+    wait_until(
+        lambda: not any(pid_alive(p) for p in processes),
+        timeout=TIMEOUT,
+        what="the containers of a SIGKILLed cluster to die with it",
+    )
+    done = running.down()
+    assert done.returncode == 0 and "was not running (its state is removed)" in done.stdout
+    assert read_state(running.kubeconfig) is None and not running.kubeconfig.exists()
+
+
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     folder = harness_command("cluster", "up", "--kubeconfig", str(tmp_path))
     assert folder.returncode == 2 and "is a folder" in folder.stderr

@@ -192,15 +192,16 @@ def down(kubeconfig: Path, *, timeout: float) -> int:
         print(f"no embedded cluster is running for {kubeconfig}")
         return 0
     pid = int(state.get("pid", 0))
-    graceful = True
-    if is_cluster_process(pid):
-        graceful = _stop_daemon(pid, timeout)
+    running = is_cluster_process(pid)
+    graceful = _stop_daemon(pid, timeout) if running else True
     with contextlib.suppress(FileNotFoundError):
         _state_file(kubeconfig).unlink()
     with contextlib.suppress(FileNotFoundError):
         if state.get("url") and str(state["url"]) in kubeconfig.read_text(encoding="utf-8"):
             kubeconfig.unlink()  # only the kubeconfig this cluster wrote
     how = "stopped" if graceful else f"killed (it did not stop within {timeout:g} s)"
+    if not running:
+        how = "was not running (its state is removed)"
     print(f"embedded cluster {how} (pid {pid}); logs kept in {state_dir(kubeconfig)}")
     return 0
 
