@@ -2,6 +2,7 @@
 
 backends NAME...   start echo backends (whoami format) on loopback, to put behind any proxy
 gate ...           run the suites twice (two Traefik versions, or old and new manifests) and compare
+cluster up|down    the embedded cluster in the background, reached through a kubeconfig
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["backends", "gate"], help="what to run")
+    parser.add_argument("command", choices=["backends", "cluster", "gate"], help="what to run")
     ns, _rest = parser.parse_known_args(args[:1])
     if ns.command == "backends":
         from harness.backends.echo import cli
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.gate.cli import main as gate_main
 
         return gate_main(args[1:])
+    if ns.command == "cluster":
+        from harness.cluster.cli import main as cluster_main
+
+        return cluster_main(args[1:])
     parser.error(f"unknown command {ns.command!r}")
 
 

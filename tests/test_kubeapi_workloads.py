@@ -768,3 +768,88 @@ def test_service_columns_show_node_ports_and_load_balancers(store: ObjectStore) 
     cluster_ip = svc["spec"]["clusterIP"]
     assert row["cells"][:5] == ["traefik", "NodePort", cluster_ip, "<none>", "80:30080/TCP"]
     assert "object" not in row
+
+
+def node_port_service(name: str, node_port: int | None = None) -> Obj:
+    port: Obj = {"name": "web", "port": 80}
+    if node_port is not None:
+        port["nodePort"] = node_port
+    return {"metadata": {"name": name}, "spec": {"type": "NodePort", "ports": [port]}}
+
+
+def test_node_ports_are_allocated_in_range_and_never_twice(store: ObjectStore) -> None:
+    services = kind(store, "services")
+    taken = {30000, 30001}
+    store.node_port_free = lambda port: port not in taken  # e.g. bound by another program
+    ports = [
+        store.create(services, "default", node_port_service(f"s{i}"))["spec"]["ports"][0][
+            "nodePort"
+        ]
+        for i in range(20)
+    ]
+    assert len(set(ports)) == 20 and all(30002 <= p <= 32767 for p in ports)
+    with pytest.raises(StatusError) as twice:
+        store.create(services, "default", node_port_service("again", ports[0]))
+    assert twice.value.code == 422
+    assert "spec.ports[0].nodePort: Invalid value: " in twice.value.message
+    assert "provided port is already allocated" in twice.value.message
+    with pytest.raises(StatusError) as outside:
+        store.create(services, "default", node_port_service("low", 8080))
+    assert "provided port is not in the valid range. The range of valid ports is 30000-32767" in (
+        outside.value.message
+    )
+    # An update keeps the Service's own nodePort (it is not "allocated twice").
+    svc = store.get(services, "default", "s0")
+    svc["metadata"]["labels"] = {"x": "y"}
+    assert store.replace(services, "default", "s0", svc)["spec"]["ports"][0]["nodePort"] == ports[0]
+
+
+def test_rbac_objects_are_stored_and_validated(store: ObjectStore) -> None:
+    roles, bindings = kind(store, "clusterroles"), kind(store, "clusterrolebindings")
+    store.create(roles, "", {"metadata": {"name": "traefik"},
+                             "rules": [{"apiGroups": [""], "resources": ["services"],
+                                        "verbs": ["list"]}]})  # fmt: skip
+    binding = {"metadata": {"name": "traefik"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "traefik"},
+               "subjects": [{"kind": "ServiceAccount", "name": "traefik"}]}  # fmt: skip
+    with pytest.raises(StatusError) as missing:
+        store.create(bindings, "", binding)
+    assert "subjects[0].namespace: Required value" in missing.value.message
+    binding["subjects"][0]["namespace"] = "kube-system"
+    stored = store.create(bindings, "", binding)
+    stored["roleRef"]["name"] = "other"
+    with pytest.raises(StatusError) as immutable:
+        store.replace(bindings, "", "traefik", stored)
+    assert "roleRef: Invalid value" in immutable.value.message
+    assert "cannot change roleRef" in immutable.value.message
+
+
+def test_a_namespace_waits_for_the_pods_a_node_runs(store: ObjectStore) -> None:
+    namespaces, pods, maps = (
+        kind(store, "namespaces"),
+        kind(store, "pods"),
+        kind(store, "configmaps"),
+    )
+    store.create(namespaces, "", {"metadata": {"name": "run"}})
+    spec = {"containers": [{"name": "c", "image": "traefik/whoami"}]}
+    for name in ("bound", "pending"):
+        store.create(pods, "run", {"metadata": {"name": name}, "spec": spec})
+    store.create(maps, "run", {"metadata": {"name": "cm"}})
+    store.bind_pod("run", "bound", {"target": {"kind": "Node", "name": "local"}})
+    code, body = store.delete(namespaces, "", "run")
+    assert code == 200 and body["status"]["phase"] == "Terminating"
+    # The unscheduled pod and the rest go at once; the running one is marked for its node.
+    left = store.list_objects(pods, "run", ListOptions())["items"]
+    assert [p["metadata"]["name"] for p in left] == ["bound"]
+    assert left[0]["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert store.list_objects(maps, "run", ListOptions())["items"] == []
+    with pytest.raises(StatusError) as refused:
+        store.create(maps, "run", {"metadata": {"name": "late"}})
+    assert "because it is being terminated" in refused.value.message
+    # Its node removes it (grace 0, as a kubelet does once the containers stopped): then the
+    # namespace is gone too.
+    store.delete(pods, "run", "bound", options={"gracePeriodSeconds": 0})
+    with pytest.raises(StatusError) as gone:
+        store.get(namespaces, "", "run")
+    assert gone.value.code == 404

@@ -4,7 +4,8 @@ kubectl (Debian's ``kubernetes-client``, 1.32) applies the tutorial-shaped chees
 Service and Ingress with validation on (OpenAPI v3 and ``fieldValidation=Strict``), waits with
 ``kubectl rollout status``, prints tables, watches pods, scales, describes and deletes. Nothing
 runs pods here: a stand-in node agent marks them Running and Ready through the API (a binding,
-then a status update) and finishes the ones being deleted, as the harness's node agent will.
+then a status update) and finishes the ones being deleted, as the embedded cluster's node
+agent does (``harness/cluster/node.py``, with real processes: ``tests/test_cluster.py``).
 """
 
 from __future__ import annotations

@@ -623,6 +623,12 @@ class BackendProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    @property
+    def popen(self) -> subprocess.Popen[bytes]:
+        """The child itself, for a supervisor that signals and polls it without waiting (the
+        embedded cluster's node agent)."""
+        return self._proc
+
     def output(self) -> str:
         """The child's last output lines (stdout and stderr), without its JSON report."""
         return "\n".join(self._lines)

@@ -51,6 +51,7 @@ _GROUP_PACKAGE: Final[Mapping[str, str]] = {
     "authorization.k8s.io": "authorization",
     "discovery.k8s.io": "discovery",
     "networking.k8s.io": "networking",
+    "rbac.authorization.k8s.io": "rbac",
 }
 _MODEL_NAME = re.compile(r"^(?:[A-Z][a-z]+)?V\d+(?:(?:alpha|beta)\d+)?([A-Z]\w*)$")
 _REF = re.compile(r"\b(?:[A-Z][a-z]+)?V\d+\w*")

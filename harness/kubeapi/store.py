@@ -26,6 +26,7 @@ import binascii
 import bisect
 import ipaddress
 import json
+import random
 import re
 import secrets
 import threading
@@ -393,9 +394,20 @@ def _default_service(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
     if spec["type"] in ("NodePort", "LoadBalancer"):
         old_ports = {p.get("port"): p.get("nodePort") for p in old_spec.get("ports") or []}
         spec.setdefault("externalTrafficPolicy", "Cluster")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict) and not port.get("nodePort"):
-                port["nodePort"] = old_ports.get(port.get("port")) or store.allocate_node_port()
+        name = obj["metadata"].get("name", "")
+        taken = store.node_ports_in_use(except_service=(obj["metadata"].get("namespace"), name))
+        for i, port in enumerate(spec.get("ports") or []):
+            if not isinstance(port, dict):
+                continue
+            if not port.get("nodePort"):
+                port["nodePort"] = old_ports.get(port.get("port")) or store.allocate_node_port(
+                    taken
+                )
+            elif port["nodePort"] in taken:
+                raise invalid_error("Service", "", "Service", name, [Cause.invalid(
+                    f"spec.ports[{i}].nodePort", port["nodePort"],
+                    "provided port is already allocated")])  # fmt: skip
+            taken.add(port["nodePort"])
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
@@ -428,6 +440,18 @@ def _validate_service(obj: Obj) -> list[Cause]:
         why = _port_error(port.get("port", 0))
         if why:
             causes.append(Cause.invalid(f"{path}.port", port.get("port", 0), why))
+        node_port = port.get("nodePort")
+        if node_port and svc_type in ("NodePort", "LoadBalancer"):
+            low, high = NODE_PORT_RANGE
+            if not isinstance(node_port, int) or not low <= node_port <= high:
+                causes.append(Cause.invalid(
+                    f"{path}.nodePort", node_port,
+                    f"provided port is not in the valid range. The range of valid ports is "
+                    f"{low}-{high}"))  # fmt: skip
+        elif node_port and svc_type == "ClusterIP":
+            causes.append(
+                Cause.forbidden(f"{path}.nodePort", "may not be used when `type` is 'ClusterIP'")
+            )
         if port.get("protocol", "TCP") not in _PROTOCOLS:
             causes.append(Cause.not_supported(f"{path}.protocol", port["protocol"], _PROTOCOLS))
         target = port.get("targetPort")
@@ -910,6 +934,55 @@ def label_selector_string(selector: Obj) -> str:
     return ",".join(parts)
 
 
+NODE_PORT_RANGE: Final = (30000, 32767)
+"""kube-apiserver's default --service-node-port-range."""
+
+_ROLE_KINDS: Final = ("ClusterRole", "Role")
+
+
+def _validate_role(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, rule in enumerate(obj.get("rules") or []):
+        if not isinstance(rule, dict) or not rule.get("verbs"):
+            causes.append(
+                Cause.required(f"rules[{i}].verbs", "verbs must contain at least one value")
+            )
+    return causes
+
+
+def _validate_role_binding(obj: Obj) -> list[Cause]:
+    ref = obj.get("roleRef")
+    if not isinstance(ref, dict):
+        return [Cause.required("roleRef")]
+    causes: list[Cause] = []
+    if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+        causes.append(
+            Cause.not_supported("roleRef.apiGroup", ref.get("apiGroup", ""),
+                                ("rbac.authorization.k8s.io",))
+        )  # fmt: skip
+    kinds = _ROLE_KINDS if obj.get("kind") == "RoleBinding" else _ROLE_KINDS[:1]
+    if ref.get("kind") not in kinds:
+        causes.append(Cause.not_supported("roleRef.kind", ref.get("kind", ""), kinds))
+    if not ref.get("name"):
+        causes.append(Cause.required("roleRef.name"))
+    for i, subject in enumerate(obj.get("subjects") or []):
+        if not isinstance(subject, dict) or not subject.get("name"):
+            causes.append(Cause.required(f"subjects[{i}].name"))
+        elif (
+            subject.get("kind") == "ServiceAccount"
+            and not subject.get("namespace")
+            and obj.get("kind") == "ClusterRoleBinding"
+        ):
+            causes.append(Cause.required(f"subjects[{i}].namespace"))
+    return causes
+
+
+def _validate_role_ref_update(obj: Obj, old: Obj) -> list[Cause]:
+    if obj.get("roleRef") != old.get("roleRef"):
+        return [Cause.invalid("roleRef", obj.get("roleRef"), "cannot change roleRef")]
+    return []
+
+
 def _validate_deployment(obj: Obj) -> list[Cause]:
     return _validate_workload(obj, deployment=True)
 
@@ -994,6 +1067,15 @@ KINDS: Final[tuple[Kind, ...]] = (
          namespaced=False, create_only=True),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", generation=True,
          default=_default_endpointslice, validate=_validate_endpointslice),
+    # Stored as written so that a tutorial's manifests apply; not enforced (see access.py).
+    Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False,
+         validate=_validate_role),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+         namespaced=False, validate=_validate_role_binding,
+         validate_update=_validate_role_ref_update),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", validate=_validate_role),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
+         validate=_validate_role_binding, validate_update=_validate_role_ref_update),
     Kind("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",),
          generation=True, status_subresource=True, default=_default_ingress,
          validate=_validate_ingress),
@@ -1577,7 +1659,8 @@ class ObjectStore:
         self._history = event_history
         self._foreground: set[str] = set()  # uids of owners waiting for their dependents
         self._next_ip = 10
-        self._next_node_port = 30000
+        self._random = random.Random()
+        self.node_port_free: Callable[[int], bool] = lambda port: True
         self.protected_namespaces = frozenset(namespaces)
         self._namespaces = self.find_kind("", "v1", "namespaces")
         if self._namespaces is not None:
@@ -1604,11 +1687,37 @@ class ObjectStore:
             self._next_ip += 1
             return str(ip)
 
-    def allocate_node_port(self) -> int:
+    def node_ports_in_use(self, except_service: tuple[str | None, str] = (None, "")) -> set[int]:
+        """The nodePorts of every stored Service (but ``except_service``: namespace, name)."""
+        services = self.find_kind("", "v1", "services")
+        if services is None:
+            return set()
         with self.cond:
-            port = self._next_node_port
-            self._next_node_port = 30000 + (self._next_node_port - 29999) % 2768
-            return port
+            return {
+                int(port["nodePort"])
+                for key, svc in self._objects[services].items()
+                if key != except_service
+                for port in (svc.get("spec") or {}).get("ports") or []
+                if isinstance(port, dict) and isinstance(port.get("nodePort"), int)
+            }
+
+    def allocate_node_port(self, exclude: Iterable[int] = ()) -> int:
+        """A free nodePort picked at random, as kube-apiserver's allocator does (so that two
+        local clusters on one machine rarely want the same loopback port), not in ``exclude``;
+        ``node_port_free`` may refuse ports that are taken outside the store."""
+        low, high = NODE_PORT_RANGE
+        with self.cond:
+            taken = self.node_ports_in_use() | set(exclude)
+            free = [p for p in range(low, high + 1) if p not in taken]
+            self._random.shuffle(free)
+            for port in free:
+                if self.node_port_free(port):
+                    return port
+            raise StatusError(
+                500, "InternalError",
+                f"Internal error occurred: failed to allocate a nodePort: range {low}-{high} "
+                "is full",
+            )  # fmt: skip
 
     # -- decoding -------------------------------------------------------------------------
 
@@ -2045,6 +2154,7 @@ class ObjectStore:
             if meta.get("deletionTimestamp"):
                 if is_pod and grace == 0 and not meta.get("finalizers"):
                     self._commit(kind, "DELETED", old, old)
+                    self._finish_namespace(namespace)
                     return 200, clone(old)
                 return (202 if meta.get("finalizers") else 200), clone(old)
             if grace > 0:
@@ -2172,14 +2282,32 @@ class ObjectStore:
         terminating.setdefault("status", {})["phase"] = "Terminating"
         if terminating != ns:
             terminating = self._commit(kind, "MODIFIED", terminating, ns)
+        pods = self.find_kind("", "v1", "pods")
         for other in self.kinds:
             if not other.namespaced:
                 continue
             for key in sorted(k for k in self._objects[other] if k[0] == name):
                 obj = self._objects[other][key]
+                if other is pods and _pod_grace(obj, {}) > 0:
+                    # A pod a node runs is deleted gracefully; the namespace waits for it.
+                    if not obj["metadata"].get("deletionTimestamp"):
+                        self.delete(other, name, key[1])
+                    continue
                 self._commit(other, "DELETED", obj, obj)
-        current = self._objects[kind][("", name)]
-        return self._commit(kind, "DELETED", current, current)
+        return self._finish_namespace(name) or terminating
+
+    def _finish_namespace(self, name: str) -> Obj | None:
+        """Remove a Terminating namespace once nothing is left in it (its pods were running on
+        a node and had to stop first); the removed namespace, or None."""
+        kind = self._namespaces
+        ns = self._objects[kind].get(("", name)) if kind is not None else None
+        if kind is None or ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return None
+        if any(
+            k[0] == name for other in self.kinds if other.namespaced for k in self._objects[other]
+        ):
+            return None
+        return self._commit(kind, "DELETED", ns, ns)
 
     def delete_collection(
         self, kind: Kind, namespace: str, options: ListOptions, *, dry_run: bool = False
