@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.checks.gaps import DEFAULT_MAX_LAG_S, GapOptions, summarize_repeats
+from harness.checks.gaps import DEFAULT_LANES, DEFAULT_MAX_LAG_S, GapOptions, summarize_repeats
 from harness.checks.strategies import (
     DEFAULT_BUDGETS,
-    GAP_LANES,
     LOCAL_STRATEGIES,
     find_subject,
     lane_targets,
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="stacks measuring side by side (default 1: one strategy at a time; the suite "
-        f"uses {GAP_LANES})",
+        f"uses {DEFAULT_LANES})",
     )
     parser.add_argument("--json-out", type=Path, help="also write the full results here")
     ns = parser.parse_args(argv)

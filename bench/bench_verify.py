@@ -10,7 +10,7 @@ Prints a Markdown table and one JSON line (``{"bench": "verify", ...}``):
 - per suite, the time of its tests (setup, call and teardown, from JUnit XML), and what came
   before the first test (collection, the local stack's start) and after the last (the report);
 - for the gap suite: how many strategies and runs, the traffic windows they add up to, and the
-  longest lane (the strategies run side by side on ``GAP_LANES`` stacks).
+  traffic by strategy (the strategies run side by side on ``--gap-lanes`` stacks).
 
     python bench/bench_verify.py [--runs 1] [-- PYTEST ARGS...]
 
@@ -33,7 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.checks.strategies import GAP_LANES
+from harness.checks.gaps import DEFAULT_LANES
 
 ROOT = Path(__file__).resolve().parent.parent
 #: issue 13: the default verify after installs, and a gate over two versions.
@@ -152,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         runs = [run_verify(Path(tmp) / f"run-{i}", args.pytest_args) for i in range(args.runs)]
     total = sum(r["wall_s"] for r in runs)
+    lanes = next(
+        (a.split("=", 1)[1] for a in args.pytest_args if a.startswith("--gap-lanes=")),
+        str(DEFAULT_LANES),
+    )
     print(table(runs))
     print(
         f"verify: {runs[0]['wall_s']:.0f} s (target {VERIFY_TARGET_S:.0f} s); "
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.runs > 1
             else ""
         )
-        + f"gap suite on {GAP_LANES} stacks side by side"
+        + f"gap suite on {lanes} stacks side by side"
     )
     print(
         json.dumps(
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": "verify",
                 "target_s": VERIFY_TARGET_S,
                 "gate_target_s": GATE_TARGET_S,
-                "gap_lanes": GAP_LANES,
+                "gap_lanes": lanes,
                 "runs": runs,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }

@@ -33,7 +33,6 @@ from harness.checks.evidence import route_subject
 from harness.checks.gaps import GapOptions, GapSettings, gaps_check, judge_repeats
 from harness.checks.probes import probe_host
 from harness.checks.strategies import (
-    GAP_LANES,
     LOCAL_STRATEGIES,
     CommandChange,
     StrategyRuns,
@@ -78,7 +77,7 @@ def strategy_runs(
     harness_settings: Any,
     tmp_path_factory: Any,
 ) -> dict[str, StrategyRuns]:
-    """Every selected strategy measured once per session, ``GAP_LANES`` of them at a time,
+    """Every selected strategy measured once per session, ``--gap-lanes`` of them at a time,
     each on a local stack of its own (see ``harness.checks.strategies.measure_strategies``)."""
     names = [
         str(item.callspec.params["strategy_name"])
@@ -89,7 +88,7 @@ def strategy_runs(
     # The lanes run Traefik with --traefik-throttle (the session's own stack may not).
     options = replace(target.stack.options, throttle_seconds=harness_settings.traefik_throttle_s)
     with lane_targets(
-        options, min(GAP_LANES, len(names)), tmp_path_factory.mktemp("gap-lanes")
+        options, min(settings.lanes, len(names)), tmp_path_factory.mktemp("gap-lanes")
     ) as targets:
         return measure_strategies(
             targets,

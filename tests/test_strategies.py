@@ -371,6 +371,6 @@ def test_strategies_side_by_side_run_on_stacks_of_their_own(
             assert result.error is None, result.error
             (report,) = result.reports
             assert report.meta["strategy"] == name and result.described["strategy"] == name
-            assert report.change is not None and report.change.shown is not None
+            assert report.change is not None and report.accounted
     for pid in pids:
         wait_until(lambda p=pid: not os.path.exists(f"/proc/{p}"), timeout=10, what=f"{pid} gone")

@@ -77,7 +77,6 @@ from harness.waiting import wait_until
 __all__ = [
     "CONFIG_STEPS",
     "DEFAULT_BUDGETS",
-    "GAP_LANES",
     "LOCAL_STRATEGIES",
     "CallableChange",
     "CommandChange",
@@ -137,11 +136,6 @@ CONFIG_STEPS: Mapping[str, int] = {
     "endpoints-removed": 2,
     "backend-stops-first": 2,
 }
-#: Local stacks the gap suite measures on side by side: each strategy runs on one stack (its
-#: own Traefik, Kubernetes API and backends), so strategies on different stacks share nothing
-#: but the CPU. Two: each lane's traffic (2,000/s through Traefik, two sender processes) takes
-#: about half a core of this 2-core machine; four saturated it (answers later than the budget).
-GAP_LANES = 2
 
 #: Traffic before the change: the baseline (latency before, the last good answer).
 LEAD_S = 0.5
