@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -211,6 +212,18 @@ def test_the_window_can_last_until_the_command_exits_plus_n_seconds(
 
 # ---------------------------------------------------------------------------------------------
 # Against the local target
+
+
+#: The gap suite's throttle (--traefik-throttle's default); the session's stack runs at 0.2 s.
+GAP_THROTTLE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def local_stack(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A stack like the session's, with the throttle the gap suite measures on."""
+    options = replace(local_stack.options, throttle_seconds=GAP_THROTTLE_S)
+    with lane_targets(options, 1, tmp_path_factory.mktemp("gap-stack")) as (target,):
+        yield target.stack
 
 
 @pytest.fixture(scope="module")

@@ -709,9 +709,6 @@ class SecondIngress(_Local):
     def new(self) -> Shows:
         return Shows(backends=(self.second.backends[0].service,))
 
-    def _second_intent(self) -> Intent:
-        return sub_intent(self.subject.intent, [self.second])
-
     def prepare(self) -> None:
         if not self.applied:
             self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
@@ -740,7 +737,17 @@ class SecondIngress(_Local):
         return any(int(r.get("priority", 0)) == priority for r in new)
 
     def finish(self) -> None:
-        self.target.remove_intent(self._second_intent())
+        # Waited for by the second Ingress's own router, not by counting routers with its rule
+        # and priority: a tie has the first route's, and the second one may never have shown.
+        for obj in self._objects([self.second]):
+            self.applier.delete(obj)
+        service = self.second.backends[0].service
+
+        def gone() -> bool:
+            routers = self._routers()
+            return routers is not None and not self._routes_to(routers, service)
+
+        self._wait(gone, f"Traefik to stop routing {self.subject.route.rule} to {service}")
 
     def restore(self) -> None:
         try:
