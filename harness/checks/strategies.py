@@ -10,6 +10,9 @@ traffic), starts the traffic, makes the change from another thread after a lead 
 :func:`run_repeats` repeats that, with the change placed at a different phase of Traefik's
 configuration throttle each time (the time since the provider last applied a configuration:
 ``providersThrottleDuration``, 2 s by default, decides when a change takes effect).
+:func:`measure_strategies` measures several strategies side by side, each on a local stack of
+its own (:func:`lane_targets`), shared out by :func:`lane_plan`: on one Traefik the changes would
+move each other's throttle phase.
 
 The strategies, on one route of the intent (the tutorial: ``cheeses.minikube/cheddar`` moved from
 cheddar to wensleydale):
