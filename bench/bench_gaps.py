@@ -3,13 +3,15 @@
 Starts the local stack (the tutorial's Services, one instance each), takes the tutorial's
 re-registration route (``cheeses.minikube/cheddar``, moved from cheddar to wensleydale) and runs
 every apply strategy (:mod:`harness.checks.strategies`) ``--repeats`` times under open-loop traffic
-at ``--rate``, each change at another phase of Traefik's configuration throttle, exactly as
-``suites/test_apply_gaps.py`` does. Prints a Markdown table (failed requests and gap, median and
+at ``--rate``, each change at another phase of Traefik's configuration throttle, as
+``suites/test_apply_gaps.py`` does; one strategy at a time, or ``--lanes N`` of them side by side
+on stacks of their own (the suite's way: compare the two to see that lanes do not change the
+figures). Prints a Markdown table (failed requests and gap, median and
 max; convergence median; hitless in how many runs) and one JSON line
 (``{"bench": "gaps", ...}``).
 
     python bench/bench_gaps.py [--repeats 5] [--rate 2000] [--strategies patch,replace]
-                               [--json-out gaps.json]
+                               [--lanes 1] [--json-out gaps.json]
 
 Exit status 1 when a run was invalid (the sender lagged; runs are not made again), 2 on an error.
 """
@@ -25,18 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.checks.gaps import DEFAULT_MAX_LAG_S, GapOptions, summarize_repeats
+from harness.checks.gaps import DEFAULT_LANES, DEFAULT_MAX_LAG_S, GapOptions, summarize_repeats
 from harness.checks.strategies import (
     DEFAULT_BUDGETS,
     LOCAL_STRATEGIES,
-    build_strategy,
     find_subject,
+    lane_targets,
+    measure_strategies,
 )
-from harness.checks.strategies import run_repeats as run_strategy
 from harness.intent.dialects import load_scenarios
 from harness.plugin.settings import DEFAULT_MANIFESTS
-from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStackOptions
 from harness.traefik.process import find_traefik_binary, traefik_version
 from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
@@ -89,12 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated strategy names (default: all)",
     )
     parser.add_argument("--throttle", type=float, default=2.0, help="Traefik's throttle (s)")
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=1,
+        help="stacks measuring side by side (default 1: one strategy at a time; the suite "
+        f"uses {DEFAULT_LANES})",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the full results here")
     ns = parser.parse_args(argv)
     names = [n.strip() for n in ns.strategies.split(",") if n.strip()]
     unknown = sorted(set(names) - set(LOCAL_STRATEGIES))
     if unknown:
         parser.error(f"unknown strategies {unknown}; known: {', '.join(LOCAL_STRATEGIES)}")
+    if not 1 <= ns.lanes <= len(names):
+        parser.error(f"--lanes must be between 1 and the number of strategies ({len(names)})")
     if not 1 <= ns.repeats <= 50:
         parser.error("--repeats must be between 1 and 50")
 
@@ -104,48 +114,38 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     invalid = 0
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-gaps-") as workdir:
-        stack = LocalStack(
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gaps-") as workdir,
+        lane_targets(
             LocalStackOptions(throttle_seconds=ns.throttle, traefik_log_level="ERROR"),
+            ns.lanes,
             Path(workdir),
+        ) as targets,
+    ):
+        measured = measure_strategies(
+            targets, subject, names, repeats=ns.repeats, rate=ns.rate, options=options
         )
-        with stack:
-            target = LocalTarget(stack)
-            for name in names:
-                strategy = build_strategy(name, target, subject)
-                t = time.monotonic()
-                try:
-                    reports = run_strategy(
-                        stack.proxy_url,
-                        strategy,
-                        repeats=ns.repeats,
-                        rate=ns.rate,
-                        throttle_s=ns.throttle,
-                        reference=stack.reload_providers,
-                        options=options,
-                    )
-                finally:
-                    strategy.restore()
-                dist = summarize_repeats(reports)
-                invalid += dist["invalid_runs"]
-                rows.append(
-                    {
-                        "strategy": name,
-                        "title": strategy.title,
-                        "budget": DEFAULT_BUDGETS.get(name),
-                        "distribution": dist,
-                        "runs": [r.to_dict(timeline=False) for r in reports],
-                        "seconds": round(time.monotonic() - t, 1),
-                    }
-                )
-                print(
-                    f"{name}: failed {dist['failed_values']}, gap ms {dist['gap_ms_values']}, "
-                    f"convergence ms {dist['convergence_ms_values']}, "
-                    f"p99 lag ms median {dist['lag_p99_ms']['median']}, "
-                    f"{dist['invalid_runs']} invalid, outages {dist['outages_values']}, "
-                    f"{rows[-1]['seconds']} s",
-                    flush=True,
-                )
+    for name, runs in measured.items():
+        if runs.error is not None:
+            raise runs.error
+        dist = summarize_repeats(runs.reports)
+        invalid += dist["invalid_runs"]
+        rows.append(
+            {
+                "strategy": name,
+                "title": runs.described["title"],
+                "budget": DEFAULT_BUDGETS.get(name),
+                "distribution": dist,
+                "runs": [r.to_dict(timeline=False) for r in runs.reports],
+            }
+        )
+        print(
+            f"{name}: failed {dist['failed_values']}, gap ms {dist['gap_ms_values']}, "
+            f"convergence ms {dist['convergence_ms_values']}, "
+            f"p99 lag ms median {dist['lag_p99_ms']['median']}, "
+            f"{dist['invalid_runs']} invalid, outages {dist['outages_values']}",
+            flush=True,
+        )
     binary = find_traefik_binary()
     print()
     print(table(rows))
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "rate": ns.rate,
         "repeats": ns.repeats,
         "throttle_s": ns.throttle,
+        "lanes": ns.lanes,
         "route": subject.route.id,
         "moved_to": subject.other.service,
         "seconds": round(time.monotonic() - started, 1),

@@ -23,6 +23,7 @@ These checks apply changes, so they need the local target; against an external p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -34,9 +35,11 @@ from harness.checks.probes import probe_host
 from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CommandChange,
+    StrategyRuns,
     Subject,
-    build_strategy,
     find_subject,
+    lane_targets,
+    measure_strategies,
     run_repeats,
 )
 from harness.traffic.engine import RequestSpec
@@ -50,7 +53,7 @@ NOTHING_APPLIED = pytest.mark.parametrize(
 GAPS_GROUP = pytest.mark.xdist_group("gaps")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gap_subject(target: Any, harness_settings: Any) -> Subject:
     if not target.can_apply:
         pytest.skip(
@@ -69,6 +72,39 @@ def gap_subject(target: Any, harness_settings: Any) -> Subject:
             "to move it to"
         )
     return subject
+
+
+@pytest.fixture(scope="session")
+def strategy_runs(
+    request: pytest.FixtureRequest,
+    gap_subject: Subject,
+    target: Any,
+    harness_settings: Any,
+    tmp_path_factory: Any,
+) -> dict[str, StrategyRuns]:
+    """Every selected strategy measured once per session, ``--gap-lanes`` of them at a time,
+    each on a local stack of its own (see ``harness.checks.strategies.measure_strategies``)."""
+    names = [
+        str(item.callspec.params["strategy_name"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_apply_strategy_gaps"
+    ]
+    settings = harness_settings.gaps
+    # The lanes run Traefik with --traefik-throttle (the session's own stack may not).
+    options = replace(target.stack.options, throttle_seconds=harness_settings.traefik_throttle_s)
+    with lane_targets(
+        options, min(settings.lanes, len(names)), tmp_path_factory.mktemp("gap-lanes")
+    ) as targets:
+        return measure_strategies(
+            targets,
+            gap_subject,
+            list(dict.fromkeys(names)),
+            repeats=settings.repeats,
+            rate=settings.rate,
+            options=GapOptions(
+                max_lag_s=settings.max_lag_s, latency_budget_s=settings.latency_budget_s
+            ),
+        )
 
 
 def _settings(settings: GapSettings, options: GapOptions) -> dict[str, float]:
@@ -90,43 +126,29 @@ def test_apply_strategy_gaps(
     scenario_run: Any,
     strategy_name: str,
     gap_subject: Subject,
+    strategy_runs: dict[str, StrategyRuns],
     target: Any,
     harness_settings: Any,
     evidence: Any,
-    traffic_progress: Any,
 ) -> None:
     """The change, made by this strategy on the intent's route, repeated: failed requests by
     class, gap, convergence and latency per run, judged against the strategy's budget."""
     settings = harness_settings.gaps
     options = GapOptions(max_lag_s=settings.max_lag_s, latency_budget_s=settings.latency_budget_s)
-    stack = target.stack
-    strategy = build_strategy(strategy_name, target, gap_subject)
-    try:
-        reports = run_repeats(
-            target.url_for(gap_subject.route),
-            strategy,
-            repeats=settings.repeats,
-            rate=settings.rate,
-            throttle_s=stack.options.throttle_seconds,
-            reference=stack.reload_providers,
-            options=options,
-            progress=traffic_progress,
-            tls=target.tls_verify,
-        )
-    finally:
-        strategy.restore()
+    runs = strategy_runs[strategy_name]
+    if runs.error is not None:
+        raise runs.error
+    reports = runs.reports
     budget = settings.budgets.get(strategy_name)
-    verdict = judge_repeats(
-        strategy_name, reports, budget, require_convergence=strategy.must_converge
-    )
+    verdict = judge_repeats(strategy_name, reports, budget, require_convergence=runs.must_converge)
     route = gap_subject.route
     check = gaps_check(
         verdict,
         reports,
-        described=strategy.describe(),
+        described=runs.described,
         subject=route_subject(gap_subject.scenario, route),
         settings=_settings(settings, options),
-        throttle_s=stack.options.throttle_seconds,
+        throttle_s=harness_settings.traefik_throttle_s,
         route=route,
         moved_to=gap_subject.other.service,
         findings=gap_subject.intent.findings,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,13 +17,17 @@ from kubernetes import client as k8s
 from harness.backends.echo import BackendPool, BackendProcess, start_backends
 from harness.checks.gaps import ChangeWindow, GapReport
 from harness.checks.strategies import (
+    CONFIG_STEPS,
     LOCAL_STRATEGIES,
     CallableChange,
     CommandChange,
     StepClock,
     build_strategy,
     find_subject,
+    lane_plan,
+    lane_targets,
     measure_change,
+    measure_strategies,
     phases,
     run_repeats,
 )
@@ -72,6 +78,34 @@ def test_unknown_strategies_are_refused() -> None:
     assert subject is not None
     with pytest.raises(ConfigError, match="no local strategy 'rename'; strategies: patch"):
         build_strategy("rename", object(), subject)
+
+
+def test_lanes_share_the_strategies_out_evenly_and_keep_report_order() -> None:
+    plan = lane_plan(LOCAL_STRATEGIES, 2)
+    assert sorted(n for lane in plan for n in lane) == sorted(LOCAL_STRATEGIES)  # each once
+    for lane in plan:
+        assert lane == sorted(lane, key=LOCAL_STRATEGIES.index)
+        # Two of the four two-step strategies (the longer runs) per lane, two one-step ones.
+        assert sorted(CONFIG_STEPS[n] for n in lane) == [1, 1, 2, 2]
+    assert plan[0][0] == "patch"
+    assert lane_plan(LOCAL_STRATEGIES, 1) == [list(LOCAL_STRATEGIES)]
+    # More lanes than strategies: one each, no empty lane.
+    assert lane_plan(["patch", "delete-create"], 4) == [["delete-create"], ["patch"]]
+    assert lane_plan([], 2) == []
+    with pytest.raises(ConfigError, match="`lanes` must be a whole number >= 1, got 0"):
+        lane_plan(LOCAL_STRATEGIES, 0)
+
+
+def test_config_steps_are_the_strategies_own() -> None:
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None
+    assert set(CONFIG_STEPS) == set(LOCAL_STRATEGIES)
+    for name in LOCAL_STRATEGIES:
+        strategy = build_strategy(name, SimpleNamespace(stack=None), subject)
+        try:
+            assert strategy.config_steps == CONFIG_STEPS[name], name
+        finally:
+            strategy.restore()
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +212,18 @@ def test_the_window_can_last_until_the_command_exits_plus_n_seconds(
 
 # ---------------------------------------------------------------------------------------------
 # Against the local target
+
+
+#: The gap suite's throttle (--traefik-throttle's default); the session's stack runs at 0.2 s.
+GAP_THROTTLE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def local_stack(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A stack like the session's, with the throttle the gap suite measures on."""
+    options = replace(local_stack.options, throttle_seconds=GAP_THROTTLE_S)
+    with lane_targets(options, 1, tmp_path_factory.mktemp("gap-stack")) as (target,):
+        yield target.stack
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +363,27 @@ def test_each_strategy_is_timed_and_restores_the_stack(
     routers = enabled_routers(local_stack.running_traefik().routers())
     assert not [r for r in routers if r.get("rule") == subject.route.rule]
     assert _slices(local_stack, "cheddar") == slices_before
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_strategies_side_by_side_run_on_stacks_of_their_own(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """Two lanes: each strategy measured on its own stack (its own Traefik and Kubernetes API),
+    the stacks gone afterwards."""
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None
+    with lane_targets(local_stack.options, 2, tmp_path) as targets:
+        assert len({t.proxy_url for t in targets}) == 2
+        assert len({t.stack.kubeapi.url for t in targets}) == 2
+        pids = [pid for t in targets for pid in t.stack.child_pids()]
+        runs = measure_strategies(targets, subject, ["replace", "patch"], repeats=1, rate=RATE)
+        assert list(runs) == ["replace", "patch"]  # in the order asked for
+        for name, result in runs.items():
+            assert result.error is None, result.error
+            (report,) = result.reports
+            assert report.meta["strategy"] == name and result.described["strategy"] == name
+            assert report.change is not None and report.accounted
+    for pid in pids:
+        wait_until(lambda p=pid: not os.path.exists(f"/proc/{p}"), timeout=10, what=f"{pid} gone")

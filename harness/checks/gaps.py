@@ -56,6 +56,7 @@ from harness.traffic.samples import ErrorClass, Samples
 __all__ = [
     "DEFAULT_BUCKET_S",
     "DEFAULT_K",
+    "DEFAULT_LANES",
     "DEFAULT_LATENCY_BUDGET_S",
     "DEFAULT_MAX_LAG_S",
     "DEFAULT_WINDOW_S",
@@ -88,6 +89,10 @@ DEFAULT_BUCKET_S = 0.05
 DEFAULT_MAX_LAG_S = 0.005
 #: An answer later than this after its scheduled time is a failure of class ``slow``.
 DEFAULT_LATENCY_BUDGET_S = 1.0
+#: Local stacks the gap suite measures strategies on side by side (``--gap-lanes``): each
+#: lane's traffic (2,000/s through its Traefik, two sender processes) takes about half a core
+#: of this 2-core machine while it runs.
+DEFAULT_LANES = 2
 #: A budget of None: the figures are reported, never judged.
 REPORT_ONLY: int | None = None
 
@@ -172,10 +177,13 @@ def parse_change_window(text: str) -> ChangeWindow:
 @dataclass(frozen=True)
 class GapSettings:
     """The gap suite's options (``--gap-rate``, ``--gap-repeats``, ``--gap-max-lag-ms``,
-    ``--gap-latency-budget-ms``, ``--gap-budget``, ``--change-command``, ``--change-window``)."""
+    ``--gap-latency-budget-ms``, ``--gap-budget``, ``--change-command``, ``--change-window``,
+    ``--gap-lanes``)."""
 
     rate: float = 2000.0
     repeats: int = 5
+    #: Local stacks the strategies are measured on side by side.
+    lanes: int = DEFAULT_LANES
     max_lag_s: float = DEFAULT_MAX_LAG_S
     latency_budget_s: float = DEFAULT_LATENCY_BUDGET_S
     #: Strategy name -> failed requests allowed per run (None: report only).

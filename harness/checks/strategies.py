@@ -10,6 +10,9 @@ traffic), starts the traffic, makes the change from another thread after a lead 
 :func:`run_repeats` repeats that, with the change placed at a different phase of Traefik's
 configuration throttle each time (the time since the provider last applied a configuration:
 ``providersThrottleDuration``, 2 s by default, decides when a change takes effect).
+:func:`measure_strategies` measures several strategies side by side, each on a local stack of
+its own (:func:`lane_targets`), shared out by :func:`lane_plan`: on one Traefik the changes would
+move each other's throttle phase.
 
 The strategies, on one route of the intent (the tutorial: ``cheeses.minikube/cheddar`` moved from
 cheddar to wensleydale):
@@ -34,12 +37,13 @@ cheddar to wensleydale):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +79,7 @@ from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
 
 __all__ = [
+    "CONFIG_STEPS",
     "DEFAULT_BUDGETS",
     "LOCAL_STRATEGIES",
     "CallableChange",
@@ -84,10 +89,14 @@ __all__ = [
     "SecondIngress",
     "StepClock",
     "Strategy",
+    "StrategyRuns",
     "Subject",
     "build_strategy",
     "find_subject",
+    "lane_plan",
+    "lane_targets",
     "measure_change",
+    "measure_strategies",
     "phases",
     "preflight",
     "run_repeats",
@@ -117,6 +126,20 @@ LOCAL_STRATEGIES: tuple[str, ...] = (
     "endpoints-removed",
     "backend-stops-first",
 )
+
+#: How many times each local strategy's change passes Traefik's configuration throttle: a
+#: delete and a create (when Traefik was idle, the delete is applied alone); an endpoint added,
+#: then the old one withdrawn once Traefik uses the new one.
+CONFIG_STEPS: Mapping[str, int] = {
+    "patch": 1,
+    "replace": 1,
+    "delete-create": 2,
+    "override-priority": 1,
+    "override-tie": 1,
+    "endpoints-terminating": 2,
+    "endpoints-removed": 2,
+    "backend-stops-first": 2,
+}
 
 #: Traffic before the change: the baseline (latency before, the last good answer).
 LEAD_S = 0.5
@@ -603,7 +626,7 @@ class RouteMove(_Local):
         super().__init__(target, subject)
         self.how = how
         self.name = how
-        self.config_steps = 2 if how == "delete-create" else 1
+        self.config_steps = CONFIG_STEPS[how]
         self.title = {
             "patch": "kubectl apply: three-way patch of the Ingress",
             "replace": "kubectl replace: PUT of the whole Ingress",
@@ -698,9 +721,6 @@ class SecondIngress(_Local):
     def new(self) -> Shows:
         return Shows(backends=(self.second.backends[0].service,))
 
-    def _second_intent(self) -> Intent:
-        return sub_intent(self.subject.intent, [self.second])
-
     def prepare(self) -> None:
         if not self.applied:
             self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
@@ -729,7 +749,17 @@ class SecondIngress(_Local):
         return any(int(r.get("priority", 0)) == priority for r in new)
 
     def finish(self) -> None:
-        self.target.remove_intent(self._second_intent())
+        # Waited for by the second Ingress's own router, not by counting routers with its rule
+        # and priority: a tie has the first route's, and the second one may never have shown.
+        for obj in self._objects([self.second]):
+            self.applier.delete(obj)
+        service = self.second.backends[0].service
+
+        def gone() -> bool:
+            routers = self._routers()
+            return routers is not None and not self._routes_to(routers, service)
+
+        self._wait(gone, f"Traefik to stop routing {self.subject.route.rule} to {service}")
 
     def restore(self) -> None:
         try:
@@ -771,7 +801,7 @@ class EndpointSwap(_Local):
             "removed": "new endpoint added; old one removed at once",
             "stops-first": "new endpoint added; old backend stops before its endpoint is removed",
         }[mode]
-        self.config_steps = 2
+        self.config_steps = CONFIG_STEPS[self.name]
         self.service = subject.route.backends[0].service
         ref = next((s for s in subject.intent.services if s.name == self.service), None)
         self.port_names = tuple(p.name for p in (ref.ports if ref else ()) if p.name) or ("http",)
@@ -921,6 +951,155 @@ def build_strategy(name: str, target: Any, subject: Subject) -> Strategy:
     if name in modes:
         return EndpointSwap(target, subject, modes[name])  # type: ignore[arg-type]
     raise ConfigError(f"no local strategy {name!r}; strategies: {', '.join(LOCAL_STRATEGIES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies side by side: one per local stack at a time
+
+
+def lane_plan(names: Sequence[str], lanes: int) -> list[list[str]]:
+    """Which strategies each of ``lanes`` stacks measures, one after the other: the longest
+    first (a run lasts about one throttle window plus one more per extra configuration step),
+    each onto the lane with the least work so far (the lower lane on a tie); within a lane in
+    the order of ``names``. Unknown names count as one step."""
+    if not isinstance(lanes, int) or lanes < 1:
+        raise ConfigError(f"`lanes` must be a whole number >= 1, got {lanes!r}")
+    work = [0] * lanes
+    chosen: list[list[int]] = [[] for _ in range(lanes)]
+    by_length = sorted(range(len(names)), key=lambda i: -CONFIG_STEPS.get(names[i], 1))
+    for i in by_length:
+        lane = min(range(lanes), key=lambda k: (work[k], k))
+        work[lane] += 1 + 2 * CONFIG_STEPS.get(names[i], 1)
+        chosen[lane].append(i)
+    return [[names[i] for i in sorted(lane)] for lane in chosen if lane]
+
+
+@contextlib.contextmanager
+def lane_targets(options: Any, lanes: int, workdir: Path) -> Iterator[list[Any]]:
+    """``lanes`` local stacks with these ``LocalStackOptions`` (Traefik binary, throttle,
+    backends), started side by side under ``workdir``, as local targets; stopped on exit, also
+    on failure and Ctrl-C.
+
+    Each stack lives in a thread of its own from start to stop: the harness's processes die
+    with the thread that started them (``PR_SET_PDEATHSIG``), so that thread must outlive the
+    stack."""
+    from harness.targets.base import LocalTarget
+    from harness.targets.local_stack import LocalStack
+
+    extra = [LocalStack(options, workdir / f"lane-{k}") for k in range(max(1, lanes))]
+    errors: list[BaseException] = []
+    done = threading.Event()
+    started = threading.Semaphore(0)
+
+    def keep(stack: LocalStack) -> None:
+        try:
+            stack.start()
+        except BaseException as exc:  # re-raised by the caller's thread, below
+            errors.append(exc)
+            return
+        finally:
+            started.release()
+        try:
+            done.wait()
+        finally:
+            stack.stop()
+
+    threads = [
+        threading.Thread(target=keep, args=(s,), name=f"lane-stack-{k}", daemon=True)
+        for k, s in enumerate(extra)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in threads:
+            started.acquire()
+        if errors:
+            raise errors[0]
+        yield [LocalTarget(s) for s in extra]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+
+
+@dataclass
+class StrategyRuns:
+    """What :func:`measure_strategies` got for one strategy: its runs, or the error that
+    stopped it, and what the check reports about it."""
+
+    name: str
+    reports: list[GapReport]
+    described: dict[str, Any]
+    must_converge: bool
+    error: BaseException | None = None
+
+
+def measure_strategies(
+    targets: Sequence[Any],
+    subject: Subject,
+    names: Sequence[str],
+    *,
+    repeats: int,
+    rate: float,
+    options: GapOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, StrategyRuns]:
+    """Every strategy in ``names`` measured ``repeats`` times (:func:`run_repeats`, each change
+    at its phase after its own stack's reference configuration), the lanes of
+    :func:`lane_plan` side by side, one per target. A strategy's error is kept in its
+    :class:`StrategyRuns` (the others go on); on Ctrl-C no lane starts another strategy (the
+    caller's :func:`lane_targets` stops the stacks under the ones still running)."""
+    plan = lane_plan(names, len(targets))
+    results: dict[str, StrategyRuns] = {}
+    stop = threading.Event()
+
+    def lane(target: Any, lane_names: list[str], report: ProgressCallback | None) -> None:
+        for name in lane_names:
+            if stop.is_set():
+                return
+            strategy = build_strategy(name, target, subject)
+            runs = StrategyRuns(name, [], {}, strategy.must_converge)
+            try:
+                runs.reports = run_repeats(
+                    target.url_for(subject.route),
+                    strategy,
+                    repeats=repeats,
+                    rate=rate,
+                    throttle_s=target.stack.options.throttle_seconds,
+                    reference=target.stack.reload_providers,
+                    options=options,
+                    progress=report,
+                    tls=target.tls_verify,
+                )
+            except Exception as exc:  # the strategy's own check reports it
+                runs.error = exc
+            finally:
+                try:
+                    strategy.restore()
+                except Exception as exc:
+                    runs.error = runs.error or exc
+                runs.described = strategy.describe()
+            results[name] = runs
+
+    # The terminal's progress line shows the first lane only (one line, not four).
+    threads = [
+        threading.Thread(
+            target=lane, args=(t, n, progress if k == 0 else None), name=f"lane-{k}", daemon=True
+        )
+        for k, (t, n) in enumerate(zip(targets, plan, strict=False))
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.5)
+    except BaseException:
+        stop.set()
+        for thread in threads:
+            thread.join(STEP_TIMEOUT_S + 10.0)
+        raise
+    return {name: results[name] for name in names if name in results}
 
 
 # ---------------------------------------------------------------------------------------------

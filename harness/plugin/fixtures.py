@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+#: providersThrottleDuration of the session's Traefik, which the steady-state suites (routing,
+#: strip, priority, registration, weights) check: it decides how soon an applied scenario is
+#: served, not how it is routed, and each apply, reload and removal waits out up to one window.
+#: The gap suite, where the throttle is part of what is measured, runs on stacks of its own
+#: with --traefik-throttle.
+STEADY_STATE_THROTTLE_S = 0.2
+
 
 @pytest.fixture(scope="session")
 def harness_settings(request: pytest.FixtureRequest) -> HarnessSettings:
@@ -55,7 +62,8 @@ def local_stack(
 ) -> Iterator[LocalStack]:
     """The local target, up once per session (per xdist worker), torn down at the end.
 
-    Its echo backends are the tutorial's services plus every Service the intent names.
+    Its echo backends are the tutorial's services plus every Service the intent names; its
+    Traefik's throttle is at most ``STEADY_STATE_THROTTLE_S``.
     """
     from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
 
@@ -67,7 +75,7 @@ def local_stack(
     options = LocalStackOptions(
         services={name: settings.backend_instances for name in sorted(names)},
         traefik_binary=os.fspath(settings.traefik_binary) if settings.traefik_binary else None,
-        throttle_seconds=settings.traefik_throttle_s,
+        throttle_seconds=min(settings.traefik_throttle_s, STEADY_STATE_THROTTLE_S),
         strict_prefix_matching=settings.strict_prefix_matching,
         traefik_log_level=settings.traefik_log_level,
         ready_timeout=settings.stack_timeout_s,

@@ -245,6 +245,14 @@ OPTIONS = (
         default="5",
     ),
     _Option(
+        "--gap-lanes",
+        "harness_gap_lanes",
+        "HARNESS_GAP_LANES",
+        "How many local stacks the gap suite measures apply strategies on side by side "
+        "(1: one strategy at a time).",
+        default="2",
+    ),
+    _Option(
         "--gap-max-lag-ms",
         "harness_gap_max_lag_ms",
         "HARNESS_GAP_MAX_LAG_MS",

@@ -277,6 +277,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     stack_timeout_s = positive_number(raw("stack_timeout"))
     gap_rate = positive_number(raw("gap_rate"))
     gap_repeats = whole_number(raw("gap_repeats"))
+    gap_lanes = whole_number(raw("gap_lanes"))
     gap_max_lag_s = positive_number(raw("gap_max_lag_ms")) / 1000
     gap_latency_budget_s = positive_number(raw("gap_latency_budget_ms")) / 1000
     change_command = text_or_none(raw("change_command"))
@@ -355,6 +356,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         gaps=GapSettings(
             rate=gap_rate,
             repeats=gap_repeats,
+            lanes=gap_lanes,
             max_lag_s=gap_max_lag_s,
             latency_budget_s=gap_latency_budget_s,
             budgets=gap_budgets,
