@@ -92,6 +92,15 @@ class KubeletStandIn:
             meta = pod["metadata"]
             key = (meta["namespace"], meta["name"])
             service = _env(pod, "WHOAMI_NAME")
+            if meta.get("deletionTimestamp") and pod["spec"].get("nodeName") == "standin":
+                # As a kubelet: the pod's process stopped, the pod is removed for good (a
+                # namespace being deleted waits for that).
+                self.http.request(
+                    "DELETE",
+                    f"/api/v1/namespaces/{key[0]}/pods/{key[1]}",
+                    json={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0},
+                )
+                continue
             if key in self._running or meta.get("deletionTimestamp") or service is None:
                 continue
             if not self._free.get(service):
