@@ -35,8 +35,8 @@ from harness.traefik.oracle import (
     UNDEFINED,
     RoutingOptions,
     expect,
-    host_matches,
 )
+from harness.traefik.requests import host_matches
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"

@@ -28,10 +28,10 @@ from harness.traefik.oracle import (
     Expectation,
     RoutingOptions,
     expect,
-    host_matches,
     spec_matches,
     traefik_matches,
 )
+from harness.traefik.requests import host_matches
 
 #: A host no manifest declares (``.invalid`` is reserved, RFC 2606).
 UNKNOWN_HOST = "unknown.invalid"

@@ -476,6 +476,12 @@ class EdgeRequest:
     deviations: tuple[str, ...] = ()
     _url: _URL | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def router_target(self) -> str:
+        """The request-target the router and its middlewares get (``URL.RequestURI`` after the
+        entry point: the cleaned, escaped path and the query); empty unless routable."""
+        return "" if self._url is None else self._url.request_uri()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
