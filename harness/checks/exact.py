@@ -6,7 +6,12 @@ Each probe is judged on one aspect at a time, so that a fault fails the check th
 - ``strip``: the path the backend received and the ``X-Forwarded-Prefix`` header, judged on the
   answers that came from the expected backend;
 - ``priority``: for a request that several routes match, that the route the proxy's precedence
-  rules pick is the one that answered.
+  rules pick is the one that answered;
+- ``edge``: an unusual request derived from a route (dot segments, encodings, case, a Host with
+  a port or a trailing dot): the status, the backend, the path it saw and
+  ``X-Forwarded-Prefix``, as the oracle's model of the entry point predicts for the running
+  Traefik. Where the model cannot predict the answer, or the running Traefik is not the
+  version it was confirmed on, the answers are recorded (``report-only``), not judged.
 
 A probe whose expected outcome is undefined (two routes tied on priority with different effects)
 gets the ``undefined`` outcome with the observed distribution: reported, neither passed nor failed.
@@ -33,13 +38,21 @@ from harness.checks.evidence import (
     finding_records,
     route_subject,
 )
-from harness.checks.probes import KIND_BOUNDARY, KIND_NOT_FOUND, KIND_PRECEDENCE, KIND_ROUTE, Probe
+from harness.checks.probes import (
+    KIND_BOUNDARY,
+    KIND_EDGE,
+    KIND_NOT_FOUND,
+    KIND_PRECEDENCE,
+    KIND_ROUTE,
+    Probe,
+)
 from harness.intent.model import Intent
 from harness.traefik.oracle import Expectation
+from harness.traefik.requests import CONFIRMED_ON
 from harness.traffic.rounds import Observation, ProbeRecord
 
-Aspect = Literal["routing", "strip", "priority"]
-ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority")
+Aspect = Literal["routing", "strip", "priority", "edge"]
+ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority", "edge")
 
 
 def applies(aspect: Aspect, probe: Probe) -> bool:
@@ -47,10 +60,13 @@ def applies(aspect: Aspect, probe: Probe) -> bool:
     expectation = probe.expectation
     if aspect == "routing":
         return bool({KIND_ROUTE, KIND_BOUNDARY, KIND_NOT_FOUND} & set(probe.kinds))
+    if aspect == "edge":
+        return KIND_EDGE in probe.kinds
     if aspect == "strip":
         # Every routed request: the path the backend saw and X-Forwarded-Prefix are judged also
         # where nothing is stripped (then unchanged and absent), so an undeclared rewrite fails.
-        return expectation.decided_by is not None
+        # An edge probe is judged on all of it by the edge check alone.
+        return expectation.decided_by is not None and set(probe.kinds) != {KIND_EDGE}
     return KIND_PRECEDENCE in probe.kinds
 
 
@@ -164,24 +180,33 @@ def with_claim(
 
 
 def _expected_text(aspect: Aspect, e: Expectation) -> str:
+    if e.outcome == "unpredictable":
+        return "unpredictable (recorded, not judged): " + e.reason
     if e.outcome == "not-found":
         return "404 (no route matches)"
     if e.outcome == "bad-request":
+        if e.decided_by is None:
+            return "400 (rejected before routing)"
         return "400 (the stripped path is not clean)"
     if e.outcome == "undefined":
         return "undefined: " + " vs ".join(
             f"{c.route_id} ({', '.join(b.service for b in c.backends)})" for c in e.tied
         )
     services = sorted(s for s, share in e.shares().items() if share > 0)
+    prefix = e.forwarded_prefix if e.forwarded_prefix is not None else "absent"
     if aspect == "strip":
-        prefix = e.forwarded_prefix if e.forwarded_prefix is not None else "absent"
         return f"upstream path {e.upstream_path}, X-Forwarded-Prefix {prefix}"
+    if aspect == "edge":
+        return (
+            f"200 from {' or '.join(services)}, upstream path {e.upstream_path}, "
+            f"X-Forwarded-Prefix {prefix}"
+        )
     return f"200 from {' or '.join(services)}"
 
 
 def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
     """Whether one answer is what the oracle expects on ``aspect`` (None: not judged by it)."""
-    if e.outcome == "undefined":
+    if e.outcome in ("undefined", "unpredictable"):
         return None
     if e.outcome == "not-found":
         return obs.status == 404 and obs.backend is None
@@ -192,7 +217,13 @@ def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
         if obs.backend not in allowed:
             return None  # strip is judged on the expected backends' answers; routing the rest
         return obs.upstream_path == e.upstream_path and obs.forwarded_prefix == e.forwarded_prefix
-    return obs.status == 200 and obs.backend in allowed
+    routed = obs.status == 200 and obs.backend in allowed
+    if aspect == "edge":
+        return routed and (obs.upstream_path, obs.forwarded_prefix) == (
+            e.upstream_path,
+            e.forwarded_prefix,
+        )
+    return routed
 
 
 def judge(
@@ -211,6 +242,15 @@ def judge(
     expected = _expected_text(aspect, e)
     if e.outcome == "undefined":
         outcome = Outcome.UNDEFINED
+    elif aspect == "edge" and not _edge_judged(e):
+        # Observed behaviour, recorded with the answers: the model has no say here.
+        outcome = Outcome.REPORT_ONLY
+        observed = tuple((o, n, None) for o, n, _ in observed)
+        if e.outcome != "unpredictable":
+            expected = (
+                f"recorded, not judged: the request model was confirmed on Traefik "
+                f"{CONFIRMED_ON}, this is {e.traefik_version} (the model says: {expected})"
+            )
     elif not judged:
         # Nothing came from the expected backend: the routing check of this request fails and
         # says so; the strip cannot be seen, so it is not judged (not failed twice).
@@ -222,6 +262,12 @@ def judge(
     )
     subject = probe_subject(scenario, intent, probe)
     return ExactVerdict(aspect, scenario, subject, outcome, expected, observed, message, probe)
+
+
+def _edge_judged(e: Expectation) -> bool:
+    """Whether the oracle's model of the entry point may judge this answer: it predicts one,
+    and the running Traefik is the version the model was confirmed on (or unknown)."""
+    return e.outcome != "unpredictable" and e.traefik_version in (None, CONFIRMED_ON)
 
 
 def _message(

@@ -359,6 +359,14 @@ class ManifestObject:
 
 
 @dataclass(frozen=True)
+class UnservedRoute:
+    """A route as its manifest declares it, which Traefik does not build, and why."""
+
+    route: Route
+    reason: str
+
+
+@dataclass(frozen=True)
 class Intent:
     """Everything a set of manifests declares: routes, the Services they use, and findings.
 
@@ -377,6 +385,8 @@ class Intent:
     objects: tuple[ManifestObject, ...] = ()
     legacy_mode: LegacyMode | None = None
     effective: Intent | None = None
+    #: Routes of Ingresses Traefik does not serve (another IngressClass): probed for 404.
+    unserved: tuple[UnservedRoute, ...] = ()
     _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

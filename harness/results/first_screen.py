@@ -78,6 +78,7 @@ KIND_HEADINGS: dict[Kind, tuple[str, str]] = {
     Kind.ROUTING: ("routing", "status and backend Service of every probe"),
     Kind.STRIP: ("strip", "path the backend saw and X-Forwarded-Prefix"),
     Kind.PRIORITY: ("priority", "the route Traefik's precedence picks where routes overlap"),
+    Kind.EDGE: ("edge", "unusual paths and hosts: dot segments, encodings, case, ports"),
     Kind.REGISTRATION: ("registration", "applying registers the routes, removing deregisters"),
     Kind.WEIGHTS: ("weights", "the weighted split, by a planned statistical test"),
     Kind.GAPS: ("gaps", "failed requests while a change is applied"),

@@ -75,11 +75,12 @@ from harness.results.first_screen import (
 )
 
 #: Check kinds in the order their sections appear; other kinds follow, sorted.
-KIND_ORDER = ("routing", "strip", "priority", "registration", "weights", "gaps")
+KIND_ORDER = ("routing", "strip", "priority", "edge", "registration", "weights", "gaps")
 KIND_TITLES = {
     "routing": "Routing: status and backend of every probe",
     "strip": "Strip: upstream path and X-Forwarded-Prefix",
     "priority": "Priority: the route precedence picks",
+    "edge": "Edge requests: unusual paths and hosts as Traefik handles them",
     "registration": "Registration: applying and removing Ingresses",
     "weights": "Weighted splits",
     "gaps": "Gaps while a change is applied",

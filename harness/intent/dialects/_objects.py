@@ -315,6 +315,8 @@ class Draft:
     match_rule: str | None = None
     ingress_class: str | None = None
     id_hint: str = ""
+    #: Why Traefik does not serve this route (an Ingress of another class); empty: served.
+    unserved: str = ""
 
 
 def ignored(ctx: Context, obj: K8sObject) -> None:
