@@ -299,7 +299,7 @@ def test_edge_probes_are_judged_against_the_entry_point_model() -> None:
         "cheeses.minikube/cheddar/./x": ("routed", cheddar, "/x"),
         "cheeses.minikube/cheddar//x": ("routed", cheddar, "/x"),
         "cheeses.minikube/cheddar/%2e/x": ("routed", cheddar, "/x"),
-        "cheeses.minikube/cheddar%2Fx": ("routed", cheddar, "/%2Fx"),
+        "cheeses.minikube/cheddar%2Fx": ("routed", cheddar, "/x"),
         "cheeses.minikube/cheddar%5Cx": ("routed", cheddar, "/%5Cx"),
         # A dot adjoining the stripped prefix: the rest, /./x, is not clean: 400 from strip.
         "cheeses.minikube/cheddar./x": ("bad-request", cheddar, None),

@@ -36,7 +36,6 @@ outside the Ingress spec: where one matches, the spec comparison is "not applica
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -64,7 +63,6 @@ from harness.traefik.requests import (
     EdgeRequest,
     EntryPointOptions,
     at_entry_point,
-    go_path_clean,
     host_matches,
     path_matches,
     through_router,
@@ -319,34 +317,13 @@ def _spec_path_matches(route: Route, request: EdgeRequest, strict_prefix_matchin
     return _traefik_path_matches(route, request, strict_prefix_matching)
 
 
-def _join_path(path: str) -> str:
-    """``URL.JoinPath()`` with no elements: ``path.Clean`` keeping one trailing slash."""
-    cleaned = go_path_clean(path)
-    return cleaned + "/" if path.endswith("/") and not cleaned.endswith("/") else cleaned
-
-
-def strip(prefixes: Sequence[str], path: str) -> tuple[int | None, str, str | None]:
-    """Traefik's stripPrefix: (status or None, upstream path, X-Forwarded-Prefix or None)."""
-    for prefix in prefixes:
-        if path.startswith(prefix):
-            rest = path[len(prefix) :]
-            if rest and not rest.startswith("/"):
-                rest = "/" + rest
-            if rest and _join_path(rest) != rest:
-                return 400, path, prefix
-            # An empty rest leaves an empty URL path; Go sends it as "/" on the wire.
-            return None, rest or "/", prefix
-    return None, path, None
-
-
 # -- the oracle ---------------------------------------------------------------------------------
 
 
 def _candidate(route: Route, target: str, host: str | None, strict: bool) -> Candidate:
     """``route`` on the request as the entry point hands it to the router: ``target`` its
     escaped request-target (cleaned path and query), ``host`` its Host header."""
-    path, sep, query = target.partition("?")
-    status, upstream, prefix = strip(route.strip_prefixes, path)
+    answer = through_router(at_entry_point(target, host or ""), strip_prefixes=route.strip_prefixes)
     return Candidate(
         route_id=route.id,
         rule=route.rule_for(strict_prefix_matching=strict),
@@ -354,9 +331,9 @@ def _candidate(route: Route, target: str, host: str | None, strict: bool) -> Can
         priority_source="explicit" if route.priority else "rule-length",
         provider=route.provider,
         backends=route.backends,
-        status=status,
-        upstream_path=None if status is not None else upstream + (sep + query if query else ""),
-        forwarded_prefix=prefix,
+        status=answer.status,
+        upstream_path=answer.upstream_target,
+        forwarded_prefix=answer.forwarded_prefix,
     )
 
 
