@@ -202,10 +202,8 @@ INGRESS_ANNOTATIONS: Mapping[str, Field] = {
     "router.tls": _TLS_NOT_YET,
     "router.tls.certresolver": _TLS_NOT_YET,
     "router.tls.options": _TLS_NOT_YET,
-    "router.rulesyntax": Refused(
-        "the v2 rule syntax matches differently (e.g. PathPrefix takes regular expressions)",
-        "Remove router.rulesyntax (the v3 syntax is the default)",
-    ),
+    # v3 (the default) is accepted, v2 refused: harness/intent/dialects/_ingress.py.
+    "router.rulesyntax": MODELED,
     "router.observability.accesslogs": Inert("access logs only"),
     "router.observability.metrics": Inert("metrics only"),
     "router.observability.tracing": Inert("tracing only"),

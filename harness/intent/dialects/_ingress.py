@@ -61,6 +61,7 @@ V3 = "traefik.ingress.kubernetes.io/"
 ANN_PRIORITY = V3 + "router.priority"
 ANN_MIDDLEWARES = V3 + "router.middlewares"
 ANN_PATHMATCHER = V3 + "router.pathmatcher"
+ANN_RULESYNTAX = V3 + "router.rulesyntax"
 ANN_CLASS = "kubernetes.io/ingress.class"
 ANN_DEFAULT_CLASS = "ingressclass.kubernetes.io/is-default-class"
 TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
@@ -321,6 +322,9 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
                 "Use Path or PathPrefix",
             )
         settings.pathmatcher = value
+    node = obj.annotation(ANN_RULESYNTAX)
+    if node is not None:
+        _rule_syntax(node)
     check_router_annotations(ctx, obj)
     if any(k.startswith((V3 + "router.", V3 + "service.")) for k, _ in obj.annotations):
         v3_used = True
@@ -328,6 +332,25 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
         settings.dialects.append(DIALECT_TRAEFIK_V3_ANNOTATIONS)
     if ctx.read_legacy:
         _legacy_annotations(ctx, obj, settings)
+
+
+def _rule_syntax(node: YNode) -> None:
+    """``router.rulesyntax``: ``v3`` is Traefik 3.7's default and changes nothing; ``v2`` makes
+    the provider write and parse the rule the v2 way (a wildcard host as a ``HostRegexp``,
+    ``PathPrefix`` taking regular expressions), which the oracle does not model."""
+    value = node.string().strip()
+    if value == "v3":
+        return
+    if value == "v2":
+        node.fail(
+            "router.rulesyntax v2 matches differently (a wildcard host becomes a HostRegexp, "
+            "PathPrefix takes regular expressions) and is not modeled by the harness",
+            "Remove router.rulesyntax or set it to v3 (the default)",
+        )
+    node.fail(
+        f"invalid router.rulesyntax {value!r} (Traefik knows v2 and v3)",
+        "Remove router.rulesyntax or set it to v3 (the default)",
+    )
 
 
 def _middleware_ref(ctx: Context, obj: K8sObject, ref: str, node: YNode) -> tuple[str, ...] | None:
