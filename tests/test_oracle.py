@@ -13,6 +13,7 @@ from harness.errors import ConfigError
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_PROVIDER_PRECEDENCE,
@@ -25,7 +26,6 @@ from harness.intent.model import (
 )
 from harness.traefik.oracle import (
     BAD_REQUEST,
-    FINDING_EDGE_DEVIATION,
     NOT_FOUND,
     ROUTED,
     UNDEFINED,

@@ -28,12 +28,12 @@ from harness.errors import ManifestError
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_UNDEFINED_TIE,
     sub_intent,
 )
 from harness.traefik.oracle import (
-    FINDING_EDGE_DEVIATION,
     NOT_FOUND,
     ROUTED,
     UNDEFINED,

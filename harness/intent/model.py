@@ -139,6 +139,9 @@ FINDING_RULE_LENGTH_ORDER = "rule-length-order"
 FINDING_EXPLICIT_PRIORITY = "explicit-priority-overrides-spec"
 FINDING_UNDEFINED_TIE = "undefined-tie"
 FINDING_PROVIDER_PRECEDENCE = "provider-precedence"
+#: What Traefik's entry point did to a request before routing, where that differs from RFC 3986
+#: or the Ingress spec (the slugs of harness.traefik.requests.DEVIATIONS).
+FINDING_EDGE_DEVIATION = "edge-request-deviation"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from harness.checks.evidence import (
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_DUPLICATE_ROUTER,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_LEGACY_ANNOTATION,
     FINDING_LEGACY_API,
@@ -90,7 +91,7 @@ KIND_TITLES = {
 FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
     (
         "spec",
-        "Deviations from the Kubernetes Ingress spec",
+        "Deviations from the Kubernetes Ingress spec (and RFC 3986, before routing)",
         frozenset(
             {
                 FINDING_PREFIX_OUTRANKS_EXACT,
@@ -99,6 +100,7 @@ FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
                 FINDING_RULE_LENGTH_ORDER,
                 FINDING_EXPLICIT_PRIORITY,
                 FINDING_PROVIDER_PRECEDENCE,
+                FINDING_EDGE_DEVIATION,
             }
         ),
     ),

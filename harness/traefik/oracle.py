@@ -43,6 +43,7 @@ from harness.errors import ConfigError
 from harness.intent.model import (
     DEFAULT_PROVIDER_PRECEDENCE,
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_PROVIDER_PRECEDENCE,
@@ -78,10 +79,6 @@ UNDEFINED: Outcome = "undefined"
 BAD_REQUEST: Outcome = "bad-request"
 #: The model cannot tell what Traefik answers: the answer is recorded, not judged.
 UNPREDICTABLE: Outcome = "unpredictable"
-
-#: A finding about what the entry point did to a request before routing (the slugs of
-#: :data:`harness.traefik.requests.DEVIATIONS`).
-FINDING_EDGE_DEVIATION = "edge-request-deviation"
 
 
 @dataclass(frozen=True)
