@@ -397,3 +397,10 @@ def test_a_default_class_of_another_controller_is_refused(tmp_path: Path) -> Non
     )
     with pytest.raises(ManifestError, match=r"default\.yaml:\d+: .*default IngressClass 'nginx'"):
         load_intent([SERVICES, manifest])
+
+
+def test_edge_probes_can_be_left_out_without_changing_the_others() -> None:
+    every = generate_probes(SCENARIOS["cheeses"])
+    without = generate_probes(SCENARIOS["cheeses"], edge=False)
+    assert [p for p in every if KIND_EDGE not in p.kinds] == list(without)
+    assert len(every) - len(without) == 3 * 8 + 2 * 3

@@ -220,8 +220,11 @@ def _hosts_overlap(a: Route, b: Route) -> str | None:
     return None
 
 
-def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tuple[Probe, ...]:
-    """Every probe for ``intent``, deduplicated, sorted by host then path."""
+def generate_probes(
+    intent: Intent, options: RoutingOptions | None = None, *, edge: bool = True
+) -> tuple[Probe, ...]:
+    """Every probe for ``intent``, deduplicated, sorted by host then path; ``edge`` False leaves
+    the edge probes out (a run that does not judge them need not send them)."""
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
     drafts: dict[tuple[str, str], _Draft] = {}
@@ -260,7 +263,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
                 reason=f"{route.id}: {p} on {miss}, {why}",
                 routes=[route.id],
             )
-        for path, why in edge_paths(route):
+        for path, why in edge_paths(route) if edge else ():
             _add(
                 drafts,
                 host=host,
@@ -279,7 +282,7 @@ def generate_probes(intent: Intent, options: RoutingOptions | None = None) -> tu
             routes=[],
         )
         first = next(r for r in intent.routes if probe_host(r.host) == host)
-        for variant, why in edge_hosts(host):
+        for variant, why in edge_hosts(host) if edge else ():
             _add(
                 drafts,
                 host=variant,
