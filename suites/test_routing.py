@@ -51,3 +51,12 @@ def test_tutorial_anything_else_is_404(
         host, path, "routing", "every answer is 404", lambda o: o.status == 404
     )
     evidence.record(verdict)
+
+
+@pytest.mark.harness_kind("edge")
+def test_edge_requests(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
+    """Unusual requests derived from every route (dot segments, encoded characters, double
+    slashes, upper case, a Host with a port, in upper case or with a trailing dot), sent as
+    written: the answer is what Traefik's entry point and routers make of them (the oracle's
+    request model for the running version), or recorded where the model cannot say."""
+    evidence.record(scenario_run.exact_check(exact_case))

@@ -20,6 +20,9 @@ drop-header     a header the backend reports having received is removed from its
 add-header      a header (``header: value``) is added to what the backend reports
 misroute        the request goes upstream with Host ``to_host`` (and prefix ``old`` of its path
                 replaced by ``new``): another route answers it
+rewrite-target  every ``old`` in the request-target is replaced by ``new`` on the way upstream
+                (a proxy that normalises paths its own way, e.g. ``%5C`` read as ``/``); only
+                requests whose target contains ``old`` match
 =============== =============================================================================
 
 Which requests a fault hits: ``host`` (the Host header without port; None: any), ``path_prefix``,
@@ -75,6 +78,7 @@ FaultKind = Literal[
     "drop-header",
     "add-header",
     "misroute",
+    "rewrite-target",
 ]
 KINDS: tuple[str, ...] = get_args(FaultKind)
 #: Faults that change an answer that came back from upstream (they need a whoami text body).
@@ -143,6 +147,8 @@ class Fault:
             raise bad("old", f"the reported path prefix to rewrite must start with /: {self.old!r}")
         if self.kind in ("drop-header", "add-header") and not self.header:
             raise bad("header", "name the header")
+        if self.kind == "rewrite-target" and not self.old:
+            raise bad("old", "say what to replace in the request-target")
         if self.kind == "misroute" and not self.to_host and not self.old:
             raise bad("to_host", "say where to send the requests (to_host, or old/new path)")
         if self.kind == "relabel" and self.name is not None and not self.name.strip():
@@ -605,6 +611,7 @@ class FaultProxy:
             and a.fault.in_window(now)
             and (a.fault.host is None or a.fault.host == host)
             and path.startswith(a.fault.path_prefix)
+            and (a.fault.kind != "rewrite-target" or a.fault.old in path)
         ]
 
     async def _serve_control(
@@ -662,7 +669,8 @@ class FaultProxy:
         """The bytes to send back for one request (None: hang), and the upstream connection."""
         now = time.monotonic()
         delay = 0.0
-        for armed in self._matching(head, frozenset({"hang", "status", "slow", "misroute"}), now):
+        request_kinds = frozenset({"hang", "status", "slow", "misroute", "rewrite-target"})
+        for armed in self._matching(head, request_kinds, now):
             if not armed.draw():
                 continue
             fault = armed.fault
@@ -676,6 +684,9 @@ class FaultProxy:
                 return _plain(fault.status, f"fault proxy: injected {fault.status}\n"), upstream
             if fault.kind == "slow":
                 delay += fault.delay_s
+            elif fault.kind == "rewrite-target":
+                method, target, version = head.first.split(" ")
+                head.first = f"{method} {target.replace(fault.old, fault.new)} {version}"
             else:
                 _misroute(head, fault)
         if delay:

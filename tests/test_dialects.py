@@ -691,3 +691,30 @@ def test_render_round_trip(tmp_path: Path, scenario: str) -> None:
     assert not any(
         f.kind in (FINDING_LEGACY_API, FINDING_LEGACY_ANNOTATION) for f in again.findings
     )
+
+
+RULE_SYNTAX = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: syntax
+  annotations:
+    traefik.ingress.kubernetes.io/router.rulesyntax: {value}
+spec:
+  rules:
+  - host: "*.wild.test"
+    http:
+      paths:
+      - path: /p
+        pathType: Prefix
+        backend: {{service: {{name: cheddar, port: {{number: 80}}}}}}
+"""
+
+
+def test_rule_syntax_v3_is_the_default_and_v2_is_refused(tmp_path: Path) -> None:
+    (route,) = _load(tmp_path, RULE_SYNTAX.format(value="v3")).routes
+    assert (route.host, route.path, route.match) == ("*.wild.test", "/p", "prefix")
+    message = _error(tmp_path, RULE_SYNTAX.format(value="v2"))
+    assert f"m.yaml:{_line(RULE_SYNTAX, 'rulesyntax')}:" in message
+    assert "router.rulesyntax v2 matches differently" in message and "HostRegexp" in message
+    assert "invalid router.rulesyntax 'v9'" in _error(tmp_path, RULE_SYNTAX.format(value="v9"))

@@ -3,13 +3,15 @@ expected or not, the outcome, the figure the baseline compares, the tutorial's o
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
 from harness.checks.evidence import Outcome
-from harness.checks.exact import judge, with_claim
+from harness.checks.exact import applies, judge, with_claim
 from harness.checks.probes import generate_probes
 from harness.intent.dialects import load_scenarios
+from harness.traefik.oracle import expect
 from harness.traffic.rounds import Observation, ProbeRecord
 
 MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
@@ -76,3 +78,36 @@ def test_a_tutorial_claim_fails_the_check_when_an_answer_breaks_it() -> None:
     assert claim.evidence()["claim"] == "cheddar sees /x"
     held = with_claim(verdict, "cheddar answers", lambda o: o.backend == "cheddar")
     assert held.outcome is Outcome.PASSED and held.evidence()["claim"] == "cheddar answers"
+
+
+def _edge_record(
+    probe_id: str, version: str | None, *answers: tuple[Observation, int]
+) -> ProbeRecord:
+    probe = PROBES[probe_id]
+    expectation = dataclasses.replace(probe.expectation, traefik_version=version)
+    return ProbeRecord(dataclasses.replace(probe, expectation=expectation), Counter(dict(answers)))
+
+
+def test_edge_judges_status_backend_and_path_for_the_modeled_version() -> None:
+    probe_id = "cheeses.minikube/cheddar%5Cx"
+    assert applies("edge", PROBES[probe_id]) and not applies("strip", PROBES[probe_id])
+    kept = Observation(200, "cheddar", "cheddar-0", "/%5Cx", "/cheddar")
+    decoded = Observation(200, "cheddar", "cheddar-0", "/x", "/cheddar")
+    good = judge("edge", _edge_record(probe_id, "3.7.15", (kept, 3)), CHEESES, scenario="c")
+    assert good.outcome is Outcome.PASSED and "upstream path /%5Cx" in good.expected
+    bad = judge("edge", _edge_record(probe_id, None, (decoded, 3)), CHEESES, scenario="c")
+    assert bad.outcome is Outcome.FAILED and bad.unexpected == 3
+    # Another Traefik version: the answers are recorded, not judged.
+    other = judge("edge", _edge_record(probe_id, "3.6.0", (decoded, 3)), CHEESES, scenario="c")
+    assert other.outcome is Outcome.REPORT_ONLY and other.unexpected == 0
+    assert "confirmed on Traefik 3.7.15, this is 3.6.0" in other.expected
+    assert [ok for _, _, ok in other.observed] == [None]
+
+
+def test_an_unpredictable_edge_request_is_recorded_not_judged() -> None:
+    probe = PROBES["cheeses.minikube/cheddar/./x"]
+    unknown = expect(CHEESES, "cheeses.minikube", "/cheddar\x7f")
+    record = ProbeRecord(dataclasses.replace(probe, expectation=unknown), Counter({GOOD: 3}))
+    verdict = judge("edge", record, CHEESES, scenario="cheeses")
+    assert verdict.outcome is Outcome.REPORT_ONLY
+    assert verdict.expected.startswith("unpredictable (recorded, not judged)")

@@ -47,6 +47,7 @@ STRIP = "suites/test_strip.py::test_strip"
 PRIORITY = "suites/test_priority.py::test_priority"
 WEIGHTS = "suites/test_weights.py::test_weights"
 GAPS = "suites/test_apply_gaps.py::test_change_command_gaps"
+EDGE = "suites/test_routing.py::test_edge_requests"
 EXACT = (ROUTING, STRIP, PRIORITY)
 
 SCENARIOS: dict[str, list[Path]] = {
@@ -77,6 +78,9 @@ def evidence_of(check: dict[str, Any], kind: str) -> dict[str, Any]:
     raise AssertionError(f"{check['nodeid']} has no {kind!r} evidence: {items!r}"[:2000])
 
 
+CHEESES = "cheeses.minikube"
+
+
 def probe_nodeid(suite: str, probe: str) -> str:
     return f"{suite}[manifests:{probe}]"
 
@@ -89,6 +93,8 @@ def probes(host: str, path: str) -> tuple[str, ...]:
 CHEDDAR = probes("cheeses.minikube", "/cheddar")
 WENSLEYDALE = probes("cheeses.minikube", "/wensleydale")
 STILTON = ("stilton.minikube/", "stilton.minikube/x", "stilton.minikube/no-such-route")
+#: The edge probes with an encoded backslash, one per route of `cheeses`.
+BACKSLASH = (f"{CHEESES}/cheddar%5Cx", f"{CHEESES}/wensleydale%5Cx", "stilton.minikube/%5Cx")
 #: The probes of the one route of `weights` and of `weights-three-way` (cheeses.minikube/).
 SPLIT_ROUTE = ("cheeses.minikube/", "cheeses.minikube/x", "cheeses.minikube/no-such-route")
 WEIGHTED_ROUTE = f"{WEIGHTS}[manifests:cheeses:cheeses.minikube/]"
@@ -180,6 +186,23 @@ def every_answer_shows(probe_ids: tuple[str, ...], what: Callable[[dict[str, Any
             seen += sum(o["count"] for o in item["observed"])
         assert seen == outcome.truth[0]["applied"] == ROUNDS * len(probe_ids)
         return f"{seen} of {seen} answers"
+
+    return check
+
+
+def every_edge_answer_lacks(probe_ids: tuple[str, ...], encoded: str) -> Any:
+    """The figure of an edge row: no answer to the faulty probes shows the ``encoded``
+    character the oracle expects the backend to see, and the proxy hit every one of them."""
+
+    def check(outcome: Outcome) -> str:
+        seen = 0
+        for probe in probe_ids:
+            item = evidence_of(outcome.checks[probe_nodeid(EDGE, probe)], "exact")
+            assert all(encoded not in o["upstream_path"] for o in item["observed"]), item
+            assert encoded in item["expected"], item["expected"]
+            seen += sum(o["count"] for o in item["observed"])
+        assert seen == outcome.truth[0]["applied"] == ROUNDS * len(probe_ids)
+        return f"{seen} of {seen} answers without {encoded} (the oracle expects it kept)"
 
     return check
 
@@ -291,13 +314,12 @@ def unknown_counted(outcome: Outcome) -> str:
     return f"{counted[0]} unknown answers of {item['sent']:,}"
 
 
-CHEESES = "cheeses.minikube"
 ROWS: list[Row] = [
     # -- cheeses: host and path routing with strip; a change under open-loop traffic ------------
     Row(
         "control-cheeses",
         "cheeses",
-        (*EXACT, GAPS),
+        (*EXACT, EDGE, GAPS),
         "no fault",
         during_change=Fault("slow", delay_s=0.001, duration=0.001, host="nobody.invalid"),
     ),
@@ -401,6 +423,15 @@ ROWS: list[Row] = [
         ),
         failing=exact_failing(STRIP, CHEDDAR),
         figure=every_answer_shows(CHEDDAR, lambda o: o["forwarded_prefix"] is None),
+    ),
+    Row(
+        "backslash-as-slash",
+        "cheeses",
+        (*EXACT, EDGE),
+        "the proxy reads an encoded backslash as a slash: %5C sent on as /",
+        faults=(Fault("rewrite-target", old="%5C", new="/"),),
+        failing=exact_failing(EDGE, BACKSLASH),
+        figure=every_edge_answer_lacks(BACKSLASH, "%5C"),
     ),
     # -- weights: the tutorial's 75/25 --------------------------------------------------------
     Row("control-weights", "weights", (*EXACT, WEIGHTS), "no fault"),

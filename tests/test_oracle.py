@@ -15,6 +15,7 @@ from harness.errors import ConfigError
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_PROVIDER_PRECEDENCE,
@@ -25,7 +26,6 @@ from harness.intent.model import (
     PROVIDER_INGRESS,
     Intent,
 )
-from harness.traefik.middlewares import CONFIRMED_ON
 from harness.traefik.oracle import (
     ANSWERED,
     BAD_REQUEST,
@@ -35,9 +35,14 @@ from harness.traefik.oracle import (
     UNDEFINED,
     UNPREDICTABLE,
     RoutingOptions,
-    clean_path,
     expect,
-    request_host,
+)
+from harness.traefik.requests import (
+    CONFIRMED_ON,
+    EncodedCharacters,
+    EntryPointOptions,
+    at_entry_point,
+    through_router,
 )
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
@@ -342,6 +347,29 @@ def test_strip_prefix_semantics(tmp_path: Path) -> None:
     assert strip(["/api"], "/api./foo")[0] == 400
 
 
+@pytest.mark.parametrize(
+    ("prefixes", "target", "answer"),
+    [
+        # First listed prefix that is a string prefix wins, not the longest.
+        (["/stat", "/status"], "/status", (None, "/us", "/stat")),
+        (["/status", "/stat"], "/status", (None, "/", "/status")),
+        (["/cheddar"], "/cheddar", (None, "/", "/cheddar")),
+        (["/"], "/x", (None, "/x", "/")),
+        (["/other"], "/x", (None, "/x", None)),
+        # An encoded slash right after the prefix: Traefik's stripped RawPath no longer decodes
+        # to the stripped Path, so the backend gets the path re-escaped (confirmed on 3.7.15).
+        (["/cheddar"], "/cheddar%2Fx", (None, "/x", "/cheddar")),
+        # The rest is cleaned; if cleaning changes it Traefik answers 400 (strip_prefix.go).
+        (["/api"], "/api./foo", (400, None, "/api")),
+    ],
+)
+def test_strip_prefix_semantics_of_the_request_model(
+    prefixes: list[str], target: str, answer: tuple[int | None, str | None, str | None]
+) -> None:
+    result = through_router(at_entry_point(target, "e.test"), strip_prefixes=prefixes)
+    assert (result.status, result.upstream_target, result.forwarded_prefix) == answer
+
+
 def test_each_middleware_changes_what_the_backend_and_the_client_observe(tmp_path: Path) -> None:
     def through(*specs: dict[str, Any], path: str = "/api/x") -> Any:
         return expect(_with_middlewares(tmp_path, *specs), "cheeses.minikube", path)
@@ -440,13 +468,76 @@ def test_unclean_strip_is_bad_request(tmp_path: Path) -> None:
 
 
 def test_request_path_is_sanitized_before_routing() -> None:
-    assert clean_path("/cheddar/../wensleydale//x/") == "/wensleydale/x/"
-    assert clean_path("/") == "/"
-    e = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar/../wensleydale/x")
+    e = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar/../wensleydale//x/")
     assert e.route_id == "cheeses:cheeses.minikube/wensleydale"
-    assert request_host("[::1]:80") == "::1" and request_host("A.B:1") == "a.b"
+    assert e.request is not None and e.request.routing_path == "/wensleydale/x/"
+    assert e.upstream_path == "/x/"  # stripped from the cleaned path
+    assert {f.kind for f in e.findings} >= {FINDING_EDGE_DEVIATION}
     with pytest.raises(ConfigError, match="must start with '/'"):
         expect(SCENARIOS["cheeses"], "cheeses.minikube", "cheddar")
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "route"),
+    [
+        ("CHEESES.minikube", "/cheddar", "cheeses:cheeses.minikube/cheddar"),
+        ("cheeses.minikube:8080", "/cheddar", "cheeses:cheeses.minikube/cheddar"),
+        ("cheeses.minikube.", "/cheddar", "cheeses:cheeses.minikube/cheddar"),
+        ("cheeses.minikube..", "/cheddar", None),
+        ("cheeses.minikube", "/%63heddar/x", "cheeses:cheeses.minikube/cheddar"),  # %63 is c
+        ("cheeses.minikube", "/CHEDDAR", None),
+    ],
+)
+def test_routes_match_on_the_canonical_host_and_the_routing_path(
+    host: str, target: str, route: str | None
+) -> None:
+    e = expect(SCENARIOS["cheeses"], host, target)
+    assert e.route_id == route
+    assert e.outcome == (ROUTED if route else NOT_FOUND)
+
+
+def test_a_request_the_entry_point_rejects_expects_400_from_no_route() -> None:
+    e = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar%zz")
+    assert (e.outcome, e.status, e.decided_by) == (BAD_REQUEST, 400, None)
+    assert "percent-encoding" in e.reason and e.spec.outcome == "not-applicable"
+    e = expect(SCENARIOS["cheeses"], "bad/host", "/cheddar")
+    assert (e.outcome, e.status) == (BAD_REQUEST, 400)
+
+
+def test_an_unpredictable_request_is_recorded_not_judged() -> None:
+    e = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar\x01")
+    assert (e.outcome, e.status, e.decided_by) == (UNPREDICTABLE, None, None)
+    assert "recorded, not judged" in e.reason
+
+
+def test_encoded_slash_is_routed_as_written_and_forwarded_encoded() -> None:
+    e = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar%2fx")
+    assert e.route_id == "cheeses:cheeses.minikube/cheddar"
+    # Stripped from the decoded path; the stripped RawPath no longer matches it, so re-escaped.
+    assert e.upstream_path == "/x"
+    assert any("encoded slash" in f.message for f in e.findings)
+
+
+def test_a_denied_encoding_answers_400_only_once_routed() -> None:
+    options = RoutingOptions(
+        entry_point=EntryPointOptions(
+            encoded_characters=EncodedCharacters({"allowEncodedSlash": False})
+        )
+    )
+    routed = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar%2Fx", options)
+    assert (routed.outcome, routed.status, routed.route_id) == (BAD_REQUEST, 400, routed.route_id)
+    assert routed.route_id == "cheeses:cheeses.minikube/cheddar"
+    unrouted = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/none%2Fx", options)
+    assert unrouted.outcome == NOT_FOUND
+
+
+def test_expectation_records_the_traefik_version() -> None:
+    options = RoutingOptions(traefik_version="3.7.15")
+    data = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar", options).to_dict()
+    assert data["traefik_version"] == "3.7.15" and data["model_confirmed_on"] == CONFIRMED_ON
+    assert data["request"]["routing_path"] == "/cheddar"
+    assert RoutingOptions(traefik_version="3.6.0").edge_model_applies is False
+    assert RoutingOptions().edge_model_applies is True
 
 
 def test_expectation_is_json_serialisable() -> None:

@@ -11,20 +11,24 @@ import pytest
 
 from harness.checks.probes import (
     KIND_BOUNDARY,
+    KIND_EDGE,
     KIND_NOT_FOUND,
     KIND_PRECEDENCE,
     KIND_STRIP,
     UNKNOWN_HOST,
     Probe,
     collect_findings,
+    edge_paths,
     generate_probes,
     non_matching_host,
     probe_for,
     probe_host,
 )
+from harness.errors import ManifestError
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_PREFIX_OUTRANKS_EXACT,
     FINDING_UNDEFINED_TIE,
     sub_intent,
@@ -35,8 +39,8 @@ from harness.traefik.oracle import (
     UNDEFINED,
     RoutingOptions,
     expect,
-    host_matches,
 )
+from harness.traefik.requests import host_matches
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"
@@ -77,7 +81,7 @@ def test_tutorial_cheeses_probes() -> None:
     assert KIND_BOUNDARY in by_id["cheeses.minikube/cheddarX"].kinds
     assert KIND_NOT_FOUND in by_id["unknown.invalid/cheddar"].kinds
     assert all(p.method == "GET" and p.headers == () for p in probes)
-    assert [p.id for p in probes] == sorted(p.id for p in probes)
+    assert [(p.host, p.path) for p in probes] == sorted((p.host, p.path) for p in probes)
     # Deterministic: the same intent gives the same probes.
     assert generate_probes(SCENARIOS["cheeses"]) == probes
 
@@ -127,7 +131,10 @@ def test_adding_a_route_adds_probes_without_code_changes(tmp_path: Path) -> None
     intent = load_intent([SERVICES, manifest])
     assert "cheeses:cheeses.minikube/stilton" in {r.id for r in intent.routes}
     after = generate_probes(intent)
-    added = set(_by_id(after)) - set(_by_id(before))
+    added = {p.id for p in after if KIND_EDGE not in p.kinds} - set(_by_id(before))
+    edge = {p.id for p in after if KIND_EDGE in p.kinds} - set(_by_id(before))
+    route = intent.route("cheeses:cheeses.minikube/stilton")
+    assert edge == {f"cheeses.minikube{path}" for path, _ in edge_paths(route)}
     assert added == {
         "cheeses.minikube/stilton",
         "cheeses.minikube/stilton/",
@@ -177,11 +184,12 @@ def test_findings_on_purpose_built_manifests(tmp_path: Path) -> None:
     )
     intent = load_intent([SERVICES, manifest])
     probes = generate_probes(intent)
-    kinds = {f.kind for f in collect_findings(probes)}
+    kinds = {f.kind for f in collect_findings(probes)} - {FINDING_EDGE_DEVIATION}
     assert kinds == {FINDING_PREFIX_OUTRANKS_EXACT, FINDING_CHARACTER_WISE_PREFIX}
     # With strict prefix matching the character-wise finding goes away; Prefix still outranks.
     strict = generate_probes(intent, RoutingOptions(strict_prefix_matching=True))
-    assert {f.kind for f in collect_findings(strict)} == {FINDING_PREFIX_OUTRANKS_EXACT}
+    strict_kinds = {f.kind for f in collect_findings(strict)} - {FINDING_EDGE_DEVIATION}
+    assert strict_kinds == {FINDING_PREFIX_OUTRANKS_EXACT}
     assert _by_id(strict)["cheeses.minikube/cheddarX"].expectation.outcome == NOT_FOUND
 
 
@@ -281,3 +289,118 @@ def test_a_wildcard_routes_registration_probe_can_fail(tmp_path: Path) -> None:
     # The undeclared-host probe of the same route stays off it.
     by_id = _by_id(generate_probes(intent))
     assert by_id[f"{UNKNOWN_HOST}/cheddar"].expectation.outcome == NOT_FOUND
+
+
+def test_edge_probes_are_judged_against_the_entry_point_model() -> None:
+    by_id = _by_id(generate_probes(SCENARIOS["cheeses"]))
+    cheddar = "cheeses:cheeses.minikube/cheddar"
+    expected = {
+        # target -> (outcome, route, upstream path)
+        "cheeses.minikube/cheddar/./x": ("routed", cheddar, "/x"),
+        "cheeses.minikube/cheddar//x": ("routed", cheddar, "/x"),
+        "cheeses.minikube/cheddar/%2e/x": ("routed", cheddar, "/x"),
+        "cheeses.minikube/cheddar%2Fx": ("routed", cheddar, "/x"),
+        "cheeses.minikube/cheddar%5Cx": ("routed", cheddar, "/%5Cx"),
+        # A dot adjoining the stripped prefix: the rest, /./x, is not clean: 400 from strip.
+        "cheeses.minikube/cheddar./x": ("bad-request", cheddar, None),
+        "cheeses.minikube/cheddar/../x": ("not-found", None, None),
+        "cheeses.minikube/CHEDDAR/X": ("not-found", None, None),
+        "CHEESES.MINIKUBE/cheddar": ("routed", cheddar, "/"),
+        "cheeses.minikube:8080/cheddar": ("routed", cheddar, "/"),
+        "cheeses.minikube./cheddar": ("routed", cheddar, "/"),
+    }
+    for probe_id, (outcome, route, upstream) in expected.items():
+        probe = by_id[probe_id]
+        e = probe.expectation
+        assert KIND_EDGE in probe.kinds, probe_id
+        assert (e.outcome, e.route_id, e.upstream_path) == (outcome, route, upstream), probe_id
+    # Every edge probe is an Exact route's too: Exact /x/. is /x after cleaning.
+    assert by_id["cheeses.minikube/cheddar./x"].path == "/cheddar./x"  # sent as written
+
+
+def test_wildcard_hosts_are_probed_with_a_match_and_two_misses(tmp_path: Path) -> None:
+    manifest = tmp_path / "wild.yaml"
+    manifest.write_text(WILDCARD_INGRESS, encoding="utf-8")
+    by_id = _by_id(generate_probes(load_intent([SERVICES, manifest])))
+    assert by_id["wild.cheeses.example/cheddar"].expectation.outcome == ROUTED
+    for miss in ("a.wild.cheeses.example/cheddar", "cheeses.example/cheddar"):
+        assert by_id[miss].expectation.outcome == NOT_FOUND, miss
+        assert KIND_NOT_FOUND in by_id[miss].kinds
+
+
+OTHER_CLASS = """
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: served}
+spec:
+  rules:
+  - host: served.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: cheddar, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: by-name}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: nginx.test
+    http:
+      paths:
+      - {path: /n, pathType: Prefix, backend: {service: {name: stilton, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: by-annotation
+  annotations: {kubernetes.io/ingress.class: nginx}
+spec:
+  rules:
+  - host: annotated.test
+    http:
+      paths:
+      - {path: /a, pathType: Prefix, backend: {service: {name: stilton, port: {number: 80}}}}
+"""
+
+
+def test_an_ingress_of_another_class_is_probed_for_404(tmp_path: Path) -> None:
+    manifest = tmp_path / "classes.yaml"
+    manifest.write_text(OTHER_CLASS, encoding="utf-8")
+    intent = load_intent([SERVICES, manifest])
+    assert [r.id for r in intent.routes] == ["served:served.test/"]
+    assert [u.route.id for u in intent.unserved] == [
+        "by-name:nginx.test/n",
+        "by-annotation:annotated.test/a",
+    ]
+    assert "stilton" in {s.name for s in intent.services}  # its backend runs, to catch a leak
+    by_id = _by_id(generate_probes(intent))
+    for probe_id in ("nginx.test/n", "nginx.test/n/x", "annotated.test/a", "annotated.test/a/x"):
+        assert by_id[probe_id].expectation.outcome == NOT_FOUND, probe_id
+        assert "not serve" in by_id[probe_id].reason
+
+
+def test_a_default_class_of_another_controller_is_refused(tmp_path: Path) -> None:
+    manifest = tmp_path / "default.yaml"
+    manifest.write_text(
+        OTHER_CLASS.replace(
+            "metadata: {name: nginx}",
+            "metadata:\n  name: nginx\n  annotations:\n"
+            '    ingressclass.kubernetes.io/is-default-class: "true"',
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestError, match=r"default\.yaml:\d+: .*default IngressClass 'nginx'"):
+        load_intent([SERVICES, manifest])
+
+
+def test_edge_probes_can_be_left_out_without_changing_the_others() -> None:
+    every = generate_probes(SCENARIOS["cheeses"])
+    without = generate_probes(SCENARIOS["cheeses"], edge=False)
+    assert [p for p in every if KIND_EDGE not in p.kinds] == list(without)
+    assert len(every) - len(without) == 3 * 8 + 2 * 3

@@ -63,6 +63,7 @@ class Kind(enum.StrEnum):
     ROUTING = "routing"
     STRIP = "strip"
     PRIORITY = "priority"
+    EDGE = "edge"
     REGISTRATION = "registration"
     WEIGHTS = "weights"
     GAPS = "gaps"
@@ -172,10 +173,10 @@ class ObservedAnswer(TypedDict):
 
 
 class ExactEvidence(TypedDict):
-    """One probe judged on one aspect (routing, strip or priority)."""
+    """One probe judged on one aspect (routing, strip, priority or edge)."""
 
     type: Literal["exact"]
-    aspect: Literal["routing", "strip", "priority"]
+    aspect: Literal["routing", "strip", "priority", "edge"]
     scenario: str
     probe_id: str
     #: The verdict on this probe (also the check's outcome, for an exact check).

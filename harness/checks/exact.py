@@ -9,7 +9,12 @@ Each probe is judged on one aspect at a time, so that a fault fails the check th
   request headers a middleware set or removed, the Host it saw, and the response headers a
   middleware set or removed;
 - ``priority``: for a request that several routes match, that the route the proxy's precedence
-  rules pick is the one that answered.
+  rules pick is the one that answered;
+- ``edge``: an unusual request derived from a route (dot segments, encodings, case, a Host with
+  a port or a trailing dot): the status, the backend, the path it saw and
+  ``X-Forwarded-Prefix``, as the oracle's model of the entry point predicts for the running
+  Traefik. Where the model cannot predict the answer, or the running Traefik is not the
+  version it was confirmed on, the answers are recorded (``report-only``), not judged.
 
 A probe whose expected outcome is undefined (two routes tied on priority with different effects)
 gets the ``undefined`` outcome with the observed distribution: reported, neither passed nor failed.
@@ -39,14 +44,22 @@ from harness.checks.evidence import (
     finding_records,
     route_subject,
 )
-from harness.checks.probes import KIND_BOUNDARY, KIND_NOT_FOUND, KIND_PRECEDENCE, KIND_ROUTE, Probe
+from harness.checks.probes import (
+    KIND_BOUNDARY,
+    KIND_EDGE,
+    KIND_NOT_FOUND,
+    KIND_PRECEDENCE,
+    KIND_ROUTE,
+    Probe,
+)
 from harness.intent.model import Intent, Route
 from harness.traefik import middlewares as mw
 from harness.traefik.oracle import Candidate, Expectation
+from harness.traefik.requests import CONFIRMED_ON
 from harness.traffic.rounds import Observation, ProbeRecord
 
-Aspect = Literal["routing", "strip", "priority"]
-ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority")
+Aspect = Literal["routing", "strip", "priority", "edge"]
+ASPECTS: tuple[Aspect, ...] = ("routing", "strip", "priority", "edge")
 
 
 def applies(aspect: Aspect, probe: Probe) -> bool:
@@ -54,10 +67,13 @@ def applies(aspect: Aspect, probe: Probe) -> bool:
     expectation = probe.expectation
     if aspect == "routing":
         return bool({KIND_ROUTE, KIND_BOUNDARY, KIND_NOT_FOUND} & set(probe.kinds))
+    if aspect == "edge":
+        return KIND_EDGE in probe.kinds
     if aspect == "strip":
         # Every request forwarded to a backend: what it saw is judged also where no middleware
-        # changes it (then unchanged and absent), so an undeclared rewrite fails.
-        return expectation.outcome == "routed"
+        # changes it (then unchanged and absent), so an undeclared rewrite fails. An edge probe
+        # is judged on all of it by the edge check alone.
+        return expectation.outcome == "routed" and set(probe.kinds) != {KIND_EDGE}
     return KIND_PRECEDENCE in probe.kinds
 
 
@@ -185,6 +201,10 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
     c = e.decided_by
     if e.outcome == "not-found":
         return "404 (no route matches)"
+    if c is None and e.outcome == "bad-request":
+        return "400 (rejected before routing)"
+    if c is None and e.outcome == "unpredictable":
+        return "unpredictable (recorded, not judged): " + e.reason
     if e.outcome == "undefined":
         return "undefined: " + " vs ".join(
             f"{t.route_id} ({', '.join(b.service for b in t.backends)})" for t in e.tied
@@ -202,6 +222,12 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
         return (
             f"upstream path {c.upstream_path}, X-Forwarded-Prefix {prefix}, Host {c.host_header}"
             + _headers_text(c)
+        )
+    if aspect == "edge":
+        prefix = c.forwarded_prefix if c.forwarded_prefix is not None else "absent"
+        return (
+            f"200 from {' or '.join(services)}, upstream path {c.upstream_path}, "
+            f"X-Forwarded-Prefix {prefix}"
         )
     return f"200 from {' or '.join(services)}"
 
@@ -281,7 +307,8 @@ def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
     if e.outcome == "not-found":
         return obs.status == 404 and obs.backend is None
     c = e.decided_by
-    assert c is not None
+    if c is None:  # rejected by the entry point before any router
+        return obs.status == 400 and obs.backend is None
     if c.status is not None:
         # Traefik's own answer (a redirect, 400, 500): no backend, and what the client sees.
         return obs.backend is None and not _differences(aspect, c, obs)
@@ -290,7 +317,13 @@ def _matches(aspect: Aspect, e: Expectation, obs: Observation) -> bool | None:
         if obs.backend not in allowed:
             return None  # judged on the expected backends' answers; routing judges the rest
         return not _differences(aspect, c, obs)
-    return obs.status == 200 and obs.backend in allowed
+    routed = obs.status == 200 and obs.backend in allowed
+    if aspect == "edge":
+        return routed and (obs.upstream_path, obs.forwarded_prefix) == (
+            c.upstream_path,
+            c.forwarded_prefix,
+        )
+    return routed
 
 
 def judge(
@@ -309,6 +342,15 @@ def judge(
     expected = _expected_text(aspect, e)
     if e.outcome == "undefined":
         outcome = Outcome.UNDEFINED
+    elif aspect == "edge" and not _edge_judged(e):
+        # Observed behaviour, recorded with the answers: the model has no say here.
+        outcome = Outcome.REPORT_ONLY
+        observed = tuple((o, n, None) for o, n, _ in observed)
+        if e.outcome != "unpredictable":
+            expected = (
+                f"recorded, not judged: the request model was confirmed on Traefik "
+                f"{CONFIRMED_ON}, this is {e.traefik_version} (the model says: {expected})"
+            )
     elif e.outcome == "unpredictable":
         outcome = Outcome.REPORT_ONLY
     elif not judged:
@@ -322,6 +364,12 @@ def judge(
     )
     subject = probe_subject(scenario, intent, probe)
     return ExactVerdict(aspect, scenario, subject, outcome, expected, observed, message, probe)
+
+
+def _edge_judged(e: Expectation) -> bool:
+    """Whether the oracle's model of the entry point may judge this answer: it predicts one,
+    and the running Traefik is the version the model was confirmed on (or unknown)."""
+    return e.outcome != "unpredictable" and e.traefik_version in (None, CONFIRMED_ON)
 
 
 def _message(

@@ -9,7 +9,16 @@ each with the oracle's ``Expectation`` and the reason it exists:
   an unknown host (``unknown.invalid``, :func:`non_matching_host`), which must not reach it;
 - every pair of routes that can match the same request: the requests both match, which tell
   the precedence apart (e.g. ``/cheddar/wensleydale/x`` for ``/cheddar`` and
-  ``/cheddar/wensleydale``).
+  ``/cheddar/wensleydale``);
+- every route with a wildcard host (``*.example.com``): a deeper subdomain
+  (``a.wild.example.com``) and the bare domain (``example.com``), which must not reach it;
+- every route not served (an Ingress of another IngressClass): its own requests, which must
+  not reach its backend;
+- edge probes (:func:`edge_paths`, :func:`edge_hosts`), sent as written (the request-target is
+  not normalised on the way): per route, a dot segment, a dot-dot segment, a dot adjoining the
+  path, an encoded slash, dot and backslash, a double slash and the path in upper case; per
+  host, the Host in upper case, with a port and with a trailing dot. Each is judged against the
+  oracle's model of Traefik's entry point (:mod:`harness.traefik.requests`).
 
 Probes are deduplicated by request and returned sorted by host and path, so a suite
 parametrized over them gets stable, readable ids (``cheeses.minikube/cheddar/x``). Adding a route
@@ -30,10 +39,10 @@ from harness.traefik.oracle import (
     Expectation,
     RoutingOptions,
     expect,
-    host_matches,
     spec_matches,
     traefik_matches,
 )
+from harness.traefik.requests import host_matches
 
 #: A host no manifest declares (``.invalid`` is reserved, RFC 2606).
 UNKNOWN_HOST = "unknown.invalid"
@@ -46,6 +55,10 @@ KIND_BOUNDARY = "boundary"
 KIND_NOT_FOUND = "not-found"
 KIND_STRIP = "strip"
 KIND_PRECEDENCE = "precedence"
+KIND_EDGE = "edge"
+
+#: The port an edge probe adds to the Host (Traefik routes on the host without it).
+EDGE_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,46 @@ def non_matching_host(route_host: str | None) -> str | None:
     return _OTHER_UNKNOWN_HOST if host_matches(route_host, UNKNOWN_HOST) else UNKNOWN_HOST
 
 
+def wildcard_misses(route_host: str | None) -> list[tuple[str, str]]:
+    """(host, why) for a wildcard host: the hosts it must not match (a deeper subdomain, the bare
+    domain); empty for any other host."""
+    if route_host is None or not route_host.startswith("*."):
+        return []
+    domain = route_host[2:]
+    return [
+        (f"a.{probe_host(route_host)}", "a deeper subdomain of the wildcard"),
+        (domain, "the wildcard's bare domain"),
+    ]
+
+
+def edge_paths(route: Route) -> list[tuple[str, str]]:
+    """(request-target, why) for the unusual requests derived from ``route``'s path."""
+    p = route.path or "/"
+    base = p.removesuffix("/")
+    out = [
+        (f"{base}/./x", "a dot segment"),
+        (f"{base}/../x" if base else "/x/../y", "a dot-dot segment"),
+        (f"{base}./x" if base else "/.x", "a dot adjoining the path"),
+        (f"{base or '/'}%2Fx", "an encoded slash (%2F)"),
+        (f"{base}/%2e/x", "an encoded dot segment (%2e)"),
+        (f"{base or '/'}%5Cx", "an encoded backslash (%5C)"),
+        (f"{base}//x", "a double slash"),
+    ]
+    upper = (base + "/x").upper()
+    if upper != base + "/x":
+        out.append((upper, "the path in upper case"))
+    return out
+
+
+def edge_hosts(host: str) -> list[tuple[str, str]]:
+    """(Host, why) for the unusual forms of a probed host."""
+    return [
+        (host.upper(), "the Host in upper case"),
+        (f"{host}:{EDGE_PORT}", "a Host with a port"),
+        (f"{host}.", "a Host with a trailing dot"),
+    ]
+
+
 def _route_paths(route: Route) -> list[tuple[str, str, str]]:
     """(path, kind, reason) for the requests that check one route on its own."""
     p = route.path
@@ -160,6 +213,10 @@ def _add(
         d.kinds.append(kind)
 
 
+def _under(route: Route) -> str:
+    return (route.path or "/").removesuffix("/") + "/x"
+
+
 def _hosts_overlap(a: Route, b: Route) -> str | None:
     """A host both routes can match, or None."""
     for host in (probe_host(a.host), probe_host(b.host)):
@@ -190,24 +247,36 @@ def generate_probes(
     intent: Intent,
     options: RoutingOptions | None = None,
     arrivals: tuple[Arrival | None, ...] = (None,),
+    *,
+    edge: bool = True,
 ) -> tuple[Probe, ...]:
     """Every probe for ``intent``, deduplicated, sorted by host then path; at each of
     ``arrivals`` (entry point and scheme) when there are several, their ids prefixed with it
     (``https@websecure:host/path``); each sends the request headers a middleware
-    removes (:func:`removed_request_headers`)."""
+    removes (:func:`removed_request_headers`); ``edge`` False leaves the edge probes out (a run
+    that does not judge them need not send them)."""
     if len(arrivals) == 1:
-        return _probes_at(intent, options, arrivals[0], prefix="")
+        return _probes_at(intent, options, arrivals[0], prefix="", edge=edge)
     return tuple(
         probe
         for arrival in arrivals
         for probe in _probes_at(
-            intent, options, arrival, prefix="" if arrival is None else arrival.label() + ":"
+            intent,
+            options,
+            arrival,
+            prefix="" if arrival is None else arrival.label() + ":",
+            edge=edge,
         )
     )
 
 
 def _probes_at(
-    intent: Intent, options: RoutingOptions | None, arrival: Arrival | None, prefix: str
+    intent: Intent,
+    options: RoutingOptions | None,
+    arrival: Arrival | None,
+    prefix: str,
+    *,
+    edge: bool,
 ) -> tuple[Probe, ...]:
     opts = options or RoutingOptions()
     headers = removed_request_headers(intent)
@@ -238,6 +307,25 @@ def _probes_at(
                 reason=f"{route.id}: {p} on an undeclared host",
                 routes=[route.id],
             )
+        for miss, why in wildcard_misses(route.host):
+            p = route.path or "/"
+            _add(
+                drafts,
+                host=miss,
+                path=p,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {p} on {miss}, {why}",
+                routes=[route.id],
+            )
+        for path, why in edge_paths(route) if edge else ():
+            _add(
+                drafts,
+                host=host,
+                path=path,
+                kind=KIND_EDGE,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+            )
     for host in hosts:
         _add(
             drafts,
@@ -247,6 +335,28 @@ def _probes_at(
             reason=f"undeclared path on {host}",
             routes=[],
         )
+        first = next(r for r in intent.routes if probe_host(r.host) == host)
+        for variant, why in edge_hosts(host) if edge else ():
+            _add(
+                drafts,
+                host=variant,
+                path=first.path or "/",
+                kind=KIND_EDGE,
+                reason=f"{first.id}: {why}",
+                routes=[first.id],
+            )
+    for unserved in intent.unserved:
+        route = unserved.route
+        host = probe_host(route.host)
+        for path in dict.fromkeys([route.path or "/", _under(route)]):
+            _add(
+                drafts,
+                host=host,
+                path=path,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {unserved.reason}",
+                routes=[],
+            )
 
     for a, b in combinations(intent.routes, 2):
         shared = _hosts_overlap(a, b)
@@ -279,7 +389,12 @@ def _probes_at(
         d = drafts[key]
         expectation = expect(intent, d.host, d.path, opts, arrival, headers=headers)
         kinds = list(d.kinds)
-        if expectation.forwarded_prefix is not None and KIND_STRIP not in kinds:
+        # An edge probe's strip is judged by the edge check, which judges the whole answer.
+        if (
+            expectation.forwarded_prefix is not None
+            and KIND_STRIP not in kinds
+            and kinds != [KIND_EDGE]
+        ):
             kinds.append(KIND_STRIP)
         probes.append(
             Probe(

@@ -143,6 +143,9 @@ FINDING_EXPLICIT_PRIORITY = "explicit-priority-overrides-spec"
 FINDING_UNDEFINED_TIE = "undefined-tie"
 FINDING_PROVIDER_PRECEDENCE = "provider-precedence"
 FINDING_MIDDLEWARE_UNPREDICTABLE = "middleware-unpredictable"
+#: What Traefik's entry point did to a request before routing, where that differs from RFC 3986
+#: or the Ingress spec (the slugs of harness.traefik.requests.DEVIATIONS).
+FINDING_EDGE_DEVIATION = "edge-request-deviation"
 
 
 @dataclass(frozen=True)
@@ -430,6 +433,14 @@ class ManifestObject:
 
 
 @dataclass(frozen=True)
+class UnservedRoute:
+    """A route as its manifest declares it, which Traefik does not build, and why."""
+
+    route: Route
+    reason: str
+
+
+@dataclass(frozen=True)
 class Intent:
     """Everything a set of manifests declares: routes, the Services they use, and findings.
 
@@ -448,6 +459,8 @@ class Intent:
     objects: tuple[ManifestObject, ...] = ()
     legacy_mode: LegacyMode | None = None
     effective: Intent | None = None
+    #: Routes of Ingresses Traefik does not serve (another IngressClass): probed for 404.
+    unserved: tuple[UnservedRoute, ...] = ()
     _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

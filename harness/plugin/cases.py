@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -108,10 +110,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def routing_options(settings: HarnessSettings) -> RoutingOptions:
-    """The oracle's options for this run (Traefik's strictPrefixMatching as configured)."""
+    """The oracle's options for this run (Traefik's strictPrefixMatching as configured, and the
+    version of the local target's Traefik; an external or cluster proxy's version is unknown)."""
     from harness.traefik.oracle import RoutingOptions
 
-    return RoutingOptions(strict_prefix_matching=settings.strict_prefix_matching)
+    local = settings.target_kind == "local"
+    version = _local_traefik_version(settings.traefik_binary) if local else None
+    return RoutingOptions(
+        strict_prefix_matching=settings.strict_prefix_matching, traefik_version=version
+    )
 
 
 def probe_arrivals(settings: HarnessSettings, intent: Intent) -> tuple[Arrival | None, ...]:
@@ -120,6 +127,19 @@ def probe_arrivals(settings: HarnessSettings, intent: Intent) -> tuple[Arrival |
     URL, as given (the URL is the entry point)."""
     from harness.traefik.entrypoints import local_arrivals
 
-    if settings.proxy_url:
+    if settings.target_kind != "local":
         return (None,)
     return local_arrivals(intent)
+
+
+@functools.cache
+def _local_traefik_version(binary: Path | None) -> str | None:
+    """The version the local target's Traefik reports (asked once per binary and process);
+    None when there is no usable binary (the local stack then says why, before any traffic)."""
+    from harness.errors import HarnessError
+    from harness.traefik.process import find_traefik_binary, traefik_version
+
+    try:
+        return traefik_version(binary or find_traefik_binary())
+    except HarnessError:
+        return None

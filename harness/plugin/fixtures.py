@@ -197,7 +197,14 @@ def scenario_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Sce
         yield None
         return
     intent = settings.scenarios[name]
-    probes = generate_probes(intent, routing_options(settings), probe_arrivals(settings, intent))
+    # Edge probes only when an edge check is collected: a run of other suites need not send them.
+    edge = any(
+        (marker := item.get_closest_marker("harness_kind")) is not None and marker.args[0] == "edge"
+        for item in request.session.items
+    )
+    probes = generate_probes(
+        intent, routing_options(settings), probe_arrivals(settings, intent), edge=edge
+    )
     target.apply_intent(intent)
     try:
         run = send_in_rounds(

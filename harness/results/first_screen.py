@@ -78,6 +78,7 @@ KIND_HEADINGS: dict[Kind, tuple[str, str]] = {
     Kind.ROUTING: ("routing", "status and backend Service of every probe"),
     Kind.STRIP: ("strip", "path the backend saw and X-Forwarded-Prefix"),
     Kind.PRIORITY: ("priority", "the route Traefik's precedence picks where routes overlap"),
+    Kind.EDGE: ("edge", "unusual paths and hosts: dot segments, encodings, case, ports"),
     Kind.REGISTRATION: ("registration", "applying registers the routes, removing deregisters"),
     Kind.WEIGHTS: ("weights", "the weighted split, by a planned statistical test"),
     Kind.GAPS: ("gaps", "failed requests while a change is applied"),
@@ -436,7 +437,9 @@ class FirstScreen:
     #: The reasons the gate failures do not already say (regressions against the baseline).
     other_reasons: list[str]
     target_line: str
-    headings: list[tuple[str, str, str]]
+    #: (kind, heading, what it verifies, whether the run has checks of that kind: the heading
+    #: links to the kind's section only then, as there is no section without checks).
+    headings: list[tuple[str, str, str, bool]]
     blocks: list[list[MatrixGroup]]
     legend: list[tuple[str, str, str]]
     comparison: ComparisonSummary | None
@@ -459,7 +462,9 @@ def build_first_screen(results: ResultsDocument) -> FirstScreen:
         gate_failures=failures,
         other_reasons=[r for r in reasons if r not in said],
         target_line=target_line(results),
-        headings=[(k, *KIND_HEADINGS[k]) for k in KINDS],
+        headings=[
+            (k, *KIND_HEADINGS[k], any(c["kind"] == k for c in results["checks"])) for k in KINDS
+        ],
         blocks=_blocks(_matrix_groups(results)),
         legend=[(o, MARKS[o], what) for o, what in LEGEND],
         comparison=_comparison(results),

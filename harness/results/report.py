@@ -56,6 +56,7 @@ from harness.checks.evidence import (
 from harness.intent.model import (
     FINDING_CHARACTER_WISE_PREFIX,
     FINDING_DUPLICATE_ROUTER,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_LEGACY_ANNOTATION,
     FINDING_LEGACY_API,
@@ -75,11 +76,12 @@ from harness.results.first_screen import (
 )
 
 #: Check kinds in the order their sections appear; other kinds follow, sorted.
-KIND_ORDER = ("routing", "strip", "priority", "registration", "weights", "gaps")
+KIND_ORDER = ("routing", "strip", "priority", "edge", "registration", "weights", "gaps")
 KIND_TITLES = {
     "routing": "Routing: status and backend of every probe",
     "strip": "Strip: upstream path and X-Forwarded-Prefix",
     "priority": "Priority: the route precedence picks",
+    "edge": "Edge requests: unusual paths and hosts as Traefik handles them",
     "registration": "Registration: applying and removing Ingresses",
     "weights": "Weighted splits",
     "gaps": "Gaps while a change is applied",
@@ -89,7 +91,7 @@ KIND_TITLES = {
 FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
     (
         "spec",
-        "Deviations from the Kubernetes Ingress spec",
+        "Deviations from the Kubernetes Ingress spec (and RFC 3986, before routing)",
         frozenset(
             {
                 FINDING_PREFIX_OUTRANKS_EXACT,
@@ -98,6 +100,7 @@ FINDING_GROUPS: tuple[tuple[str, str, frozenset[str]], ...] = (
                 FINDING_RULE_LENGTH_ORDER,
                 FINDING_EXPLICIT_PRIORITY,
                 FINDING_PROVIDER_PRECEDENCE,
+                FINDING_EDGE_DEVIATION,
             }
         ),
     ),

@@ -75,7 +75,14 @@ from typing import Any, Literal, NoReturn
 
 from harness.backends.whoami import canonical_header_key
 from harness.traefik.goregexp import GoRegexp, GoRegexpError, compile_go_regexp
-from harness.traefik.requests import go_path_clean
+from harness.traefik.requests import (
+    _URL,
+    _escape,
+    _parse_request_uri,
+    _unescape,
+    _valid_encoded,
+    encoded_prefix_len,
+)
 
 __all__ = [
     "CONFIRMED_ON",
@@ -538,111 +545,6 @@ def flatten(
     return tuple(out)
 
 
-# -- Go's net/url, the parts the middlewares use ----------------------------------------------
-
-_Mode = Literal["path", "fragment"]
-_HEX = "0123456789ABCDEF"
-
-
-def _should_escape(c: int, mode: _Mode) -> bool:
-    ch = chr(c)
-    if ch.isascii() and ch.isalnum():
-        return False
-    if ch in "-_.~":
-        return False
-    if ch in "$&+,/:;=?@":
-        return mode == "path" and ch == "?"
-    return not (mode == "fragment" and ch in "!()*")
-
-
-def _escape(s: str, mode: _Mode) -> str:
-    out: list[str] = []
-    for b in s.encode("utf-8", "surrogateescape"):
-        if _should_escape(b, mode):
-            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
-        else:
-            out.append(chr(b))
-    return "".join(out)
-
-
-def _unescape(s: str) -> str | None:
-    """Go's ``unescape`` (path mode): None for a malformed ``%``."""
-    raw = s.encode("utf-8", "surrogateescape")
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        if raw[i] == ord("%"):
-            pair = raw[i + 1 : i + 3].decode("ascii", "replace")
-            if len(pair) != 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
-                return None
-            out.append(int(pair, 16))
-            i += 3
-        else:
-            out.append(raw[i])
-            i += 1
-    return out.decode("utf-8", "surrogateescape")
-
-
-def _valid_encoded(s: str, mode: _Mode) -> bool:
-    for b in s.encode("utf-8", "surrogateescape"):
-        if chr(b) in "!$&'()*+,;=:@[]%":
-            continue
-        if _should_escape(b, mode):
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class _URL:
-    """The fields of Go's ``url.URL`` the middlewares read and write."""
-
-    path: str
-    raw_path: str = ""
-    raw_query: str = ""
-    force_query: bool = False
-
-    def escaped_path(self) -> str:
-        raw = self.raw_path
-        if raw and _valid_encoded(raw, "path") and _unescape(raw) == self.path:
-            return raw
-        if self.path == "*":
-            return "*"
-        return _escape(self.path, "path")
-
-    def request_uri(self) -> str:
-        result = self.escaped_path() or "/"
-        if self.force_query or self.raw_query:
-            result += "?" + self.raw_query
-        return result
-
-    def with_path(self, p: str) -> _URL | None:
-        """``setPath``: None when ``p`` has a malformed escape."""
-        path = _unescape(p)
-        if path is None:
-            return None
-        return replace(self, path=path, raw_path="" if _escape(path, "path") == p else p)
-
-    def join_path(self) -> _URL:
-        """``URL.JoinPath()`` with no elements: ``path.Join`` of the escaped path."""
-        first = self.escaped_path()
-        relative = not first.startswith("/")
-        joined = go_path_clean("/" + first if relative else first)
-        if relative:
-            joined = joined[1:]
-        if first.endswith("/") and not joined.endswith("/"):
-            joined += "/"
-        # The escaped path re-parses: JoinPath's setPath cannot fail on it.
-        return self.with_path(joined) or self
-
-
-def _parse_request_uri(target: str) -> _URL | None:
-    path, q, query = target.partition("?")
-    if not path.startswith("/"):
-        return None
-    url = _URL("", raw_query=query, force_query=bool(q) and not query)
-    return url.with_path(path)
-
-
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_~")
 
 
@@ -798,17 +700,6 @@ def _ensure_leading_slash(s: str) -> str:
     return s if not s or s.startswith("/") else "/" + s
 
 
-def _encoded_prefix_len(raw_path: str, decoded_prefix: str) -> int:
-    """Traefik's ``encodedPrefixLen`` (bytes of the raw path covering the decoded prefix)."""
-    raw = raw_path.encode("utf-8", "surrogateescape")
-    want = len(decoded_prefix.encode("utf-8", "surrogateescape"))
-    decoded = i = 0
-    while i < len(raw) and decoded < want:
-        i += 3 if raw[i] == ord("%") and i + 2 < len(raw) else 1
-        decoded += 1
-    return len(raw[:i].decode("utf-8", "surrogateescape"))
-
-
 def _has_invalid_utf8(s: str) -> bool:
     return any(0xDC80 <= ord(c) <= 0xDCFF for c in s)
 
@@ -818,7 +709,7 @@ def _strip_prefix(mw: StripPrefix, st: _State) -> Outcome | None:
         if not st.url.path.startswith(prefix):
             continue
         rest = st.url.path[len(prefix) :]
-        raw_rest = st.url.raw_path[_encoded_prefix_len(st.url.raw_path, prefix) :]
+        raw_rest = st.url.raw_path[encoded_prefix_len(st.url.raw_path, prefix) :]
         if mw.force_slash:
             path, raw = "/" + rest.removeprefix("/"), "/" + raw_rest.removeprefix("/")
         else:
@@ -842,7 +733,7 @@ def _strip_prefix_regex(mw: StripPrefixRegex, st: _State) -> Outcome | None:
         prefix = m.group(0)
         st.add("X-Forwarded-Prefix", prefix)
         raw = st.url.raw_path
-        new_raw = _ensure_leading_slash(raw[_encoded_prefix_len(raw, prefix) :]) if raw else ""
+        new_raw = _ensure_leading_slash(raw[encoded_prefix_len(raw, prefix) :]) if raw else ""
         return st.strip(prefix, _ensure_leading_slash(path[len(prefix) :]), new_raw)
     return None
 

@@ -3,8 +3,10 @@ the Kubernetes Ingress spec would prescribe instead.
 
 Traefik's rules, each from its source (traefik/traefik v3.7):
 
-- The request path is cleaned first (entry point ``sanitizePath``, default on: ``URL.JoinPath``
-  removes ``.``, ``..`` and ``//``; server_entrypoint_tcp.go).
+- Before any router, the entry point parses, normalises and cleans the request-target and Host
+  (:func:`harness.traefik.requests.at_entry_point`, which also says where Traefik answers 400 by
+  itself or the model cannot predict the answer); routers match the request's *routing path* and
+  canonical host (port, case and one trailing dot removed).
 - Routers are sorted by priority, higher first; the default priority is ``len(rule)`` and an
   explicit one wins (pkg/muxer/http/mux.go, pkg/server/router/router.go). The first router
   whose rule matches handles the request; none → 404.
@@ -12,7 +14,8 @@ Traefik's rules, each from its source (traefik/traefik v3.7):
   (new in 3.7; default kubernetesgateway, kubernetescrd, kubernetes, ...). Within one provider
   the order is unspecified (map iteration, unstable sort): if the tied routers would answer
   differently, the outcome is UNDEFINED, reported rather than passed or failed.
-- ``Host`` compares case-insensitively, port removed; ``*.example.com`` matches one label.
+- ``Host`` compares case-insensitively, port removed; ``*.example.com`` matches one label
+  (:func:`harness.traefik.requests.host_matches`).
   ``Path`` is string equality; ``PathPrefix`` is ``strings.HasPrefix`` (character-wise) unless
   the Ingress provider's ``strictPrefixMatching`` rewrote the rule to
   ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go).
@@ -35,13 +38,14 @@ outside the Ingress spec: where one matches, the spec comparison is "not applica
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
 from harness.intent.model import (
     DEFAULT_PROVIDER_PRECEDENCE,
     FINDING_CHARACTER_WISE_PREFIX,
+    FINDING_EDGE_DEVIATION,
     FINDING_EXPLICIT_PRIORITY,
     FINDING_MIDDLEWARE_UNPREDICTABLE,
     FINDING_PREFIX_OUTRANKS_EXACT,
@@ -57,7 +61,19 @@ from harness.intent.model import (
 )
 from harness.traefik import middlewares as mw
 from harness.traefik.entrypoints import Arrival, serving_routes
-from harness.traefik.requests import go_path_clean
+from harness.traefik.requests import (
+    CONFIRMED_ON,
+    DEVIATIONS,
+    REJECTED,
+    ROUTABLE,
+    EdgeRequest,
+    EntryPointOptions,
+    at_entry_point,
+    host_matches,
+    path_matches,
+    through_router,
+    wildcard_deviation,
+)
 
 Outcome = Literal[
     "routed", "not-found", "undefined", "bad-request", "redirect", "answered", "unpredictable"
@@ -72,7 +88,8 @@ BAD_REQUEST: Outcome = "bad-request"
 REDIRECT: Outcome = "redirect"
 #: A middleware answers by itself with another status (500 for an invalid escape).
 ANSWERED: Outcome = "answered"
-#: The middleware model cannot predict Traefik's answer: recorded as observed, not judged.
+#: The model (of the request or of the middlewares) cannot predict Traefik's answer: the
+#: answer is recorded as observed, not judged.
 UNPREDICTABLE: Outcome = "unpredictable"
 
 
@@ -84,11 +101,25 @@ class RoutingOptions:
     strict_prefix_matching: bool = False
     #: ``providers.precedence`` (Traefik ≥ 3.7); earlier wins on equal priority.
     provider_precedence: tuple[str, ...] = DEFAULT_PROVIDER_PRECEDENCE
+    #: The entry point's ``http`` options that change what the routers see.
+    entry_point: EntryPointOptions = field(default_factory=EntryPointOptions)
+    #: The version of the Traefik under test, when known (the local target's binary); the
+    #: request model was confirmed on :data:`CONFIRMED_ON`.
+    traefik_version: str | None = None
+
+    @property
+    def edge_model_applies(self) -> bool:
+        """Whether the request model was confirmed on the Traefik under test (an unknown
+        version, e.g. an external proxy, is judged against the model)."""
+        return self.traefik_version in (None, CONFIRMED_ON)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "strict_prefix_matching": self.strict_prefix_matching,
             "provider_precedence": list(self.provider_precedence),
+            "entry_point": self.entry_point.to_static(),
+            "traefik_version": self.traefik_version,
+            "request_model_confirmed_on": CONFIRMED_ON,
         }
 
 
@@ -182,10 +213,13 @@ class SpecExpectation:
 class Expectation:
     """The expected outcome of one request under Traefik's rules, with the evidence for it.
 
-    ``status``: 404 (no route), Traefik's own answer through the winner's middlewares (400, 500,
-    a redirect), or None (the backend answers). ``decided_by`` is the winning route (None when
-    not found or undefined); ``competing`` the other matching routes in Traefik's order;
-    ``tied`` the routes tied at the top when the outcome is undefined.
+    ``status``: 404 (no route), 400 (Traefik rejected the request before routing), Traefik's own
+    answer through the winner's middlewares (400, 500, a redirect), or None (the backend answers,
+    or unpredictable). ``decided_by`` is the winning route (None when not found, rejected,
+    unpredictable before routing, or undefined); ``competing`` the other matching routes in
+    Traefik's order; ``tied`` the routes tied at the top when the outcome is undefined.
+    ``request`` is what the entry point made of the request; ``traefik_version`` the Traefik
+    under test (None: unknown), the request model's own version being :data:`CONFIRMED_ON`.
     """
 
     host: str
@@ -198,6 +232,8 @@ class Expectation:
     spec: SpecExpectation
     findings: tuple[Finding, ...]
     reason: str
+    request: EdgeRequest | None = None
+    traefik_version: str | None = None
 
     @property
     def route_id(self) -> str | None:
@@ -264,60 +300,21 @@ class Expectation:
             "spec": self.spec.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
             "reason": self.reason,
+            "request": None if self.request is None else self.request.to_dict(),
+            "traefik_version": self.traefik_version,
+            "model_confirmed_on": CONFIRMED_ON,
         }
 
 
-# -- path and host handling as in Go / Traefik -------------------------------------------------
+# -- matching, on the request as the entry point hands it to the routers ---------------------
 
 
-def clean_path(path: str) -> str:
-    """``URL.JoinPath()`` with no elements: ``path.Clean`` keeping one trailing slash."""
-    cleaned = go_path_clean(path)
-    if path.endswith("/") and not cleaned.endswith("/"):
-        cleaned += "/"
-    return cleaned
-
-
-def request_host(host: str) -> str:
-    """The host Traefik matches on: lowercase, without port (IPv6 brackets removed)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[1:end] if end > 0 else host
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host
-
-
-def host_matches(expr: str | None, host: str) -> bool:
-    """Traefik's ``Host`` matcher: ``expr`` None or ``*`` matches any host."""
-    host = request_host(host)
-    if expr is None or expr == "*":
-        return True
-    if not host:
-        return False
-    expr = expr.lower()
-
-    def match(domain: str, pattern: str) -> bool:
-        if pattern.startswith("*"):
-            labels = domain.split(".")
-            labels[0] = "*"
-            return ".".join(labels) == pattern
-        return domain == pattern
-
-    if match(host, expr):
-        return True
-    if expr.endswith(".") and match(host, expr[:-1]):
-        return True
-    return host.endswith(".") and match(host[:-1], expr)
-
-
-def traefik_path_matches(route: Route, path: str, *, strict_prefix_matching: bool = False) -> bool:
-    """Whether the route's path matcher accepts ``path`` (already cleaned) in Traefik."""
+def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
+    """Whether the route's path matcher accepts the request's routing path in Traefik."""
     if route.path is None:
         return True
     if route.match == "exact":
-        return path == route.path
+        return path_matches("exact", route.path, request)
     if (
         strict_prefix_matching
         and route.provider == PROVIDER_INGRESS
@@ -325,17 +322,29 @@ def traefik_path_matches(route: Route, path: str, *, strict_prefix_matching: boo
         and route.path != "/"
     ):
         base = route.path.removesuffix("/")
-        return path == base or path.startswith(base + "/")
-    return path.startswith(route.path)
+        return path_matches("exact", base, request) or path_matches("prefix", base + "/", request)
+    return path_matches("prefix", route.path, request)
+
+
+def _routes_request(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
+    return host_matches(route.host, request.host) and _traefik_path_matches(
+        route, request, strict_prefix_matching
+    )
+
+
+def _entry(host: str, target: str, options: EntryPointOptions | None = None) -> EdgeRequest:
+    if not target.startswith("/"):
+        raise ConfigError(f"request path {target!r} must start with '/'")
+    return at_entry_point(target, host, options)
 
 
 def traefik_matches(
     route: Route, host: str, path: str, *, strict_prefix_matching: bool = False
 ) -> bool:
-    """Whether Traefik's router for ``route`` matches a request (host as sent, path cleaned)."""
-    return host_matches(route.host, host) and traefik_path_matches(
-        route, path, strict_prefix_matching=strict_prefix_matching
-    )
+    """Whether Traefik's router for ``route`` matches ``GET path`` with ``Host: host`` (both as
+    sent; a request the entry point rejects matches nothing)."""
+    request = _entry(host, path)
+    return request.outcome == ROUTABLE and _routes_request(route, request, strict_prefix_matching)
 
 
 def _elements(path: str) -> list[str]:
@@ -345,21 +354,29 @@ def _elements(path: str) -> list[str]:
 def spec_matches(
     route: Route, host: str, path: str, *, strict_prefix_matching: bool = False
 ) -> bool:
-    """Whether the Kubernetes Ingress spec says ``route`` matches (Ingress routes only)."""
-    if route.path_type is None or not host_matches(route.host, host):
+    """Whether the Kubernetes Ingress spec says ``route`` matches ``GET path`` with ``Host:
+    host`` (Ingress routes only). The spec says nothing about normalising a request, so it is
+    applied to the path Traefik routes on; what the entry point changed before is a finding of
+    its own (:data:`FINDING_EDGE_DEVIATION`)."""
+    request = _entry(host, path)
+    return request.outcome == ROUTABLE and _spec_routes(route, request, strict_prefix_matching)
+
+
+def _spec_routes(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
+    if route.path_type is None or not host_matches(route.host, request.host):
         return False
-    return _spec_path_matches(route, path, strict_prefix_matching)
+    return _spec_path_matches(route, request, strict_prefix_matching)
 
 
-def _spec_path_matches(route: Route, path: str, strict_prefix_matching: bool) -> bool:
+def _spec_path_matches(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
     if route.path is None:
         return True
     if route.path_type == "Exact":
-        return path == route.path
+        return path_matches("exact", route.path, request)
     if route.path_type == "Prefix":
         want = _elements(route.path)
-        return _elements(path)[: len(want)] == want
-    return traefik_path_matches(route, path, strict_prefix_matching=strict_prefix_matching)
+        return _elements(request.routing_path)[: len(want)] == want
+    return _traefik_path_matches(route, request, strict_prefix_matching)
 
 
 # -- the oracle ---------------------------------------------------------------------------------
@@ -374,13 +391,18 @@ _ENTRY_POINT_HEADERS = frozenset(
 
 
 def middleware_request(
-    host: str, target: str, headers: Sequence[tuple[str, str]] = ()
+    host: str,
+    target: str,
+    headers: Sequence[tuple[str, str]] = (),
+    scheme: Literal["http", "https"] = "http",
 ) -> mw.Request:
     """The request as the entry point hands it to a router's middlewares: ``target`` the
     escaped, cleaned request target, ``host`` the Host, the client's headers without those the
     entry point replaces, and ``X-Forwarded-Proto`` (redirectScheme reads it)."""
     kept = tuple((k, v) for k, v in headers if k.title() not in _ENTRY_POINT_HEADERS)
-    return mw.Request(host=host, target=target, headers=(("X-Forwarded-Proto", "http"), *kept))
+    return mw.Request(
+        host=host, target=target, scheme=scheme, headers=(("X-Forwarded-Proto", scheme), *kept)
+    )
 
 
 def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
@@ -443,25 +465,28 @@ def expect(
     headers: Sequence[tuple[str, str]] = (),
 ) -> Expectation:
     """What Traefik must do with ``GET path`` for ``Host: host`` (and the request ``headers``)
-    under ``intent``, for a request arriving at ``arrival`` (entry point and scheme; None: any)."""
+    under ``intent``, for a request arriving at ``arrival`` (entry point and scheme; None: any):
+    ``path`` is the request-target exactly as sent (not normalised), ``host`` the Host header as
+    sent."""
     intent = _served_at(intent, arrival)
     opts = options or RoutingOptions()
     strict = opts.strict_prefix_matching
-    raw_path, sep, query = path.partition("?")
-    if not raw_path.startswith("/"):
-        raise ConfigError(f"request path {path!r} must start with '/'")
-    rpath = clean_path(raw_path)
-    request = middleware_request(host, rpath + sep + query, headers)
+    request = _entry(host, path, opts.entry_point)
+    if request.outcome != ROUTABLE:
+        return _unrouted(host, path, request, opts)
+    rpath = request.routing_path
+    scheme: Literal["http", "https"] = "https" if arrival is not None and arrival.https else "http"
+    to_middlewares = middleware_request(
+        request.host_header or "", request.router_target, headers, scheme
+    )
     order = {name: i for i, name in enumerate(opts.provider_precedence)}
 
     def rank(c: Candidate) -> tuple[int, int]:
         return (-c.priority, order.get(c.provider, len(order)))
 
-    matching = [
-        r for r in intent.routes if traefik_matches(r, host, rpath, strict_prefix_matching=strict)
-    ]
-    candidates = sorted((_candidate(r, request, strict) for r in matching), key=rank)
-    spec = _spec(intent, host, rpath, matching, strict)
+    matching = [r for r in intent.routes if _routes_request(r, request, strict)]
+    candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
+    spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []
 
     if not candidates:
@@ -474,8 +499,10 @@ def expect(
             competing=(),
             tied=(),
             spec=spec,
-            findings=tuple(_compare(intent, None, spec, rpath, strict)),
-            reason=f"no route matches host {host!r} path {rpath!r}: Traefik answers 404",
+            findings=tuple(_compare(intent, None, spec, request, strict)),
+            reason=f"no route matches host {request.host!r} path {rpath!r}: Traefik answers 404",
+            request=request,
+            traefik_version=opts.traefik_version,
         )
 
     top = candidates[0]
@@ -505,6 +532,8 @@ def expect(
             spec=spec,
             findings=tuple(findings),
             reason="undefined: " + "; ".join(_describe(c) for c in tied) + " tie",
+            request=request,
+            traefik_version=opts.traefik_version,
         )
 
     competing = tuple(c for c in candidates if c is not top)
@@ -525,7 +554,22 @@ def expect(
                 (top.route_id, other.route_id),
             )
         )
-    findings.extend(_compare(intent, top, spec, rpath, strict))
+    findings.extend(_compare(intent, top, spec, request, strict))
+    findings.extend(_edge_findings(intent.route(top.route_id), request))
+    denied = through_router(request, options=opts.entry_point)
+    if denied.status is not None:
+        # The entry point's encodedCharacters answers before any middleware runs.
+        top = replace(
+            top,
+            status=denied.status,
+            upstream_path=None,
+            forwarded_prefix=None,
+            location=None,
+            unpredictable=None,
+            answer_reason=None,
+            request_headers=(),
+            response_headers=(),
+        )
     outcome = _outcome(top)
     if outcome == UNPREDICTABLE:
         findings.append(
@@ -545,7 +589,9 @@ def expect(
     outranked = [c for c in competing if c not in tied]
     if outranked:
         reason += "; it outranks " + "; ".join(_describe(c) for c in outranked)
-    if top.answer_reason is not None:
+    if denied.status is not None:
+        reason += f"; {denied.reason}"
+    elif top.answer_reason is not None:
         reason += f"; {top.answer_reason}, so Traefik answers {top.status}"
     elif outcome == REDIRECT:
         reason += f"; a redirect middleware answers {top.status} to {top.location}"
@@ -562,6 +608,8 @@ def expect(
         spec=spec,
         findings=tuple(findings),
         reason=reason,
+        request=request,
+        traefik_version=opts.traefik_version,
     )
 
 
@@ -575,8 +623,51 @@ def _outcome(top: Candidate) -> Outcome:
     return REDIRECT if top.location is not None else ANSWERED
 
 
+def _unrouted(host: str, path: str, request: EdgeRequest, opts: RoutingOptions) -> Expectation:
+    """A request no router sees: rejected by Go or the entry point (400), or unpredictable."""
+    rejected = request.outcome == REJECTED
+    return Expectation(
+        host=host,
+        path=path,
+        outcome=BAD_REQUEST if rejected else UNPREDICTABLE,
+        status=400 if rejected else None,
+        decided_by=None,
+        competing=(),
+        tied=(),
+        spec=SpecExpectation("not-applicable", None, (), "the request does not reach the routers"),
+        findings=(),
+        reason=(
+            f"rejected before routing: {request.reason}"
+            if rejected
+            else f"unpredictable (recorded, not judged): {request.reason}"
+        ),
+        request=request,
+        traefik_version=opts.traefik_version,
+    )
+
+
+def _edge_findings(route: Route, request: EdgeRequest) -> list[Finding]:
+    """What the entry point did to a request that reached ``route``, where that differs from
+    RFC 3986 or the Ingress spec (Traefik :data:`CONFIRMED_ON`)."""
+    slugs = list(request.deviations)
+    wildcard = wildcard_deviation(route.host, request.host)
+    if wildcard is not None:
+        slugs.append(wildcard)
+    return [
+        Finding(
+            FINDING_EDGE_DEVIATION,
+            f"{request.target!r} (Host {request.host_sent!r}) reached {route.id}: "
+            f"{DEVIATIONS[slug]} (Traefik {CONFIRMED_ON})",
+            route.source,
+            "info",
+            (route.id,),
+        )
+        for slug in slugs
+    ]
+
+
 def _spec(
-    intent: Intent, host: str, path: str, matching: list[Route], strict: bool
+    intent: Intent, request: EdgeRequest, matching: list[Route], strict: bool
 ) -> SpecExpectation:
     if any(r.path_type is None for r in matching):
         return SpecExpectation(
@@ -585,7 +676,7 @@ def _spec(
             (),
             "an IngressRoute matches: the Kubernetes Ingress spec does not apply",
         )
-    found = [r for r in intent.routes if spec_matches(r, host, path, strict_prefix_matching=strict)]
+    found = [r for r in intent.routes if _spec_routes(r, request, strict)]
     if not found:
         return SpecExpectation(
             "not-found", None, (), "no Ingress path matches under the Ingress spec"
@@ -617,9 +708,10 @@ def _spec(
 
 
 def _compare(
-    intent: Intent, top: Candidate | None, spec: SpecExpectation, path: str, strict: bool
+    intent: Intent, top: Candidate | None, spec: SpecExpectation, request: EdgeRequest, strict: bool
 ) -> list[Finding]:
     """Findings where Traefik's decision differs from the Ingress spec's."""
+    path = request.routing_path
     if spec.outcome in ("not-applicable", "undefined"):
         return []
     t = None if top is None else intent.route(top.route_id)
@@ -651,7 +743,11 @@ def _compare(
                 f"Traefik finds no route for {path}, the Ingress spec picks {s.id}",
             )
         return [Finding(kind, text, s.source, "warning", (s.id,))]
-    if t.match == "prefix" and t.path_type == "Prefix" and not _spec_path_matches(t, path, strict):
+    if (
+        t.match == "prefix"
+        and t.path_type == "Prefix"
+        and not _spec_path_matches(t, request, strict)
+    ):
         other = (
             f"the Ingress spec picks {s.id}" if s is not None else "the Ingress spec answers 404"
         )

@@ -6,9 +6,10 @@ routes with :func:`host_matches` and :func:`path_matches`, and runs the winner t
 :func:`through_router`. A probe this module cannot predict comes back ``unpredictable`` with the
 reason, so the harness records what Traefik did instead of judging it.
 
-Paths here are byte strings held as ``str`` of code points 0-255 (``latin-1``): Go works on bytes,
-and a probe is sent UTF-8 encoded (:func:`wire_text`). For ASCII, which is every probe the harness
-derives, that is plain text.
+Go works on bytes; a probe is sent UTF-8 encoded, and paths here are the text those bytes decode
+to as UTF-8 (a byte that is not valid UTF-8 held as a surrogate escape, Python's
+``surrogateescape``), the representation :mod:`harness.traefik.middlewares` shares. For ASCII,
+which is every probe the harness derives, that is plain text.
 
 Each behaviour, where it lives in Traefik v3.7 (or Go's standard library), confirmed on Traefik
 :data:`CONFIRMED_ON` (``tests/test_traefik_requests.py``, against the real binary):
@@ -241,64 +242,79 @@ class EntryPointOptions:
         return out
 
 
-# -- Go's net/url, for paths (the subset Traefik's path handling uses) ---------------------------
+# -- Go's net/url, the parts Traefik's path handling and its middlewares use ---------------------
+# (the one copy: harness.traefik.middlewares imports it)
+
+_Mode = Literal["path", "fragment"]
 
 
-def _should_escape(c: str) -> bool:
-    """``url.shouldEscape(c, encodePath)``."""
-    return not (c in _ALNUM or c in "-_.~$&+,/:;=@")
+def _should_escape(c: int, mode: _Mode = "path") -> bool:
+    """``url.shouldEscape`` for a byte, in path or fragment mode."""
+    ch = chr(c)
+    if ch.isascii() and ch.isalnum():
+        return False
+    if ch in "-_.~":
+        return False
+    if ch in "$&+,/:;=?@":
+        return mode == "path" and ch == "?"
+    return not (mode == "fragment" and ch in "!()*")
 
 
-def _escape(s: str) -> str:
-    return "".join(
-        f"%{_HEX[ord(c) >> 4]}{_HEX[ord(c) & 15]}" if _should_escape(c) else c for c in s
-    )
-
-
-def _unescape(s: str) -> str | None:
-    """``url.unescape(s, encodePath)``; None on a bad percent-encoding."""
+def _escape(s: str, mode: _Mode = "path") -> str:
+    """``url.escape``: every byte of ``s`` (UTF-8) that needs it percent-encoded."""
     out: list[str] = []
-    i = 0
-    while i < len(s):
-        if s[i] == "%":
-            if i + 2 >= len(s) or s[i + 1] not in _HEX_DIGITS or s[i + 2] not in _HEX_DIGITS:
-                return None
-            out.append(chr(int(s[i + 1 : i + 3], 16)))
-            i += 3
+    for b in s.encode("utf-8", "surrogateescape"):
+        if _should_escape(b, mode):
+            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
         else:
-            out.append(s[i])
-            i += 1
+            out.append(chr(b))
     return "".join(out)
 
 
-def _valid_encoded(s: str) -> bool:
-    """``url.validEncoded(s, encodePath)``."""
-    return all(c in "!$&'()*+,;=:@[]%" or not _should_escape(c) for c in s)
+def _unescape(s: str) -> str | None:
+    """``url.unescape`` (path mode): None for a malformed ``%``."""
+    raw = s.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == ord("%"):
+            pair = raw[i + 1 : i + 3].decode("ascii", "replace")
+            if len(pair) != 2 or any(c not in _HEX_DIGITS for c in pair):
+                return None
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _valid_encoded(s: str, mode: _Mode = "path") -> bool:
+    """``url.validEncoded``."""
+    for b in s.encode("utf-8", "surrogateescape"):
+        if chr(b) in "!$&'()*+,;=:@[]%":
+            continue
+        if _should_escape(b, mode):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
 class _URL:
-    path: str
-    raw_path: str
-    raw_query: str
-    force_query: bool
+    """The fields of Go's ``url.URL`` that path handling reads and writes."""
 
-    @classmethod
-    def with_path(cls, p: str, raw_query: str = "", force_query: bool = False) -> _URL | None:
-        """``URL.setPath``: None when ``p`` has a bad percent-encoding."""
-        decoded = _unescape(p)
-        if decoded is None:
-            return None
-        return cls(decoded, "" if _escape(decoded) == p else p, raw_query, force_query)
+    path: str
+    raw_path: str = ""
+    raw_query: str = ""
+    force_query: bool = False
 
     def escaped_path(self) -> str:
         """``URL.EscapedPath``."""
-        if (
-            self.raw_path
-            and _valid_encoded(self.raw_path)
-            and _unescape(self.raw_path) == self.path
-        ):
-            return self.raw_path
+        raw = self.raw_path
+        if raw and _valid_encoded(raw) and _unescape(raw) == self.path:
+            return raw
+        if self.path == "*":
+            return "*"
         return _escape(self.path)
 
     def request_uri(self) -> str:
@@ -308,15 +324,45 @@ class _URL:
             result += "?" + self.raw_query
         return result
 
+    def with_path(self, p: str) -> _URL | None:
+        """``URL.setPath`` on a copy: None when ``p`` has a malformed escape."""
+        path = _unescape(p)
+        if path is None:
+            return None
+        return replace(self, path=path, raw_path="" if _escape(path) == p else p)
+
     def join_path(self) -> _URL:
-        """``URL.JoinPath()`` with no elements: clean the escaped path, keep a trailing slash."""
-        escaped = self.escaped_path()
-        cleaned = go_path_clean(escaped) if escaped else ""
-        if escaped.endswith("/") and not cleaned.endswith("/"):
-            cleaned += "/"
-        joined = _URL.with_path(cleaned, self.raw_query, self.force_query)
-        assert joined is not None  # cleaning a valid escaped path keeps it valid
-        return joined
+        """``URL.JoinPath()`` with no elements: ``path.Join`` of the escaped path (cleaned, one
+        trailing slash kept)."""
+        first = self.escaped_path()
+        relative = not first.startswith("/")
+        joined = go_path_clean("/" + first if relative else first)
+        if relative:
+            joined = joined[1:]
+        if first.endswith("/") and not joined.endswith("/"):
+            joined += "/"
+        # The escaped path re-parses: JoinPath's setPath cannot fail on it.
+        return self.with_path(joined) or self
+
+
+def _parse_request_uri(target: str) -> _URL | None:
+    """``url.ParseRequestURI`` for an origin-form target; None where Go rejects it."""
+    path, q, query = target.partition("?")
+    if not path.startswith("/"):
+        return None
+    return _URL("", raw_query=query, force_query=bool(q) and not query).with_path(path)
+
+
+def encoded_prefix_len(raw_path: str, decoded_prefix: str) -> int:
+    """strip_prefix.go ``encodedPrefixLen``: the characters of the raw path covering the decoded
+    prefix (counted in bytes, as Go does)."""
+    raw = raw_path.encode("utf-8", "surrogateescape")
+    want = len(decoded_prefix.encode("utf-8", "surrogateescape"))
+    decoded = i = 0
+    while i < len(raw) and decoded < want:
+        i += 3 if raw[i] == ord("%") and i + 2 < len(raw) else 1
+        decoded += 1
+    return len(raw[:i].decode("utf-8", "surrogateescape"))
 
 
 def go_path_clean(p: str) -> str:
@@ -331,17 +377,6 @@ def go_path_clean(p: str) -> str:
             continue
         parts.append(seg)
     return "/" + "/".join(parts)
-
-
-def _parse_request_uri(target: str) -> _URL | None:
-    """``url.ParseRequestURI`` for an origin-form target; None where Go rejects it."""
-    rest = target
-    force_query = False
-    if rest.endswith("?") and rest.count("?") == 1:
-        force_query, rest, query = True, rest[:-1], ""
-    else:
-        rest, _, query = rest.partition("?")
-    return _URL.with_path(rest, query, force_query)
 
 
 def _normalize(url: _URL) -> _URL:
@@ -365,17 +400,17 @@ def _normalize(url: _URL) -> _URL:
 
 def _routing_path(escaped: str) -> str:
     """mux.go ``withRoutingPath``: decode every percent-encoding except the reserved ones."""
-    out: list[str] = []
+    out = bytearray()
     i = 0
     while i < len(escaped):
-        if escaped[i] == "%":
-            code = escaped[i : i + 3]
-            out.append(code if code in _RESERVED_ENCODED else chr(int(code[1:], 16)))
+        code = escaped[i : i + 3]
+        if escaped[i] == "%" and code not in _RESERVED_ENCODED:
+            out.append(int(code[1:], 16))
             i += 3
         else:
-            out.append(escaped[i])
+            out.extend(escaped[i].encode("utf-8", "surrogateescape"))
             i += 1
-    return "".join(out)
+    return out.decode("utf-8", "surrogateescape")
 
 
 # -- hosts --------------------------------------------------------------------------------------
@@ -476,6 +511,12 @@ class EdgeRequest:
     deviations: tuple[str, ...] = ()
     _url: _URL | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def router_target(self) -> str:
+        """The request-target the router and its middlewares get (``URL.RequestURI`` after the
+        entry point: the cleaned, escaped path and the query); empty unless routable."""
+        return "" if self._url is None else self._url.request_uri()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
@@ -490,11 +531,6 @@ class EdgeRequest:
             "deviations": list(self.deviations),
             "confirmed_on": CONFIRMED_ON,
         }
-
-
-def wire_text(target: str) -> str:
-    """The target as Go sees it: its UTF-8 bytes, one code point per byte."""
-    return target.encode("utf-8").decode("latin-1")
 
 
 def _refuse(target: str, host: str | None, reason: str) -> EdgeRequest:
@@ -527,14 +563,14 @@ def at_entry_point(
             f"probe {target!r} (Host {host!r}): a space, CR or LF cannot be sent in a request line "
             "or header; percent-encode it"
         )
-    wire = wire_text(target)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in wire):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return _unpredictable(target, host, "a control character in the request-target")
     if host is None:
         return _refuse(target, host, "no Host header: Go's HTTP/1.1 server answers 400")
-    if not all(c in _VALID_HOST_BYTES for c in wire_text(host).strip(" \t")):
+    if not all(c in _VALID_HOST_BYTES for c in host.strip(" \t")):
         return _refuse(target, host, f"Host {host!r} is malformed for Go (httpguts): 400")
     forwarded_host = host.strip(" \t")
+    wire = target
     if not wire.startswith("/"):
         absolute = _split_absolute(wire)
         if absolute is None:
@@ -609,10 +645,9 @@ PathMatch = Literal["exact", "prefix"]
 
 def path_matches(match: PathMatch, value: str, request: EdgeRequest) -> bool:
     """``Path(value)`` (exact) or ``PathPrefix(value)`` (prefix) against the routing path."""
-    wanted = wire_text(value)
     if match == "exact":
-        return request.routing_path == wanted
-    return request.routing_path.startswith(wanted)
+        return request.routing_path == value
+    return request.routing_path.startswith(value)
 
 
 @dataclass(frozen=True)
@@ -686,17 +721,8 @@ def _strip(url: _URL, prefix: str, force_slash: bool) -> _URL | None:
     path = lead(url.path[len(prefix) :])
     raw_path = url.raw_path
     if raw_path:
-        raw_path = lead(raw_path[_encoded_prefix_len(raw_path, prefix) :])
+        raw_path = lead(raw_path[encoded_prefix_len(raw_path, prefix) :])
     stripped = replace(url, path=path, raw_path=raw_path)
     if path:
         stripped = stripped.join_path()
     return stripped if stripped.path == path else None
-
-
-def _encoded_prefix_len(raw_path: str, prefix: str) -> int:
-    """strip_prefix.go ``encodedPrefixLen``: bytes of RawPath that decode to the prefix."""
-    decoded = i = 0
-    while i < len(raw_path) and decoded < len(prefix):
-        i += 3 if raw_path[i] == "%" and i + 2 < len(raw_path) else 1
-        decoded += 1
-    return i

@@ -125,12 +125,19 @@ class ProbeRun:
 def observe(
     client: httpx.Client, probe: Probe, service_of: Callable[[str | None], str | None]
 ) -> Observation:
-    """Send ``probe`` once. Transport errors are recorded by class, never raised or retried."""
+    """Send ``probe`` once. Transport errors are recorded by class, never raised or retried.
+    The request-target goes on the wire exactly as the probe has it (httpx would resolve dot
+    segments and re-encode it)."""
     headers = {"Host": probe.host, **dict(probe.headers)}
     # Over HTTPS the SNI is the probe's host too (the certificate follows the SNI).
     extensions = {"sni_hostname": probe.host} if client.base_url.scheme == "https" else {}
     try:
-        response = client.request(probe.method, probe.path, headers=headers, extensions=extensions)
+        response = client.request(
+            probe.method,
+            "/",
+            headers=headers,
+            extensions={**extensions, "target": probe.path.encode("utf-8")},
+        )
     except httpx.TimeoutException:
         return Observation(status=None, error="timeout")
     except httpx.ConnectError as exc:

@@ -59,6 +59,7 @@ from harness.intent.model import (
     Route,
     ServicePortRef,
     ServiceRef,
+    UnservedRoute,
 )
 
 
@@ -125,16 +126,17 @@ def load_intent(
     objects = _read_objects(files, namespace)
     check_duplicates(objects)
     ctx = _context(objects, namespace, known_services, read_legacy=True, legacy_mode=legacy)
-    routes = _read_routes(ctx)
+    routes, unserved = _read_routes(ctx)
     manifest_objects = tuple(_manifest_object(obj, legacy) for obj in objects)
     effective: Intent | None = None
     if legacy == "as-written" and any(o.legacy for o in manifest_objects):
         # What Traefik v3 builds from the objects as applied: the 1.x annotations ignored.
         v3 = _context(objects, namespace, known_services, read_legacy=False, legacy_mode=legacy)
-        v3_routes = _read_routes(v3)
+        v3_routes, v3_unserved = _read_routes(v3)
         effective = Intent(
             routes=v3_routes,
-            services=_service_refs(v3, v3_routes),
+            services=_service_refs(v3, v3_routes + tuple(u.route for u in v3_unserved)),
+            unserved=v3_unserved,
             files=tuple(str(f) for f in files),
             namespace=namespace,
         )
@@ -151,7 +153,8 @@ def load_intent(
                 )
     return Intent(
         routes=routes,
-        services=_service_refs(ctx, routes),
+        services=_service_refs(ctx, routes + tuple(u.route for u in unserved)),
+        unserved=unserved,
         findings=tuple(ctx.findings),
         files=tuple(str(f) for f in files),
         namespace=namespace,
@@ -184,14 +187,20 @@ def _context(
     return ctx
 
 
-def _read_routes(ctx: Context) -> tuple[Route, ...]:
+def _read_routes(ctx: Context) -> tuple[tuple[Route, ...], tuple[UnservedRoute, ...]]:
+    """The routes Traefik serves, and those of Ingresses it does not (another class)."""
     drafts: list[Draft] = []
     for obj in ctx.objects:
         if obj.kind == "Ingress":
             drafts.extend(read_ingress(ctx, obj))
         elif obj.kind == "IngressRoute":
             drafts.extend(read_ingressroute(ctx, obj))
-    return _routes(drafts)
+    routes = _routes(drafts)
+    served = tuple(r for r, d in zip(routes, drafts, strict=True) if not d.unserved)
+    unserved = tuple(
+        UnservedRoute(r, d.unserved) for r, d in zip(routes, drafts, strict=True) if d.unserved
+    )
+    return served, unserved
 
 
 #: Kinds whose objects are not namespaced.

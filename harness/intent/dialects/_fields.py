@@ -222,10 +222,8 @@ INGRESS_ANNOTATIONS: Mapping[str, Field] = {
     "router.tls": MODELED,
     "router.tls.certresolver": _CERT_RESOLVER,
     "router.tls.options": _TLS_OPTIONS,
-    "router.rulesyntax": Refused(
-        "the v2 rule syntax matches differently (e.g. PathPrefix takes regular expressions)",
-        "Remove router.rulesyntax (the v3 syntax is the default)",
-    ),
+    # v3 (the default) is accepted, v2 refused: harness/intent/dialects/_ingress.py.
+    "router.rulesyntax": MODELED,
     "router.observability.accesslogs": Inert("access logs only"),
     "router.observability.metrics": Inert("metrics only"),
     "router.observability.tracing": Inert("tracing only"),

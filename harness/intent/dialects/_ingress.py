@@ -66,7 +66,9 @@ ANN_MIDDLEWARES = V3 + "router.middlewares"
 ANN_PATHMATCHER = V3 + "router.pathmatcher"
 ANN_ENTRYPOINTS = V3 + "router.entrypoints"
 ANN_TLS = V3 + "router.tls"
+ANN_RULESYNTAX = V3 + "router.rulesyntax"
 ANN_CLASS = "kubernetes.io/ingress.class"
+ANN_DEFAULT_CLASS = "ingressclass.kubernetes.io/is-default-class"
 TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
 
 # Traefik 1.7 looked these up in this order (annotations.go, getAnnotationName).
@@ -136,8 +138,7 @@ def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
             "service.name/service.port, pathType comes from the rule type)",
             obj.doc.require("apiVersion").source(),
         )
-    if not _ingress_class(ctx, obj, spec, settings):
-        return []
+    unserved = _ingress_class(ctx, obj, spec, settings)
     _annotations(ctx, obj, settings)
     _tls_section(ctx, obj, spec, settings)
 
@@ -196,12 +197,22 @@ def read_ingress(ctx: Context, obj: K8sObject) -> list[Draft]:
             )
     if not drafts:
         ctx.note(FINDING_NOT_MODELED, f"Ingress {obj.name!r} declares no routes", obj.doc.source())
-    return _group(ctx, obj, drafts, settings)
+    grouped = _group(ctx, obj, drafts, settings)
+    if unserved is not None:
+        # Traefik does not serve them: kept so that probes check their requests are not routed.
+        return [dataclasses.replace(d, unserved=unserved) for d in grouped]
+    return grouped
 
 
-def _ingress_class(ctx: Context, obj: K8sObject, spec: YNode, settings: _Settings) -> bool:
-    """Whether Traefik (default configuration) serves this Ingress at all."""
+def _ingress_class(ctx: Context, obj: K8sObject, spec: YNode, settings: _Settings) -> str | None:
+    """Why Traefik (default configuration: no ``providers.kubernetesIngress.ingressClass``)
+    does not serve this Ingress, or None when it does (ingress/kubernetes.go
+    ``shouldProcessIngress``): a ``spec.ingressClassName`` must name an IngressClass of
+    controller ``traefik.io/ingress-controller``; without one, the ``kubernetes.io/ingress.class``
+    annotation must be absent, empty or ``traefik``."""
     name_node = spec.get("ingressClassName")
+    if name_node is None:
+        _default_class(ctx, obj)
     if name_node is not None:
         name = name_node.string("an IngressClass name")
         settings.ingress_class = name
@@ -209,36 +220,71 @@ def _ingress_class(ctx: Context, obj: K8sObject, spec: YNode, settings: _Setting
         if klass is None:
             ctx.note(
                 FINDING_INGRESS_CLASS,
-                f"Ingress {obj.name!r} names IngressClass {name!r}: Traefik serves it only if an "
-                f"IngressClass {name!r} with controller {TRAEFIK_CONTROLLER} exists",
+                f"Ingress {obj.name!r} names IngressClass {name!r}, which is not in the "
+                f"manifests: Traefik serves it only if the cluster has an IngressClass {name!r} "
+                f"with controller {TRAEFIK_CONTROLLER}; the harness assumes it does (on the "
+                "local target, add that IngressClass to the manifests)",
                 name_node.source(),
                 "info",
             )
-            return True
+            return None
         controller_node = klass.doc.require("spec").get("controller")
         controller = controller_node.string() if controller_node is not None else ""
         if controller != TRAEFIK_CONTROLLER:
-            ctx.note(
-                FINDING_INGRESS_CLASS,
+            reason = (
                 f"Ingress {obj.name!r} uses IngressClass {name!r} of controller {controller!r}, "
-                "not Traefik; skipped",
-                name_node.source(),
+                f"not {TRAEFIK_CONTROLLER}: Traefik does not serve it (its requests must not "
+                "reach its backends)"
             )
-            return False
-        return True
+            ctx.note(FINDING_INGRESS_CLASS, reason, name_node.source())
+            return reason
+        return None
     ann = obj.annotation(ANN_CLASS)
     if ann is not None:
         value = ann.string()
         settings.ingress_class = value or None
         if value not in ("", "traefik"):
-            ctx.note(
-                FINDING_INGRESS_CLASS,
+            reason = (
                 f"Ingress {obj.name!r} has {ANN_CLASS}: {value!r}; Traefik with its default "
-                "configuration only serves class 'traefik' (or none); skipped",
-                ann.source(),
+                "configuration serves only class 'traefik' (or none): not served (its requests "
+                "must not reach its backends)"
             )
-            return False
-    return True
+            ctx.note(FINDING_INGRESS_CLASS, reason, ann.source())
+            return reason
+    return None
+
+
+def _default_class(ctx: Context, obj: K8sObject) -> None:
+    """An Ingress without ``spec.ingressClassName`` gets the default IngressClass's name from
+    the API server's DefaultIngressClass admission; the local API does not do that, so a
+    default class of another controller (which a cluster would give this Ingress, and Traefik
+    would then not serve it) cannot be verified as written."""
+    defaults = [
+        klass
+        for klass in ctx.of_kind("IngressClass")
+        if (node := klass.annotation(ANN_DEFAULT_CLASS)) is not None
+        and node.string().strip().lower() == "true"
+    ]
+    if not defaults or obj.annotation(ANN_CLASS) is not None:
+        return
+    if len(defaults) > 1:
+        names = ", ".join(repr(k.name) for k in defaults)
+        defaults[1].doc.require("metadata").require("annotations").require(ANN_DEFAULT_CLASS).fail(
+            f"more than one default IngressClass ({names}): an API server refuses Ingresses "
+            "without a class then",
+            "Mark one IngressClass as the default",
+        )
+    klass = defaults[0]
+    controller_node = klass.doc.require("spec").get("controller")
+    controller = controller_node.string() if controller_node is not None else ""
+    if controller != TRAEFIK_CONTROLLER:
+        obj.doc.require("spec").fail(
+            f"Ingress {obj.name!r} has no spec.ingressClassName, so a cluster gives it the "
+            f"default IngressClass {klass.name!r} (controller {controller!r}) and Traefik does "
+            "not serve it; the harness's local API does not run that admission step",
+            f"Set spec.ingressClassName: {klass.name} (then it is verified as not served) or "
+            "name a Traefik IngressClass",
+        )
 
 
 def _first(obj: K8sObject, keys: tuple[str, ...]) -> tuple[str, YNode] | None:
@@ -306,6 +352,9 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
                 f'Write {ANN_TLS}: "true" or "false"',
             )
         settings.tls = _GO_BOOLS[value]
+    node = obj.annotation(ANN_RULESYNTAX)
+    if node is not None:
+        _rule_syntax(node)
     check_router_annotations(ctx, obj)
     if any(k.startswith((V3 + "router.", V3 + "service.")) for k, _ in obj.annotations):
         v3_used = True
@@ -348,6 +397,25 @@ def _tls_section(ctx: Context, obj: K8sObject, spec: YNode, settings: _Settings)
             "sets for websecure); the Ingress spec means them to be served over TLS",
             tls.source(),
         )
+
+
+def _rule_syntax(node: YNode) -> None:
+    """``router.rulesyntax``: ``v3`` is Traefik 3.7's default and changes nothing; ``v2`` makes
+    the provider write and parse the rule the v2 way (a wildcard host as a ``HostRegexp``,
+    ``PathPrefix`` taking regular expressions), which the oracle does not model."""
+    value = node.string().strip()
+    if value == "v3":
+        return
+    if value == "v2":
+        node.fail(
+            "router.rulesyntax v2 matches differently (a wildcard host becomes a HostRegexp, "
+            "PathPrefix takes regular expressions) and is not modeled by the harness",
+            "Remove router.rulesyntax or set it to v3 (the default)",
+        )
+    node.fail(
+        f"invalid router.rulesyntax {value!r} (Traefik knows v2 and v3)",
+        "Remove router.rulesyntax or set it to v3 (the default)",
+    )
 
 
 def _middleware_ref(

@@ -319,6 +319,8 @@ class Draft:
     entry_points: tuple[str, ...] | None = None
     tls: bool = False
     tls_secrets: tuple[str, ...] = ()
+    #: Why Traefik does not serve this route (an Ingress of another class); empty: served.
+    unserved: str = ""
 
 
 def ignored(ctx: Context, obj: K8sObject) -> None:
