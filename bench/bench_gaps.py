@@ -4,8 +4,8 @@ Starts the local stack (the tutorial's Services, one instance each), takes the t
 re-registration route (``cheeses.minikube/cheddar``, moved from cheddar to wensleydale) and runs
 every apply strategy (:mod:`harness.checks.strategies`) ``--repeats`` times under open-loop traffic
 at ``--rate``, each change at another phase of Traefik's configuration throttle, exactly as
-``suites/test_apply_gaps.py`` does. Prints a Markdown table (failed requests and gap, median and
-max; convergence median; hitless in how many runs) and one JSON line
+``harness/suites/test_apply_gaps.py`` does. Prints a Markdown table (failed requests and gap,
+median and max; convergence median; hitless in how many runs) and one JSON line
 (``{"bench": "gaps", ...}``).
 
     python bench/bench_gaps.py [--repeats 5] [--rate 2000] [--strategies patch,replace]

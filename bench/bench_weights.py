@@ -23,7 +23,7 @@ from harness.targets.base import LocalTarget
 from harness.targets.local_stack import LocalStack, LocalStackOptions
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "suites" / "manifests"
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from harness.checks.probes import generate_probes
 from harness.intent.dialects import load_scenarios
 from harness.traffic.rounds import Observation, ProbeRecord
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parent.parent / "harness" / "suites" / "manifests"
 SCENARIOS = load_scenarios(MANIFESTS)
 CHEESES = SCENARIOS["cheeses"]
 PROBES = {p.id: p for p in generate_probes(CHEESES)}

@@ -34,9 +34,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 REPO = Path(__file__).resolve().parent.parent
-MANIFESTS = REPO / "suites" / "manifests"
+MANIFESTS = REPO / "harness" / "suites" / "manifests"
 #: The derived exact checks, and nothing else (see the module docstring).
-EXACT_SUITES = [f"{REPO}/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
+EXACT_SUITES = [
+    f"{REPO}/harness/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")
+]
 NAMESPACE = "default"
 ROUNDS = 3
 #: Applying or removing objects shows in Traefik after a throttle window (2 s) plus the watch.
