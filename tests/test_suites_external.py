@@ -393,6 +393,6 @@ def test_fault_fails_the_right_checks(
         assert text in message, f"{text!r} not in:\n{message}"
     # What the user sees in the terminal names the failing check too.
     assert (
-        f"FAILED suites/test_{sample.aspect}.py::test_{sample.aspect}[manifests:{sample.probe}]"
-        in (run.output)
+        f"FAILED harness/suites/test_{sample.aspect}.py::"
+        f"test_{sample.aspect}[manifests:{sample.probe}]" in (run.output)
     )
