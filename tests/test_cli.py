@@ -91,3 +91,5 @@ def test_verify_runs_the_packaged_suites_with_the_users_arguments_last(tmp_path:
     assert args[args.index("--rootdir") + 1] == str(REPO)
     assert f"--junitxml={tmp_path / 'r' / 'junit.xml'}" in args
     assert args[-4:] == ["-k", "routing", "--report-dir", "elsewhere"]
+    # --help: no reports.
+    assert not any(a.startswith(("--junitxml", "--report-dir")) for a in pytest_args([], None))

@@ -204,7 +204,7 @@ def test_verify_from_an_empty_folder_writes_the_report_there(installed: Installe
     assert results["target"]["target"] == "local"
     suite = ElementTree.parse(run / "junit.xml").getroot().find("testsuite")
     assert suite is not None and int(suite.get("tests", "0")) == len(nodeids)
-    assert f"report written to {run / 'index.html'}" in proc.stdout
+    assert f"report: {run / 'index.html'}" in proc.stdout
     # Nothing written beside the reports but pytest's cache.
     assert {p.name for p in installed.work.iterdir()} <= {
         "my-ingress.yaml",

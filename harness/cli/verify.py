@@ -30,10 +30,10 @@ argument is pytest's; the harness's options are listed under "ingress-harness" b
 """
 
 
-def pytest_args(argv: list[str], report_dir: Path) -> list[str]:
+def pytest_args(argv: list[str], report_dir: Path | None) -> list[str]:
     """The pytest command line of a verification run: the suites, the harness's pytest
-    configuration, the reports into ``report_dir``, then the user's ``argv`` (which come last,
-    so that a repeated option of theirs wins)."""
+    configuration, the reports into ``report_dir`` (None: no reports, for ``--help``), then the
+    user's ``argv`` (which come last, so that a repeated option of theirs wins)."""
     from harness.suites import SUITES, VERIFY_INI, plugin_installed
 
     return [
@@ -46,8 +46,11 @@ def pytest_args(argv: list[str], report_dir: Path) -> list[str]:
         "-o",
         f"cache_dir={Path.cwd() / '.pytest_cache'}",
         *([] if plugin_installed() else ["-p", "harness.plugin"]),
-        f"--junitxml={report_dir / 'junit.xml'}",
-        f"--report-dir={report_dir}",
+        *(
+            []
+            if report_dir is None
+            else [f"--junitxml={report_dir / 'junit.xml'}", f"--report-dir={report_dir}"]
+        ),
         *argv,
     ]
 
@@ -78,12 +81,10 @@ def main(argv: list[str]) -> int:
     if ns.help:
         sys.stdout.write(INTRO)
         sys.stdout.flush()
-        return int(pytest.main(pytest_args(argv, Path("reports", "RUN_ID"))))
+        return int(pytest.main(pytest_args(argv, None)))
     this_run = run_id()
     report_dir = Path(ns.report_dir) if ns.report_dir else Path("reports", this_run)
     report_dir = report_dir.resolve()
+    # The plugin's summary names the report it wrote (or why it wrote none).
     with _run_id_in_env(this_run):
-        status = int(pytest.main(pytest_args(argv, report_dir)))
-    if (report_dir / "index.html").is_file():
-        print(f"ingress-harness: report written to {report_dir / 'index.html'}")
-    return status
+        return int(pytest.main(pytest_args(argv, report_dir)))
