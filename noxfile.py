@@ -7,10 +7,7 @@ Arguments after ``--`` go to pytest (or to the benchmark): ``nox -s tests -- -k 
 
 from __future__ import annotations
 
-import datetime
-import os
 import shutil
-from pathlib import Path
 
 import nox
 
@@ -18,7 +15,6 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
-ROOT = Path(__file__).parent
 PYTHON = "3.11"
 
 
@@ -42,15 +38,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def verify(session: nox.Session) -> None:
-    """Run the verification suites against the local target and write reports/<run id>/."""
+    """Run the verification suites against the local target and write reports/<run id>/: the
+    installed ``ingress-harness verify`` (harness/cli/verify.py), with the arguments after --."""
     _install(session)
-    run_id = os.environ.get("HARNESS_RUN_ID") or datetime.datetime.now(datetime.UTC).strftime(
-        "%Y%m%dT%H%M%SZ"
-    )
-    out = ROOT / "reports" / run_id
-    out.mkdir(parents=True, exist_ok=True)
-    _pytest(session, "suites", f"--junitxml={out / 'junit.xml'}", f"--report-dir={out}")
-    session.log(f"report written to {out}")
+    session.run("ingress-harness", "verify", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -4,9 +4,9 @@ Starts the local stack (the tutorial's Services, one instance each), takes the t
 re-registration route (``cheeses.minikube/cheddar``, moved from cheddar to wensleydale) and runs
 every apply strategy (:mod:`harness.checks.strategies`) ``--repeats`` times under open-loop traffic
 at ``--rate``, each change at another phase of Traefik's configuration throttle, as
-``suites/test_apply_gaps.py`` does; one strategy at a time, or ``--lanes N`` of them side by side
-on stacks of their own (the suite's way: compare the two to see that lanes do not change the
-figures). Prints a Markdown table (failed requests and gap, median and
+``harness/suites/test_apply_gaps.py`` does; one strategy at a time, or ``--lanes N`` of them side
+by side on stacks of their own (the suite's way: compare the two to see that lanes do not change
+the figures). Prints a Markdown table (failed requests and gap, median and
 max; convergence median; hitless in how many runs) and one JSON line
 (``{"bench": "gaps", ...}``).
 

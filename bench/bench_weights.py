@@ -1,6 +1,6 @@
 """Wall time of the tutorial's weights check at the default settings, on the local target.
 
-Brings up the local stack, applies the tutorial's 75/25 (suites/manifests/weights.yaml), and
+Brings up the local stack, applies the tutorial's 75/25 (harness/suites/manifests/weights.yaml), and
 runs the weighted-split check as the suite would in a default run (family-wise alpha 0.001
 split over the default scenarios' weighted routes, power 0.99, 2-point minimum deviation), in
 fixed-N and in sequential mode. Prints a table and one JSON line (``{"bench": "weights", ...}``).
@@ -25,7 +25,7 @@ from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "suites" / "manifests"
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 
 
 def main() -> int:

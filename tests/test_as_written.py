@@ -27,9 +27,9 @@ from harness.traefik.render import manifests_to_apply, write_translations
 from harness.traffic.rounds import send_in_rounds
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "suites" / "manifests"
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 K8S_DOCS = Path(__file__).resolve().parent / "data" / "k8s-docs"
-EXACT = [f"suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
+EXACT = [f"harness/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
 
 
 def _tutorial(name: str, legacy: Any) -> Intent:
@@ -266,9 +266,9 @@ def test_legacy_as_written_fails_strip_weights_and_priority_saying_v3_ignores_th
     tmp_path: Path,
 ) -> None:
     run = run_pytest(
-        "suites/test_strip.py::test_strip",
-        "suites/test_priority.py::test_priority",
-        "suites/test_weights.py",
+        "harness/suites/test_strip.py::test_strip",
+        "harness/suites/test_priority.py::test_priority",
+        "harness/suites/test_weights.py",
         "--legacy",
         "as-written",
         "--probe-rounds",

@@ -71,15 +71,15 @@ def test_new_failure_is_detected_and_fails_the_gate() -> None:
     # What a proxy that sent this probe elsewhere would have stored.
     broken["figures"]["unexpected_answers"] = 6.0
     added = with_checks(
-        current, "tonight", gaps_check("suites/test_gaps.py::g[new]", 10, 0, "error")
+        current, "tonight", gaps_check("harness/suites/test_gaps.py::g[new]", 10, 0, "error")
     )
     comparison = compare(added, baseline)
     assert {c.nodeid for c in comparison.new_failures} == {
         broken["nodeid"],
-        "suites/test_gaps.py::g[new]",
+        "harness/suites/test_gaps.py::g[new]",
     }
     was = {c.nodeid: c.baseline_outcome for c in comparison.new_failures}
-    assert was == {broken["nodeid"]: "passed", "suites/test_gaps.py::g[new]": None}
+    assert was == {broken["nodeid"]: "passed", "harness/suites/test_gaps.py::g[new]": None}
     assert comparison.added == 1
     assert comparison.regressed()
     # The failing probe's unexpected answers grew from 0: a worse figure as well.
@@ -111,7 +111,7 @@ def test_fixed_and_missing_checks() -> None:
 
 def test_worse_gap_crosses_both_thresholds() -> None:
     base = load("results-local.json")
-    nodeid = "suites/test_gaps.py::test_gap[cheeses]"
+    nodeid = "harness/suites/test_gaps.py::test_gap[cheeses]"
     before = with_checks(base, "yesterday", gaps_check(nodeid, 200.0, 10))
     t = Thresholds(gap_ms=100.0, gap_pct=50.0)
     # +350 ms and +175%: worse.
@@ -139,7 +139,7 @@ def test_worse_gap_crosses_both_thresholds() -> None:
 
 def test_more_failed_requests_and_weights_deviation() -> None:
     base = load("results-local.json")
-    nodeid = "suites/test_gaps.py::test_gap[x]"
+    nodeid = "harness/suites/test_gaps.py::test_gap[x]"
     before = with_checks(base, "a", gaps_check(nodeid, 100.0, 5))
     after = with_checks(base, "b", gaps_check(nodeid, 100.0, 40))
     worse = compare(after, before).worse()

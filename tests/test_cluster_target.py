@@ -233,7 +233,7 @@ def test_preflight_refuses_the_pytest_run_as_a_usage_error(
     kubeconfig = write_kubeconfig(tmp_path / "viewer.yaml", api.url, VIEWER)
     before = harness_namespaces(admin)
     run = run_pytest(
-        "suites/test_routing.py",
+        "harness/suites/test_routing.py",
         "--kubeconfig",
         kubeconfig,
         "--proxy-url",
@@ -620,7 +620,9 @@ def test_cluster_options_that_do_not_fit_are_usage_errors(
     kubeconfig = write_kubeconfig(tmp_path / "kc.yaml", "http://127.0.0.1:9", "t")
     argv = [a.format(kubeconfig=kubeconfig) for a in args]
     basetemp = tmp_path / "basetemp"
-    run = run_pytest("suites/test_routing.py", *argv, "--basetemp", basetemp, env=env, timeout=120)
+    run = run_pytest(
+        "harness/suites/test_routing.py", *argv, "--basetemp", basetemp, env=env, timeout=120
+    )
     assert run.returncode == 4, run.output
     assert f"ERROR: ingress-harness: {expected}" in run.stderr, run.output
     assert not basetemp.exists()
@@ -633,10 +635,10 @@ def test_the_suites_run_on_the_cluster_target_through_a_kubeconfig(
     manifests.write_text(MANIFESTS, encoding="utf-8")
     report = tmp_path / "report"
     run = run_pytest(
-        "suites/test_routing.py",
-        "suites/test_strip.py",
-        "suites/test_registration.py",
-        "suites/test_apply_gaps.py",
+        "harness/suites/test_routing.py",
+        "harness/suites/test_strip.py",
+        "harness/suites/test_registration.py",
+        "harness/suites/test_apply_gaps.py",
         "-rs",
         "--kubeconfig",
         admin_kubeconfig,

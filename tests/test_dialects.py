@@ -31,7 +31,7 @@ from harness.intent.model import (
     WeightedBackend,
 )
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"
 
 

@@ -15,9 +15,9 @@ from suite_runs import run_pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
-ROUTING = "suites/test_routing.py::test_routing"
-EDGE = "suites/test_routing.py::test_edge_requests"
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
+ROUTING = "harness/suites/test_routing.py::test_routing"
+EDGE = "harness/suites/test_routing.py::test_edge_requests"
 
 
 def _checks(document: dict[str, Any], test: str) -> dict[str, dict[str, Any]]:

@@ -224,8 +224,8 @@ def test_the_suites_pass_a_websecure_only_tls_route_as_a_user_runs_them(tmp_path
     manifest = tmp_path / "secure.yaml"
     manifest.write_text(WEBSECURE_ONLY, "utf-8")
     run = run_pytest(
-        "suites/test_routing.py",
-        "suites/test_registration.py",
+        "harness/suites/test_routing.py",
+        "harness/suites/test_registration.py",
         "--manifests",
         manifest,
         "--probe-rounds",

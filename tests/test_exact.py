@@ -14,7 +14,7 @@ from harness.intent.dialects import load_scenarios
 from harness.traefik.oracle import expect
 from harness.traffic.rounds import Observation, ProbeRecord
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parent.parent / "harness" / "suites" / "manifests"
 SCENARIOS = load_scenarios(MANIFESTS)
 CHEESES = SCENARIOS["cheeses"]
 PROBES = {p.id: p for p in generate_probes(CHEESES)}

@@ -31,7 +31,7 @@ from harness.targets.base import LocalTarget
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
-MANIFESTS = REPO / "suites" / "manifests"
+MANIFESTS = REPO / "harness" / "suites" / "manifests"
 FAULTPROXY = Path(__file__).resolve().parent / "faultproxy.py"
 ROUNDS = 3
 #: The sender's p99 lag above which a gap run is invalid: twice the default, because here the
@@ -42,12 +42,12 @@ MAX_LAG_MS = 10
 #: One run takes 3-12 s here; this only bounds a hung child.
 RUN_TIMEOUT = 180.0
 
-ROUTING = "suites/test_routing.py::test_routing"
-STRIP = "suites/test_strip.py::test_strip"
-PRIORITY = "suites/test_priority.py::test_priority"
-WEIGHTS = "suites/test_weights.py::test_weights"
-GAPS = "suites/test_apply_gaps.py::test_change_command_gaps"
-EDGE = "suites/test_routing.py::test_edge_requests"
+ROUTING = "harness/suites/test_routing.py::test_routing"
+STRIP = "harness/suites/test_strip.py::test_strip"
+PRIORITY = "harness/suites/test_priority.py::test_priority"
+WEIGHTS = "harness/suites/test_weights.py::test_weights"
+GAPS = "harness/suites/test_apply_gaps.py::test_change_command_gaps"
+EDGE = "harness/suites/test_routing.py::test_edge_requests"
 EXACT = (ROUTING, STRIP, PRIORITY)
 
 SCENARIOS: dict[str, list[Path]] = {
@@ -60,7 +60,7 @@ SCENARIOS: dict[str, list[Path]] = {
 
 
 def checks_by_nodeid(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every check of the run by its pytest node id (``suites/test_x.py::test_x[...]``)."""
+    """Every check of the run by its pytest node id (``harness/suites/test_x.py::test_x[...]``)."""
     return {str(c["nodeid"]): c for c in results["checks"]}
 
 

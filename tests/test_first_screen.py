@@ -217,7 +217,7 @@ def weights_evidence(scenario: str, route: str, outcome: O) -> WeightsEvidence:
         type="weights",
         scenario=scenario,
         route=route,
-        source={"file": f"suites/manifests/{scenario}.yaml", "line": 17, "kind": "Ingress"},
+        source={"file": f"harness/suites/manifests/{scenario}.yaml", "line": 17, "kind": "Ingress"},
         request={"host": "cheeses.minikube", "path": "/"},
         declared={"cheddar": 0.75, "wensleydale": 0.25},
         settings={"mode": "fixed", "max_error_rate": 0.001},
@@ -351,7 +351,7 @@ def gaps_evidence(strategy: str, runs: Sequence[GapFigures]) -> GapsEvidence:
         scenario=GAP_SUBJECT["scenario"],
         route=GAP_SUBJECT["route"],
         rule='Host("cheeses.minikube") && PathPrefix("/cheddar")',
-        source={"file": "suites/manifests/cheeses.yaml", "line": 22},
+        source={"file": "harness/suites/manifests/cheeses.yaml", "line": 22},
         moved_to="wensleydale",
         command=None,
         throttle_s=2.0,
@@ -427,7 +427,7 @@ def record(
         figures=figures_of(evidence),
     )
     assert verdict.kind is kind
-    return verdict.record(f"suites/test_{kind}.py::{test}[{scenario}:{label}]", 0.1)
+    return verdict.record(f"harness/suites/test_{kind}.py::{test}[{scenario}:{label}]", 0.1)
 
 
 def gap_record(strategy: str, outcome: O, runs: Sequence[GapFigures]) -> CheckRecord:
@@ -439,7 +439,7 @@ def gap_record(strategy: str, outcome: O, runs: Sequence[GapFigures]) -> CheckRe
         message=evidence["summary"],
         evidence=evidence,
         figures=figures_of(evidence),
-    ).record(f"suites/test_apply_gaps.py::test_apply_strategy_gaps[{strategy}]", 2.0)
+    ).record(f"harness/suites/test_apply_gaps.py::test_apply_strategy_gaps[{strategy}]", 2.0)
 
 
 def document(
@@ -459,7 +459,7 @@ def document(
         parameters={
             "probe_rounds": 50,
             "scenarios": list(scenarios),
-            "manifests": ["/src/suites/manifests"],
+            "manifests": ["/src/harness/suites/manifests"],
         },
         checks=list(checks),
     )

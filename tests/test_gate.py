@@ -29,7 +29,7 @@ from harness.results.document import ResultsDocument, RunResults
 from harness.traffic.rounds import Observation, ProbeRecord
 
 GATE = Path(__file__).parent / "manifests" / "gate"
-TUTORIAL = Path(__file__).parents[1] / "suites" / "manifests"
+TUTORIAL = Path(__file__).parents[1] / "harness" / "suites" / "manifests"
 HEADERS = (("X-Forwarded-Host", "cheeses.minikube"), ("X-Real-Ip", "127.0.0.1"))
 
 Answers = Callable[[Probe], Observation | None]
@@ -78,7 +78,7 @@ def document(
         for aspect in ASPECTS:
             if applies(aspect, probe):
                 verdict = judge(aspect, record, intent, scenario=scenario).check()
-                nodeid = f"suites/test_{aspect}.py::test_{aspect}[{scenario}:{probe.id}]"
+                nodeid = f"harness/suites/test_{aspect}.py::test_{aspect}[{scenario}:{probe.id}]"
                 results.add(verdict.record(nodeid, 0.0))
     for check in extra or []:
         results.add(check)
@@ -101,7 +101,7 @@ def weights_check(
         "verdict": {"p_value": 0.9},
     }
     return CheckRecord(
-        nodeid=f"suites/test_weights.py::test_weights[weights:{route}]",
+        nodeid=f"harness/suites/test_weights.py::test_weights[weights:{route}]",
         kind=Kind.WEIGHTS,
         outcome=outcome,
         subject=Subject(scenario="weights", route=route, label="cheeses.minikube/"),
@@ -124,7 +124,7 @@ def gaps_check(
         "distribution": {"gap_ms_values": gaps, "failed_values": failed},
     }
     return CheckRecord(
-        nodeid="suites/test_apply_gaps.py::test_apply_gaps[delete-create]",
+        nodeid="harness/suites/test_apply_gaps.py::test_apply_gaps[delete-create]",
         kind=Kind.GAPS,
         outcome=outcome,
         subject=Subject(scenario="cheeses", route=None, label="cheeses"),

@@ -19,7 +19,7 @@ from harness.intent.model import (
     go_quote,
 )
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
 SRC = Source("m.yaml", 1, 3, "spec.rules[0]", "Ingress", "x")
 
 

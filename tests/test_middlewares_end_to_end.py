@@ -371,7 +371,7 @@ def test_suites_verify_middlewares_as_written(tmp_path: Path) -> None:
     manifest.write_text(yaml.safe_dump_all(docs, sort_keys=False), "utf-8")
     out = tmp_path / "report"
     run = run_pytest(
-        "suites/test_routing.py::test_routing", "suites/test_strip.py::test_strip",
+        "harness/suites/test_routing.py::test_routing", "harness/suites/test_strip.py::test_strip",
         "--manifests", manifest, "--probe-rounds", "2", "--report-dir", out, "--baseline", "none",
     )  # fmt: skip
     assert run.returncode == 0, run.output[-4000:]

@@ -16,7 +16,7 @@ from suite_runs import ROOT, PytestRun, run_pytest
 from harness.plugin.options import OPTIONS
 
 #: A suite whose checks need the local stack: a run that got past configure would start it.
-NEEDS_STACK = "suites/test_routing.py"
+NEEDS_STACK = "harness/suites/test_routing.py"
 
 #: One bad value per option: (flag, value, what the message must also say). "{tmp}" is this
 #: test's temporary folder, which holds "file" (not a folder, not executable).
@@ -233,6 +233,6 @@ def test_help_imports_nothing_heavy() -> None:
     code, loaded = _modules_after("--help")
     assert (code, loaded) == (0, [])
     # The check can tell: reading the settings (here for a collection) does import them.
-    code, loaded = _modules_after("--collect-only", "-q", "suites/test_weights.py")
+    code, loaded = _modules_after("--collect-only", "-q", "harness/suites/test_weights.py")
     assert code == 0
     assert {"scipy", "harness.intent.dialects"} <= set(loaded)

@@ -45,7 +45,7 @@ from harness.traefik.requests import (
     through_router,
 )
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"
 SCENARIOS = load_scenarios(MANIFESTS)
 

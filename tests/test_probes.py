@@ -42,7 +42,7 @@ from harness.traefik.oracle import (
 )
 from harness.traefik.requests import host_matches
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
 SERVICES = MANIFESTS / "services.yaml"
 SCENARIOS = load_scenarios(MANIFESTS)
 

@@ -13,7 +13,7 @@ from suite_runs import run_pytest
 
 from harness.results.document import redact, redact_text, secrets_in_text
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parent.parent / "harness" / "suites" / "manifests"
 
 #: Every value planted below: none may appear in any file the run writes.
 PLANTED = {

@@ -125,7 +125,7 @@ def hostile_results() -> dict[str, Any]:
         }
     )
     exact = first(doc, "routing", "failed")
-    exact["nodeid"] = f"suites/test_routing.py::test_routing[{SCRIPT_PAYLOAD}]"
+    exact["nodeid"] = f"harness/suites/test_routing.py::test_routing[{SCRIPT_PAYLOAD}]"
     exact["summary"] = exact["message"] = SVG_PAYLOAD
     item = exact["evidence"]
     item["observed"][0].update(
@@ -134,7 +134,7 @@ def hostile_results() -> dict[str, Any]:
     item["probe"].update(path=f"/{IMG_PAYLOAD}", headers=[["X-Test", SCRIPT_PAYLOAD]])
     item["expected"] = item["message"] = SCRIPT_PAYLOAD
     weights = first(doc, "weights", "failed")
-    weights["nodeid"] = f"suites/test_weights.py::test_weights[{IMG_PAYLOAD}]"
+    weights["nodeid"] = f"harness/suites/test_weights.py::test_weights[{IMG_PAYLOAD}]"
     item = weights["evidence"]
     item["verdict"]["backends"] = [SCRIPT_PAYLOAD, IMG_PAYLOAD, SVG_PAYLOAD][
         : len(item["verdict"]["backends"])
@@ -145,7 +145,7 @@ def hostile_results() -> dict[str, Any]:
     item["failures"] = {SCRIPT_PAYLOAD: 1}
     item["route"] = IMG_PAYLOAD
     gaps = gaps_check()
-    gaps["nodeid"] = f"suites/test_apply_gaps.py::test_gap[{IMG_PAYLOAD}]"
+    gaps["nodeid"] = f"harness/suites/test_apply_gaps.py::test_gap[{IMG_PAYLOAD}]"
     gaps["message"] = gaps["summary"] = SCRIPT_PAYLOAD
     item = gaps["evidence"]
     item["strategy"], item["title"] = SCRIPT_PAYLOAD, IMG_PAYLOAD
@@ -530,7 +530,7 @@ def test_sequential_and_zero_weight_verdicts_render() -> None:
     checks = []
     for i, verdict in enumerate((sequential, zero.to_dict())):
         check = first(doc, "weights")
-        check["nodeid"] = f"suites/test_weights.py::test_weights[case-{i}]"
+        check["nodeid"] = f"harness/suites/test_weights.py::test_weights[case-{i}]"
         check["outcome"] = "failed"
         check["evidence"]["verdict"] = verdict
         checks.append(check)

@@ -17,7 +17,7 @@ from suite_runs import run_pytest
 from harness.results.document import SCHEMA_PATH, ResultsDocument
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "suites" / "manifests"
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 
 
 def _assert_one_paragraph(output: str, problem: str, errors: int) -> None:
@@ -31,7 +31,8 @@ def _assert_one_paragraph(output: str, problem: str, errors: int) -> None:
 def _problem_run(tmp_path: Path, *args: str | Path) -> tuple[Any, dict[str, Any], Path]:
     out = tmp_path / "report"
     run = run_pytest(
-        ROOT / "suites" / "test_routing.py", "-q", "--report-dir", out, "--baseline", "none",
+        ROOT / "harness" / "suites" / "test_routing.py", "-q",
+        "--report-dir", out, "--baseline", "none",
         *args, timeout=300,
     )  # fmt: skip
     return run, run.results(out), out

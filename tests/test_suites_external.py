@@ -34,9 +34,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 REPO = Path(__file__).resolve().parent.parent
-MANIFESTS = REPO / "suites" / "manifests"
+MANIFESTS = REPO / "harness" / "suites" / "manifests"
 #: The derived exact checks, and nothing else (see the module docstring).
-EXACT_SUITES = [f"{REPO}/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
+EXACT_SUITES = [
+    f"{REPO}/harness/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")
+]
 NAMESPACE = "default"
 ROUNDS = 3
 #: Applying or removing objects shows in Traefik after a throttle window (2 s) plus the watch.
@@ -391,6 +393,6 @@ def test_fault_fails_the_right_checks(
         assert text in message, f"{text!r} not in:\n{message}"
     # What the user sees in the terminal names the failing check too.
     assert (
-        f"FAILED suites/test_{sample.aspect}.py::test_{sample.aspect}[manifests:{sample.probe}]"
-        in (run.output)
+        f"FAILED harness/suites/test_{sample.aspect}.py::"
+        f"test_{sample.aspect}[manifests:{sample.probe}]" in (run.output)
     )

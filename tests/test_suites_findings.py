@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 REPO = Path(__file__).resolve().parent.parent
-EXACT_SUITES = [f"{REPO}/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")]
+EXACT_SUITES = [
+    f"{REPO}/harness/suites/test_{a}.py::test_{a}" for a in ("routing", "strip", "priority")
+]
 ROUNDS = 3
 #: The run (its own stack, one reload) takes ~10 s here; this only bounds a hung child.
 RUN_TIMEOUT = 240.0
@@ -105,7 +107,7 @@ class FindingsRun:
 
     def check(self, aspect: str, probe: str) -> dict[str, Any]:
         """The results.json record of the ``aspect`` check of ``probe``, with its verdict."""
-        nodeid = f"suites/test_{aspect}.py::test_{aspect}[manifests:{probe}]"
+        nodeid = f"harness/suites/test_{aspect}.py::test_{aspect}[manifests:{probe}]"
         (found,) = [c for c in self.results["checks"] if c["nodeid"] == nodeid]
         return found  # type: ignore[no-any-return]
 

@@ -48,7 +48,7 @@ def test_every_kind_of_check_is_recorded_once_under_its_kind(tmp_path: Path) -> 
     # A gentle open-loop rate and a loose sender-lag bound: this test is about the records, not
     # the proxy's timing, and the machine is shared.
     run = run_pytest(
-        "suites", "-q", "-k", SELECT,
+        "harness/suites", "-q", "-k", SELECT,
         "--probe-rounds", "3", "--gap-repeats", "1", "--gap-rate", "500", "--gap-max-lag-ms", "50",
         "--report-dir", out, "--baseline", "none", f"--junitxml={out / 'junit.xml'}",
         timeout=900,

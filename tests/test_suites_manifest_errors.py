@@ -21,7 +21,7 @@ import pytest
 from suite_runs import PytestRun, run_pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SUITES = REPO / "suites"
+SUITES = REPO / "harness" / "suites"
 #: The exact suites' derived checks (the ids this file compares; other suites have their own).
 DERIVED = ("test_routing", "test_strip", "test_priority")
 #: Exit status of a pytest usage error (pytest.ExitCode.USAGE_ERROR).
@@ -112,7 +112,7 @@ def collected_checks(manifest: Path) -> set[str]:
     ids = {
         line.strip()
         for line in proc.stdout.splitlines()
-        if line.startswith("suites/")
+        if line.startswith("harness/suites/")
         and "[manifests:" in line
         and line.partition("::")[2].partition("[")[0] in DERIVED
     }
@@ -121,7 +121,7 @@ def collected_checks(manifest: Path) -> set[str]:
 
 
 def _ids(test: str, probes: set[str]) -> set[str]:
-    return {f"suites/{test}.py::{test}[manifests:{p}]" for p in probes}
+    return {f"harness/suites/{test}.py::{test}[manifests:{p}]" for p in probes}
 
 
 def _around(host: str, path: str) -> set[str]:

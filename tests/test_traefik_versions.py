@@ -162,7 +162,7 @@ def test_a_run_on_another_release_fetched_from_pypi(tmp_path: Path) -> None:
 
     manifests = Path(__file__).resolve().parent / "data" / "k8s-docs" / "simple-fanout.yaml"
     run = run_pytest(
-        "suites/test_routing.py::test_routing",
+        "harness/suites/test_routing.py::test_routing",
         "--manifests",
         manifests,
         "--probe-rounds",

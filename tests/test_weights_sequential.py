@@ -18,7 +18,7 @@ from harness.targets.base import LocalTarget
 
 pytestmark = pytest.mark.stack
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "suites" / "manifests"
+MANIFESTS = Path(__file__).resolve().parent.parent / "harness" / "suites" / "manifests"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from suite_runs import run_pytest
     ],
 )
 def test_bad_parameters_are_refused_up_front(args: list[str], expected: str) -> None:
-    run = run_pytest("suites/test_weights.py", "--collect-only", "-q", *args, timeout=120)
+    run = run_pytest("harness/suites/test_weights.py", "--collect-only", "-q", *args, timeout=120)
     output = run.output
     assert run.returncode == 4, output  # pytest's usage error: nothing was collected or sent
     assert "ERROR: ingress-harness:" in output

@@ -25,7 +25,7 @@ from harness.waiting import wait_until
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "suites" / "manifests"
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _run_suite(
 ) -> tuple[int, str, dict[str, Any]]:
     report_dir = tmp_path / "report"
     run = run_pytest(
-        ROOT / "suites" / "test_weights.py", "-q",
+        ROOT / "harness" / "suites" / "test_weights.py", "-q",
         "--proxy-url", proxy_url,
         "--manifests", MANIFESTS / "services.yaml", manifest,
         "--report-dir", report_dir, "--baseline", "none",

@@ -19,7 +19,7 @@ SELECT = "cheeses or priority-explicit"
 def _run(tmp_path: Path, name: str, *extra: str) -> tuple[dict[str, Any], Path]:
     out = tmp_path / name
     run = run_pytest(
-        "suites/test_routing.py", "suites/test_strip.py", "-k", SELECT, "-q",
+        "harness/suites/test_routing.py", "harness/suites/test_strip.py", "-k", SELECT, "-q",
         "--probe-rounds", "2", "--report-dir", out, "--baseline", "none",
         f"--junitxml={out / 'junit.xml'}", *extra,
     )  # fmt: skip

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import procs
+from harness.cli.verify import pytest_args
 from harness.errors import ConfigError
 from harness.gate.compare import Announcement, Comparison, Mode, compare
 from harness.gate.report import gate_document, write_gate
@@ -30,7 +31,6 @@ from harness.results.document import ResultsDocument, load
 
 EXIT_PASSED, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
-SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 #: The suites by name (``--suites routing,strip``).
 SUITES = {
     "routing": "test_routing.py",
@@ -178,19 +178,16 @@ def run_suites(
 ) -> ResultsDocument:
     """One run of the suites into ``out_dir``; raises ConfigError when it left no results."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The packaged suites, configured as `ingress-harness verify` runs them (same node ids).
     argv = [
         sys.executable,
         "-m",
         "pytest",
-        *(str(SUITES_DIR / SUITES[s]) for s in suites),
-        "-p",
-        "no:cacheprovider",
-        f"--report-dir={out_dir}",
-        f"--junitxml={out_dir / 'junit.xml'}",
-        "--baseline",
-        "none",
-        *options,
-        *passthrough,
+        *pytest_args(
+            ["-p", "no:cacheprovider", "--baseline", "none", *options, *passthrough],
+            out_dir,
+            [SUITES[s] for s in suites],
+        ),
     ]
     log = out_dir / "pytest.log"
     status = _run_pytest(argv, log)
@@ -229,13 +226,6 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"ingress-harness gate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not SUITES_DIR.is_dir():
-        print(
-            f"ingress-harness gate: error: the suites are not at {SUITES_DIR}; run the gate from "
-            "a checkout of the project (pip install -e .)",
-            file=sys.stderr,
-        )
-        return EXIT_ENVIRONMENT
     mode: Mode = "change" if ns.manifests_before is not None else "upgrade"
     gate_id = ns.gate_id or "gate-" + datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = (ns.reports / gate_id).resolve()

@@ -99,7 +99,8 @@ OPTIONS = (
         "harness_manifests",
         "HARNESS_MANIFESTS",
         "Manifest files or directories holding the intent to verify, read together as one "
-        "configuration (default: the tutorial's scenarios in suites/manifests, one per file).",
+        "configuration (default: the tutorial's scenarios packaged in harness/suites/manifests, "
+        "one per file).",
         multiple=True,
     ),
     _Option(

@@ -32,6 +32,8 @@ from harness.plugin.options import (
     text_or_none,
     whole_number,
 )
+from harness.results import run_id
+from harness.suites import MANIFESTS
 from harness.traffic.tls import TLSVerify, parse_tls_verify
 
 if TYPE_CHECKING:
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
     from harness.targets.cluster import ClusterOptions, ClusterTarget
     from harness.targets.local_stack import LocalStack
 
-DEFAULT_MANIFESTS = Path(__file__).resolve().parents[2] / "suites" / "manifests"
+#: The default of --manifests: the tutorial's scenarios, packaged with the suites.
+DEFAULT_MANIFESTS = MANIFESTS
 
 
 @dataclass
@@ -340,7 +343,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         probe_rounds=probe_rounds,
         strict_prefix_matching=strict_prefix_matching,
         report_dir=report_dir,
-        run_id=os.environ.get("HARNESS_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        run_id=run_id(),
         # The statistical parameters' ranges are checked together (power against alpha).
         weights=WeightSettings(
             run_alpha=run_alpha,

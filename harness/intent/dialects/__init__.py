@@ -331,8 +331,8 @@ def load_scenarios(
     read together with the shared files (those holding only Services, IngressClasses and
     skipped kinds). Keyed by file stem, in name order.
 
-    This is how ``suites/manifests/`` is laid out: the tutorial edits the same objects from step
-    to step, so each step is its own scenario rather than one big intent.
+    This is how ``harness/suites/manifests/`` is laid out: the tutorial edits the same objects
+    from step to step, so each step is its own scenario rather than one big intent.
     """
     files = manifest_files([directory])
     shared: list[Path] = []

@@ -14,7 +14,7 @@ def test_routing(scenario_run: Any, exact_case: Any, evidence: Any) -> None:
     evidence.record(scenario_run.exact_check(exact_case))
 
 
-# The tutorial's own claims, by name, on its own manifests (suites/manifests/cheeses.yaml).
+# The tutorial's own claims, by name, on its own manifests (harness/suites/manifests/cheeses.yaml).
 TUTORIAL = pytest.mark.parametrize("scenario_run", ["cheeses"], indirect=True, scope="session")
 
 
