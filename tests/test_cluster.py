@@ -562,3 +562,74 @@ def test_slice_ports_resolve_named_target_ports_per_pod() -> None:
     pod = {"spec": {"containers": [{"ports": [{"name": "web", "containerPort": 8080}]}]}}
     assert slice_ports(service, pod) == (("http", 8080, "TCP"), ("raw", 8081, "TCP"))
     assert slice_ports(service, {"spec": {"containers": [{}]}}) is None
+
+
+#: A user's manifests for the cluster target: two Services and an Ingress on hosts of their own
+#: (the tutorial's Ingress may be in the cluster's default namespace too).
+USER_MANIFESTS = """\
+apiVersion: v1
+kind: Service
+metadata: {name: gouda}
+spec:
+  selector: {app: gouda}
+  ports: [{name: http, port: 80, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: brie}
+spec:
+  selector: {app: brie}
+  ports: [{name: http, port: 80, targetPort: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: dairy}
+spec:
+  rules:
+  - host: dairy.cluster.test
+    http:
+      paths:
+      - {path: /gouda, pathType: Prefix, backend: {service: {name: gouda, port: {number: 80}}}}
+      - {path: /, pathType: Prefix, backend: {service: {name: brie, port: {name: http}}}}
+"""
+
+
+@needs_kubectl
+def test_the_cluster_target_runs_the_suites_on_the_embedded_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """``cluster up``, Traefik deployed as the tutorial does, then the suites through the
+    kubeconfig exactly as against minikube: they pass, and nothing of the run is left."""
+    from suite_runs import run_pytest
+
+    cluster.ok("apply", "-f", str(DATA / "traefik.yaml"))
+    cluster.ok(
+        "rollout", "status", "-n", "kube-system", "deployment/traefik-ingress-controller",
+        f"--timeout={TIMEOUT:g}s",
+    )  # fmt: skip
+    before = descendants(cluster.pid)
+    manifests = tmp_path / "dairy.yaml"
+    manifests.write_text(USER_MANIFESTS, "utf-8")
+    report = tmp_path / "report"
+    run = run_pytest(
+        "harness/suites/test_routing.py", "harness/suites/test_strip.py",
+        "harness/suites/test_registration.py", "harness/suites/test_weights.py",
+        "--kubeconfig", cluster.kubeconfig,
+        "--proxy-service", "kube-system/traefik-ingress-service",
+        "--manifests", manifests, "--probe-rounds", "2", "--backend-instances", "1",
+        "--report-dir", report, "--baseline", "none",
+        timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.output[-4000:]
+    results = run.results(report)
+    assert results["target"]["target"] == "cluster"
+    passed = [c for c in results["checks"] if c["outcome"] == "passed"]
+    assert len(passed) >= 8, [c["nodeid"] for c in results["checks"]]
+    left = cluster.json("get", "namespaces", "-l", "app.kubernetes.io/managed-by=ingress-harness")
+    assert left["items"] == []
+    # The run's pods (echo backends) are gone with its namespace: only what ran before is left.
+    wait_until(
+        lambda: descendants(cluster.pid) <= before,
+        timeout=TIMEOUT,
+        what="the run's pod processes to stop",
+    )
