@@ -232,7 +232,8 @@ def _outcomes(document: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "example", ["simple-fanout", "name-virtual-host", "default-backend", "tls"]
+    "example",
+    ["simple-fanout", "simple-fanout-class", "name-virtual-host", "default-backend", "tls"],
 )
 def test_kubernetes_documentation_examples_pass_as_written(example: str, tmp_path: Path) -> None:
     run = run_pytest(

@@ -122,6 +122,9 @@ class Finding:
         }
 
 
+#: The controller of the IngressClasses Traefik's Ingress provider serves.
+TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
+
 # Findings from reading manifests.
 FINDING_LEGACY_API = "legacy-api-version"
 FINDING_LEGACY_ANNOTATION = "legacy-annotation"

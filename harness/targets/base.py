@@ -18,8 +18,14 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import ConfigError, TargetUnreachable
-from harness.intent.model import Intent, Route, ServicePortRef, ServiceRef
-from harness.targets.local_stack import SERVICE_PORT, SERVICE_PORT_NAME, LocalStack, endpoint_slice
+from harness.intent.model import TRAEFIK_CONTROLLER, Intent, Route, ServicePortRef, ServiceRef
+from harness.targets.local_stack import (
+    MANAGED_BY,
+    SERVICE_PORT,
+    SERVICE_PORT_NAME,
+    LocalStack,
+    endpoint_slice,
+)
 from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
 from harness.traefik.render import manifests_to_apply
@@ -135,6 +141,29 @@ class ExternalTarget:
         return self.backend_map.get(whoami_name, whoami_name)
 
 
+def supplied_ingress_classes(intent: Intent) -> list[dict[str, Any]]:
+    """The IngressClasses the manifests' Ingresses name by ``spec.ingressClassName`` but do not
+    define: a cluster has them (Traefik's Helm chart installs ``traefik``), so the local target
+    supplies them, of Traefik's controller (a finding says so when the intent is read)."""
+    defined = {o.name for o in intent.objects if o.kind == "IngressClass"}
+    named = {
+        str(o.body["spec"]["ingressClassName"])
+        for o in intent.objects
+        if o.kind == "Ingress"
+        and o.role in ("applied", "converted")
+        and (o.body.get("spec") or {}).get("ingressClassName")
+    }
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {"name": name, "labels": {"app": MANAGED_BY}},
+            "spec": {"controller": TRAEFIK_CONTROLLER},
+        }
+        for name in sorted(named - defined)
+    ]
+
+
 def service_for_ref(ref: ServiceRef) -> dict[str, Any]:
     """A Service for one the manifests do not declare: the ports the routes reference (numbers;
     names as given), named uniquely as Kubernetes requires of a multi-port Service."""
@@ -246,6 +275,8 @@ class LocalTarget:
         them (``Intent.served``: what is applied, not what is declared, for legacy forms applied
         as written)."""
         self.register_services(intent)
+        for klass in supplied_ingress_classes(intent):
+            self.stack.running_applier().put(klass)
         # Before the routes: the Ingress provider reads a route's Secrets when it builds it.
         self.stack.publish_certificates(intent, timeout=APPLY_TIMEOUT)
         self.stack.running_applier().apply_all(manifests_to_apply(intent))

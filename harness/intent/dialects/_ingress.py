@@ -53,6 +53,7 @@ from harness.intent.model import (
     FINDING_WEIGHTS,
     PROVIDER_CRD,
     PROVIDER_INGRESS,
+    TRAEFIK_CONTROLLER,
     MatchKind,
     RouteMiddleware,
     Source,
@@ -69,7 +70,6 @@ ANN_TLS = V3 + "router.tls"
 ANN_RULESYNTAX = V3 + "router.rulesyntax"
 ANN_CLASS = "kubernetes.io/ingress.class"
 ANN_DEFAULT_CLASS = "ingressclass.kubernetes.io/is-default-class"
-TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
 
 # Traefik 1.7 looked these up in this order (annotations.go, getAnnotationName).
 LEGACY_RULE_TYPE = (
@@ -222,8 +222,8 @@ def _ingress_class(ctx: Context, obj: K8sObject, spec: YNode, settings: _Setting
                 FINDING_INGRESS_CLASS,
                 f"Ingress {obj.name!r} names IngressClass {name!r}, which is not in the "
                 f"manifests: Traefik serves it only if the cluster has an IngressClass {name!r} "
-                f"with controller {TRAEFIK_CONTROLLER}; the harness assumes it does (on the "
-                "local target, add that IngressClass to the manifests)",
+                f"with controller {TRAEFIK_CONTROLLER}; the harness assumes it does (the local "
+                "target supplies it, as Traefik's Helm chart installs one)",
                 name_node.source(),
                 "info",
             )
