@@ -68,7 +68,7 @@ def test_every_command_is_a_module_with_main() -> None:
 def test_unknown_or_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nope"]) == 2
     err = capsys.readouterr().err
-    assert "unknown command 'nope'" in err and "verify, backends" in err
+    assert "unknown command 'nope'" in err and "verify, gate, cluster, backends" in err
     assert main([]) == 2
     assert "usage: ingress-harness COMMAND" in capsys.readouterr().err
 

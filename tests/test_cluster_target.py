@@ -662,7 +662,7 @@ def test_the_suites_run_on_the_cluster_target_through_a_kubeconfig(
     assert target["backends"] == {"cheddar": 2, "stilton": 2}
     assert results["counts"]["failed"] == 0 and results["counts"]["error"] == 0
     passed = {c["kind"] for c in results["checks"] if c["outcome"] == "passed"}
-    assert passed == {"routing", "strip", "registration"}, results["counts"]
+    assert passed == {"routing", "edge", "strip", "registration"}, results["counts"]
     assert "not yet on the cluster target" in run.stdout  # the gap suite's apply strategies
     assert not [n for n in harness_namespaces(admin) if n.startswith("ingress-harness-")]
 

@@ -137,11 +137,14 @@ def test_a_change_gate_end_to_end(tmp_path: Path) -> None:
     by_class: dict[str, set[str]] = {}
     for d in gate["differences"]:
         by_class.setdefault(d["classification"], set()).add(f"{d['kind']} {d['item']}")
+    # The moved route's probes, its edge probes among them; nothing else is expected.
+    edge = ("./x", "/./x", "/%2e/x", "%2Fx", "%5Cx", "//x")
     assert by_class["expected"] == {
         "probe cheeses.minikube/wensleydale",
         "probe cheeses.minikube/wensleydale/",
         "probe cheeses.minikube/wensleydale/x",
         "probe cheeses.minikube/wensleydaleX",
+        *(f"probe cheeses.minikube/wensleydale{tail}" for tail in edge),
     }
     assert {
         "route cheddar:cheeses.minikube/cheddar",

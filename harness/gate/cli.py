@@ -184,7 +184,7 @@ def run_suites(
         "-m",
         "pytest",
         *pytest_args(
-            ["-p", "no:cacheprovider", "--baseline", "none", *options, *passthrough],
+            ["--baseline", "none", *options, *passthrough],
             out_dir,
             [SUITES[s] for s in suites],
         ),
