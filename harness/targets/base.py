@@ -90,7 +90,26 @@ def check_reachable(proxy_url: str, tls: TLSVerify | None = None, timeout: float
         ) from None
 
 
-class ExternalTarget:
+class AtProxyURL:
+    """Traffic to a proxy the harness did not start: its URL is the one entry point (which of
+    the proxy's entry points that reaches is the proxy's own configuration)."""
+
+    proxy_url: str
+
+    def url_at(self, arrival: Arrival) -> str:
+        """Every probe goes to the proxy URL, in its scheme."""
+        return self.proxy_url
+
+    def url_for(self, route: Route) -> str:
+        """Where bulk traffic for ``route`` goes: the proxy URL."""
+        return self.proxy_url
+
+    def arrival_for(self, route: Route) -> Arrival | None:
+        """None: the proxy URL is the entry point."""
+        return None
+
+
+class ExternalTarget(AtProxyURL):
     """A proxy configured by someone else: verify only."""
 
     kind = "external"
@@ -106,18 +125,6 @@ class ExternalTarget:
         self.backend_map = dict(backend_map or {})
         self._tls_verify = tls_verify or TLSVerify()
         check_reachable(self.proxy_url, self._tls_verify)
-
-    def url_at(self, arrival: Arrival) -> str:
-        """The proxy URL is the entry point: every probe goes there, in its scheme."""
-        return self.proxy_url
-
-    def url_for(self, route: Route) -> str:
-        """Where bulk traffic for ``route`` goes: the proxy URL."""
-        return self.proxy_url
-
-    def arrival_for(self, route: Route) -> Arrival | None:
-        """None: the proxy URL is the entry point."""
-        return None
 
     @property
     def tls_verify(self) -> TLSVerify:

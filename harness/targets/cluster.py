@@ -38,11 +38,10 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from harness.errors import AccessDenied, ClusterError, ConfigError, WaitTimeout
-from harness.intent.model import Intent, Route, ServiceRef
+from harness.intent.model import Intent, ServiceRef
 from harness.targets.apply import Applier
-from harness.targets.base import APPLY_TIMEOUT, check_reachable, service_for_ref
+from harness.targets.base import APPLY_TIMEOUT, AtProxyURL, check_reachable, service_for_ref
 from harness.targets.local_stack import MANAGED_BY
-from harness.traefik.entrypoints import Arrival
 from harness.traefik.render import manifests_to_apply
 from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
@@ -505,7 +504,7 @@ def _namespace_object(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
-class ClusterTarget:
+class ClusterTarget(AtProxyURL):
     """A cluster through a kubeconfig: the run's namespace, backends and manifests, the proxy
     already there. Use :meth:`start`; :meth:`stop` deletes what the run created (idempotent,
     safe after a failed start)."""
@@ -530,18 +529,6 @@ class ClusterTarget:
         self._canary_service: tuple[str, dict[str, Any]] = ("", {})
         self._moves = 0
         self._exit = contextlib.ExitStack()
-
-    # -- where traffic goes: the proxy's address is its one entry point (as for an external
-    # proxy: which of its entry points a URL reaches is the cluster's configuration) ---------
-
-    def url_at(self, arrival: Arrival) -> str:
-        return self.proxy_url
-
-    def url_for(self, route: Route) -> str:
-        return self.proxy_url
-
-    def arrival_for(self, route: Route) -> Arrival | None:
-        return None
 
     @property
     def tls_verify(self) -> TLSVerify:
