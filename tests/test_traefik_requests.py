@@ -19,6 +19,7 @@ import pytest
 
 from harness.backends.whoami import parse_whoami
 from harness.errors import ConfigError
+from harness.targets.local_stack import SYSTEM_NAMESPACE
 from harness.traefik.process import (
     LOOPBACK,
     TraefikProcess,
@@ -525,6 +526,14 @@ def tls_routes(
             tls={"secretName": "edges-cert"},
         ),
     )
+    # A local target that verified TLS routes earlier in the session has made its run's
+    # certificate Traefik's default (a `default` TLSStore); these tests are about Traefik's own.
+    store = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TLSStore",
+        "metadata": {"name": "default", "namespace": SYSTEM_NAMESPACE},
+    }
+    applier.delete(store)
     applier.apply_all(objects)
     yield tuned_traefik
     applier.delete_all(reversed(objects))
@@ -550,11 +559,16 @@ def _https(
 
 
 def _wait_for_tls(port: int, host: str) -> None:
-    wait_until(
-        lambda: _https(port, host, host)[0].status == 200,
-        timeout=30,
-        what=f"the tuned Traefik to serve https://{host}",
-    )
+    """Until ``host`` is served over HTTPS and an SNI no route names gets Traefik's own default
+    certificate (a default store removed by the fixture is gone only after Traefik's next
+    reload)."""
+
+    def served() -> bool:
+        observed, _ = _https(port, host, host)
+        _, der = _https(port, "unnamed.test", host)
+        return observed.status == 200 and TRAEFIK_DEFAULT_CN in der
+
+    wait_until(served, timeout=30, what=f"the tuned Traefik to serve https://{host}")
 
 
 @pytest.mark.stack
