@@ -40,7 +40,7 @@ def strict_json(obj: object) -> str:
 @pytest.mark.parametrize(
     ("alpha", "power", "reference"),
     [
-        # ../shared/TRAEFIK_NOTES.md, "How the anchors check": 80/20 -> 78/22.
+        # The planned N to tell 80/20 from 78/22.
         (0.05, 0.8, 3_140),
         (1e-3, 0.99, 12_620),
     ],
@@ -423,7 +423,7 @@ def test_sequential_refuses_bad_parameters(kwargs: dict[str, object], fragment: 
 def edf_schedule(weights: list[int], n: int) -> np.ndarray:
     """Counts after each request of an earliest-deadline-first weighted round robin.
 
-    The schedule TRAEFIK_NOTES describes ("Weights"): backend i's j-th turn is due at j / w_i.
+    The schedule of Traefik's weighted round robin: backend i's j-th turn is due at j / w_i.
     Written here from that description to test the bound, not taken from Traefik's source.
     """
     heap = [(1.0 / w, i) for i, w in enumerate(weights) if w > 0]

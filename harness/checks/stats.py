@@ -4,7 +4,8 @@ What it answers: "does the proxy split traffic between these backends in the dec
 from the counts of successful, classified responses per backend. Why a module of its own: the
 usual checks (±5 points on 500 requests, retried until one batch passes) pass a 75/25 proxy
 against a declared 70/30 almost always, and re-running a test until it passes makes false alarms
-*and* misses likely (see ../shared/TRAEFIK_NOTES.md, "How the anchors check").
+*and* misses likely (Gateway API's conformance check, for one: 500 requests within ±5 points,
+up to 10 attempts).
 
 The pieces, in the order a check uses them:
 

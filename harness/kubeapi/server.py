@@ -1,6 +1,6 @@
 """A local Kubernetes API server on loopback: the part of the REST API ingress controllers use.
 
-The local target (see DESIGN.md, "Targets") runs the real Traefik binary with its Kubernetes
+The local target (README, "What runs where") runs the real Traefik binary with its Kubernetes
 providers pointed at this server, and the harness applies manifests to it with the official
 ``kubernetes`` client, exactly as it would against a cluster. So this is not a mock: for what it
 serves (discovery, list, watch with ``sendInitialEvents`` and bookmarks, get, create, replace,
