@@ -541,7 +541,7 @@ def test_unknown_named_port(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "match",
-    ["HostRegexp(`.*`)", "Host(`a`) || Path(`/b`)", "PathPrefix(`/a`) && Header(`X`, `y`)"],
+    ["HostRegexp(`.*`)", "Host(`a`) || Path(`/b`)", "PathPrefix(`/a`) && ClientIP(`10.0.0.1`)"],
 )
 def test_unsupported_rule(tmp_path: Path, match: str) -> None:
     text = f"""
@@ -556,7 +556,26 @@ def test_unsupported_rule(tmp_path: Path, match: str) -> None:
     message = _error(tmp_path, text)
     assert f"m.yaml:{_line(text, 'match:')}:" in message
     assert "field spec.routes[0].match" in message and "unsupported" in message
-    assert "Host(`...`), Path(`...`) and PathPrefix(`...`)" in message
+    assert "Host(`...`), Path(`...`), PathPrefix(`...`), Header/HeaderRegexp" in message
+
+
+def test_matcher_arguments_and_regexps_are_checked(tmp_path: Path) -> None:
+    for match, said in [
+        ("PathPrefix(`/a`) && Header(`X`)", "Header(...) in rule"),
+        ("Host(`a`, `b`)", "Host(...) in rule"),
+        ("PathPrefix(`/a`) && HeaderRegexp(`X`, `(?=y)`)", "RE2 has no lookaround"),
+    ]:
+        text = f"""
+    apiVersion: traefik.io/v1alpha1
+    kind: IngressRoute
+    metadata: {{name: r}}
+    spec:
+      routes:
+      - match: {match}
+        services: [{{name: cheddar, port: 80}}]
+    """
+        message = _error(tmp_path, text)
+        assert f"m.yaml:{_line(text, 'match:')}:" in message and said in message, message
 
 
 def test_middleware_references(tmp_path: Path) -> None:

@@ -14,6 +14,10 @@ each with the oracle's ``Expectation`` and the reason it exists:
   (``a.wild.example.com``) and the bare domain (``example.com``), which must not reach it;
 - every route not served (an Ingress of another IngressClass): its own requests, which must
   not reach its backend;
+- every route with request conditions (headers, query parameters, method, cookies): its
+  requests carry what the conditions ask for (:func:`satisfying_request`), and at its path one
+  request per condition breaks it (:func:`condition_breaks`: the other value, or none at all);
+  two routes that both match a request overlap only where their conditions can hold together;
 - edge probes (:func:`edge_paths`, :func:`edge_hosts`), sent as written (the request-target is
   not normalised on the way): per route, a dot segment, a dot-dot segment, a dot adjoining the
   path, an encoded slash, dot and backslash, a double slash and the path in upper case; per
@@ -28,11 +32,12 @@ to a manifest adds its probes; nothing else changes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
+from urllib.parse import quote
 
-from harness.intent.model import Finding, Intent, Route
+from harness.intent.model import Finding, Intent, RequestCondition, Route
 from harness.traefik.entrypoints import Arrival
 from harness.traefik.middlewares import Headers
 from harness.traefik.oracle import (
@@ -96,6 +101,89 @@ class Probe:
         }
 
 
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What a probe sends besides Host and path: the method, headers (a ``Cookie`` header for
+    cookies) and a query string (without the ``?``)."""
+
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    query: str = ""
+
+    def target(self, path: str) -> str:
+        """``path`` with the query, as sent."""
+        return f"{path}?{self.query}" if self.query else path
+
+    def label(self) -> str:
+        """What the request carries, for probe ids (empty for a plain GET)."""
+        sent = "; ".join(f"{k}: {v}" for k, v in self.headers)
+        return (f" {self.method}" if self.method != "GET" else "") + (f" [{sent}]" if sent else "")
+
+
+PLAIN_REQUEST = ProbeRequest()
+
+
+def _carrying(conditions: Iterable[tuple[RequestCondition, str | None]]) -> ProbeRequest | None:
+    """The request that sends each condition's value (None: the condition's subject left
+    out), or None when two conditions ask for different methods."""
+    method: str | None = None
+    headers: list[tuple[str, str]] = []
+    cookies: list[str] = []
+    query: list[str] = []
+    for c, value in conditions:
+        if value is None:
+            continue
+        if c.kind == "method":
+            if method is not None and method != value:
+                return None
+            method = value
+        elif c.kind == "header":
+            headers.append((c.name, value))
+        elif c.kind == "cookie":
+            cookies.append(f"{c.name}={value}")
+        else:
+            query.append(f"{quote(c.name, safe='')}={quote(value, safe='')}")
+    if cookies:
+        headers.append(("Cookie", "; ".join(cookies)))
+    return ProbeRequest(method or "GET", tuple(headers), "&".join(query))
+
+
+def satisfying_request(*routes: Route) -> ProbeRequest | None:
+    """A request that meets every condition of ``routes`` (exact ones: their values), or None
+    when there is none this can build (two methods, or a ``regex`` condition)."""
+    conditions = [c for r in routes for c in r.conditions]
+    if any(c.match != "exact" for c in conditions):
+        return None
+    return _carrying((c, c.value) for c in conditions)
+
+
+def _other_value(c: RequestCondition) -> str:
+    if c.kind == "method":
+        return "GET" if c.value != "GET" else "DELETE"
+    return f"{c.value}-not" if c.value else "not"
+
+
+def condition_breaks(route: Route) -> list[tuple[ProbeRequest, str]]:
+    """(request, why) per way of breaking one of ``route``'s exact conditions while meeting the
+    others: the condition's subject with another value, and (but for the method) left out."""
+    if any(c.match != "exact" for c in route.conditions):
+        return []
+    out: list[tuple[ProbeRequest, str]] = []
+    for i, broken in enumerate(route.conditions):
+        ways: list[tuple[str | None, str]] = [
+            (_other_value(broken), f"{broken.label()} not met (another value)")
+        ]
+        if broken.kind != "method":
+            ways.append((None, f"{broken.label()} not met (not sent)"))
+        for value, why in ways:
+            request = _carrying(
+                (c, value if j == i else c.value) for j, c in enumerate(route.conditions)
+            )
+            if request is not None:
+                out.append((request, why))
+    return out
+
+
 @dataclass
 class _Draft:
     host: str
@@ -103,6 +191,7 @@ class _Draft:
     reasons: list[str]
     routes: list[str]
     kinds: list[str]
+    request: ProbeRequest = field(default=PLAIN_REQUEST)
 
 
 def probe_host(route_host: str | None) -> str:
@@ -194,16 +283,20 @@ def _route_paths(route: Route) -> list[tuple[str, str, str]]:
     return out
 
 
+_Drafts = dict[tuple[str, str, ProbeRequest], _Draft]
+
+
 def _add(
-    drafts: dict[tuple[str, str], _Draft],
+    drafts: _Drafts,
     *,
     host: str,
     path: str,
     kind: str,
     reason: str,
     routes: Iterable[str],
+    request: ProbeRequest = PLAIN_REQUEST,
 ) -> None:
-    d = drafts.setdefault((host, path), _Draft(host, path, [], [], []))
+    d = drafts.setdefault((host, path, request), _Draft(host, path, [], [], [], request))
     if reason not in d.reasons:
         d.reasons.append(reason)
     for rid in routes:
@@ -281,12 +374,13 @@ def _probes_at(
     opts = options or RoutingOptions()
     headers = removed_request_headers(intent)
     strict = opts.strict_prefix_matching
-    drafts: dict[tuple[str, str], _Draft] = {}
+    drafts: _Drafts = {}
     hosts: list[str] = []
     for route in intent.routes:
         host = probe_host(route.host)
         if host not in hosts:
             hosts.append(host)
+        own = satisfying_request(route) or PLAIN_REQUEST
         for path, kind, why in _route_paths(route):
             _add(
                 drafts,
@@ -295,6 +389,17 @@ def _probes_at(
                 kind=kind,
                 reason=f"{route.id}: {why}",
                 routes=[route.id],
+                request=own,
+            )
+        for request, why in condition_breaks(route):
+            _add(
+                drafts,
+                host=host,
+                path=route.path or "/",
+                kind=KIND_BOUNDARY,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+                request=request,
             )
         elsewhere = non_matching_host(route.host)
         if elsewhere is not None:
@@ -306,6 +411,7 @@ def _probes_at(
                 kind=KIND_NOT_FOUND,
                 reason=f"{route.id}: {p} on an undeclared host",
                 routes=[route.id],
+                request=own,
             )
         for miss, why in wildcard_misses(route.host):
             p = route.path or "/"
@@ -316,6 +422,7 @@ def _probes_at(
                 kind=KIND_NOT_FOUND,
                 reason=f"{route.id}: {p} on {miss}, {why}",
                 routes=[route.id],
+                request=own,
             )
         for path, why in edge_paths(route) if edge else ():
             _add(
@@ -325,6 +432,7 @@ def _probes_at(
                 kind=KIND_EDGE,
                 reason=f"{route.id}: {why}",
                 routes=[route.id],
+                request=own,
             )
     for host in hosts:
         _add(
@@ -344,6 +452,7 @@ def _probes_at(
                 kind=KIND_EDGE,
                 reason=f"{first.id}: {why}",
                 routes=[first.id],
+                request=satisfying_request(first) or PLAIN_REQUEST,
             )
     for unserved in intent.unserved:
         route = unserved.route
@@ -360,7 +469,8 @@ def _probes_at(
 
     for a, b in combinations(intent.routes, 2):
         shared = _hosts_overlap(a, b)
-        if shared is None:
+        both = satisfying_request(a, b)
+        if shared is None or both is None:
             continue
         seen: set[str] = set()
         for route in (a, b):
@@ -368,11 +478,20 @@ def _probes_at(
                 if path in seen:
                     continue
                 seen.add(path)
+                target = both.target(path)
                 both_traefik = all(
-                    traefik_matches(r, shared, path, strict_prefix_matching=strict) for r in (a, b)
+                    traefik_matches(
+                        r,
+                        shared,
+                        target,
+                        strict_prefix_matching=strict,
+                        method=both.method,
+                        headers=both.headers,
+                    )
+                    for r in (a, b)
                 )
                 both_spec = all(
-                    spec_matches(r, shared, path, strict_prefix_matching=strict) for r in (a, b)
+                    spec_matches(r, shared, target, strict_prefix_matching=strict) for r in (a, b)
                 )
                 if both_traefik or both_spec:
                     _add(
@@ -382,12 +501,17 @@ def _probes_at(
                         kind=KIND_PRECEDENCE,
                         reason=f"{a.id} and {b.id} both match {path}: precedence decides",
                         routes=[a.id, b.id],
+                        request=both,
                     )
 
     probes: list[Probe] = []
-    for key in sorted(drafts):
+    for key in sorted(drafts, key=lambda k: (k[0], k[1], k[2].method, k[2].headers, k[2].query)):
         d = drafts[key]
-        expectation = expect(intent, d.host, d.path, opts, arrival, headers=headers)
+        target = d.request.target(d.path)
+        sent = headers + d.request.headers
+        expectation = expect(
+            intent, d.host, target, opts, arrival, headers=sent, method=d.request.method
+        )
         kinds = list(d.kinds)
         # An edge probe's strip is judged by the edge check, which judges the whole answer.
         if (
@@ -398,11 +522,11 @@ def _probes_at(
             kinds.append(KIND_STRIP)
         probes.append(
             Probe(
-                id=f"{prefix}{d.host}{d.path}",
-                method="GET",
+                id=f"{prefix}{d.host}{target}{d.request.label()}",
+                method=d.request.method,
                 host=d.host,
-                path=d.path,
-                headers=headers,
+                path=target,
+                headers=sent,
                 expectation=expectation,
                 reasons=tuple(d.reasons),
                 routes=tuple(d.routes),

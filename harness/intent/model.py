@@ -17,6 +17,7 @@ router priority is ``len(rule)``:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -52,6 +53,9 @@ DEFAULT_PROVIDER_PRECEDENCE: tuple[str, ...] = (
 )
 
 MatchKind = Literal["exact", "prefix"]
+#: What a :class:`RequestCondition` looks at, and how it compares.
+ConditionKind = Literal["header", "query", "method", "cookie"]
+ConditionMatch = Literal["exact", "regex"]
 Severity = Literal["info", "warning"]
 #: How manifests in a legacy form (``extensions/v1beta1``, Traefik 1.x annotations, the
 #: ``traefik.containo.us`` group) are verified: through a v3 translation of what they mean, or
@@ -259,6 +263,47 @@ class RouteMiddleware:
 
 
 @dataclass(frozen=True)
+class RequestCondition:
+    """A condition on the request besides its host and path; a route matches only when all of
+    its conditions hold (an HTTPRoute match's ``headers``, ``queryParams`` and ``method``, an
+    ingress-nginx canary's header or cookie).
+
+    - ``name``: the header (compared case-insensitively), query parameter or cookie name; empty
+      for ``method``.
+    - ``value``: the value for ``exact``; for ``regex`` the pattern, in Go's RE2 syntax, found
+      anywhere in the value (anchor it with ``^...$`` for a whole-value match).
+    - A header, parameter or cookie sent several times matches when one of its values does.
+    """
+
+    kind: ConditionKind
+    name: str = ""
+    value: str = ""
+    match: ConditionMatch = "exact"
+    source: Source | None = field(default=None, compare=False)
+
+    def label(self) -> str:
+        """The condition for people: ``header X-Canary = always``, ``method GET``."""
+        if self.kind == "method":
+            return f"method {self.value}"
+        op = "=" if self.match == "exact" else "~"
+        return f"{self.kind} {self.name} {op} {self.value}"
+
+    def matcher(self) -> str:
+        """The condition as a Traefik v3 rule matcher (a cookie: ``HeaderRegexp`` on ``Cookie``)."""
+        regexp = "Regexp" if self.match == "regex" else ""
+        if self.kind == "method":
+            return f"Method(`{self.value}`)"
+        if self.kind == "cookie":
+            value = self.value if self.match == "regex" else re.escape(self.value)
+            return f"HeaderRegexp(`Cookie`, `(^|;\\s*){re.escape(self.name)}=({value})(;|$)`)"
+        name = "Header" if self.kind == "header" else "Query"
+        return f"{name}{regexp}(`{self.name}`, `{self.value}`)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "value": self.value, "match": self.match}
+
+
+@dataclass(frozen=True)
 class Route:
     """One router as Traefik will build it: what it matches, what it does, where it sends traffic.
 
@@ -277,6 +322,7 @@ class Route:
       An entry point with TLS of its own (``http.tls``) makes every router on it one as well.
     - ``tls_secrets``: the TLS Secrets the route's object names (Ingress ``spec.tls``,
       IngressRoute ``tls.secretName``); Traefik loads them as certificates, chosen by SNI.
+    - ``conditions``: what the request must also carry to match (:class:`RequestCondition`).
     """
 
     id: str
@@ -296,6 +342,7 @@ class Route:
     entry_points: tuple[str, ...] | None = None
     tls: bool = False
     tls_secrets: tuple[str, ...] = ()
+    conditions: tuple[RequestCondition, ...] = ()
 
     @property
     def declares_tls(self) -> bool:
@@ -327,6 +374,7 @@ class Route:
         if self.path:
             matcher = "Path" if self.match == "exact" else "PathPrefix"
             parts.append(f"{matcher}(`{self.path}`)")
+        parts.extend(c.matcher() for c in self.conditions)
         return " && ".join(parts)
 
     def priority_for(self, *, strict_prefix_matching: bool = False) -> int:
@@ -400,6 +448,7 @@ class Route:
             "entry_points": None if self.entry_points is None else list(self.entry_points),
             "tls": self.tls,
             "tls_secrets": list(self.tls_secrets),
+            "conditions": [c.to_dict() for c in self.conditions],
             "source": self.source.to_dict(),
         }
 

@@ -60,6 +60,7 @@ from harness.intent.model import (
     WeightedBackend,
 )
 from harness.traefik import middlewares as mw
+from harness.traefik.conditions import conditions_met
 from harness.traefik.entrypoints import Arrival, serving_routes
 from harness.traefik.requests import (
     CONFIRMED_ON,
@@ -326,9 +327,17 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
     return path_matches("prefix", route.path, request)
 
 
-def _routes_request(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
-    return host_matches(route.host, request.host) and _traefik_path_matches(
-        route, request, strict_prefix_matching
+def _routes_request(
+    route: Route,
+    request: EdgeRequest,
+    strict_prefix_matching: bool,
+    method: str = "GET",
+    headers: Sequence[tuple[str, str]] = (),
+) -> bool:
+    return (
+        host_matches(route.host, request.host)
+        and _traefik_path_matches(route, request, strict_prefix_matching)
+        and conditions_met(route.conditions, method, headers, request.raw_query)
     )
 
 
@@ -339,12 +348,20 @@ def _entry(host: str, target: str, options: EntryPointOptions | None = None) -> 
 
 
 def traefik_matches(
-    route: Route, host: str, path: str, *, strict_prefix_matching: bool = False
+    route: Route,
+    host: str,
+    path: str,
+    *,
+    strict_prefix_matching: bool = False,
+    method: str = "GET",
+    headers: Sequence[tuple[str, str]] = (),
 ) -> bool:
-    """Whether Traefik's router for ``route`` matches ``GET path`` with ``Host: host`` (both as
-    sent; a request the entry point rejects matches nothing)."""
+    """Whether Traefik's router for ``route`` matches ``method path`` with ``Host: host`` and
+    ``headers`` (all as sent; a request the entry point rejects matches nothing)."""
     request = _entry(host, path)
-    return request.outcome == ROUTABLE and _routes_request(route, request, strict_prefix_matching)
+    return request.outcome == ROUTABLE and _routes_request(
+        route, request, strict_prefix_matching, method, headers
+    )
 
 
 def _elements(path: str) -> list[str]:
@@ -463,8 +480,9 @@ def expect(
     arrival: Arrival | None = None,
     *,
     headers: Sequence[tuple[str, str]] = (),
+    method: str = "GET",
 ) -> Expectation:
-    """What Traefik must do with ``GET path`` for ``Host: host`` (and the request ``headers``)
+    """What Traefik must do with ``method path`` for ``Host: host`` (and the request ``headers``)
     under ``intent``, for a request arriving at ``arrival`` (entry point and scheme; None: any):
     ``path`` is the request-target exactly as sent (not normalised), ``host`` the Host header as
     sent."""
@@ -484,7 +502,7 @@ def expect(
     def rank(c: Candidate) -> tuple[int, int]:
         return (-c.priority, order.get(c.provider, len(order)))
 
-    matching = [r for r in intent.routes if _routes_request(r, request, strict)]
+    matching = [r for r in intent.routes if _routes_request(r, request, strict, method, headers)]
     candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
     spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []

@@ -517,6 +517,11 @@ class EdgeRequest:
         entry point: the cleaned, escaped path and the query); empty unless routable."""
         return "" if self._url is None else self._url.request_uri()
 
+    @property
+    def raw_query(self) -> str:
+        """The query after the ``?``, undecoded (``URL.RawQuery``); empty unless routable."""
+        return "" if self._url is None else self._url.raw_query
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,

@@ -291,6 +291,7 @@ def _routes(drafts: list[Draft]) -> tuple[Route, ...]:
                 entry_points=d.entry_points,
                 tls=d.tls,
                 tls_secrets=d.tls_secrets,
+                conditions=d.conditions,
             )
         )
     return tuple(out)

@@ -5,8 +5,9 @@ Mirrors what Traefik 3.7's CRD provider does (pkg/provider/kubernetes/crd/kubern
 the route's ``match`` is the router rule verbatim, ``priority`` 0 means "default", several
 ``services`` on one route form an implicit weighted round robin (weight defaults to 1), and a
 ``TraefikService`` with ``weighted.services`` may nest further TraefikServices. Only the subset of
-rule syntax the oracle can evaluate is accepted: ``Host``, ``Path`` and ``PathPrefix`` joined by
-``&&``; anything else is refused up front rather than guessed.
+rule syntax the oracle can evaluate is accepted: ``Host``, ``Path`` and ``PathPrefix``, and the
+request conditions ``Header``, ``HeaderRegexp``, ``Query``, ``QueryRegexp`` and ``Method``,
+joined by ``&&``; anything else is refused up front rather than guessed.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from harness.intent.model import (
     FINDING_REMOVED_API_GROUP,
     FINDING_WEIGHTS,
     PROVIDER_CRD,
+    ConditionKind,
+    ConditionMatch,
     MatchKind,
+    RequestCondition,
     RouteMiddleware,
     WeightedBackend,
 )
+from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import (
     Chain,
     ChainRef,
@@ -44,15 +49,35 @@ from harness.traefik.middlewares import (
     parse_middleware_spec,
 )
 
-_TERM = re.compile(r"\s*([A-Za-z]+)\s*\(\s*(`[^`]*`|\"(?:[^\"\\]|\\.)*\")\s*\)\s*")
-_SUPPORTED_RULES = "Host(`...`), Path(`...`) and PathPrefix(`...`) joined by &&"
+_LITERAL = r"(`[^`]*`|\"(?:[^\"\\]|\\.)*\")"
+_TERM = re.compile(rf"\s*([A-Za-z]+)\s*\(\s*{_LITERAL}\s*(?:,\s*{_LITERAL}\s*)?\)\s*")
+_SUPPORTED_RULES = (
+    "Host(`...`), Path(`...`), PathPrefix(`...`), Header/HeaderRegexp/Query/QueryRegexp"
+    "(`name`, `value`) and Method(`...`) joined by &&"
+)
+#: Rule matchers that are request conditions: (kind, match) of the condition they make.
+_CONDITION_MATCHERS: dict[str, tuple[ConditionKind, ConditionMatch]] = {
+    "Header": ("header", "exact"),
+    "HeaderRegexp": ("header", "regex"),
+    "Query": ("query", "exact"),
+    "QueryRegexp": ("query", "regex"),
+}
 
 
-def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind]:
-    """Host, path and match kind from an IngressRoute ``match`` (the supported subset only)."""
+def _literal(text: str) -> str:
+    value = text[1:-1]
+    return re.sub(r"\\(.)", r"\1", value) if text.startswith('"') else value
+
+
+def parse_match(
+    at: YNode, rule: str
+) -> tuple[str | None, str | None, MatchKind, tuple[RequestCondition, ...]]:
+    """Host, path, match kind and request conditions from an IngressRoute ``match`` (the
+    supported subset only)."""
     host: str | None = None
     path: str | None = None
     kind: MatchKind = "prefix"
+    conditions: list[RequestCondition] = []
     pos = 0
     seen: set[str] = set()
     while True:
@@ -62,11 +87,26 @@ def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind
                 f"unsupported rule {rule!r} (at character {pos + 1})",
                 f"The harness models {_SUPPORTED_RULES}; rewrite the rule or leave this route out",
             )
-        name, literal = m.group(1), m.group(2)
-        value = literal[1:-1]
-        if literal.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value)
-        if name == "Host":
+        name, literal, second = m.group(1), m.group(2), m.group(3)
+        value = _literal(literal)
+        if (second is not None) != (name in _CONDITION_MATCHERS):
+            at.fail(
+                f"{name}(...) in rule {rule!r} takes "
+                f"{'two arguments' if name in _CONDITION_MATCHERS else 'one argument'}",
+                f"The harness models {_SUPPORTED_RULES}",
+            )
+        if name in _CONDITION_MATCHERS and second is not None:
+            cond_kind, cond_match = _CONDITION_MATCHERS[name]
+            pattern = _literal(second)
+            if cond_match == "regex":
+                try:
+                    compile_go_regexp(pattern)
+                except GoRegexpError as err:
+                    at.fail(f"{name}(...) in rule {rule!r}: {err}", "Use RE2 syntax Go accepts")
+            conditions.append(RequestCondition(cond_kind, value, pattern, cond_match, at.source()))
+        elif name == "Method":
+            conditions.append(RequestCondition("method", "", value.upper(), "exact", at.source()))
+        elif name == "Host":
             if "Host" in seen:
                 at.fail(f"rule {rule!r} has two Host matchers", "Keep one Host(...) per route")
             host = None if value == "*" else value
@@ -100,7 +140,7 @@ def parse_match(at: YNode, rule: str) -> tuple[str | None, str | None, MatchKind
         pos += 2
     if host is None and path is None and "Host" not in seen:
         at.fail(f"rule {rule!r} has neither Host nor a path", "Add a Host(...) or PathPrefix(...)")
-    return host, path, kind
+    return host, path, kind, tuple(conditions)
 
 
 def _spec_error(spec: YNode, err: MiddlewareSpecError) -> NoReturn:
@@ -407,7 +447,7 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
             kind_node.fail(f"route kind {kind_node.string()!r} is not supported", "Use kind: Rule")
         match_node = route.require("match", "Add a match rule, e.g. Host(`example.com`)")
         rule = match_node.string("a rule")
-        host, path, match = parse_match(match_node, rule)
+        host, path, match, conditions = parse_match(match_node, rule)
         priority: int | None = None
         prio_node = route.get("priority")
         if prio_node is not None:
@@ -452,6 +492,7 @@ def read_ingressroute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 entry_points=entry_points,
                 tls=tls_node is not None,
                 tls_secrets=tls_secrets,
+                conditions=conditions,
             )
         )
     return drafts

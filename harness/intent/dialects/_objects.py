@@ -20,6 +20,7 @@ from harness.intent.model import (
     Finding,
     LegacyMode,
     MatchKind,
+    RequestCondition,
     RouteMiddleware,
     ServicePortRef,
     Severity,
@@ -319,6 +320,7 @@ class Draft:
     entry_points: tuple[str, ...] | None = None
     tls: bool = False
     tls_secrets: tuple[str, ...] = ()
+    conditions: tuple[RequestCondition, ...] = ()
     #: Why Traefik does not serve this route (an Ingress of another class); empty: served.
     unserved: str = ""
 
