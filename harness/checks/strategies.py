@@ -71,6 +71,7 @@ from harness.traffic.engine import (
     Progress,
     ProgressCallback,
     RequestSpec,
+    SenderPool,
     check_target,
     run_open_loop,
 )
@@ -341,7 +342,8 @@ class _ChangeThread(threading.Thread):
             self.t0_known.set()
 
     def run(self) -> None:
-        # Starting worker processes takes a few hundred ms; the traffic reports after 0.25 s.
+        # t0 is the traffic's first send, after its workers are ready (a few hundred ms when
+        # they are started for the run, a few ms from a pool); it first reports 0.25 s later.
         while not self.t0_known.wait(0.05):
             if self.cancel.is_set():
                 return
@@ -401,6 +403,7 @@ def measure_change(
     keep_samples: list[Samples] | None = None,
     tls: TLSVerify | None = None,
     stages: RunStages | None = None,
+    pool: SenderPool | None = None,
 ) -> GapReport:
     """Prepare, check the route answers, run ``lead_s + after_s`` seconds of open-loop traffic
     at ``rate`` with the change made ``lead_s`` in, and analyze the run.
@@ -409,7 +412,8 @@ def measure_change(
     earlier). The change must finish within the traffic plus ``STEP_TIMEOUT_S``; an exception
     from it is raised after the traffic. ``keep_samples`` receives the raw samples; ``stages``
     where the run's time went. Afterwards ``strategy.applied_at`` says when the proxy was seen
-    applying the change's last configuration step (None: not within the traffic).
+    applying the change's last configuration step (None: not within the traffic). ``pool``:
+    sender workers kept across runs (else ``processes`` are started for this run).
     """
     opts = options or GapOptions()
     stages = stages if stages is not None else RunStages()
@@ -444,6 +448,7 @@ def measure_change(
             progress=on_progress,
             until=strategy.traffic_until,
             tls=tls,
+            pool=pool,
         )
         stages.split_traffic(samples.t0_monotonic, samples.meta)
         thread.finish(STEP_TIMEOUT_S + after_s)
@@ -503,6 +508,7 @@ def run_repeats(
     tls: TLSVerify | None = None,
     timings: list[RunStages] | None = None,
     reuse_reference: bool = True,
+    pool: SenderPool | None = None,
 ) -> list[GapReport]:
     """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
     unrelated configuration and returns when it did, monotonic), each change comes at its
@@ -513,7 +519,8 @@ def run_repeats(
     Every run is returned as it came out: one whose sender lagged is invalid and stays in the
     figures as such (making it again until it is valid would select the easy runs).
     ``timings`` receives where each run's time went; ``reuse_reference=False`` applies a new
-    reference before every run (benchmarks compare the two).
+    reference before every run (benchmarks compare the two); ``pool``: the sender workers
+    for every run (see :func:`measure_change`).
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"`repeats` must be a whole number >= 1, got {repeats!r}")
@@ -544,6 +551,7 @@ def run_repeats(
                 progress=progress,
                 tls=tls,
                 stages=stages,
+                pool=pool,
                 meta={
                     "repeat": i + 1,
                     "phase_s": round(phase, 3) if reference is not None else None,
@@ -1152,6 +1160,18 @@ def measure_strategies(
     stop = threading.Event()
 
     def lane(target: Any, lane_names: list[str], report: ProgressCallback | None) -> None:
+        # One set of sender workers for the lane's runs, started (by its first run: a failure
+        # to start is that strategy's error) and stopped in its thread (they die with the
+        # thread that started them).
+        pool = SenderPool(SENDER_PROCESSES)
+        try:
+            measure_lane(target, lane_names, report, pool)
+        finally:
+            pool.close()
+
+    def measure_lane(
+        target: Any, lane_names: list[str], report: ProgressCallback | None, pool: SenderPool
+    ) -> None:
         for name in lane_names:
             if stop.is_set():
                 return
@@ -1170,6 +1190,7 @@ def measure_strategies(
                     tls=target.tls_verify,
                     timings=runs.timings,
                     reuse_reference=reuse_reference,
+                    pool=pool,
                 )
             except Exception as exc:  # the strategy's own check reports it
                 runs.error = exc
