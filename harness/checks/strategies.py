@@ -9,10 +9,12 @@ traffic), starts the traffic, makes the change from another thread after a lead 
 ``shown`` meanwhile, and hands the samples and the markers to :func:`harness.checks.gaps.analyze`.
 :func:`run_repeats` repeats that, with the change placed at a different phase of Traefik's
 configuration throttle each time (the time since the provider last applied a configuration:
-``providersThrottleDuration``, 2 s by default, decides when a change takes effect).
-:func:`measure_strategies` measures several strategies side by side, each on a local stack of
-its own (:func:`lane_targets`), shared out by :func:`lane_plan`: on one Traefik the changes would
-move each other's throttle phase.
+``providersThrottleDuration``, 2 s by default, decides when a change takes effect), counted from
+the previous run's own last configuration when the phase is still ahead of it, else from a
+reference configuration applied for the run. :func:`measure_strategies` measures several
+strategies side by side, each on a local stack of its own (:func:`lane_targets`), shared out by
+:func:`lane_plan` (on one Traefik the changes would move each other's throttle phase), each lane
+with one :class:`~harness.traffic.engine.SenderPool` for all its runs.
 
 The strategies, on one route of the intent (the tutorial: ``cheeses.minikube/cheddar`` moved from
 cheddar to wensleydale):
