@@ -7,8 +7,10 @@ at ``--rate``, each change at another phase of Traefik's configuration throttle,
 ``harness/suites/test_apply_gaps.py`` does; one strategy at a time, or ``--lanes N`` of them side
 by side on stacks of their own (the suite's way: compare the two to see that lanes do not change
 the figures). Prints a Markdown table (failed requests and gap, median and
-max; convergence median; hitless in how many runs) and one JSON line
-(``{"bench": "gaps", ...}``).
+max; convergence median; hitless in how many runs), where a run's time goes (mean seconds per
+run by stage and strategy, and how many runs applied a reference configuration of their own:
+``--new-references`` makes every run apply one, the way before the previous run's last
+configuration was reused) and one JSON line (``{"bench": "gaps", ...}``).
 
     python bench/bench_gaps.py [--repeats 5] [--rate 2000] [--strategies patch,replace]
                                [--lanes 1] [--new-references] [--json-out gaps.json]
