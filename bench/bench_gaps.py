@@ -7,11 +7,13 @@ at ``--rate``, each change at another phase of Traefik's configuration throttle,
 ``harness/suites/test_apply_gaps.py`` does; one strategy at a time, or ``--lanes N`` of them side
 by side on stacks of their own (the suite's way: compare the two to see that lanes do not change
 the figures). Prints a Markdown table (failed requests and gap, median and
-max; convergence median; hitless in how many runs) and one JSON line
-(``{"bench": "gaps", ...}``).
+max; convergence median; hitless in how many runs), where a run's time goes (mean seconds per
+run by stage and strategy, and how many runs applied a reference configuration of their own:
+``--new-references`` makes every run apply one, the way before the previous run's last
+configuration was reused) and one JSON line (``{"bench": "gaps", ...}``).
 
     python bench/bench_gaps.py [--repeats 5] [--rate 2000] [--strategies patch,replace]
-                               [--lanes 1] [--json-out gaps.json]
+                               [--lanes 1] [--new-references] [--json-out gaps.json]
 
 Exit status 1 when a run was invalid (the sender lagged; runs are not made again), 2 on an error.
 """
@@ -78,6 +80,55 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The stages of one run, in the order they happen (harness.checks.strategies.RunStages).
+STAGES = (
+    "prepare",
+    "reference",
+    "preflight",
+    "phase wait",
+    "sender start",
+    "traffic",
+    "sender stop",
+    "analyze",
+    "finish",
+)
+
+
+def stage_table(rows: list[dict[str, Any]]) -> str:
+    """Where a run's time goes: mean seconds per run by stage and strategy, the references
+    applied (the others reused the previous run's last configuration) and the wall time."""
+    lines = [
+        "| strategy | runs | references applied | "
+        + " | ".join(STAGES)
+        + " | per run | waiting (not traffic) |",
+        "| --- " * (len(STAGES) + 5) + "|",
+    ]
+    totals: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+    runs_all = references_all = 0
+    for row in rows:
+        timings = row["timings"]
+        runs = len(timings)
+        if not runs:
+            continue
+        sums = {k: sum(t["seconds"].get(k, 0.0) for t in timings) for k in STAGES}
+        references = sum(1 for t in timings if not t["reused_reference"])
+        for k in STAGES:
+            totals[k] += sums[k]
+        runs_all += runs
+        references_all += references
+        lines.append(_stage_row(row["strategy"], runs, references, sums))
+    if runs_all:
+        lines.append(_stage_row("**all**", runs_all, references_all, totals))
+    return "\n".join(lines)
+
+
+def _stage_row(name: str, runs: int, references: int, sums: dict[str, float]) -> str:
+    per_run = sum(sums.values()) / runs
+    waiting = per_run - sums["traffic"] / runs
+    cells = " | ".join(f"{sums[k] / runs:.2f}" for k in STAGES)
+    return f"| {name} | {runs} | {references} | {cells} | {per_run:.2f} | {waiting:.2f} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     # The harness's own benchmarks send traffic to this machine only.
     os.environ.setdefault(LOOPBACK_ONLY_ENV, "1")
@@ -96,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="stacks measuring side by side (default 1: one strategy at a time; the suite "
         f"uses {DEFAULT_LANES})",
+    )
+    parser.add_argument(
+        "--new-references",
+        action="store_true",
+        help="apply a reference configuration before every run (the way before the previous "
+        "run's last configuration was reused), to compare",
     )
     parser.add_argument("--json-out", type=Path, help="also write the full results here")
     ns = parser.parse_args(argv)
@@ -123,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         ) as targets,
     ):
         measured = measure_strategies(
-            targets, subject, names, repeats=ns.repeats, rate=ns.rate, options=options
+            targets,
+            subject,
+            names,
+            repeats=ns.repeats,
+            rate=ns.rate,
+            options=options,
+            reuse_reference=not ns.new_references,
         )
     for name, runs in measured.items():
         if runs.error is not None:
@@ -137,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 "budget": DEFAULT_BUDGETS.get(name),
                 "distribution": dist,
                 "runs": [r.to_dict(timeline=False) for r in runs.reports],
+                "timings": [t.to_dict() for t in runs.timings],
             }
         )
         print(
@@ -149,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     binary = find_traefik_binary()
     print()
     print(table(rows))
+    print()
+    print("Where a run's time goes (mean seconds per run):")
+    print()
+    print(stage_table(rows))
     summary = {
         "bench": "gaps",
         "traefik": traefik_version(binary),
@@ -156,15 +224,20 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": ns.repeats,
         "throttle_s": ns.throttle,
         "lanes": ns.lanes,
+        "reuse_reference": not ns.new_references,
         "route": subject.route.id,
         "moved_to": subject.other.service,
         "seconds": round(time.monotonic() - started, 1),
+        "load_avg_after": round(os.getloadavg()[0], 2),
         "strategies": rows,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if ns.json_out is not None:
         ns.json_out.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    compact = {**summary, "strategies": [{**r, "runs": len(r["runs"])} for r in rows]}
+    compact = {
+        **summary,
+        "strategies": [{**r, "runs": len(r["runs"]), "timings": len(r["timings"])} for r in rows],
+    }
     print(json.dumps(compact))
     if invalid:
         print(f"{invalid} runs stayed invalid (the sender lagged)", file=sys.stderr)

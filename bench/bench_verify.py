@@ -1,5 +1,6 @@
 """Where the time of the default verify goes: the suites on the local target, as ``nox -s verify``
-runs them (``python -m pytest suites``), timed from outside, next to the targets of issue 13
+runs them (``python -m harness verify``: harness/suites with its verify.ini), timed from
+outside, next to the targets of issue 13
 (verify within 150 s on this 2-core machine; a gate, two verifies, within 330 s).
 
 Prints a Markdown table and one JSON line (``{"bench": "verify", ...}``):
@@ -12,9 +13,12 @@ Prints a Markdown table and one JSON line (``{"bench": "verify", ...}``):
 - for the gap suite: how many strategies and runs, the traffic windows they add up to, and the
   traffic by strategy (the strategies run side by side on ``--gap-lanes`` stacks).
 
-    python bench/bench_verify.py [--runs 1] [-- PYTEST ARGS...]
+    python bench/bench_verify.py [--runs 1] [--gate] [-- PYTEST ARGS...]
 
 ``--runs 2`` runs verify twice in a row, as a gate does (each run compares with the one before).
+``--gate`` then also runs the gate itself, ``python -m harness gate --from-traefik 3.7.15
+--to-traefik 3.7.15`` (the pinned version against itself: both runs, the comparison and the
+report), and prints its wall and CPU time next to its 330 s target.
 Exit status 0; 2 when pytest could not run the suites at all (no results.json).
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.gaps import DEFAULT_LANES
+from harness.traefik.process import find_traefik_binary, traefik_version
 
 ROOT = Path(__file__).resolve().parent.parent
 #: issue 13: the default verify after installs, and a gate over two versions.
@@ -84,21 +89,8 @@ def gap_figures(results: dict[str, Any]) -> dict[str, Any]:
 def run_verify(out: Path, extra: list[str]) -> dict[str, Any]:
     """One verify: pytest over the suites, timed; its figures."""
     out.mkdir(parents=True, exist_ok=True)
-    junit = out / "junit.xml"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "suites",
-        "--strict-config",
-        "--strict-markers",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        f"--junitxml={junit}",
-        f"--report-dir={out}",
-        *extra,
-    ]
+    junit = out / "junit.xml"  # verify writes it beside the report
+    command = [sys.executable, "-m", "harness", "verify", f"--report-dir={out}", "-q", *extra]
     load_before = os.getloadavg()[0]
     cpu0, t0 = _cpu_children(), time.monotonic()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -124,6 +116,38 @@ def run_verify(out: Path, extra: list[str]) -> dict[str, Any]:
     }
 
 
+def run_gate(out: Path) -> dict[str, Any]:
+    """One upgrade gate of the pinned Traefik (the installed one) to itself, timed from
+    outside."""
+    pinned = traefik_version(find_traefik_binary())
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "gate",
+        "--from-traefik",
+        pinned,
+        "--to-traefik",
+        pinned,
+        "--reports",
+        str(out),
+    ]
+    load_before = os.getloadavg()[0]
+    cpu0, t0 = _cpu_children(), time.monotonic()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - t0
+    if proc.returncode >= 2:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+    return {
+        "command": " ".join(command[1:]),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(_cpu_children() - cpu0, 1),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "exit_status": proc.returncode,
+    }
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| run | wall s (target) | CPU s | load before / after | per suite s | outside tests s "
@@ -145,12 +169,16 @@ def table(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="verifies in a row (2: a gate)")
+    parser.add_argument(
+        "--gate", action="store_true", help="also time a gate of the pinned Traefik to itself"
+    )
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         runs = [run_verify(Path(tmp) / f"run-{i}", args.pytest_args) for i in range(args.runs)]
+        gate = run_gate(Path(tmp) / "gate") if args.gate else None
     total = sum(r["wall_s"] for r in runs)
     lanes = next(
         (a.split("=", 1)[1] for a in args.pytest_args if a.startswith("--gap-lanes=")),
@@ -166,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         + f"gap suite on {lanes} stacks side by side"
     )
+    if gate is not None:
+        print(
+            f"gate ({gate['command']}): {gate['wall_s']:.0f} s (target {GATE_TARGET_S:.0f} s), "
+            f"CPU {gate['cpu_s']:.0f} s, load {gate['load_before']:.1f} / "
+            f"{gate['load_after']:.1f}, exit status {gate['exit_status']}"
+        )
     print(
         json.dumps(
             {
@@ -174,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 "gate_target_s": GATE_TARGET_S,
                 "gap_lanes": lanes,
                 "runs": runs,
+                "gate": gate,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
         )

@@ -5,6 +5,7 @@ a 500 ms gap of 502s through the proxy."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CallableChange,
     CommandChange,
+    RunStages,
     StepClock,
     build_strategy,
     find_subject,
@@ -36,7 +38,7 @@ from harness.intent.dialects import load_scenarios
 from harness.plugin.settings import DEFAULT_MANIFESTS
 from harness.targets.base import LocalTarget
 from harness.traefik.process import enabled_routers
-from harness.traffic.engine import Progress, RequestSpec
+from harness.traffic.engine import Progress, RequestSpec, SenderPool
 from harness.waiting import wait_until
 
 RATE = 2000.0
@@ -130,6 +132,65 @@ def test_a_command_is_the_change(brie: BackendPool, tmp_path: Path) -> None:
         measure_change(url, failing, rate=RATE, after_s=1.0)
     with pytest.raises(ConfigError, match="empty"):
         CommandChange("  ", [spec], proxy_url=url)
+
+
+def test_a_run_reuses_the_previous_runs_configuration_as_reference_when_its_phase_is_ahead(
+    brie: BackendPool,
+) -> None:
+    """Each change comes at its phase after the last configuration applied: a new reference,
+    or the previous run's own change when the phase leaves time for the lead (the last run's
+    2.17 s does after a 0.3 s tail); ``reuse_reference=False`` applies one before every run."""
+    url = brie.instances[0].url
+    references: list[float] = []
+    starts: list[float] = []
+    shown_at: list[float] = []
+
+    def reference() -> float:
+        references.append(time.monotonic())
+        return references[-1]
+
+    def shown() -> bool:
+        shown_at.append(time.monotonic())  # the "proxy" shows each change at once
+        return True
+
+    def change(clock: StepClock) -> None:
+        starts.append(time.monotonic())
+
+    strategy = CallableChange("instant", [RequestSpec(path="/")], change, after_s=0.3, shown=shown)
+    timings: list[RunStages] = []
+    with SenderPool(2) as pool:
+        reports = run_repeats(
+            url,
+            strategy,
+            repeats=3,
+            rate=500.0,
+            throttle_s=2.0,
+            reference=reference,
+            timings=timings,
+            pool=pool,
+        )
+        assert pool.starts == 1  # one set of sender workers for every run
+    reused = [t.reused_reference for t in timings]
+    assert reused[0] is False and reused[-1] is True
+    assert len(references) == reused.count(False) and len(shown_at) == 3
+    used = iter(references)
+    for k, (report, start) in enumerate(zip(reports, starts, strict=True)):
+        base = shown_at[k - 1] if reused[k] else next(used)
+        assert start >= base + report.meta["phase_s"] - 1e-3
+        assert {"phase wait", "sender start", "traffic", "analyze"} <= set(timings[k].seconds)
+    strategy = CallableChange("instant", [RequestSpec(path="/")], change, after_s=0.3, shown=shown)
+    references.clear()
+    run_repeats(
+        url,
+        strategy,
+        repeats=2,
+        rate=500.0,
+        throttle_s=2.0,
+        reference=reference,
+        timings=timings,
+        reuse_reference=False,
+    )
+    assert len(references) == 2 and not any(t.reused_reference for t in timings[3:])
 
 
 def _gone(pid: int) -> bool:

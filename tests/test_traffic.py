@@ -23,6 +23,7 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.traffic.engine import (
     Progress,
     RequestSpec,
+    SenderPool,
     check_target,
     run_closed_loop,
     run_open_loop,
@@ -569,6 +570,42 @@ def test_an_open_loop_schedule_can_end_early(fresh: LoopbackServer, processes: i
     # Every request kept was made and answered; none due after the end was left unsent.
     assert samples.ok.all()
     assert samples.scheduled[-1] <= max(samples.meta["cut_at_s"], float(np.nanmax(samples.sent)))
+
+
+def test_a_sender_pool_keeps_its_workers_for_several_runs(fresh: LoopbackServer) -> None:
+    with SenderPool(2) as pool:
+        pids = [c.pid for c in pool.children]
+        for _ in range(3):
+            samples = run_open_loop(
+                fresh.url, ["/who/a/a-0/"], rate=400, total=120, processes=2, pool=pool
+            )
+            assert len(samples) == 120 and samples.ok.all()
+            assert np.allclose(samples.scheduled, np.arange(120) / 400)
+        # A run that ended early leaves a worker nothing stale for the next run.
+        ends: list[float] = []
+        cut = run_open_loop(
+            fresh.url,
+            ["/who/a/a-0/"],
+            rate=200,
+            total=2000,
+            processes=2,
+            pool=pool,
+            until=lambda: ends[0] if ends else ends.append(time.monotonic() + 0.3),
+        )
+        assert 0 < len(cut) < 2000 and cut.ok.all()
+        again = run_closed_loop(fresh.url, ["/who/a/a-0/"], total=50, processes=2, pool=pool)
+        assert again.ok.all()
+        assert [c.pid for c in pool.children] == pids and pool.starts == 1
+        # A worker that died between runs is replaced: the next run starts new ones.
+        pool.children[0].kill()
+        pool.children[0].wait(timeout=5)
+        assert run_closed_loop(fresh.url, ["/"], total=20, processes=2, pool=pool).ok.all()
+        assert pool.starts == 2
+        children = list(pool.children)
+    for child in children:  # stopped when the pool closed
+        assert child.poll() is not None
+    with pytest.raises(ConfigError, match="processes"):
+        SenderPool(0)
 
 
 def test_open_loop_parameters() -> None:

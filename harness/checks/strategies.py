@@ -9,10 +9,12 @@ traffic), starts the traffic, makes the change from another thread after a lead 
 ``shown`` meanwhile, and hands the samples and the markers to :func:`harness.checks.gaps.analyze`.
 :func:`run_repeats` repeats that, with the change placed at a different phase of Traefik's
 configuration throttle each time (the time since the provider last applied a configuration:
-``providersThrottleDuration``, 2 s by default, decides when a change takes effect).
-:func:`measure_strategies` measures several strategies side by side, each on a local stack of
-its own (:func:`lane_targets`), shared out by :func:`lane_plan`: on one Traefik the changes would
-move each other's throttle phase.
+``providersThrottleDuration``, 2 s by default, decides when a change takes effect), counted from
+the previous run's own last configuration when the phase is still ahead of it, else from a
+reference configuration applied for the run. :func:`measure_strategies` measures several
+strategies side by side, each on a local stack of its own (:func:`lane_targets`), shared out by
+:func:`lane_plan` (on one Traefik the changes would move each other's throttle phase), each lane
+with one :class:`~harness.traffic.engine.SenderPool` for all its runs.
 
 The strategies, on one route of the intent (the tutorial: ``cheeses.minikube/cheddar`` moved from
 cheddar to wensleydale):
@@ -44,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +73,7 @@ from harness.traffic.engine import (
     Progress,
     ProgressCallback,
     RequestSpec,
+    SenderPool,
     check_target,
     run_open_loop,
 )
@@ -86,6 +89,7 @@ __all__ = [
     "CommandChange",
     "EndpointSwap",
     "RouteMove",
+    "RunStages",
     "SecondIngress",
     "StepClock",
     "Strategy",
@@ -157,6 +161,10 @@ APPLY_SLACK_S = 0.25
 WATCH_INTERVAL_S = 0.02
 #: How long one step of a change may wait for the proxy (a few throttle windows).
 STEP_TIMEOUT_S = 15.0
+#: The previous run's last configuration is the next run's reference only if the traffic can
+#: still start ``LEAD_S`` before that run's phase: at least this long from now (what is left
+#: before the traffic: the strategy's prepare, already satisfied, and the preflight request).
+REUSE_MARGIN_S = 0.05
 #: Where extra backend instances listen: Traefik keeps one server per endpoint address, so each
 #: instance gets its own loopback address.
 EXTRA_BACKEND_NET = "127.0.10."
@@ -186,6 +194,9 @@ class Strategy:
     config_steps: int = 1
     #: The new configuration must answer within the window (False where that is undefined).
     must_converge: bool = True
+    #: When the proxy was last seen applying a configuration this strategy made (monotonic; set
+    #: after a run, None when not known): the next run's reference (see :func:`run_repeats`).
+    applied_at: float | None = None
 
     @property
     def old(self) -> Shows | None:
@@ -213,6 +224,11 @@ class Strategy:
 
     def shown(self) -> bool | None:
         """Whether the proxy shows the change yet (None: there is no way to tell)."""
+        return None
+
+    def settled(self) -> bool | None:
+        """Whether the proxy has applied the change's last configuration step, polled once
+        :meth:`shown` is true (None: the same as :meth:`shown`)."""
         return None
 
     def traffic_until(self) -> float | None:
@@ -247,6 +263,35 @@ class Strategy:
 
 # ---------------------------------------------------------------------------------------------
 # Measuring one change
+
+
+class RunStages:
+    """Where one run's time went (seconds by stage, in order; for benchmarks): each
+    :meth:`mark` closes the stage that ran since the one before."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.reused_reference = False
+        self._last = time.monotonic()
+
+    def mark(self, stage: str, at: float | None = None) -> None:
+        now = time.monotonic() if at is None else at
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + max(0.0, now - self._last)
+        self._last = now
+
+    def split_traffic(self, t0: float, meta: Mapping[str, Any]) -> None:
+        """Close the sender's stages once it returned: starting (until t0), the traffic's
+        schedule, and stopping (the rest)."""
+        span = float(meta.get("cut_at_s") or meta.get("total", 0) / float(meta.get("rate") or 1))
+        self.mark("sender start", at=t0)
+        self.mark("traffic", at=t0 + span)
+        self.mark("sender stop")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "reused_reference": self.reused_reference,
+        }
 
 
 def preflight(
@@ -284,6 +329,7 @@ class _ChangeThread(threading.Thread):
         self.start_t: float | None = None
         self.end_t: float | None = None
         self.shown_t: float | None = None
+        self.settled_t: float | None = None
         self.clock = StepClock()
         self.error: BaseException | None = None
         self.watch_error: BaseException | None = None
@@ -298,7 +344,8 @@ class _ChangeThread(threading.Thread):
             self.t0_known.set()
 
     def run(self) -> None:
-        # Starting worker processes takes a few hundred ms; the traffic reports after 0.25 s.
+        # t0 is the traffic's first send, after its workers are ready (a few hundred ms when
+        # they are started for the run, a few ms from a pool); it first reports 0.25 s later.
         while not self.t0_known.wait(0.05):
             if self.cancel.is_set():
                 return
@@ -321,7 +368,15 @@ class _ChangeThread(threading.Thread):
                     return
                 if seen:
                     self.shown_t = time.monotonic()
-                    return
+                    break
+                self.stop_watching.wait(WATCH_INTERVAL_S)
+            # Then the last configuration step (after the change call: its own waits end first).
+            while self.shown_t is not None and not self.stop_watching.is_set():
+                if self.end_t is not None:
+                    settled = self.strategy.settled()
+                    if settled is None or settled:
+                        self.settled_t = self.shown_t if settled is None else time.monotonic()
+                        return
                 self.stop_watching.wait(WATCH_INTERVAL_S)
         except BaseException as exc:
             self.watch_error = exc
@@ -349,22 +404,31 @@ def measure_change(
     meta: Mapping[str, Any] | None = None,
     keep_samples: list[Samples] | None = None,
     tls: TLSVerify | None = None,
+    stages: RunStages | None = None,
+    pool: SenderPool | None = None,
 ) -> GapReport:
     """Prepare, check the route answers, run ``lead_s + after_s`` seconds of open-loop traffic
     at ``rate`` with the change made ``lead_s`` in, and analyze the run.
 
     ``not_before`` (monotonic) delays the change until then (the traffic starts ``lead_s``
     earlier). The change must finish within the traffic plus ``STEP_TIMEOUT_S``; an exception
-    from it is raised after the traffic. ``keep_samples`` receives the raw samples.
+    from it is raised after the traffic. ``keep_samples`` receives the raw samples; ``stages``
+    where the run's time went. Afterwards ``strategy.applied_at`` says when the proxy was seen
+    applying the change's last configuration step (None: not within the traffic). ``pool``:
+    sender workers kept across runs (else ``processes`` are started for this run).
     """
     opts = options or GapOptions()
+    stages = stages if stages is not None else RunStages()
     # A request may wait for its answer at least as long as its latency budget.
     timeout_s = max(timeout_s, opts.latency_budget_s)
+    strategy.applied_at = None
     strategy.prepare()
     preflight(url, strategy.specs, opts.good_statuses, timeout=min(timeout_s, 5.0), tls=tls)
+    stages.mark("preflight")
     if not_before is not None:
         # A timed wait for a chosen instant (the phase of the throttle), not a race.
         threading.Event().wait(max(0.0, not_before - lead_s - time.monotonic()))
+        stages.mark("phase wait")
     cancel = threading.Event()
     thread = _ChangeThread(strategy, lead_s, cancel)
 
@@ -386,7 +450,9 @@ def measure_change(
             progress=on_progress,
             until=strategy.traffic_until,
             tls=tls,
+            pool=pool,
         )
+        stages.split_traffic(samples.t0_monotonic, samples.meta)
         thread.finish(STEP_TIMEOUT_S + after_s)
         if thread.is_alive():
             raise HarnessError(
@@ -416,7 +482,10 @@ def measure_change(
         options=opts,
         meta={**strategy.describe(), **(meta or {}), "lead_s": lead_s, "after_s": after_s},
     )
+    stages.mark("analyze")
+    strategy.applied_at = thread.settled_t
     strategy.finish()
+    stages.mark("finish")
     return report
 
 
@@ -439,22 +508,40 @@ def run_repeats(
     options: GapOptions | None = None,
     progress: ProgressCallback | None = None,
     tls: TLSVerify | None = None,
+    timings: list[RunStages] | None = None,
+    reuse_reference: bool = True,
+    pool: SenderPool | None = None,
 ) -> list[GapReport]:
     """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
     unrelated configuration and returns when it did, monotonic), each change comes at its
-    :func:`phases` after it; else ``LEAD_S`` into the traffic.
+    :func:`phases` after the last configuration the proxy applied: the previous run's last
+    step (``strategy.applied_at``: its change, or what its :meth:`~Strategy.finish` applied)
+    when that phase is still ahead, else a new reference. Without, ``LEAD_S`` into the traffic.
 
     Every run is returned as it came out: one whose sender lagged is invalid and stays in the
     figures as such (making it again until it is valid would select the easy runs).
+    ``timings`` receives where each run's time went; ``reuse_reference=False`` applies a new
+    reference before every run (benchmarks compare the two); ``pool``: the sender workers
+    for every run (see :func:`measure_change`).
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"`repeats` must be a whole number >= 1, got {repeats!r}")
     reports = []
     for i, phase in enumerate(phases(repeats, throttle_s)):
+        stages = RunStages()
         not_before = None
         if reference is not None:
             strategy.prepare()
-            not_before = reference() + phase
+            stages.mark("prepare")
+            last = strategy.applied_at if reuse_reference else None
+            if last is not None and last + phase - LEAD_S - time.monotonic() >= REUSE_MARGIN_S:
+                stages.reused_reference = True
+                not_before = last + phase
+            else:
+                not_before = reference() + phase
+                stages.mark("reference")
+        if timings is not None:
+            timings.append(stages)
         reports.append(
             measure_change(
                 url,
@@ -465,6 +552,8 @@ def run_repeats(
                 options=options,
                 progress=progress,
                 tls=tls,
+                stages=stages,
+                pool=pool,
                 meta={
                     "repeat": i + 1,
                     "phase_s": round(phase, 3) if reference is not None else None,
@@ -600,7 +689,11 @@ class _Local(Strategy):
             and str(r.get("service", "")).startswith(prefix)
         ]
 
-    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+    def _wait(self, condition: Callable[[], bool], what: str) -> float | None:
+        """Poll ``condition`` until it holds; return when it came true (monotonic), or None
+        when it held already at the first look."""
+        if condition():
+            return None
         # A fixed, short poll: the steps of a change are marked when the proxy took them.
         wait_until(
             condition,
@@ -609,6 +702,7 @@ class _Local(Strategy):
             interval=WATCH_INTERVAL_S,
             max_interval=WATCH_INTERVAL_S,
         )
+        return time.monotonic()
 
     def restore(self) -> None:
         self._http.close()
@@ -761,7 +855,10 @@ class SecondIngress(_Local):
             routers = self._routers()
             return routers is not None and not self._routes_to(routers, service)
 
-        self._wait(gone, f"Traefik to stop routing {self.subject.route.rule} to {service}")
+        # The removal is the last configuration the proxy applied: the next run's reference.
+        self.applied_at = self._wait(
+            gone, f"Traefik to stop routing {self.subject.route.rule} to {service}"
+        )
 
     def restore(self) -> None:
         try:
@@ -877,10 +974,14 @@ class EndpointSwap(_Local):
         if self.next is None:
             self.next = self._start_instance()
         url = self._instance(self.current).url
-        self._wait(
+        removed = self._wait(
             lambda: self._serving_is({url}, exact=True),
             f"Traefik to send {self.service} to {url} only",
         )
+        if removed is not None:
+            # The previous run's last step (a terminating endpoint removed) applied after its
+            # traffic: that is the last configuration the proxy applied.
+            self.applied_at = removed
 
     def change(self, clock: StepClock) -> None:
         old, new = self._instance(self.current), self._instance(self.next)
@@ -915,6 +1016,10 @@ class EndpointSwap(_Local):
 
     def shown(self) -> bool:
         return self._serving_is({self._instance(self.next).url})
+
+    def settled(self) -> bool:
+        # The old endpoint gone altogether (a terminating one is removed after it was shown).
+        return self._serving_is({self._instance(self.next).url}, exact=True)
 
     def finish(self) -> None:
         if self.current is not None:
@@ -1034,6 +1139,8 @@ class StrategyRuns:
     described: dict[str, Any]
     must_converge: bool
     error: BaseException | None = None
+    #: Where each run's time went (benchmarks).
+    timings: list[RunStages] = field(default_factory=list)
 
 
 def measure_strategies(
@@ -1045,6 +1152,7 @@ def measure_strategies(
     rate: float,
     options: GapOptions | None = None,
     progress: ProgressCallback | None = None,
+    reuse_reference: bool = True,
 ) -> dict[str, StrategyRuns]:
     """Every strategy in ``names`` measured ``repeats`` times (:func:`run_repeats`, each change
     at its phase after its own stack's reference configuration), the lanes of
@@ -1056,6 +1164,18 @@ def measure_strategies(
     stop = threading.Event()
 
     def lane(target: Any, lane_names: list[str], report: ProgressCallback | None) -> None:
+        # One set of sender workers for the lane's runs, started (by its first run: a failure
+        # to start is that strategy's error) and stopped in its thread (they die with the
+        # thread that started them).
+        pool = SenderPool(SENDER_PROCESSES)
+        try:
+            measure_lane(target, lane_names, report, pool)
+        finally:
+            pool.close()
+
+    def measure_lane(
+        target: Any, lane_names: list[str], report: ProgressCallback | None, pool: SenderPool
+    ) -> None:
         for name in lane_names:
             if stop.is_set():
                 return
@@ -1072,6 +1192,9 @@ def measure_strategies(
                     options=options,
                     progress=report,
                     tls=target.tls_verify,
+                    timings=runs.timings,
+                    reuse_reference=reuse_reference,
+                    pool=pool,
                 )
             except Exception as exc:  # the strategy's own check reports it
                 runs.error = exc

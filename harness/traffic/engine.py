@@ -14,6 +14,10 @@ Two ways to drive a proxy:
   and failed requests instead of as fewer requests (coordinated omission). The sender's own lag
   is recorded per request, so a run whose sender fell behind can be declared invalid (gaps).
 
+With ``processes`` > 1 a run's requests are split across worker processes, started for the run
+or taken from a :class:`SenderPool`, which keeps them for the next run (the gap suite's runs:
+starting two workers costs 0.3-0.4 s a run).
+
 Both return :class:`~harness.traffic.samples.Samples`: a 45-byte record per request, including
 request that failed (classified, never re-sent) and every one that was never sent.
 
@@ -90,6 +94,7 @@ __all__ = [
     "Progress",
     "ProxyAddress",
     "RequestSpec",
+    "SenderPool",
     "check_target",
     "run_closed_loop",
     "run_open_loop",
@@ -867,7 +872,9 @@ def _run_here(plan: _Plan, deadline: float, shared: _Shared) -> _Result:
 # Worker processes are started with harness.procs.spawn (own session, die with the parent) and
 # talk to the parent over one loopback TCP connection: length-prefixed pickles. The parent
 # listens, each child connects and proves it is one of ours with a random token from its
-# command line; only then does the parent send a plan or read anything from it.
+# command line; only then does the parent send a plan or read anything from it. A worker runs
+# one plan after another (``("run", plan, deadline)``) until told ``("stop",)`` or its parent
+# goes away: a SenderPool keeps them for several runs.
 
 _LEN = struct.Struct("!Q")
 _WORKER_CODE = "from harness.traffic.engine import _worker_main; _worker_main()"
@@ -899,13 +906,29 @@ def _worker_main() -> None:  # pragma: no cover - runs in a worker process (mult
     host, _, port = sys.argv[1].rpartition(":")
     sock = socket.create_connection((host, int(port)), timeout=WORKER_START_TIMEOUT)
     sock.sendall(sys.argv[2].encode("ascii") + b"\n")
-    plan, deadline = _recv_msg(sock)
+    try:
+        while True:
+            sock.settimeout(None)  # idle between runs: until the parent sends or goes away
+            try:
+                message = _recv_msg(sock)
+            except EOFError:
+                return
+            if message[0] == "stop":
+                return
+            if message[0] == "run":
+                _worker_run(sock, message[1], message[2])
+            # else: an "until" for a run that had ended already
+    finally:
+        sock.close()
+
+
+def _worker_run(sock: socket.socket, plan: _Plan, deadline: float) -> None:  # pragma: no cover
+    """One run in a worker process; its result (or error) goes to the parent."""
 
     def wait_for_go() -> float:
         # Called once the warm connections are open: all workers share one t0.
         _send_msg(sock, ("ready",))
         _, t0 = _recv_msg(sock)
-        sock.settimeout(None)
         return float(t0)
 
     def counts(sent: int, finished: int, errors: int) -> None:
@@ -920,12 +943,10 @@ def _worker_main() -> None:  # pragma: no cover - runs in a worker process (mult
 
     try:
         result = _run_engine(plan, deadline, _Shared(counts=counts, until=until), wait_for_go)
-        _send_msg(sock, ("ok", result))
     except BaseException as exc:
         _send_msg(sock, ("error", "".join(traceback.format_exception(exc))))
         raise
-    finally:
-        sock.close()
+    _send_msg(sock, ("ok", result))
 
 
 def _accept_worker(
@@ -961,31 +982,84 @@ def _accept_worker(
         sock.close()  # not one of ours
 
 
-def _run_workers(
-    plans: list[_Plan],
-    deadline: float,
-    total: int,
-    callback: ProgressCallback | None,
-    until: UntilCallback | None = None,
-) -> tuple[float, list[_Result]]:
-    """Run each plan in its own process; return the shared t0 and the results in plan order."""
-    token = secrets.token_hex(16).encode("ascii")
-    # The children import this package: make sure they find the same copy as we did.
-    env = procs.python_child_env()
-    children: list[subprocess.Popen[bytes]] = []
-    socks: list[socket.socket] = []
-    with socket.create_server((LOOPBACK, 0)) as listener:
-        listener.settimeout(0.1)
-        address = f"{LOOPBACK}:{listener.getsockname()[1]}"
+class SenderPool:
+    """``size`` sender worker processes kept for several multi-process runs (pass it as
+    ``pool`` to :func:`run_open_loop` or :func:`run_closed_loop` with ``processes=size``), so a
+    run does not pay for starting them (a Python process and its imports, 0.2-0.4 s on this
+    machine, more under load). Started on first use or by :meth:`start`, stopped by
+    :meth:`close` (a context manager closes it on exit, also on failure and Ctrl-C). A run that
+    fails stops the workers; the next run starts new ones.
+
+    The workers die with the thread that started them (``PR_SET_PDEATHSIG``): start and use a
+    pool from a thread that outlives it. Not for two runs at once.
+    """
+
+    def __init__(self, size: int) -> None:
+        _check_positive("processes", size, integer=True, upper=MAX_PROCESSES)
+        self.size = size
+        self.children: list[subprocess.Popen[bytes]] = []
+        self._socks: list[socket.socket] = []
+        #: How many times workers were started (benchmarks, tests).
+        self.starts = 0
+
+    def start(self) -> SenderPool:
+        """Start the workers unless they run already."""
+        if self._socks and all(c.poll() is None for c in self.children):
+            return self
+        self.close()
+        token = secrets.token_hex(16).encode("ascii")
+        # The children import this package: make sure they find the same copy as we did.
+        env = procs.python_child_env()
         try:
-            for _ in plans:
-                argv = [sys.executable, "-c", _WORKER_CODE, address, token.decode("ascii")]
-                children.append(procs.spawn(argv, env=env))
-            give_up = time.monotonic() + WORKER_START_TIMEOUT
-            for plan in plans:
-                sock = _accept_worker(listener, token, children, give_up)
-                socks.append(sock)
-                _send_msg(sock, (plan, deadline))
+            with socket.create_server((LOOPBACK, 0)) as listener:
+                listener.settimeout(0.1)
+                address = f"{LOOPBACK}:{listener.getsockname()[1]}"
+                for _ in range(self.size):
+                    argv = [sys.executable, "-c", _WORKER_CODE, address, token.decode("ascii")]
+                    self.children.append(procs.spawn(argv, env=env))
+                give_up = time.monotonic() + WORKER_START_TIMEOUT
+                for _ in range(self.size):
+                    self._socks.append(_accept_worker(listener, token, self.children, give_up))
+        except BaseException:
+            self.close()
+            raise
+        self.starts += 1
+        return self
+
+    def close(self) -> None:
+        """Tell the workers to stop and make sure they did. Idempotent."""
+        socks, children = self._socks, self.children
+        self._socks, self.children = [], []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                _send_msg(sock, ("stop",))
+            sock.close()
+        for child in children:
+            procs.stop(child, grace=2.0)
+
+    def __enter__(self) -> SenderPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        plans: list[_Plan],
+        deadline: float,
+        total: int,
+        callback: ProgressCallback | None,
+        until: UntilCallback | None = None,
+    ) -> tuple[float, list[_Result]]:
+        """Run each plan on its own worker; return the shared t0 and the results in plan
+        order."""
+        if len(plans) != self.size:
+            raise ConfigError(f"a pool of {self.size} senders cannot run {len(plans)} plans")
+        self.start()
+        try:
+            socks = self._socks
+            for sock, plan in zip(socks, plans, strict=True):
+                _send_msg(sock, ("run", plan, deadline))
             # Starting the workers (and their warm connections) is bounded on its own; the
             # deadline counts from t0, as in a single process.
             for k, sock in enumerate(socks):
@@ -996,19 +1070,17 @@ def _run_workers(
                 _send_msg(sock, ("go", t0))
             results = _collect(
                 socks,
-                children,
+                self.children,
                 t0=t0,
                 hard_stop=t0 + deadline + 10.0,
                 total=total,
                 callback=callback,
                 until=until,
             )
-            return t0, results
-        finally:
-            for sock in socks:
-                sock.close()
-            for child in children:
-                procs.stop(child, grace=2.0)
+        except BaseException:
+            self.close()  # a worker may be mid-run: none is trusted with the next one
+            raise
+        return t0, results
 
 
 def _collect(
@@ -1226,6 +1298,7 @@ def _execute(
     latency_budget: float | None = None,
     until: UntilCallback | None = None,
     tls: TLSVerify | None = None,
+    pool: SenderPool | None = None,
 ) -> Samples:
     target = traffic_target(url)
     spec_list = _normalize_specs(specs)
@@ -1261,8 +1334,11 @@ def _execute(
         shared = _Shared(callback=progress, total=total, until=until)
         results = [_run_here(plans[0], deadline, shared)]
         t0 = results[0].t0
+    elif pool is not None and pool.size == processes:
+        t0, results = pool.run(plans, deadline, total, progress, until)
     else:
-        t0, results = _run_workers(plans, deadline, total, progress, until)
+        with SenderPool(processes) as own:
+            t0, results = own.run(plans, deadline, total, progress, until)
     del plans  # their arrays are the columns now (one process) or copies held by workers
     wall_t0 = time.time() - (time.monotonic() - t0)
     cols, tables = _merge(results, total)
@@ -1311,6 +1387,7 @@ def run_closed_loop(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     tls: TLSVerify | None = None,
+    pool: SenderPool | None = None,
 ) -> Samples:
     """Send ``total`` requests over ``concurrency`` connections, each as soon as one finishes.
 
@@ -1321,8 +1398,9 @@ def run_closed_loop(
     ``Connection: close``). ``timeout`` bounds each request (connect included); ``deadline``
     bounds the whole run, in seconds from the first send (starting worker processes is bounded
     apart). ``processes`` > 1 splits the requests across worker processes (request i goes to
-    worker i mod processes) and merges their records. ``progress`` is called about 4 times a
-    second.
+    worker i mod processes) and merges their records; they are started for the run and stopped
+    after it, or taken from ``pool`` (a :class:`SenderPool` of that many: kept for the next
+    run). ``progress`` is called about 4 times a second.
     Every request is in the result exactly once.
     """
     _check_positive("total", total, integer=True, upper=MAX_TOTAL)
@@ -1345,6 +1423,7 @@ def run_closed_loop(
         progress=progress,
         meta={"concurrency": concurrency},
         tls=tls,
+        pool=pool,
     )
 
 
@@ -1368,6 +1447,7 @@ def run_open_loop(
     progress: ProgressCallback | None = None,
     until: UntilCallback | None = None,
     tls: TLSVerify | None = None,
+    pool: SenderPool | None = None,
 ) -> Samples:
     """Send request i at ``t0 + i / rate`` regardless of earlier responses; record each against
     its scheduled time.
@@ -1448,6 +1528,7 @@ def run_open_loop(
         latency_budget=latency_budget,
         until=until,
         tls=tls,
+        pool=pool,
     )
 
 
