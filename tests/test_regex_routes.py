@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from test_traefik_requests import send_raw
 
 from harness.checks.exact import applies, judge
 from harness.checks.probes import (
@@ -72,32 +73,33 @@ def _ingressroute(tmp_path: Path, *matches: str, name: str = "regex.yaml") -> Pa
     return path
 
 
-# -- semantics (confirmed on Traefik 3.7.15 with the file provider, raw requests) ---------------
+# -- semantics (confirmed on Traefik 3.7.15: test_the_semantics_table_is_what_the_binary_does) --
 
 
-@pytest.mark.parametrize(
-    ("pattern", "target", "matches"),
-    [
-        # Go's MatchString: found anywhere, not anchored.
-        ("/b", "/b", True),
-        ("/b", "/a/bc", True),
-        ("/b", "/x", False),
-        ("^/p/x$", "/p/x", True),
-        # Matched on the routing path: %2F and %3A stay encoded, %20 and %41 are decoded.
-        ("^/p/x$", "/p%2Fx", False),
-        ("^/p%2Fx$", "/p%2Fx", True),
-        ("^/p:x$", "/p%3Ax", False),
-        ("^/p%3Ax$", "/p%3Ax", True),
-        ("^/p x$", "/p%20x", True),
-        ("^/p%20x$", "/p%20x", False),
-        ("^/AB$", "/%41B", True),
-        # Case-sensitive; after the entry point's cleaning.
-        ("^/AB$", "/ab", False),
-        ("^/p/x$", "/p//x", True),
-        ("^/p/x$", "/p/./x", True),
-        ("^/x/$", "/x/.", False),
-    ],
-)
+#: (pattern, request-target, whether PathRegexp matches): the unit table, and on the binary.
+SEMANTICS = [
+    # Go's MatchString: found anywhere, not anchored.
+    ("/b", "/b", True),
+    ("/b", "/a/bc", True),
+    ("/b", "/x", False),
+    ("^/p/x$", "/p/x", True),
+    # Matched on the routing path: %2F and %3A stay encoded, %20 and %41 are decoded.
+    ("^/p/x$", "/p%2Fx", False),
+    ("^/p%2Fx$", "/p%2Fx", True),
+    ("^/p:x$", "/p%3Ax", False),
+    ("^/p%3Ax$", "/p%3Ax", True),
+    ("^/p x$", "/p%20x", True),
+    ("^/p%20x$", "/p%20x", False),
+    ("^/AB$", "/%41B", True),
+    # Case-sensitive; after the entry point's cleaning.
+    ("^/AB$", "/ab", False),
+    ("^/p/x$", "/p//x", True),
+    ("^/p/x$", "/p/./x", True),
+    ("^/x/$", "/x/.", False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "target", "matches"), SEMANTICS)
 def test_path_regexp_is_found_anywhere_in_the_routing_path(
     pattern: str, target: str, matches: bool
 ) -> None:
@@ -328,3 +330,33 @@ def test_traefik_agrees_and_a_changed_pattern_fails_exactly_the_probes_it_change
         if applies("routing", p) and _answer(declared, p) != _answer(changed, p)
     )
     assert failed and failed == differ, (failed, differ)
+
+
+@pytest.mark.stack
+def test_the_semantics_table_is_what_the_binary_does(local_stack: Any, tmp_path: Path) -> None:
+    """Each row of SEMANTICS sent byte for byte to the real Traefik: answered by the route
+    exactly when the table (and so the oracle) says PathRegexp matches."""
+    patterns = list(dict.fromkeys(p for p, _, _ in SEMANTICS))
+    host = {p: f"s{i}.rx.test" for i, p in enumerate(patterns)}
+    routes = "".join(
+        f"  - match: Host(`{host[p]}`) && PathRegexp(`{p}`)\n"
+        "    services: [{name: cheddar, port: 80}]\n"
+        for p in patterns
+    )
+    manifest = tmp_path / "semantics.yaml"
+    manifest.write_text(
+        SERVICES + "---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\n"
+        f"metadata: {{name: semantics}}\nspec:\n  routes:\n{routes}"
+    )
+    intent = load_intent([manifest])
+    target = LocalTarget(local_stack)
+    port = urlsplit(target.proxy_url).port
+    assert port is not None
+    target.apply_intent(intent)
+    try:
+        observed = [
+            (p, t, send_raw(port, t, host[p]).service == "cheddar") for p, t, _ in SEMANTICS
+        ]
+    finally:
+        target.remove_intent(intent)
+    assert observed == SEMANTICS
