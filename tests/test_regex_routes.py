@@ -29,11 +29,10 @@ from harness.checks.probes import (
     satisfying_request,
 )
 from harness.checks.regex_probes import PER_KIND
-from harness.errors import ConfigError, ManifestError
+from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import (
     FINDING_REGEX_UNPROBED,
-    PROVIDER_INGRESS,
     Intent,
     RequestCondition,
     Route,
@@ -147,11 +146,66 @@ def test_a_pattern_go_refuses_or_python_reads_differently_is_refused(
     assert "PathRegexp" in message and construct in message, message
 
 
-def test_the_ingress_provider_cannot_render_a_regex_path(tmp_path: Path) -> None:
-    intent = load_intent([_ingressroute(tmp_path, "Host(`rx.test`) && PathRegexp(`^/a`)")])
-    route = dataclasses.replace(intent.routes[0], match_rule=None, provider=PROVIDER_INGRESS)
-    with pytest.raises(ConfigError, match="Ingress provider cannot serve"):
-        render_manifests(Intent(routes=(route,)), "default")
+def _ingress(tmp_path: Path, path: str, name: str = "ingress.yaml") -> Path:
+    """An Ingress with ``router.pathmatcher: PathRegexp`` (its path the pattern) next to a
+    PathPrefix Ingress on the same host."""
+    manifest = tmp_path / name
+    manifest.write_text(
+        SERVICES
+        + f"""---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: regex
+  annotations:
+    traefik.ingress.kubernetes.io/router.pathmatcher: PathRegexp
+spec:
+  rules:
+  - host: ing.test
+    http:
+      paths:
+      - path: {path}
+        pathType: ImplementationSpecific
+        backend: {{service: {{name: cheddar, port: {{number: 80}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: plain}}
+spec:
+  rules:
+  - host: ing.test
+    http:
+      paths:
+      - path: /api
+        pathType: Prefix
+        backend: {{service: {{name: wensleydale, port: {{number: 80}}}}}}
+"""
+    )
+    return manifest
+
+
+def test_an_ingress_path_regexp_is_read_and_rendered(tmp_path: Path) -> None:
+    intent = load_intent([_ingress(tmp_path, "/api/v[0-9]+/users$")])
+    route = next(r for r in intent.routes if r.match == "regex")
+    assert (route.path, route.path_type) == ("/api/v[0-9]+/users$", "ImplementationSpecific")
+    # As Traefik's Ingress provider writes it (%q), and its priority is that rule's length.
+    assert route.rule == 'Host("ing.test") && PathRegexp("/api/v[0-9]+/users$")'
+    assert route.effective_priority == len(route.rule)
+    # Rendered back by the harness: the same annotation and path.
+    rendered = dataclasses.replace(route, id="again")
+    (ingress,) = render_manifests(Intent(routes=(rendered,)), "default")
+    assert ingress["metadata"]["annotations"][
+        "traefik.ingress.kubernetes.io/router.pathmatcher"
+    ] == ("PathRegexp")
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == route.path
+
+
+def test_an_ingress_path_go_refuses_is_refused_at_the_path(tmp_path: Path) -> None:
+    manifest = _ingress(tmp_path, "/api(?!x)")
+    with pytest.raises(ManifestError) as err:
+        load_intent([manifest])
+    assert "field spec.rules[0].http.paths[0].path" in str(err.value)
+    assert "'(?!x'" in str(err.value) and "router.pathmatcher PathRegexp" in str(err.value)
 
 
 # -- values generated from a pattern -------------------------------------------------------------
@@ -360,3 +414,32 @@ def test_the_semantics_table_is_what_the_binary_does(local_stack: Any, tmp_path:
     finally:
         target.remove_intent(intent)
     assert observed == SEMANTICS
+
+
+@pytest.mark.stack
+def test_traefik_serves_an_ingress_path_regexp_as_the_oracle_says(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """router.pathmatcher PathRegexp on the real Traefik: its router is the predicted rule and
+    priority (the target waits for exactly those), and every probe answers as predicted."""
+    intent = load_intent([_ingress(tmp_path, "/api/v[0-9]+/users$")])
+    probes = generate_probes(intent, edge=False)
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    try:
+        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+    finally:
+        target.remove_intent(intent)
+    verdicts = {
+        p.id: judge("routing", run.records[p.id], intent, scenario="ingress-regex").passed
+        for p in probes
+        if applies("routing", p)
+    }
+    assert all(verdicts.values()), [k for k, v in verdicts.items() if not v]
+    services = {
+        b.service
+        for p in probes
+        if p.expectation.outcome == "routed"
+        for b in p.expectation.backends
+    }
+    assert services == {"cheddar", "wensleydale"}

@@ -365,10 +365,8 @@ class Route:
                 parts.append(f"Host({go_quote(self.host)})")
             if self.path:
                 if self.match == "regex":
-                    raise ValueError(
-                        f"route {self.id}: Traefik's Ingress provider has no regex path matcher"
-                    )
-                if self.match == "exact":
+                    parts.append(f"PathRegexp({go_quote(self.path)})")
+                elif self.match == "exact":
                     parts.append(f"Path({go_quote(self.path)})")
                 elif strict_prefix_matching and self.path != "/":
                     base = self.path.removesuffix("/")
