@@ -262,10 +262,12 @@ def test_generation_is_seeded_whatever_modules_are_loaded(tmp_path: Path) -> Non
     local = tmp_path / "local_constants.py"
     local.write_text("CONSTANTS = ['/api/v9', '/api/v77', 'x', 7, 9999, '/']\n")
     code = (
-        "import json, sys, local_constants\n"
-        f"sys.path.insert(0, {str(Path.cwd())!r})\n"
+        "import json, local_constants\n"
+        "from hypothesis.configuration import storage_directory\n"
         "from harness.checks.probes import regex_path_values\n"
-        f"print(json.dumps([regex_path_values(p).matching for p in {list(PATTERNS)!r}]))\n"
+        f"values = [regex_path_values(p).matching for p in {list(PATTERNS)!r}]\n"
+        "home = str(storage_directory(intent_to_write=False).home_directory)\n"
+        "print(json.dumps([values, home]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     out = subprocess.run(
@@ -273,8 +275,11 @@ def test_generation_is_seeded_whatever_modules_are_loaded(tmp_path: Path) -> Non
         timeout=120, check=True,
     )  # fmt: skip
     here = [list(regex_path_values(p).matching) for p in PATTERNS]
-    assert json.loads(out.stdout) == here
+    values, home = json.loads(out.stdout)
+    assert values == here
+    # Nothing written to the working folder; Hypothesis's own setting restored after drawing.
     assert not (tmp_path / ".hypothesis").exists()
+    assert Path(home).resolve() == (tmp_path / ".hypothesis").resolve()
 
 
 @pytest.mark.parametrize(

@@ -19,14 +19,15 @@ match (or would) as intended never becomes a probe.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.errors import InvalidArgument, Unsatisfiable
 from hypothesis.internal.conjecture.providers import AVAILABLE_PROVIDERS, HypothesisProvider
 from hypothesis.internal.constants_ast import Constants
@@ -55,14 +56,29 @@ class _ProviderWithoutLocalConstants(HypothesisProvider):
 
 _BACKEND = "ingress-harness"
 AVAILABLE_PROVIDERS[_BACKEND] = f"{__name__}.{_ProviderWithoutLocalConstants.__name__}"
-# Hypothesis caches its Unicode tables under ./.hypothesis by default: keep the user's folder
-# clean unless they chose a place themselves.
-if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
-    set_hypothesis_home_dir(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "ingress-harness"
-        / "hypothesis"
-    )
+_STORAGE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "ingress-harness"
+    / "hypothesis"
+)
+
+
+@contextmanager
+def _storage_outside_the_working_folder() -> Iterator[None]:
+    """Hypothesis caches its Unicode tables under ./.hypothesis unless told otherwise: while the
+    harness draws they go to its own cache folder (unless the user chose one), and whatever
+    Hypothesis used before is restored after, for the user's own tests in the same process."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    previous = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(_STORAGE)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)
+
+
 _SETTINGS = settings(
     backend=_BACKEND,
     database=None,
@@ -92,7 +108,8 @@ def _draw(strategy: st.SearchStrategy[str]) -> list[str]:
     def collect(value: str) -> None:
         out.append(value)
 
-    collect()
+    with _storage_outside_the_working_folder():
+        collect()
     return out
 
 
