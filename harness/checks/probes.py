@@ -18,6 +18,8 @@ each with the oracle's ``Expectation`` and the reason it exists:
   requests carry what the conditions ask for (:func:`satisfying_request`), and at its path one
   request per condition breaks it (:func:`condition_breaks`: the other value, or none at all);
   two routes that both match a request overlap only where their conditions can hold together;
+- every regex path or condition: values generated from its pattern, matches and near misses
+  (:mod:`harness.checks.regex_probes`), each checked with the oracle's own matcher;
 - edge probes (:func:`edge_paths`, :func:`edge_hosts`), sent as written (the request-target is
   not normalised on the way): per route, a dot segment, a dot-dot segment, a dot adjoining the
   path, an encoded slash, dot and backslash, a double slash and the path in upper case; per
@@ -246,8 +248,8 @@ def condition_breaks(route: Route) -> list[tuple[ProbeRequest, str]]:
     def ways(c: RequestCondition) -> list[tuple[str | None, str]]:
         out: list[tuple[str | None, str]]
         if c.match == "regex":
-            out = [(v, f"{c.label()} not met ({v!r}, a near miss)") for v in
-                   regex_condition_values(c).missing]  # fmt: skip
+            missing = regex_condition_values(c).missing
+            out = [(v, f"{c.label()} not met ({v!r}, a near miss)") for v in missing]
         else:
             out = [(_other_value(c), f"{c.label()} not met (another value)")]
         if c.kind != "method":
@@ -447,12 +449,14 @@ def _add(
     drafts: _Drafts,
     *,
     host: str,
-    path: str,
+    path: str | None,
     kind: str,
     reason: str,
     routes: Iterable[str],
     request: ProbeRequest = PLAIN_REQUEST,
 ) -> None:
+    if path is None:  # a regex route no matching path was generated for: nothing to send
+        return
     d = drafts.setdefault((host, path, request), _Draft(host, path, [], [], [], request))
     if reason not in d.reasons:
         d.reasons.append(reason)
@@ -551,49 +555,47 @@ def _probes_at(
                 routes=[route.id],
                 request=own,
             )
-        # What is sent at the route's own path; a regex with no matching path has none.
-        for at_path in () if at is None else (at,):
-            for request, why in condition_breaks(route):
-                _add(
-                    drafts,
-                    host=host,
-                    path=at_path,
-                    kind=KIND_BOUNDARY,
-                    reason=f"{route.id}: {why}",
-                    routes=[route.id],
-                    request=request,
-                )
-            for request, why in condition_matches(route):
-                _add(
-                    drafts,
-                    host=host,
-                    path=at_path,
-                    kind=KIND_ROUTE,
-                    reason=f"{route.id}: {why}",
-                    routes=[route.id],
-                    request=request,
-                )
-            elsewhere = non_matching_host(route.host)
-            if elsewhere is not None:
-                _add(
-                    drafts,
-                    host=elsewhere,
-                    path=at_path,
-                    kind=KIND_NOT_FOUND,
-                    reason=f"{route.id}: {at_path} on an undeclared host",
-                    routes=[route.id],
-                    request=own,
-                )
-            for miss, why in wildcard_misses(route.host):
-                _add(
-                    drafts,
-                    host=miss,
-                    path=at_path,
-                    kind=KIND_NOT_FOUND,
-                    reason=f"{route.id}: {at_path} on {miss}, {why}",
-                    routes=[route.id],
-                    request=own,
-                )
+        for request, why in condition_breaks(route):
+            _add(
+                drafts,
+                host=host,
+                path=at,
+                kind=KIND_BOUNDARY,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+                request=request,
+            )
+        for request, why in condition_matches(route):
+            _add(
+                drafts,
+                host=host,
+                path=at,
+                kind=KIND_ROUTE,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+                request=request,
+            )
+        elsewhere = non_matching_host(route.host)
+        if elsewhere is not None:
+            _add(
+                drafts,
+                host=elsewhere,
+                path=at,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {at} on an undeclared host",
+                routes=[route.id],
+                request=own,
+            )
+        for miss, why in wildcard_misses(route.host):
+            _add(
+                drafts,
+                host=miss,
+                path=at,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {at} on {miss}, {why}",
+                routes=[route.id],
+                request=own,
+            )
         for path, why in edge_paths(route) if edge else ():
             _add(
                 drafts,
@@ -614,14 +616,11 @@ def _probes_at(
             routes=[],
         )
         first = next(r for r in intent.routes if probe_host(r.host) == host)
-        first_path = route_path(first)
         for variant, why in edge_hosts(host) if edge else ():
-            if first_path is None:
-                break
             _add(
                 drafts,
                 host=variant,
-                path=first_path,
+                path=route_path(first),
                 kind=KIND_EDGE,
                 reason=f"{first.id}: {why}",
                 routes=[first.id],
