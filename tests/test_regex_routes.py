@@ -191,6 +191,11 @@ def test_an_ingress_path_regexp_is_read_and_rendered(tmp_path: Path) -> None:
     # As Traefik's Ingress provider writes it (%q), and its priority is that rule's length.
     assert route.rule == 'Host("ing.test") && PathRegexp("/api/v[0-9]+/users$")'
     assert route.effective_priority == len(route.rule)
+    # The Ingress spec has no regex paths: where the regex route matches, it does not apply.
+    assert traefik_matches(route, "ing.test", "/api/v1/users")
+    assert not spec_matches(route, "ing.test", "/api/v1/users")
+    assert expect(intent, "ing.test", "/api/v1/users").spec.outcome == "not-applicable"
+    assert expect(intent, "ing.test", "/api/x").spec.outcome == "routed"
     # Rendered back by the harness: the same annotation and path.
     rendered = dataclasses.replace(route, id="again")
     (ingress,) = render_manifests(Intent(routes=(rendered,)), "default")
