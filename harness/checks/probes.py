@@ -18,6 +18,8 @@ each with the oracle's ``Expectation`` and the reason it exists:
   requests carry what the conditions ask for (:func:`satisfying_request`), and at its path one
   request per condition breaks it (:func:`condition_breaks`: the other value, or none at all);
   two routes that both match a request overlap only where their conditions can hold together;
+- every regex path or condition: values generated from its pattern, matches and near misses
+  (:mod:`harness.checks.regex_probes`), each checked with the oracle's own matcher;
 - edge probes (:func:`edge_paths`, :func:`edge_hosts`), sent as written (the request-target is
   not normalised on the way): per route, a dot segment, a dot-dot segment, a dot adjoining the
   path, an encoded slash, dot and backslash, a double slash and the path in upper case; per
@@ -31,16 +33,24 @@ to a manifest adds its probes; nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
 from urllib.parse import quote
 
-from harness.checks.regex_probes import PatternValues, pattern_values
+from harness.checks.regex_probes import DRAWS, PatternValues, pattern_values
 from harness.errors import ConfigError
-from harness.intent.model import Finding, Intent, RequestCondition, Route
+from harness.intent.model import (
+    FINDING_REGEX_UNPROBED,
+    Finding,
+    Intent,
+    RequestCondition,
+    Route,
+)
+from harness.traefik.conditions import condition_met
 from harness.traefik.entrypoints import Arrival
 from harness.traefik.middlewares import Headers
 from harness.traefik.oracle import (
@@ -151,13 +161,58 @@ def _carrying(conditions: Iterable[tuple[RequestCondition, str | None]]) -> Prob
     return ProbeRequest(method or "GET", tuple(headers), "&".join(query))
 
 
+#: What a header value may hold as sent (visible ASCII and inner blanks: Go trims the ends).
+_HEADER_CHARS = frozenset(map(chr, range(0x20, 0x7F)))
+#: Go's valid cookie-value bytes, without the blank and the comma it tolerates.
+_COOKIE_CHARS = frozenset(map(chr, range(0x21, 0x7F))) - set('";\\,')
+#: An HTTP token (RFC 9110), what a method is.
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
+
+
+def _sendable(kind: str, text: str) -> str | None:
+    """``text`` as the value of a ``kind`` condition on the wire, or None when it cannot be sent
+    as such (a query value is percent-encoded, so any text is)."""
+    if kind == "header":
+        ok = set(text) <= _HEADER_CHARS and text == text.strip(" \t")
+    elif kind == "cookie":
+        ok = set(text) <= _COOKIE_CHARS
+    elif kind == "method":
+        ok = bool(text) and set(text) <= _TOKEN_CHARS
+    else:
+        ok = True
+    return text if ok else None
+
+
+@lru_cache(maxsize=256)
+def regex_condition_values(condition: RequestCondition) -> PatternValues:
+    """Values of a regex condition's header, query parameter or cookie that meet it and near
+    misses that do not, each judged by the oracle on the request that carries it."""
+
+    def meets(value: str) -> bool:
+        request = _carrying([(condition, value)])
+        assert request is not None  # one condition asks for at most one method
+        return condition_met(condition, request.method, request.headers, request.query)
+
+    return pattern_values(condition.value, lambda text: _sendable(condition.kind, text), meets)
+
+
+def _meeting_value(c: RequestCondition) -> str | None:
+    """The value a request sends to meet ``c``: its own for an exact condition, the first
+    generated one for a regex (None: generation found none)."""
+    if c.match == "exact":
+        return c.value
+    found = regex_condition_values(c).matching
+    return found[0] if found else None
+
+
 def satisfying_request(*routes: Route) -> ProbeRequest | None:
-    """A request that meets every condition of ``routes`` (exact ones: their values), or None
-    when there is none this can build (two methods, or a ``regex`` condition)."""
-    conditions = [c for r in routes for c in r.conditions]
-    if any(c.match != "exact" for c in conditions):
+    """A request that meets every condition of ``routes`` (a regex one with a generated value),
+    or None when there is none this can build (two methods, or a regex no value was found
+    for)."""
+    values = [(c, _meeting_value(c)) for r in routes for c in r.conditions]
+    if any(v is None for _, v in values):
         return None
-    return _carrying((c, c.value) for c in conditions)
+    return _carrying(values)
 
 
 def _other_value(c: RequestCondition) -> str:
@@ -166,24 +221,82 @@ def _other_value(c: RequestCondition) -> str:
     return f"{c.value}-not" if c.value else "not"
 
 
-def condition_breaks(route: Route) -> list[tuple[ProbeRequest, str]]:
-    """(request, why) per way of breaking one of ``route``'s exact conditions while meeting the
-    others: the condition's subject with another value, and (but for the method) left out."""
-    if any(c.match != "exact" for c in route.conditions):
+def _varying_one(
+    route: Route, ways: Callable[[RequestCondition], list[tuple[str | None, str]]]
+) -> list[tuple[ProbeRequest, str]]:
+    """(request, why) per way ``ways`` gives of sending one of ``route``'s conditions (None: not
+    at all) while meeting the others; none when a condition cannot be met."""
+    meeting = [_meeting_value(c) for c in route.conditions]
+    if any(v is None for v in meeting):
         return []
     out: list[tuple[ProbeRequest, str]] = []
-    for i, broken in enumerate(route.conditions):
-        ways: list[tuple[str | None, str]] = [
-            (_other_value(broken), f"{broken.label()} not met (another value)")
-        ]
-        if broken.kind != "method":
-            ways.append((None, f"{broken.label()} not met (not sent)"))
-        for value, why in ways:
+    for i, varied in enumerate(route.conditions):
+        for value, why in ways(varied):
             request = _carrying(
-                (c, value if j == i else c.value) for j, c in enumerate(route.conditions)
+                (c, value if j == i else meeting[j]) for j, c in enumerate(route.conditions)
             )
             if request is not None:
                 out.append((request, why))
+    return out
+
+
+def condition_breaks(route: Route) -> list[tuple[ProbeRequest, str]]:
+    """(request, why) per way of breaking one of ``route``'s conditions while meeting the
+    others: the condition's subject with another value (a regex: each generated near miss),
+    and (but for the method) left out."""
+
+    def ways(c: RequestCondition) -> list[tuple[str | None, str]]:
+        out: list[tuple[str | None, str]]
+        if c.match == "regex":
+            missing = regex_condition_values(c).missing
+            out = [(v, f"{c.label()} not met ({v!r}, a near miss)") for v in missing]
+        else:
+            out = [(_other_value(c), f"{c.label()} not met (another value)")]
+        if c.kind != "method":
+            out.append((None, f"{c.label()} not met (not sent)"))
+        return out
+
+    return _varying_one(route, ways)
+
+
+def condition_matches(route: Route) -> list[tuple[ProbeRequest, str]]:
+    """(request, why) per further generated value that meets one of ``route``'s regex
+    conditions, the others met as in its own probes."""
+
+    def ways(c: RequestCondition) -> list[tuple[str | None, str]]:
+        if c.match != "regex":
+            return []
+        return [(v, f"{c.label()} met ({v!r})") for v in regex_condition_values(c).matching[1:]]
+
+    return _varying_one(route, ways)
+
+
+def unprobed_regex_findings(routes: Iterable[Route]) -> list[Finding]:
+    """A finding per regex path or condition for which no matching request value was found
+    within the bounded generation (:data:`DRAWS` draws per alphabet): what it matches is not
+    probed, so it is said, not dropped."""
+    out: list[Finding] = []
+    for route in routes:
+        subjects = [
+            (c.label(), f"{c.kind} value", regex_condition_values(c))
+            for c in route.conditions
+            if c.match == "regex"
+        ]
+        if route.match == "regex" and route.path is not None:
+            subjects.append((f"PathRegexp `{route.path}`", "path", regex_path_values(route.path)))
+        for what, value, found in subjects:
+            if not found.matching:
+                out.append(
+                    Finding(
+                        FINDING_REGEX_UNPROBED,
+                        f"route {route.id}: no {value} matching {what} was found in {DRAWS} "
+                        "generated values: the requests it matches are not probed (only near "
+                        "misses and the route's other requests are)",
+                        route.source,
+                        "warning",
+                        (route.id,),
+                    )
+                )
     return out
 
 
@@ -336,12 +449,14 @@ def _add(
     drafts: _Drafts,
     *,
     host: str,
-    path: str,
+    path: str | None,
     kind: str,
     reason: str,
     routes: Iterable[str],
     request: ProbeRequest = PLAIN_REQUEST,
 ) -> None:
+    if path is None:  # a regex route no matching path was generated for: nothing to send
+        return
     d = drafts.setdefault((host, path, request), _Draft(host, path, [], [], [], request))
     if reason not in d.reasons:
         d.reasons.append(reason)
@@ -440,39 +555,47 @@ def _probes_at(
                 routes=[route.id],
                 request=own,
             )
-        # What is sent at the route's own path; a regex with no matching path has none.
-        for at_path in () if at is None else (at,):
-            for request, why in condition_breaks(route):
-                _add(
-                    drafts,
-                    host=host,
-                    path=at_path,
-                    kind=KIND_BOUNDARY,
-                    reason=f"{route.id}: {why}",
-                    routes=[route.id],
-                    request=request,
-                )
-            elsewhere = non_matching_host(route.host)
-            if elsewhere is not None:
-                _add(
-                    drafts,
-                    host=elsewhere,
-                    path=at_path,
-                    kind=KIND_NOT_FOUND,
-                    reason=f"{route.id}: {at_path} on an undeclared host",
-                    routes=[route.id],
-                    request=own,
-                )
-            for miss, why in wildcard_misses(route.host):
-                _add(
-                    drafts,
-                    host=miss,
-                    path=at_path,
-                    kind=KIND_NOT_FOUND,
-                    reason=f"{route.id}: {at_path} on {miss}, {why}",
-                    routes=[route.id],
-                    request=own,
-                )
+        for request, why in condition_breaks(route):
+            _add(
+                drafts,
+                host=host,
+                path=at,
+                kind=KIND_BOUNDARY,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+                request=request,
+            )
+        for request, why in condition_matches(route):
+            _add(
+                drafts,
+                host=host,
+                path=at,
+                kind=KIND_ROUTE,
+                reason=f"{route.id}: {why}",
+                routes=[route.id],
+                request=request,
+            )
+        elsewhere = non_matching_host(route.host)
+        if elsewhere is not None:
+            _add(
+                drafts,
+                host=elsewhere,
+                path=at,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {at} on an undeclared host",
+                routes=[route.id],
+                request=own,
+            )
+        for miss, why in wildcard_misses(route.host):
+            _add(
+                drafts,
+                host=miss,
+                path=at,
+                kind=KIND_NOT_FOUND,
+                reason=f"{route.id}: {at} on {miss}, {why}",
+                routes=[route.id],
+                request=own,
+            )
         for path, why in edge_paths(route) if edge else ():
             _add(
                 drafts,
@@ -493,14 +616,11 @@ def _probes_at(
             routes=[],
         )
         first = next(r for r in intent.routes if probe_host(r.host) == host)
-        first_path = route_path(first)
         for variant, why in edge_hosts(host) if edge else ():
-            if first_path is None:
-                break
             _add(
                 drafts,
                 host=variant,
-                path=first_path,
+                path=route_path(first),
                 kind=KIND_EDGE,
                 reason=f"{first.id}: {why}",
                 routes=[first.id],

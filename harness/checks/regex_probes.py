@@ -3,13 +3,14 @@ misses that do not, for the probes of regex paths (``PathRegexp``) and regex req
 (``HeaderRegexp``, ``QueryRegexp``).
 
 Values come from Hypothesis's ``from_regex`` on the pattern's Python translation
-(:mod:`harness.traefik.goregexp`, which refuses what Python would read differently), drawn
-derandomized, with no example database and without the constants Hypothesis collects from local
-modules, so the same pattern gives the same values, and so the same probe ids, on every run
-(with the same Hypothesis version). Printable ASCII is tried first (readable ids), any non-control
-character only when the pattern needs one. Near misses are derived from the matching values: the
-literal part every match shares followed by a character no match had there, the value in another
-case, one character short, one character more. Every value is turned into a request
+(:mod:`harness.traefik.goregexp`, which refuses what Python would read differently; its word
+boundaries left out, which ``from_regex`` cannot satisfy), drawn derandomized, with no example
+database and without the constants Hypothesis collects from local modules, so the same pattern
+gives the same values, and so the same probe ids, on every run (with the same Hypothesis
+version). Printable ASCII is tried first (readable ids), any non-control character only when the
+pattern needs one. Near misses are derived from the matching values, one of each kind in turn:
+the literal part every match shares followed by a character no match had there, a value in
+another case, one character short, one character more. Every value is turned into a request
 value by the caller's ``usable`` (None: it cannot be sent as such) and judged by the caller's
 ``matches``, which is the oracle's own matcher on what Traefik will see: a value that would not
 match (or would) as intended never becomes a probe.
@@ -18,19 +19,20 @@ match (or would) as intended never becomes a probe.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.errors import InvalidArgument, Unsatisfiable
 from hypothesis.internal.conjecture.providers import AVAILABLE_PROVIDERS, HypothesisProvider
 from hypothesis.internal.constants_ast import Constants
 
-from harness.traefik.goregexp import cached_go_regexp
+from harness.traefik.goregexp import generation_pattern
 
 __all__ = ["DRAWS", "PER_KIND", "PatternValues", "pattern_values"]
 
@@ -39,7 +41,7 @@ PER_KIND = 3
 #: Draws per pattern and alphabet: the bound on the effort to find matching values.
 DRAWS = 40
 
-_ASCII = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 _ANY = st.characters(exclude_categories=("Cs", "Cc"))
 
 
@@ -54,14 +56,29 @@ class _ProviderWithoutLocalConstants(HypothesisProvider):
 
 _BACKEND = "ingress-harness"
 AVAILABLE_PROVIDERS[_BACKEND] = f"{__name__}.{_ProviderWithoutLocalConstants.__name__}"
-# Hypothesis caches its Unicode tables under ./.hypothesis by default: keep the user's folder
-# clean unless they chose a place themselves.
-if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
-    set_hypothesis_home_dir(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "ingress-harness"
-        / "hypothesis"
-    )
+_STORAGE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "ingress-harness"
+    / "hypothesis"
+)
+
+
+@contextmanager
+def _storage_outside_the_working_folder() -> Iterator[None]:
+    """Hypothesis caches its Unicode tables under ./.hypothesis unless told otherwise: while the
+    harness draws they go to its own cache folder (unless the user chose one), and whatever
+    Hypothesis used before is restored after, for the user's own tests in the same process."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    previous = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(_STORAGE)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)
+
+
 _SETTINGS = settings(
     backend=_BACKEND,
     database=None,
@@ -91,15 +108,16 @@ def _draw(strategy: st.SearchStrategy[str]) -> list[str]:
     def collect(value: str) -> None:
         out.append(value)
 
-    collect()
+    with _storage_outside_the_working_folder():
+        collect()
     return out
 
 
 @lru_cache(maxsize=512)
 def _generated(pattern: str) -> tuple[str, ...]:
-    """Strings Python's translation of ``pattern`` finds a match in: whole matches first, then
-    matches inside other text; deterministic."""
-    compiled = cached_go_regexp(pattern).compiled
+    """Strings ``pattern`` may match (generated without its lookarounds, so checked after):
+    whole matches first, then matches inside other text; deterministic."""
+    compiled = generation_pattern(pattern)
     out: list[str] = []
     for fullmatch in (True, False):
         for alphabet in (_ASCII, _ANY):
@@ -116,18 +134,21 @@ def _generated(pattern: str) -> tuple[str, ...]:
 
 
 def _near_misses(matching: list[str]) -> list[str]:
-    """Candidates just beside the matching texts: the part every match shares followed by a
-    character no match has there, then each text in another case, one character short, one
-    more."""
+    """Candidates just beside the matching texts, one of each kind in turn: the part every match
+    shares followed by a character no match has there, a text in another case, one character
+    short, one character more."""
     shared = matching[0] if matching else ""
     for text in matching:
         while not text.startswith(shared):
             shared = shared[:-1]
     seen = {t[len(shared)] for t in matching if len(t) > len(shared)}
-    out = [shared + c for c in "~-X0" if c not in seen]
-    for text in matching:
-        out += [text.swapcase(), text[:-1], text + "~", text + "/x"]
-    return out
+    kinds = [
+        [shared + c for c in "~-X0" if c not in seen],
+        [t.swapcase() for t in matching],
+        [t[:-1] for t in matching],
+        [t + tail for t in matching for tail in ("~", "/x")],
+    ]
+    return [kind[i] for i in range(max(map(len, kinds))) for kind in kinds if i < len(kind)]
 
 
 def pattern_values(

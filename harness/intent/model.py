@@ -143,6 +143,8 @@ FINDING_MISSING_PATH_TYPE = "missing-path-type"
 FINDING_WEIGHTS = "weights"
 FINDING_LEGACY_AS_WRITTEN = "legacy-as-written"
 FINDING_TLS_WITHOUT_ROUTER_TLS = "tls-without-router-tls"
+#: A regex path or condition no matching request value was generated for: not probed.
+FINDING_REGEX_UNPROBED = "regex-unprobed"
 # Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
 FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
 FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
@@ -363,10 +365,8 @@ class Route:
                 parts.append(f"Host({go_quote(self.host)})")
             if self.path:
                 if self.match == "regex":
-                    raise ValueError(
-                        f"route {self.id}: Traefik's Ingress provider has no regex path matcher"
-                    )
-                if self.match == "exact":
+                    parts.append(f"PathRegexp({go_quote(self.path)})")
+                elif self.match == "exact":
                     parts.append(f"Path({go_quote(self.path)})")
                 elif strict_prefix_matching and self.path != "/":
                     base = self.path.removesuffix("/")

@@ -38,6 +38,7 @@ __all__ = [
     "GoRegexpError",
     "cached_go_regexp",
     "compile_go_regexp",
+    "generation_pattern",
     "translate_go_regexp",
 ]
 
@@ -163,6 +164,8 @@ class _Translator:
     groups: list[_Group] = field(default_factory=list)
     names: list[str | None] = field(default_factory=lambda: [None])
     pos: int = 0
+    #: For generating text (see :func:`generation_pattern`): no lookarounds.
+    relaxed: bool = False
 
     def refuse(self, construct: str, why: str) -> GoRegexpError:
         return GoRegexpError(
@@ -215,9 +218,9 @@ class _Translator:
             elif c == ".":
                 self.out.append("(?s:.)" if "s" in self.flags else "[^\\n]")
             elif c == "^":
-                self.out.append("(?:(?<=\\n)|\\A)" if "m" in self.flags else "\\A")
+                self.out.append(self.line_anchor(start=True))
             elif c == "$":
-                self.out.append("(?:(?=\\n)|\\Z)" if "m" in self.flags else "\\Z")
+                self.out.append(self.line_anchor(start=False))
             else:
                 self.out.append(self.literal(c))
             self.pos += 1
@@ -228,6 +231,14 @@ class _Translator:
         if len(self.groups) != 1:
             raise self.refuse("end of pattern", "missing ')' (Go refuses the pattern)")
         return "".join(self.out)
+
+    def line_anchor(self, start: bool) -> str:
+        """Go's ``^`` (``start``) or ``$``: of the text, with the ``m`` flag of a line too."""
+        if "m" not in self.flags:
+            return "\\A" if start else "\\Z"
+        if self.relaxed:
+            return "(?m:^)" if start else "(?m:$)"
+        return "(?:(?<=\\n)|\\A)" if start else "(?:(?=\\n)|\\Z)"
 
     def forbid_repetition(self) -> None:
         if self.pos < len(self.pattern) and (
@@ -337,11 +348,11 @@ class _Translator:
         elif c in "DWS":
             self.out.append(f"[^{_PERL_CLASSES[c.lower()]}]")
         elif c == "b":
-            self.out.append(_BOUNDARY)
+            self.out.append("" if self.relaxed else _BOUNDARY)
             self.forbid_repetition()
             return
         elif c == "B":
-            self.out.append(_NOT_BOUNDARY)
+            self.out.append("" if self.relaxed else _NOT_BOUNDARY)
             self.forbid_repetition()
             return
         elif c == "A":
@@ -444,6 +455,15 @@ def translate_go_regexp(pattern: str) -> tuple[str, tuple[str | None, ...]]:
     translator = _Translator(pattern)
     python = translator.run()
     return python, tuple(translator.names)
+
+
+def generation_pattern(pattern: str) -> re.Pattern[str]:
+    """A Python pattern for *generating* text ``pattern`` may match (Hypothesis's
+    ``from_regex``, which cannot satisfy lookarounds): the translation without the word
+    boundaries and with Python's own line anchors. It matches a superset, so what it generates
+    must still be checked with :func:`compile_go_regexp`."""
+    compile_go_regexp(pattern)  # refused as the matcher is
+    return re.compile(_Translator(pattern, relaxed=True).run())
 
 
 def compile_go_regexp(pattern: str) -> GoRegexp:

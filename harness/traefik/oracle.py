@@ -389,8 +389,8 @@ def _spec_path_matches(route: Route, request: EdgeRequest, strict_prefix_matchin
     if route.path is None:
         return True
     if route.match == "regex":
-        # The Ingress spec has no regex: a regex path means what its implementation makes of it.
-        return _traefik_path_matches(route, request, strict_prefix_matching)
+        # The Ingress spec has no regex paths: such a route is outside what it says.
+        return False
     if route.path_type == "Exact":
         return path_matches("exact", route.path, request)
     if route.path_type == "Prefix":

@@ -107,6 +107,8 @@ def _is_default_backend(route: Route) -> bool:
 def _path_type(route: Route) -> str:
     if route.path_type in ("Exact", "Prefix", "ImplementationSpecific"):
         return route.path_type
+    if route.match == "regex":
+        return "ImplementationSpecific"
     return "Exact" if route.match == "exact" else "Prefix"
 
 
@@ -117,7 +119,7 @@ def _render_ingresses(
     for route in routes:
         impl = None
         if _path_type(route) == "ImplementationSpecific":
-            impl = "Path" if route.match == "exact" else "PathPrefix"
+            impl = {"exact": "Path", "prefix": "PathPrefix", "regex": "PathRegexp"}[route.match]
         key = (
             route.source.name,
             route.priority,
@@ -154,8 +156,8 @@ def _render_ingresses(
         annotations: dict[str, str] = {ROUTES_ANNOTATION: ",".join(r.id for r in members)}
         if priority is not None and not _is_default_backend(first):
             annotations[ANN_PRIORITY] = str(priority)
-        if impl == "Path":
-            annotations[ANN_PATHMATCHER] = "Path"
+        if impl in ("Path", "PathRegexp"):
+            annotations[ANN_PATHMATCHER] = impl
         if middlewares:
             objects, names = _middlewares(name, namespace, middlewares, taken["Middleware"])
             out.extend(objects)
@@ -292,11 +294,6 @@ def render_manifests(
             raise ConfigError(
                 f"route {route.id!r} has provider {route.provider!r}, which the harness cannot "
                 "render"
-            )
-        if route.provider == PROVIDER_INGRESS and route.match == "regex":
-            raise ConfigError(
-                f"route {route.id!r} ({route.source}) has a regex path, which Traefik's Ingress "
-                "provider cannot serve: render it as an IngressRoute (PathRegexp)"
             )
         by_provider[route.provider].append(route)
     objects = _render_ingresses(by_provider[PROVIDER_INGRESS], namespace, ingress_class_name, taken)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.checks.probes import unprobed_regex_findings
 from harness.errors import ManifestError
 from harness.intent.dialects._crd import read_ingressroute
 from harness.intent.dialects._ingress import (
@@ -155,7 +156,8 @@ def load_intent(
         routes=routes,
         services=_service_refs(ctx, routes + tuple(u.route for u in unserved)),
         unserved=unserved,
-        findings=tuple(ctx.findings),
+        # A regex that no request value could be generated for is said, not silently unprobed.
+        findings=tuple(ctx.findings) + tuple(unprobed_regex_findings(routes)),
         files=tuple(str(f) for f in files),
         namespace=namespace,
         objects=manifest_objects,

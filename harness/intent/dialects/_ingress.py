@@ -3,8 +3,9 @@ extensions/v1beta1 form, and the Traefik 1.x annotations of older tutorials.
 
 What Traefik 3.7's Ingress provider does (pkg/provider/kubernetes/ingress/kubernetes.go):
 one router per path, rule ``Host("h") && PathPrefix("/p")``; ``pathType`` Exact → ``Path``,
-Prefix → ``PathPrefix``, ImplementationSpecific/unset → the ``router.pathmatcher`` annotation,
-else ``PathPrefix``; ``router.priority`` and ``router.middlewares`` apply to every path of the
+Prefix → ``PathPrefix``, ImplementationSpecific/unset → the ``router.pathmatcher`` annotation
+(``Path``, ``PathPrefix`` or ``PathRegexp``, then the path is a Go pattern), else
+``PathPrefix``; ``router.priority`` and ``router.middlewares`` apply to every path of the
 Ingress; an annotation that cannot be parsed makes Traefik skip the whole Ingress; two paths of
 one Ingress with the same host, path and rule collide on the router key and the last one wins.
 
@@ -59,12 +60,19 @@ from harness.intent.model import (
     Source,
     WeightedBackend,
 )
+from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import StripPrefix
 
 V3 = "traefik.ingress.kubernetes.io/"
 ANN_PRIORITY = V3 + "router.priority"
 ANN_MIDDLEWARES = V3 + "router.middlewares"
 ANN_PATHMATCHER = V3 + "router.pathmatcher"
+#: ``router.pathmatcher`` values and the match kind they give an ImplementationSpecific path.
+_PATH_MATCHERS: dict[str, MatchKind] = {
+    "Path": "exact",
+    "PathPrefix": "prefix",
+    "PathRegexp": "regex",
+}
 ANN_ENTRYPOINTS = V3 + "router.entrypoints"
 ANN_TLS = V3 + "router.tls"
 ANN_RULESYNTAX = V3 + "router.rulesyntax"
@@ -328,15 +336,10 @@ def _annotations(ctx: Context, obj: K8sObject, settings: _Settings) -> None:
     if node is not None:
         v3_used = True
         value = node.string().strip()
-        if value == "PathRegexp":
-            node.fail(
-                "router.pathmatcher PathRegexp is not modeled by the harness",
-                "Use Path or PathPrefix",
-            )
-        if value not in ("Path", "PathPrefix"):
+        if value not in _PATH_MATCHERS:
             node.fail(
                 f"invalid router.pathmatcher {value!r} (Traefik skips such paths)",
-                "Use Path or PathPrefix",
+                "Use Path, PathPrefix or PathRegexp",
             )
         settings.pathmatcher = value
     node = obj.annotation(ANN_ENTRYPOINTS)
@@ -646,7 +649,14 @@ def _path_draft(
         match = "prefix"
     elif path_type in (None, "ImplementationSpecific"):
         if settings.pathmatcher is not None:
-            match = "exact" if settings.pathmatcher == "Path" else "prefix"
+            match = _PATH_MATCHERS[settings.pathmatcher]
+            if match == "regex" and path is not None and path_node is not None:
+                try:
+                    compile_go_regexp(path)
+                except GoRegexpError as err:
+                    path_node.fail(
+                        f"router.pathmatcher PathRegexp: {err}", "Use RE2 syntax Go accepts"
+                    )
         elif settings.rule_type is not None:
             match = _RULE_TYPES[settings.rule_type[0]][0]
         else:
