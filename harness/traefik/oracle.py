@@ -18,7 +18,8 @@ Traefik's rules, each from its source (traefik/traefik v3.7):
   (:func:`harness.traefik.requests.host_matches`).
   ``Path`` is string equality; ``PathPrefix`` is ``strings.HasPrefix`` (character-wise) unless
   the Ingress provider's ``strictPrefixMatching`` rewrote the rule to
-  ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go).
+  ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go), as the Gateway
+  provider does for every HTTPRoute PathPrefix (:mod:`harness.traefik.gateway`).
 - The winning router's middlewares, in declared order (chains expanded), decide what the client
   and the backend observe: harness.traefik.middlewares (``apply_middlewares``, confirmed on
   Traefik ``CONFIRMED_ON``) gives the forwarded request (path, request headers, Host, response
@@ -53,6 +54,7 @@ from harness.intent.model import (
     FINDING_RULE_LENGTH_ORDER,
     FINDING_TRAILING_SLASH_PREFIX,
     FINDING_UNDEFINED_TIE,
+    PROVIDER_GATEWAY,
     PROVIDER_INGRESS,
     Finding,
     Intent,
@@ -62,6 +64,7 @@ from harness.intent.model import (
 from harness.traefik import middlewares as mw
 from harness.traefik.conditions import conditions_met
 from harness.traefik.entrypoints import Arrival, serving_routes
+from harness.traefik.gateway import precedence_findings
 from harness.traefik.requests import (
     CONFIRMED_ON,
     DEVIATIONS,
@@ -316,12 +319,12 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
         return True
     if route.match == "exact":
         return path_matches("exact", route.path, request)
-    if (
-        strict_prefix_matching
-        and route.provider == PROVIDER_INGRESS
-        and route.match_rule is None
-        and route.path != "/"
+    if route.path != "/" and (
+        route.provider == PROVIDER_GATEWAY
+        or (strict_prefix_matching and route.provider == PROVIDER_INGRESS and not route.match_rule)
     ):
+        # Both build (Path("/p") || PathPrefix("/p/")): the Gateway provider always
+        # (harness.traefik.gateway.path_rule), the Ingress one with strictPrefixMatching.
         base = route.path.removesuffix("/")
         return path_matches("exact", base, request) or path_matches("prefix", base + "/", request)
     return path_matches("prefix", route.path, request)
@@ -539,6 +542,9 @@ def expect(
                 ids,
             )
         )
+        findings.extend(
+            precedence_findings(matching, [intent.route(i) for i in ids], f"{method} {host}{path}")
+        )
         return Expectation(
             host=host,
             path=path,
@@ -573,6 +579,9 @@ def expect(
             )
         )
     findings.extend(_compare(intent, top, spec, request, strict))
+    findings.extend(
+        precedence_findings(matching, [intent.route(top.route_id)], f"{method} {host}{path}")
+    )
     findings.extend(_edge_findings(intent.route(top.route_id), request))
     denied = through_router(request, options=opts.entry_point)
     if denied.status is not None:

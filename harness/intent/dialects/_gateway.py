@@ -1,0 +1,387 @@
+"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute.
+
+Mirrors Traefik 3.7's Gateway provider (pkg/provider/kubernetes/gateway): a GatewayClass of
+controller ``traefik.io/gateway-controller`` is Traefik's; a Gateway of such a class binds each
+listener to the entry point listening on the listener's port; an HTTPRoute attaches to the
+listeners its ``parentRefs`` select (``sectionName``, ``port``) that allow it
+(``allowedRoutes``: namespaces ``Same``/``All``, kinds) and whose hostname intersects the
+route's (``findMatchingHostnames``); then every rule and match becomes one router, with the
+rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
+applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
+
+One router with several hostnames becomes one route per hostname (the intent's routes have one
+host each), all with the router's rule and priority. What the harness does not model yet is
+refused with file:line:field (``_fields.py``): filters, wildcard hostnames, regular expressions,
+HTTPS listeners, cross-namespace backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.intent.dialects._fields import GATEWAY, GATEWAYCLASS, HTTPROUTE, check_fields
+from harness.intent.dialects._objects import Context, Draft, K8sObject
+from harness.intent.dialects._yaml import YNode
+from harness.intent.model import (
+    FINDING_INGRESS_CLASS,
+    PROVIDER_GATEWAY,
+    MatchKind,
+    RequestCondition,
+    WeightedBackend,
+)
+from harness.traefik.entrypoints import WEB
+from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API_V1 = f"{GATEWAY_GROUP}/v1"
+GATEWAY_API_V1BETA1 = f"{GATEWAY_GROUP}/v1beta1"
+#: The controller whose GatewayClasses Traefik's Gateway provider serves.
+GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
+DIALECT_GATEWAY_API = "gateway-api"
+#: Finding: what the local target changes of a Gateway (listener ports to its entry points).
+FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
+#: Finding: a GatewayClass the manifests name but do not define, supplied as Traefik's.
+FINDING_GATEWAY_CLASS = "gateway-class"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+@dataclass(frozen=True)
+class _Listener:
+    gateway: K8sObject
+    name: str
+    port: int
+    hostname: str | None
+    namespaces_from: str
+    kinds: tuple[str, ...]
+    node: YNode
+
+
+def _served_class(ctx: Context, gateway: K8sObject, spec: YNode) -> bool:
+    """Whether Traefik serves the Gateway's class: defined in the manifests with Traefik's
+    controller, or not defined (then a cluster's Traefik install provides it; a finding)."""
+    class_node = spec.require("gatewayClassName", "Name the GatewayClass")
+    name = class_node.string("a GatewayClass name")
+    klass = next((o for o in ctx.of_kind("GatewayClass") if o.name == name), None)
+    if klass is None:
+        ctx.note(
+            FINDING_GATEWAY_CLASS,
+            f"Gateway {gateway.name!r} names GatewayClass {name!r}, which the manifests do not "
+            f"define: taken as Traefik's (controller {GATEWAY_CONTROLLER}); the local target "
+            "supplies it, on a cluster it must exist",
+            class_node.source(),
+            "info",
+        )
+        return True
+    check_fields(ctx, klass, GATEWAYCLASS)
+    controller = klass.doc.require("spec").require("controllerName").string("a controller name")
+    if controller != GATEWAY_CONTROLLER:
+        ctx.note(
+            FINDING_INGRESS_CLASS,
+            f"Gateway {gateway.name!r} is of GatewayClass {name!r} of controller "
+            f"{controller!r}, not Traefik's ({GATEWAY_CONTROLLER}): Traefik does not serve it",
+            class_node.source(),
+        )
+        return False
+    return True
+
+
+def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
+    check_fields(ctx, gateway, GATEWAY)
+    spec = gateway.doc.require("spec", "Add spec.gatewayClassName and spec.listeners")
+    if not _served_class(ctx, gateway, spec):
+        return []
+    out = []
+    http_port: int | None = None
+    for node in spec.require("listeners", "List the listeners").sequence():
+        protocol_node = node.require("protocol", "Set protocol: HTTP")
+        protocol = protocol_node.string("a protocol")
+        if protocol != "HTTP":
+            protocol_node.fail(
+                f"listener protocol {protocol!r}: the harness models HTTP listeners only",
+                "Verify the routes on an HTTP listener",
+            )
+        port_node = node.require("port", "Give the listener a port")
+        port = port_node.integer("a port number")
+        if http_port is not None and port != http_port:
+            port_node.fail(
+                f"a second HTTP listener port ({port}, after {http_port}): the local target "
+                f"maps one HTTP listener port to its entry point {WEB!r}",
+                "Put the HTTP listeners on one port",
+            )
+        if http_port is None:
+            ctx.note(
+                FINDING_GATEWAY_LISTENER_PORT,
+                f"Gateway {gateway.name!r} listener port {port} is served on the local target's "
+                f"entry point {WEB!r}: the local target applies the Gateway with that entry "
+                "point's port instead (Traefik binds a listener to the entry point listening on "
+                "its port), and HTTPRoute parentRefs[].port likewise",
+                port_node.source(),
+                "info",
+            )
+        http_port = port
+        hostname_node = node.get("hostname")
+        hostname = hostname_node.string("a hostname") if hostname_node else None
+        allowed = node.get("allowedRoutes")
+        ns_node = allowed.get("namespaces") if allowed is not None else None
+        from_node = ns_node.get("from") if ns_node is not None else None
+        namespaces_from = from_node.string("Same, All or Selector") if from_node else "Same"
+        if namespaces_from not in ("Same", "All"):
+            (from_node or node).fail(
+                f"allowedRoutes.namespaces.from {namespaces_from!r}: the harness models Same "
+                "and All",
+                "Use Same or All",
+            )
+        kinds_node = allowed.get("kinds") if allowed is not None else None
+        kinds = (
+            tuple(k.require("kind").string("a kind") for k in kinds_node.sequence())
+            if kinds_node is not None
+            else ("HTTPRoute", "GRPCRoute")
+        )
+        out.append(
+            _Listener(
+                gateway,
+                node.require("name", "Name the listener").string("a listener name"),
+                port,
+                hostname,
+                namespaces_from,
+                kinds,
+                node,
+            )
+        )
+    return out
+
+
+def _intersect(listener: str | None, route: list[str]) -> list[str] | None:
+    """``findMatchingHostnames``: the hostnames a route serves on a listener (None: none)."""
+
+    def one(h1: str, h2: str) -> str:
+        if h1 == h2:
+            return h1
+        if h1.startswith("*.") and h2.endswith(h1[1:]):
+            return h2
+        return ""
+
+    if listener is None:
+        return route
+    if not route:
+        return [listener]
+    found = [one(listener, h) or one(h, listener) for h in route]
+    matches = [h for h in found if h]
+    return matches or None
+
+
+def _condition(ctx: Context, node: YNode, kind: str) -> RequestCondition:
+    type_node = node.get("type")
+    match_type = type_node.string("Exact or RegularExpression") if type_node else "Exact"
+    if match_type != "Exact":
+        (type_node or node).fail(
+            f"{kind} match type {match_type!r}: the harness models Exact (RegularExpression "
+            "is not modeled yet)",
+            "Use type: Exact",
+        )
+    name = node.require("name", f"Name the {kind}").string("a name")
+    value = node.require("value", f"Give the {kind} a value").string("a value")
+    return RequestCondition(
+        "header" if kind == "header" else "query", name, value, "exact", node.source()
+    )
+
+
+def _match(ctx: Context, node: YNode | None) -> GatewayMatch:
+    """One match with the CRD's defaults (no path: PathPrefix ``/``)."""
+    if node is None:
+        return GatewayMatch("/", "prefix")
+    path = "/"
+    kind: MatchKind = "prefix"
+    path_node = node.get("path")
+    if path_node is not None:
+        type_node = path_node.get("type")
+        path_type = type_node.string("a path match type") if type_node else "PathPrefix"
+        value_node = path_node.get("value")
+        path = value_node.string("a path") if value_node else "/"
+        if path_type not in ("Exact", "PathPrefix"):
+            (type_node or path_node).fail(
+                f"path match type {path_type!r}: the harness models Exact and PathPrefix "
+                "(RegularExpression is not modeled yet)",
+                "Use Exact or PathPrefix",
+            )
+        if not path.startswith("/"):
+            (value_node or path_node).fail(
+                f"path {path!r} does not start with '/'", "Start the path with '/'"
+            )
+        kind = "exact" if path_type == "Exact" else "prefix"
+    conditions: list[RequestCondition] = []
+    method_node = node.get("method")
+    if method_node is not None:
+        method = method_node.string("a method")
+        if method not in _METHODS:
+            method_node.fail(f"method {method!r} is not one of {', '.join(_METHODS)}", "Fix it")
+        conditions.append(RequestCondition("method", "", method, "exact", method_node.source()))
+    for key, what in (("headers", "header"), ("queryParams", "query parameter")):
+        items = node.get(key)
+        for item in items.sequence() if items is not None else []:
+            conditions.append(_condition(ctx, item, "header" if key == "headers" else what))
+    return GatewayMatch(path, kind, tuple(conditions))
+
+
+def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
+    refs_node = rule.get("backendRefs")
+    refs = refs_node.sequence() if refs_node is not None else []
+    if not refs:
+        (refs_node or rule).fail(
+            "the rule has no backendRefs: Traefik answers 500", "List at least one backendRef"
+        )
+    out: list[WeightedBackend] = []
+    for ref in refs:
+        kind_node = ref.get("kind")
+        group_node = ref.get("group")
+        kind = kind_node.string("a kind") if kind_node else "Service"
+        group = group_node.string("a group") if group_node else ""
+        if (group, kind) != ("", "Service"):
+            (kind_node or group_node or ref).fail(
+                f"backendRef of kind {group + '/' if group else ''}{kind}: the harness models "
+                "Kubernetes Services",
+                "Send the rule to a Service",
+            )
+        name_node = ref.require("name", "Name the Service")
+        ns_node = ref.get("namespace")
+        if ns_node is not None and ns_node.string("a namespace") != route.namespace:
+            ns_node.fail(
+                f"a backend in another namespace ({ns_node.string()!r}): cross-namespace "
+                "backends (with a ReferenceGrant) are not modeled yet",
+                "Keep the Service in the route's namespace",
+            )
+        port_node = ref.get("port")
+        if port_node is None:
+            ref.fail(
+                "backendRef without a port: Traefik sets ResolvedRefs False (port is required) "
+                "and answers 500",
+                "Give the Service port number",
+            )
+        weight_node = ref.get("weight")
+        weight = weight_node.integer("a weight") if weight_node is not None else 1
+        if weight < 0:
+            (weight_node or ref).fail(f"weight {weight} is negative", "Use 0 or more")
+        out.append(
+            ctx.backend(
+                route.namespace,
+                name_node.string("a name"),
+                port_node.integer("a port number"),
+                name_at=name_node,
+                port_at=port_node,
+                weight=weight,
+            )
+        )
+    if not any(b.weight > 0 for b in out):
+        (refs_node or rule).fail(
+            "every backendRef has weight 0: no backend would receive traffic",
+            "Give one backendRef a positive weight",
+        )
+    return tuple(out)
+
+
+def _attached(
+    ctx: Context, route: K8sObject, spec: YNode, listeners: list[_Listener]
+) -> list[tuple[_Listener, list[str]]]:
+    """The listeners the route attaches to, with the hostnames it serves on each."""
+    hostnames_node = spec.get("hostnames")
+    hostnames = [
+        h.string("a hostname") for h in (hostnames_node.sequence() if hostnames_node else [])
+    ]
+    out: list[tuple[_Listener, list[str]]] = []
+    refs_node = spec.get("parentRefs")
+    for ref in refs_node.sequence() if refs_node is not None else []:
+        group_node, kind_node = ref.get("group"), ref.get("kind")
+        if (group_node.string() if group_node else GATEWAY_GROUP) != GATEWAY_GROUP or (
+            kind_node.string() if kind_node else "Gateway"
+        ) != "Gateway":
+            ref.fail("a parentRef that is not a Gateway", "Attach the route to a Gateway")
+        name_node = ref.require("name", "Name the Gateway")
+        ns_node = ref.get("namespace")
+        namespace = ns_node.string("a namespace") if ns_node else route.namespace
+        gateway = ctx.find("Gateway", namespace, name_node.string("a name"))
+        if gateway is None:
+            name_node.fail(
+                f"Gateway {name_node.string()!r} (namespace {namespace!r}) is not in the manifests",
+                "Add the Gateway to the manifest files or fix the parentRef",
+            )
+        section_node, port_node = ref.get("sectionName"), ref.get("port")
+        section = section_node.string("a listener name") if section_node else None
+        port = port_node.integer("a port") if port_node else None
+        for listener in listeners:
+            if listener.gateway is not gateway:
+                continue
+            if (section is not None and section != listener.name) or (
+                port is not None and port != listener.port
+            ):
+                continue
+            same = route.namespace == gateway.namespace
+            if "HTTPRoute" not in listener.kinds or (
+                listener.namespaces_from == "Same" and not same
+            ):
+                continue
+            served = _intersect(listener.hostname, hostnames)
+            if served is None:
+                continue
+            out.append((listener, served))
+    if not out:
+        (refs_node or spec).fail(
+            "the HTTPRoute attaches to no listener Traefik serves (parentRefs, sectionName, "
+            "port, allowedRoutes and hostnames considered): Traefik sets Accepted False",
+            "Fix the parentRefs or the Gateway's listeners",
+        )
+    return out
+
+
+def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
+    """The routers Traefik builds for an HTTPRoute, one route per hostname."""
+    if obj.api_version != GATEWAY_API_V1:
+        obj.doc.require("apiVersion").fail(
+            f"HTTPRoute {obj.api_version}: Traefik 3.7 watches {GATEWAY_API_V1}",
+            f"Use apiVersion {GATEWAY_API_V1}",
+        )
+    check_fields(ctx, obj, HTTPROUTE)
+    spec = obj.doc.require("spec", "Add spec.parentRefs and spec.rules")
+    listeners = [li for gw in ctx.of_kind("Gateway") for li in _listeners(ctx, gw)]
+    attached = _attached(ctx, obj, spec, listeners)
+    rules_node = spec.require("rules", "Add rules with backendRefs")
+    rules = rules_node.sequence()
+    drafts: list[Draft] = []
+    for listener, hostnames in attached:
+        for hostname in hostnames:
+            if "*" in hostname:
+                (spec.get("hostnames") or listener.node).fail(
+                    f"wildcard hostname {hostname!r}: Traefik matches it with a HostRegexp "
+                    "over one or more labels, which the harness does not model yet",
+                    "Use exact hostnames",
+                )
+        for ri, rule in enumerate(rules):
+            backends = _backends(ctx, obj, rule)
+            matches_node = rule.get("matches")
+            matches: list[YNode | None] = (
+                list(matches_node.sequence()) if matches_node is not None else [None]
+            )
+            for match_node in matches:
+                match = _match(ctx, match_node)
+                rule_text, score = router_rule(hostnames, match)
+                priority = router_priority(score, len(rules), ri)
+                at = match_node or rule
+                hosts: list[str | None] = list(hostnames) or [None]
+                for host in hosts:
+                    drafts.append(
+                        Draft(
+                            obj=obj,
+                            host=host,
+                            path=match.path,
+                            match=match.match,
+                            middlewares=(),
+                            priority=priority,
+                            backends=backends,
+                            provider=PROVIDER_GATEWAY,
+                            source=at.source(),
+                            dialects=(DIALECT_GATEWAY_API,),
+                            match_rule=rule_text,
+                            entry_points=(WEB,),
+                            conditions=match.conditions,
+                        )
+                    )
+    return drafts
