@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from harness.errors import ConfigError, TargetUnreachable
+from harness.errors import ConfigError, StackError, TargetUnreachable
 from harness.intent.model import TRAEFIK_CONTROLLER, Intent, Route, ServicePortRef, ServiceRef
 from harness.targets.local_stack import (
     MANAGED_BY,
@@ -26,6 +26,7 @@ from harness.targets.local_stack import (
     LocalStack,
     endpoint_slice,
     gateway_class,
+    uses_gateway_api,
 )
 from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
@@ -308,6 +309,13 @@ class LocalTarget:
         self.stack.running_applier().apply_all(
             self.stack.local_listeners(manifests_to_apply(intent))
         )
+        if uses_gateway_api(intent):
+            rejected = self.stack.rejected_routes(intent, timeout=APPLY_TIMEOUT)
+            if rejected:
+                raise StackError(
+                    "Traefik rejected routes of the manifests (route status, as Traefik wrote "
+                    "it): " + "; ".join(rejected)
+                )
         wanted = self._routers_of(intent.served)
         self.stack.running_traefik().wait_for_routers(
             lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),

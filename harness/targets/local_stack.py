@@ -492,6 +492,65 @@ class LocalStack:
             endpoint_slice(instance.service, instance, self.options.namespace)
         )
 
+    def route_conditions(
+        self, intent: Intent, timeout: float = 30.0
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The conditions Traefik wrote on the status of each HTTPRoute of ``intent``, once it
+        wrote them for the route's current generation (polled): ``(route, type)`` →
+        ``(status, reason)``, the worst over the route's parents (a False anywhere wins)."""
+        return {k: (v[0], v[1]) for k, v in self._route_status(intent, timeout).items()}
+
+    def rejected_routes(self, intent: Intent, timeout: float = 30.0) -> list[str]:
+        """Each HTTPRoute condition of ``intent`` Traefik set False, with its reason and
+        message as Traefik wrote them (empty: every route accepted, its references
+        resolved)."""
+        return [
+            f"HTTPRoute {name!r}: {kind} False, reason {reason}"
+            + (f": {message}" if message else "")
+            for (name, kind), (status, reason, message) in sorted(
+                self._route_status(intent, timeout).items()
+            )
+            if status == "False"
+        ]
+
+    def _route_status(
+        self, intent: Intent, timeout: float
+    ) -> dict[tuple[str, str], tuple[str, str, str]]:
+        applier = self.running_applier()
+        routes = [o.body for o in intent.objects if o.kind == "HTTPRoute" and o.role == "applied"]
+        found: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+        def written() -> bool:
+            found.clear()
+            for body in routes:
+                live = applier.get(body)
+                if live is None:
+                    return False
+                generation = live["metadata"].get("generation")
+                parents = [
+                    p
+                    for p in (live.get("status") or {}).get("parents") or []
+                    if p.get("controllerName") == GATEWAY_CONTROLLER
+                ]
+                if not parents:
+                    return False
+                for parent in parents:
+                    for c in parent.get("conditions") or []:
+                        if c.get("observedGeneration") != generation:
+                            return False
+                        key = (str(live["metadata"]["name"]), str(c.get("type")))
+                        value = (
+                            str(c.get("status")),
+                            str(c.get("reason")),
+                            str(c.get("message") or ""),
+                        )
+                        if key not in found or value[0] == "False":
+                            found[key] = value
+            return True
+
+        wait_until(written, timeout=timeout, what="Traefik to write the HTTPRoutes' status")
+        return found
+
     def running_applier(self) -> Applier:
         if self.applier is None:
             raise StackError("the local stack is not started")

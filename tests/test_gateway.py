@@ -1,0 +1,378 @@
+"""Gateway API on Traefik's Gateway provider: the CRDs the local API serves (defaults,
+``/status``, ``kubectl``), the HTTPRoute dialect (Traefik's rule and additive priority, the
+API server's defaults, refusals with file:line:field), and the real Traefik 3.7.15 routing
+HTTPRoutes built to hit the additive-priority departures from the Gateway API spec: every
+probe's routing check passes (the oracle predicts the binary) and each departure is a finding
+with both answers. The stack tests share one Traefik with its Gateway provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_kubectl import KUBECTL, Kubectl
+
+from harness.checks.exact import applies, judge
+from harness.checks.probes import generate_probes
+from harness.errors import ManifestError
+from harness.intent.dialects import load_intent
+from harness.intent.model import RequestCondition
+from harness.kubeapi.server import KubeAPIServer
+from harness.kubeapi.store import KINDS, ObjectStore, StatusError
+from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.traefik.gateway import (
+    FINDING_GATEWAY_PRECEDENCE,
+    GatewayMatch,
+    router_priority,
+    router_rule,
+)
+from harness.traefik.oracle import expect
+from harness.traffic.rounds import send_in_rounds
+
+SERVICES = ("cheddar", "stilton", "wensleydale")
+GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: shop
+spec:
+  gatewayClassName: traefik
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+"""
+
+
+def _route(name: str, rules: str, hostnames: str = '["gw.test"]') -> str:
+    return f"""\
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+spec:
+  parentRefs:
+    - name: shop
+  hostnames: {hostnames}
+  rules:
+{rules}"""
+
+
+#: PathPrefix /api + GET outranks PathPrefix /api/v1/users (11400 + 8 > 11300 + 8); eleven
+#: query parameters outrank one header (110 > 100); the spec orders both the other way.
+DEPARTURES = (
+    GATEWAY
+    + _route(
+        "api-get",
+        """\
+    - matches:
+        - path: {type: PathPrefix, value: /api}
+          method: GET
+      backendRefs:
+        - {name: cheddar, port: 80}
+""",
+    )
+    + _route(
+        "users",
+        """\
+    - matches:
+        - path: {type: PathPrefix, value: /api/v1/users}
+      backendRefs:
+        - {name: stilton, port: 80}
+""",
+    )
+    + _route(
+        "by-header",
+        """\
+    - matches:
+        - path: {type: PathPrefix, value: /search}
+          headers:
+            - {name: X-Beta, value: "on"}
+      backendRefs:
+        - {name: wensleydale, port: 80}
+""",
+    )
+    + _route(
+        "by-query",
+        """\
+    - matches:
+        - path: {type: PathPrefix, value: /search}
+          queryParams:
+"""
+        + "".join(f'            - {{name: {c}, value: "1"}}\n' for c in "abcdefghijk")
+        + """\
+      backendRefs:
+        - {name: cheddar, port: 80}
+""",
+    )
+)
+
+
+def _load(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_intent([path], known_services=SERVICES)
+
+
+# -- Traefik's rule and priority ----------------------------------------------------------------
+
+
+def test_the_priority_adds_scores_as_traefik_does() -> None:
+    api_get = GatewayMatch("/api", "prefix", (RequestCondition("method", "", "GET"),))
+    rule, score = router_rule(["gw.test"], api_get)
+    assert rule == 'Host("gw.test") && (Path("/api") || PathPrefix("/api/")) && Method("GET")'
+    assert score == 10_000 + 4 * 100 + 1_000 + len("gw.test")
+    _, users = router_rule(["gw.test"], GatewayMatch("/api/v1/users", "prefix"))
+    assert users == 10_000 + 13 * 100 + 7 < score
+    # The catch-all scores 1, Exact 100000; headers 100 and query parameters 10 each.
+    assert router_rule([], GatewayMatch("/", "prefix")) == ('PathPrefix("/")', 1)
+    assert router_rule([], GatewayMatch("/x", "exact")) == ('Path("/x")', 100_000)
+    header = RequestCondition("header", "X-A", "1")
+    query = RequestCondition("query", "q", "x")
+    assert router_rule(["a.test", "bb.test"], GatewayMatch("/", "prefix", (header, query))) == (
+        '(Host("a.test") || Host("bb.test")) && PathPrefix("/") && Header("X-A","1") && '
+        'Query("q","x")',
+        1 + 100 + 10 + len("bb.test"),
+    )
+    # Earlier rules of one HTTPRoute get the larger bonus.
+    assert router_priority(9, rules=3, index=0) == 12 > router_priority(9, rules=3, index=2)
+
+
+# -- the dialect ----------------------------------------------------------------------------------
+
+
+def test_a_rule_without_matches_is_pathprefix_slash_with_its_rule_bonus(tmp_path: Path) -> None:
+    intent = _load(
+        tmp_path,
+        GATEWAY
+        + _route(
+            "catch-all",
+            """\
+    - backendRefs:
+        - {name: cheddar, port: 80, weight: 7}
+        - {name: stilton, port: 80, weight: 3}
+        - {name: wensleydale, port: 80, weight: 0}
+""",
+        ),
+    )
+    (route,) = intent.routes
+    assert (route.host, route.path, route.match) == ("gw.test", "/", "prefix")
+    assert route.rule == 'Host("gw.test") && PathPrefix("/")'
+    assert route.effective_priority == 1 + 7 + 1
+    assert route.entry_points == ("web",) and route.provider == "kubernetesgateway"
+    assert route.exact_shares()["wensleydale"] == 0 and route.shares()["cheddar"] == 0.7
+    kinds = {f.kind for f in intent.findings}
+    assert {"gateway-class", "gateway-listener-port"} <= kinds
+
+
+def test_listener_hostname_narrows_the_route_and_sectionname_selects(tmp_path: Path) -> None:
+    gateway = GATEWAY.replace(
+        "      protocol: HTTP\n",
+        "      protocol: HTTP\n      hostname: b.test\n"
+        "    - name: other\n      port: 80\n      protocol: HTTP\n      hostname: c.test\n",
+    )
+    text = gateway + _route(
+        "r",
+        "    - backendRefs:\n        - {name: cheddar, port: 80}\n",
+        hostnames='["a.test", "b.test"]',
+    ).replace("    - name: shop\n", "    - name: shop\n      sectionName: http\n")
+    intent = _load(tmp_path, text)
+    assert [r.host for r in intent.routes] == ["b.test"]
+    assert intent.routes[0].rule == 'Host("b.test") && PathPrefix("/")'
+
+
+@pytest.mark.parametrize(
+    ("rules", "field", "says"),
+    [
+        (
+            "    - matches:\n        - path: {type: RegularExpression, value: /x}\n"
+            "      backendRefs:\n        - {name: cheddar, port: 80}\n",
+            "spec.rules[0].matches[0].path.type",
+            "RegularExpression",
+        ),
+        (
+            "    - filters:\n        - type: RequestMirror\n"
+            "      backendRefs:\n        - {name: cheddar, port: 80}\n",
+            "spec.rules[0].filters",
+            "filters",
+        ),
+        (
+            "    - backendRefs:\n        - {name: cheddar}\n",
+            "spec.rules[0].backendRefs[0]",
+            "port",
+        ),
+        (
+            "    - backendRefs:\n        - {name: cheddar, port: 80, weight: 0}\n",
+            "spec.rules[0].backendRefs",
+            "weight 0",
+        ),
+    ],
+)
+def test_what_is_not_modeled_is_refused_with_file_line_field(
+    tmp_path: Path, rules: str, field: str, says: str
+) -> None:
+    with pytest.raises(ManifestError) as err:
+        _load(tmp_path, GATEWAY + _route("r", rules))
+    message = str(err.value)
+    assert "gateway.yaml:" in message and f"field {field}" in message and says in message
+
+
+# -- the local API --------------------------------------------------------------------------------
+
+
+def _kind(plural: str) -> Any:
+    return next(k for k in KINDS if k.plural == plural and k.group == "gateway.networking.k8s.io")
+
+
+def test_the_api_applies_the_crd_defaults_and_guards_status_writes() -> None:
+    store = ObjectStore()
+    httproutes = _kind("httproutes")
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "shop"}], "rules": [{"backendRefs": [{"name": "a"}]}]},
+    }
+    created = store.create(httproutes, "default", route)
+    spec = created["spec"]
+    assert spec["parentRefs"] == [
+        {"name": "shop", "group": "gateway.networking.k8s.io", "kind": "Gateway"}
+    ]
+    assert spec["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert spec["rules"][0]["backendRefs"] == [
+        {"name": "a", "group": "", "kind": "Service", "weight": 1}
+    ]
+    gateways = _kind("gateways")
+    gateway = store.create(
+        gateways,
+        "default",
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "shop", "namespace": "default"},
+            "spec": {
+                "gatewayClassName": "traefik",
+                "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+            },
+        },
+    )
+    assert gateway["spec"]["listeners"][0]["allowedRoutes"] == {"namespaces": {"from": "Same"}}
+    assert {c["type"]: c["status"] for c in gateway["status"]["conditions"]} == {
+        "Accepted": "Unknown",
+        "Programmed": "Unknown",
+    }
+    # Traefik writes status with PUT .../status: the spec stays, a stale write is a conflict.
+    status = {**created, "status": {"parents": []}, "spec": {"rules": []}}
+    written = store.replace(httproutes, "default", "r", status, subresource="status")
+    assert written["status"] == {"parents": []} and written["spec"] == spec
+    with pytest.raises(StatusError) as err:
+        store.replace(httproutes, "default", "r", status, subresource="status")
+    assert err.value.code == 409
+    with pytest.raises(StatusError) as invalid:
+        store.create(gateways, "default", {**gateway, "metadata": {"name": "b"}, "spec": {}})
+    assert invalid.value.code == 422 and "spec.gatewayClassName" in invalid.value.message
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_applies_and_lists_the_gateway_kinds(tmp_path: Path) -> None:
+    (tmp_path / "gateway.yaml").write_text(DEPARTURES, encoding="utf-8")
+    with KubeAPIServer() as server:
+        kubectl = Kubectl(server, tmp_path / "home")
+        kubectl.ok("apply", "-f", str(tmp_path / "gateway.yaml"))
+        names = kubectl.ok("get", "httproutes", "-o", "name").split()
+        assert sorted(names) == [
+            f"httproute.gateway.networking.k8s.io/{n}"
+            for n in ("api-get", "by-header", "by-query", "users")
+        ]
+        assert "shop" in kubectl.ok("get", "gateways")
+        resources = kubectl.ok("api-resources", "--api-group=gateway.networking.k8s.io")
+        for plural in ("gatewayclasses", "httproutes", "grpcroutes", "tlsroutes",
+                       "backendtlspolicies", "referencegrants"):  # fmt: skip
+            assert plural in resources
+        defaulted = kubectl.ok(
+            "get", "httproute", "users", "-o", "jsonpath={.spec.rules[0].backendRefs[0].weight}"
+        )
+        assert defaulted == "1"
+
+
+# -- the real Traefik -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
+    options = LocalStackOptions(services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2)
+    stack = LocalStack(
+        LocalStackOptions(**{**options.__dict__, "gateway": True}),
+        tmp_path_factory.mktemp("gateway-stack"),
+    )
+    with stack:
+        yield stack
+
+
+@pytest.mark.stack
+def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
+    gateway_stack: LocalStack, tmp_path: Path
+) -> None:
+    intent = _load(tmp_path, DEPARTURES)
+    probes = generate_probes(intent, edge=False)
+    target = LocalTarget(gateway_stack)
+    # Applying waits until Traefik's /api/http/routers lists every (rule, priority) the
+    # dialect computed: the priority model, confirmed on the binary.
+    target.apply_intent(intent)
+    try:
+        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+        statuses = gateway_stack.route_conditions(intent)
+    finally:
+        target.remove_intent(intent)
+    verdicts = {
+        p.id: judge("routing", run.records[p.id], intent, scenario="departures").passed
+        for p in probes
+        if applies("routing", p)
+    }
+    assert len(verdicts) > 20 and all(verdicts.values()), [k for k, v in verdicts.items() if not v]
+    assert statuses == {
+        (name, "Accepted"): ("True", "Accepted")
+        for name in ("api-get", "by-header", "by-query", "users")
+    } | {
+        (name, "ResolvedRefs"): ("True", "ResolvedRefs")
+        for name in ("api-get", "by-header", "by-query", "users")
+    }
+    # Each departure: Traefik's answer (observed above) and the spec's, in one finding.
+    users = expect(intent, "gw.test", "/api/v1/users")
+    assert users.decided_by is not None and users.decided_by.route_id == "api-get:gw.test/api"
+    (users_finding,) = [f for f in users.findings if f.kind == FINDING_GATEWAY_PRECEDENCE]
+    assert "picks api-get:gw.test/api" in users_finding.message
+    assert "spec's precedence" in users_finding.message
+    assert users_finding.message.endswith(
+        "picks users:gw.test/api/v1/users (priority 11308, to stilton)"
+    )
+    query = "?" + "&".join(f"{c}=1" for c in "abcdefghijk")
+    both = expect(intent, "gw.test", "/search" + query, headers=[("X-Beta", "on")])
+    assert both.decided_by is not None and both.decided_by.route_id == "by-query:gw.test/search"
+    (search_finding,) = [f for f in both.findings if f.kind == FINDING_GATEWAY_PRECEDENCE]
+    assert "by-header:gw.test/search" in search_finding.message
+    # Where the two orders agree there is no finding.
+    plain = expect(intent, "gw.test", "/api/v2")
+    assert not [f for f in plain.findings if f.kind == FINDING_GATEWAY_PRECEDENCE]
+
+
+def test_an_equal_priority_tie_is_undefined_where_the_spec_decides_by_name(
+    tmp_path: Path,
+) -> None:
+    rules = "    - backendRefs:\n        - {{name: {svc}, port: 80}}\n"
+    intent = _load(
+        tmp_path,
+        GATEWAY
+        + _route("b-route", rules.format(svc="stilton"))
+        + _route("a-route", rules.format(svc="cheddar")),
+    )
+    found = expect(intent, "gw.test", "/x")
+    assert found.outcome == "undefined"
+    (finding,) = [f for f in found.findings if f.kind == FINDING_GATEWAY_PRECEDENCE]
+    assert "does not implement the spec's tie-breaks" in finding.message
+    assert finding.message.endswith("picks a-route:gw.test/ (priority 9, to cheddar)")
