@@ -384,11 +384,40 @@ _HTTP_BACKEND_REF: Table = {
     ),
 }
 
-_FILTERS = Refused(
-    f"HTTPRoute filters (URLRewrite, header modifiers, RequestRedirect, RequestMirror, CORS, "
-    f"ExtensionRef): {_NOT_YET}",
-    "Remove the filters for this run",
+_ADD_HEADER = Refused(
+    "add appends a value to a header the client may already send (Traefik's Header.Add); the "
+    "harness models set and remove",
+    "Use set, or remove the entry",
 )
+_HEADER_MODIFIER: Table = {
+    "set[]": {"name": MODELED, "value": MODELED},
+    "remove": MODELED,
+    "add": _ADD_HEADER,
+}
+_FILTERS: Table = {
+    "type": MODELED,
+    "requestHeaderModifier": _HEADER_MODIFIER,
+    "responseHeaderModifier": _HEADER_MODIFIER,
+    "urlRewrite": Refused(
+        "Traefik's URLRewrite joins the replacement and the rest of the path with path.Join "
+        f"(cleaning it) and sets no X-Forwarded-Prefix or X-Replaced-Path; {_NOT_YET}",
+        "Remove the filter for this run",
+    ),
+    "requestRedirect": Refused(
+        f"Traefik's RequestRedirect builds the Location from scheme, hostname, port and path; "
+        f"{_NOT_YET}",
+        "Remove the filter for this run",
+    ),
+    "requestMirror": Refused(
+        "Traefik's Gateway provider does not support RequestMirror: a matching request is "
+        "answered 500",
+        "Remove the filter",
+    ),
+    "cors": Refused(f"CORS answers preflights by itself; {_NOT_YET}", "Remove the filter"),
+    "extensionRef": Refused(
+        f"an ExtensionRef names a Traefik Middleware; {_NOT_YET}", "Remove the filter"
+    ),
+}
 
 HTTPROUTE: Table = {
     "apiVersion": MODELED,
@@ -413,7 +442,7 @@ HTTPROUTE: Table = {
                 "queryParams[]": {"type": MODELED, "name": MODELED, "value": MODELED},
                 "method": MODELED,
             },
-            "filters": _FILTERS,
+            "filters[]": _FILTERS,
             "backendRefs[]": _HTTP_BACKEND_REF,
             "timeouts": Refused(
                 f"request timeouts make a slow backend answer 504; {_NOT_YET}",

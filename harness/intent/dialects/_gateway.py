@@ -11,8 +11,8 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters, wildcard hostnames, regular expressions,
-HTTPS listeners, cross-namespace backends.
+refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
+remove, wildcard hostnames, regular expressions, HTTPS listeners, cross-namespace backends.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from harness.intent.model import (
     PROVIDER_GATEWAY,
     MatchKind,
     RequestCondition,
+    RouteMiddleware,
     WeightedBackend,
 )
 from harness.traefik.entrypoints import WEB
 from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
+from harness.traefik.middlewares import MiddlewareSpecError, parse_middleware_spec
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_API_V1 = f"{GATEWAY_GROUP}/v1"
@@ -223,6 +225,74 @@ def _match(ctx: Context, node: YNode | None) -> GatewayMatch:
     return GatewayMatch(path, kind, tuple(conditions))
 
 
+#: Filter types and the Traefik Middleware spec each maps onto (harness.traefik.middlewares'
+#: headers model: Header.Set, and Header.Del for an empty value, in this order, as the Gateway
+#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py).
+_HEADER_FILTERS = {
+    "RequestHeaderModifier": ("requestHeaderModifier", "customRequestHeaders"),
+    "ResponseHeaderModifier": ("responseHeaderModifier", "customResponseHeaders"),
+}
+
+
+def _filters(route: K8sObject, rule: YNode, rule_index: int) -> tuple[RouteMiddleware, ...]:
+    """A rule's filters as the middlewares Traefik puts on its routers, in order."""
+    filters_node = rule.get("filters")
+    out: list[RouteMiddleware] = []
+    for i, node in enumerate(filters_node.sequence() if filters_node is not None else []):
+        type_node = node.require("type", "Give the filter a type")
+        kind = type_node.string("a filter type")
+        if kind not in _HEADER_FILTERS:
+            type_node.fail(
+                f"filter type {kind!r}: the harness models "
+                f"{' and '.join(_HEADER_FILTERS)} (set and remove)",
+                "Remove the filter for this run",
+            )
+        key, headers_key = _HEADER_FILTERS[kind]
+        config = node.require(key, f"Add {key} with set or remove")
+        sets, removes = config.get("set"), config.get("remove")
+        pairs: list[tuple[str, str, YNode]] = []
+        for entry in sets.sequence() if sets is not None else []:
+            value_node = entry.require("value", "Give the header a value")
+            value = value_node.string("a value")
+            if value == "":
+                value_node.fail(
+                    "a header set to the empty value: Traefik's header modifier sends it "
+                    "empty, which the harness's headers model reads as a removal",
+                    "Give it a value, or list it under remove",
+                )
+            pairs.append((entry.require("name").string("a header name"), value, entry))
+        for entry in removes.sequence() if removes is not None else []:
+            pairs.append((entry.string("a header name"), "", entry))
+        headers: dict[str, str] = {}
+        seen: dict[str, YNode] = {}
+        for name, value, at in pairs:
+            first = seen.get(name.lower())
+            if first is not None:
+                at.fail(
+                    f"header {name!r} appears twice in one filter (first at line {first.line}): "
+                    "two spellings of one header apply in no fixed order (a Go map)",
+                    "Name each header once",
+                )
+            seen[name.lower()] = at
+            headers[name] = value
+        spec = {"headers": {headers_key: headers}}
+        try:
+            model = parse_middleware_spec(spec)
+        except MiddlewareSpecError as err:
+            config.fail(err.problem, err.advice)
+        out.append(
+            RouteMiddleware(
+                route.namespace,
+                f"{route.name}-rule{rule_index}-{kind.lower()}-{i}",
+                kind,
+                model,
+                node.source(),
+                spec,
+            )
+        )
+    return tuple(out)
+
+
 def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
     refs_node = rule.get("backendRefs")
     refs = refs_node.sequence() if refs_node is not None else []
@@ -356,6 +426,7 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 )
         for ri, rule in enumerate(rules):
             backends = _backends(ctx, obj, rule)
+            middlewares = _filters(obj, rule, ri)
             matches_node = rule.get("matches")
             matches: list[YNode | None] = (
                 list(matches_node.sequence()) if matches_node is not None else [None]
@@ -373,7 +444,7 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                             host=host,
                             path=match.path,
                             match=match.match,
-                            middlewares=(),
+                            middlewares=middlewares,
                             priority=priority,
                             backends=backends,
                             provider=PROVIDER_GATEWAY,
