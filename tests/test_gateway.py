@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from test_kubectl import KUBECTL, Kubectl
 
@@ -81,6 +82,25 @@ HEADER_FILTERS = _route(
       backendRefs:
         - {name: wensleydale, port: 80}
 """,
+)
+
+#: RegularExpression matches: PathRegexp, HeaderRegexp, QueryRegexp, none of them anchored.
+REGEX = _route(
+    "by-pattern",
+    """\
+    - matches:
+        - path: {type: RegularExpression, value: "/re/[0-9]+"}
+      backendRefs:
+        - {name: wensleydale, port: 80}
+    - matches:
+        - headers:
+            - {type: RegularExpression, name: X-Build, value: "^[0-9]+$"}
+          queryParams:
+            - {type: RegularExpression, name: v, value: "beta"}
+      backendRefs:
+        - {name: stilton, port: 80}
+""",
+    hostnames='["re.test"]',
 )
 
 #: PathPrefix /api + GET outranks PathPrefix /api/v1/users (11400 + 8 > 11300 + 8); eleven
@@ -210,10 +230,17 @@ def test_listener_hostname_narrows_the_route_and_sectionname_selects(tmp_path: P
     ("rules", "field", "says"),
     [
         (
-            "    - matches:\n        - path: {type: RegularExpression, value: /x}\n"
+            "    - matches:\n        - path: {type: RegularExpression, value: '/(?=x)'}\n"
             "      backendRefs:\n        - {name: cheddar, port: 80}\n",
-            "spec.rules[0].matches[0].path.type",
-            "RegularExpression",
+            "spec.rules[0].matches[0].path.value",
+            "path pattern",
+        ),
+        (
+            "    - matches:\n        - headers: [{type: RegularExpression, name: X, "
+            "value: '[[:alpha:]]'}]\n"
+            "      backendRefs:\n        - {name: cheddar, port: 80}\n",
+            "spec.rules[0].matches[0].headers[0].value",
+            "header pattern",
         ),
         (
             "    - filters:\n        - type: RequestMirror\n"
@@ -339,7 +366,7 @@ def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
 def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
-    intent = _load(tmp_path, DEPARTURES + HEADER_FILTERS)
+    intent = _load(tmp_path, DEPARTURES + HEADER_FILTERS + REGEX)
     probes = generate_probes(intent, edge=False)
     target = LocalTarget(gateway_stack)
     # Applying waits until Traefik's /api/http/routers lists every (rule, priority) the
@@ -348,6 +375,10 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     try:
         run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
         statuses = gateway_stack.route_conditions(intent)
+        # RegularExpression paths are not anchored, in Traefik as in the oracle.
+        unanchored = httpx.get(
+            f"{target.proxy_url}/x/re/12/y", headers={"Host": "re.test"}, trust_env=False
+        )
     finally:
         target.remove_intent(intent)
     # The strip aspect on the probes without a query (with one, the expected upstream path
@@ -359,6 +390,13 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
         if applies(aspect, p) and (aspect == "routing" or "?" not in p.path)
     }
     assert len(verdicts) > 40 and all(verdicts.values()), [k for k, v in verdicts.items() if not v]
+    assert "Name: wensleydale" in unanchored.text
+    assert expect(intent, "re.test", "/x/re/12/y").route_id == "by-pattern:re.test/re/[0-9]+"
+    # Requests generated from the pattern reached it (regex conditions get none yet).
+    assert any(
+        p.id.startswith("re.test/re/") and p.expectation.route_id == "by-pattern:re.test/re/[0-9]+"
+        for p in probes
+    )
     # The header filters were judged on what the backend saw and the client got.
     hdr = next(p for p in probes if p.id == "gw.test/hdr")
     assert "X-Drop" in dict(hdr.headers)
@@ -366,7 +404,7 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     assert top is not None and dict(top.response_headers)["X-Served-By"] == "traefik-gateway"
     assert dict(top.request_headers)["X-Env"] == ("gateway",)
     assert "X-Drop" in dict(top.request_headers)
-    names = ("api-get", "by-header", "by-query", "users", "with-headers")
+    names = ("api-get", "by-header", "by-pattern", "by-query", "users", "with-headers")
     assert statuses == {
         (name, kind): ("True", kind) for name in names for kind in ("Accepted", "ResolvedRefs")
     }

@@ -8,7 +8,8 @@ rule and match, with the rule
     Host("a") && (Path("/p") || PathPrefix("/p/")) && Method("GET") && Header("n","v") && Query(..)
 
 (hostnames as ``(Host("a") || Host("b"))``, a wildcard as ``HostRegexp``; ``PathPrefix("/")``
-for the catch-all) and a priority that *adds* scores: Exact +100000; PathPrefix 10000 +
+for the catch-all; a RegularExpression path as ``PathRegexp("...")``, not anchored) and a
+priority that *adds* scores: Exact +100000; PathPrefix and RegularExpression 10000 +
 100·len(value) (the catch-all ``/``: 1); method +1000; each header +100; each query parameter
 +10; the longest hostname's length; and ``len(rules) - index`` of the rule. Higher wins, ties
 are Traefik's unspecified order.
@@ -71,6 +72,11 @@ def path_rule(match: GatewayMatch) -> tuple[str, int]:
     """``buildPathRule``: the path matcher and its score."""
     if match.match == "exact":
         return f"Path({go_quote(match.path)})", EXACT_SCORE
+    if match.match == "regex":
+        # Not anchored: Traefik's PathRegexp is Go's MatchString on the path.
+        return f"PathRegexp({go_quote(match.path)})", PREFIX_SCORE + PREFIX_PER_CHARACTER * len(
+            match.path
+        )
     if match.path == "/":
         return 'PathPrefix("/")', CATCH_ALL_SCORE
     base = match.path.removesuffix("/")
@@ -153,9 +159,12 @@ def _spec_key_of(route: Route) -> tuple[object, ...]:
 
 def spec_winner(matching: Sequence[Route]) -> Route | None:
     """The route the Gateway API spec's precedence picks among the HTTPRoute routes that match
-    a request (None when none of them is an HTTPRoute's)."""
+    a request (None when none of them is an HTTPRoute's, or one has a RegularExpression path:
+    the spec leaves their precedence to the implementation)."""
     gateway = [r for r in matching if r.provider == PROVIDER_GATEWAY]
-    return min(gateway, key=_spec_key_of) if gateway else None
+    if not gateway or any(r.match == "regex" for r in gateway):
+        return None
+    return min(gateway, key=_spec_key_of)
 
 
 def _answer(route: Route) -> str:

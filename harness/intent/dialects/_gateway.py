@@ -12,7 +12,9 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
 refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
-remove, wildcard hostnames, regular expressions, HTTPS listeners, cross-namespace backends.
+remove, wildcard hostnames, HTTPS listeners, cross-namespace backends. RegularExpression path,
+header and query matches are Go patterns found anywhere in the value (not anchored), as
+Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from harness.intent.model import (
 )
 from harness.traefik.entrypoints import WEB
 from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
+from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import MiddlewareSpecError, parse_middleware_spec
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -172,19 +175,34 @@ def _intersect(listener: str | None, route: list[str]) -> list[str] | None:
     return matches or None
 
 
-def _condition(ctx: Context, node: YNode, kind: str) -> RequestCondition:
+def _go_pattern(node: YNode, pattern: str, what: str) -> None:
+    """Refuse a pattern Go rejects or Python's ``re`` would read differently."""
+    try:
+        compile_go_regexp(pattern)
+    except GoRegexpError as err:
+        node.fail(f"{what} {pattern!r}: {err}", "Use RE2 syntax Go accepts")
+
+
+def _condition(node: YNode, kind: str) -> RequestCondition:
     type_node = node.get("type")
     match_type = type_node.string("Exact or RegularExpression") if type_node else "Exact"
-    if match_type != "Exact":
+    if match_type not in ("Exact", "RegularExpression"):
         (type_node or node).fail(
-            f"{kind} match type {match_type!r}: the harness models Exact (RegularExpression "
-            "is not modeled yet)",
-            "Use type: Exact",
+            f"{kind} match type {match_type!r}", "Use type: Exact or RegularExpression"
         )
     name = node.require("name", f"Name the {kind}").string("a name")
-    value = node.require("value", f"Give the {kind} a value").string("a value")
+    value_node = node.require("value", f"Give the {kind} a value")
+    value = value_node.string("a value")
+    regex = match_type == "RegularExpression"
+    if regex:
+        # Traefik's HeaderRegexp/QueryRegexp: found anywhere in the value (MatchString).
+        _go_pattern(value_node, value, f"{kind} pattern")
     return RequestCondition(
-        "header" if kind == "header" else "query", name, value, "exact", node.source()
+        "header" if kind == "header" else "query",
+        name,
+        value,
+        "regex" if regex else "exact",
+        node.source(),
     )
 
 
@@ -200,17 +218,23 @@ def _match(ctx: Context, node: YNode | None) -> GatewayMatch:
         path_type = type_node.string("a path match type") if type_node else "PathPrefix"
         value_node = path_node.get("value")
         path = value_node.string("a path") if value_node else "/"
-        if path_type not in ("Exact", "PathPrefix"):
+        kinds: dict[str, MatchKind] = {
+            "Exact": "exact",
+            "PathPrefix": "prefix",
+            "RegularExpression": "regex",
+        }
+        if path_type not in kinds:
             (type_node or path_node).fail(
-                f"path match type {path_type!r}: the harness models Exact and PathPrefix "
-                "(RegularExpression is not modeled yet)",
-                "Use Exact or PathPrefix",
+                f"path match type {path_type!r}", "Use Exact, PathPrefix or RegularExpression"
             )
-        if not path.startswith("/"):
+        kind = kinds[path_type]
+        if kind == "regex":
+            # Traefik's PathRegexp: found anywhere in the path, not anchored (MatchString).
+            _go_pattern(value_node or path_node, path, "path pattern")
+        elif not path.startswith("/"):
             (value_node or path_node).fail(
                 f"path {path!r} does not start with '/'", "Start the path with '/'"
             )
-        kind = "exact" if path_type == "Exact" else "prefix"
     conditions: list[RequestCondition] = []
     method_node = node.get("method")
     if method_node is not None:
@@ -221,7 +245,7 @@ def _match(ctx: Context, node: YNode | None) -> GatewayMatch:
     for key, what in (("headers", "header"), ("queryParams", "query parameter")):
         items = node.get(key)
         for item in items.sequence() if items is not None else []:
-            conditions.append(_condition(ctx, item, "header" if key == "headers" else what))
+            conditions.append(_condition(item, "header" if key == "headers" else what))
     return GatewayMatch(path, kind, tuple(conditions))
 
 
