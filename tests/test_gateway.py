@@ -13,10 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from faultproxy import Fault, FaultProxy
 from test_kubectl import KUBECTL, Kubectl
 
+from harness.checks.evidence import Outcome
 from harness.checks.exact import applies, judge
 from harness.checks.probes import generate_probes
+from harness.checks.weights import WeightSettings, check_split
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import RequestCondition
@@ -442,3 +445,83 @@ def test_an_equal_priority_tie_is_undefined_where_the_spec_decides_by_name(
     (finding,) = [f for f in found.findings if f.kind == FINDING_GATEWAY_PRECEDENCE]
     assert "does not implement the spec's tie-breaks" in finding.message
     assert finding.message.endswith("picks a-route:gw.test/ (priority 9, to cheddar)")
+
+
+# -- weights: the harness's planned test against the conformance suite's tolerance -------------
+
+GATEWAY_MANIFESTS = Path(__file__).resolve().parent.parent / "harness" / "suites" / "manifests"
+CONFORMANCE_REQUESTS = 500
+CONFORMANCE_TOLERANCE = 0.05
+CONFORMANCE_ATTEMPTS = 10
+
+
+def conformance_weight_check(
+    url: str, host: str, expected: dict[str, float]
+) -> tuple[bool, int, dict[str, float]]:
+    """The Gateway API conformance suite's weight check (HTTPRouteWeight): 500 requests, every
+    backend's share within ±5 points of its weight, up to 10 attempts; (passed, attempts used,
+    the last attempt's shares)."""
+    shares: dict[str, float] = {}
+    with httpx.Client(base_url=url, headers={"Host": host}, trust_env=False) as client:
+        for attempt in range(1, CONFORMANCE_ATTEMPTS + 1):
+            counts = dict.fromkeys(expected, 0)
+            for _ in range(CONFORMANCE_REQUESTS):
+                body = client.get("/", timeout=5.0).text
+                name = next(
+                    (
+                        ln.split(":", 1)[1].strip()
+                        for ln in body.splitlines()
+                        if ln.startswith("Name:")
+                    ),
+                    "",
+                )
+                counts[name] = counts.get(name, 0) + 1
+            shares = {k: v / CONFORMANCE_REQUESTS for k, v in counts.items()}
+            if all(
+                abs(shares.get(k, 0.0) - want) <= CONFORMANCE_TOLERANCE
+                for k, want in expected.items()
+            ):
+                return True, attempt, shares
+    return False, CONFORMANCE_ATTEMPTS, shares
+
+
+@pytest.mark.stack
+def test_a_70_30_split_served_75_25_fails_the_weights_check_and_passes_conformance(
+    gateway_stack: LocalStack,
+) -> None:
+    intent = load_intent(
+        [
+            GATEWAY_MANIFESTS / "services.yaml",
+            GATEWAY_MANIFESTS / "gateway" / "gateway-weights.yaml",
+        ]
+    )
+    (route,) = intent.weighted_routes
+    assert route.shares() == {"cheddar": 0.7, "stilton": 0.3, "wensleydale": 0.0}
+    target = LocalTarget(gateway_stack)
+    target.apply_intent(intent)
+    settings = WeightSettings(min_deviation=0.03)
+    try:
+        with FaultProxy(target.proxy_url) as proxy:
+            # Correct: both pass.
+            correct = check_split(proxy.url, intent, route, settings, scenario="w", n_checks=1)
+            assert correct.outcome == Outcome.PASSED, correct.message
+            # 1 in 6 of stilton's answers claim cheddar: 70/30 served as 75/25.
+            fault = Fault(
+                "relabel", host="weights.gateway.test", from_name="stilton", name="cheddar",
+                share=1 / 6, seed=11,
+            )  # fmt: skip
+            with proxy.faults(fault):
+                skewed = check_split(proxy.url, intent, route, settings, scenario="w", n_checks=1)
+                passed, attempts, shares = conformance_weight_check(
+                    proxy.url, "weights.gateway.test", route.shares()
+                )
+                (armed,) = proxy.stats()
+    finally:
+        target.remove_intent(intent)
+    assert armed["applied"] > 0
+    assert skewed.outcome == Outcome.FAILED, skewed.message
+    cheddar = skewed.evidence["verdict"]["counts"][0] / skewed.evidence["verdict"]["n"]
+    assert abs(cheddar - 0.75) < 0.02, skewed.evidence["verdict"]
+    # The conformance suite's tolerance lets the same fault through.
+    assert passed, (attempts, shares)
+    assert abs(shares["cheddar"] - 0.75) <= 0.05

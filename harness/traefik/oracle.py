@@ -509,6 +509,9 @@ def expect(
         return (-c.priority, order.get(c.provider, len(order)))
 
     matching = [r for r in intent.routes if _routes_request(r, request, strict, method, headers)]
+    label = f"{method} {host}{path}" + (
+        f" [{', '.join(f'{k}: {v}' for k, v in headers)}]" if headers else ""
+    )
     candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
     spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []
@@ -545,9 +548,7 @@ def expect(
                 ids,
             )
         )
-        findings.extend(
-            precedence_findings(matching, [intent.route(i) for i in ids], f"{method} {host}{path}")
-        )
+        findings.extend(precedence_findings(matching, [intent.route(i) for i in ids], label))
         return Expectation(
             host=host,
             path=path,
@@ -582,9 +583,7 @@ def expect(
             )
         )
     findings.extend(_compare(intent, top, spec, request, strict))
-    findings.extend(
-        precedence_findings(matching, [intent.route(top.route_id)], f"{method} {host}{path}")
-    )
+    findings.extend(precedence_findings(matching, [intent.route(top.route_id)], label))
     findings.extend(_edge_findings(intent.route(top.route_id), request))
     denied = through_router(request, options=opts.entry_point)
     if denied.status is not None:
