@@ -25,7 +25,7 @@ from harness.intent.dialects import load_intent
 from harness.intent.model import RequestCondition
 from harness.kubeapi.server import KubeAPIServer
 from harness.kubeapi.store import KINDS, ObjectStore, StatusError
-from harness.targets.base import LocalTarget
+from harness.targets.base import LocalTarget, supplied_gateway_classes
 from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traefik.gateway import (
     FINDING_GATEWAY_PRECEDENCE,
@@ -524,3 +524,30 @@ def test_a_70_30_split_served_75_25_fails_the_weights_check_and_passes_conforman
     # The conformance suite's tolerance lets the same fault through.
     assert passed, (attempts, shares)
     assert abs(shares["cheddar"] - 0.75) <= 0.05
+
+
+@pytest.mark.stack
+def test_a_route_traefik_rejects_is_reported_with_its_reason(
+    gateway_stack: LocalStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "ghost.yaml"
+    path.write_text(
+        GATEWAY + _route("ghost", "    - backendRefs:\n        - {name: ghost, port: 80}\n"),
+        encoding="utf-8",
+    )
+    # A Service nobody publishes: the dialect vouches for it, the API has none.
+    intent = load_intent([path], known_services=["ghost"])
+    objects = gateway_stack.local_listeners(
+        [o.body for o in intent.objects] + supplied_gateway_classes(intent)
+    )
+    applier = gateway_stack.running_applier()
+    applier.apply_all(objects)
+    try:
+        rejected = gateway_stack.rejected_routes(intent)
+        conditions = gateway_stack.route_conditions(intent)
+    finally:
+        applier.delete_all(objects)
+    # Accepted (it attaches to the listener), its backend not resolved: Traefik's own words.
+    assert conditions[("ghost", "Accepted")] == ("True", "Accepted")
+    assert len(rejected) == 1 and rejected[0].startswith("HTTPRoute 'ghost': ResolvedRefs False")
+    assert "BackendNotFound" in rejected[0] and "ghost" in rejected[0].split("reason", 1)[1]
