@@ -22,13 +22,12 @@ from harness.checks.probes import generate_probes
 from harness.checks.weights import WeightSettings, check_split
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
-from harness.intent.model import RequestCondition
+from harness.intent.model import FINDING_GATEWAY_PRECEDENCE, RequestCondition
 from harness.kubeapi.server import KubeAPIServer
 from harness.kubeapi.store import KINDS, ObjectStore, StatusError
 from harness.targets.base import LocalTarget, supplied_gateway_classes
 from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traefik.gateway import (
-    FINDING_GATEWAY_PRECEDENCE,
     GatewayMatch,
     router_priority,
     router_rule,

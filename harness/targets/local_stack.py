@@ -40,7 +40,7 @@ from harness.backends.echo import (
     start_backends,
 )
 from harness.errors import StackError
-from harness.intent.model import Intent
+from harness.intent.model import GATEWAY_API_V1, GATEWAY_CONTROLLER, GATEWAY_GROUP, Intent
 from harness.kubeapi.server import KubeAPIServer
 from harness.targets.apply import Applier, api_client_for_url
 from harness.traefik.process import (
@@ -200,12 +200,6 @@ def canary_objects(target_port: int) -> list[dict[str, Any]]:
     ]
 
 
-#: The controller Traefik's Gateway provider serves GatewayClasses of.
-GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-GATEWAY_API = f"{GATEWAY_GROUP}/v1"
-
-
 def uses_gateway_api(intent: Intent) -> bool:
     """True when the manifests hold Gateway API objects (then Traefik needs its Gateway
     provider)."""
@@ -215,7 +209,7 @@ def uses_gateway_api(intent: Intent) -> bool:
 def gateway_class(name: str) -> dict[str, Any]:
     """A GatewayClass of Traefik's Gateway controller."""
     return {
-        "apiVersion": GATEWAY_API,
+        "apiVersion": GATEWAY_API_V1,
         "kind": "GatewayClass",
         "metadata": {"name": name, "labels": {"app": MANAGED_BY}},
         "spec": {"controllerName": GATEWAY_CONTROLLER},
@@ -229,7 +223,7 @@ def gateway_canary_objects(web_port: int) -> list[dict[str, Any]]:
     return [
         gateway_class(CANARY),
         {
-            "apiVersion": GATEWAY_API,
+            "apiVersion": GATEWAY_API_V1,
             "kind": "Gateway",
             "metadata": {"name": CANARY, "namespace": ns},
             "spec": {
@@ -238,7 +232,7 @@ def gateway_canary_objects(web_port: int) -> list[dict[str, Any]]:
             },
         },
         {
-            "apiVersion": GATEWAY_API,
+            "apiVersion": GATEWAY_API_V1,
             "kind": "HTTPRoute",
             "metadata": {"name": CANARY, "namespace": ns},
             "spec": {

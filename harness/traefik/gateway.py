@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.intent.model import (
+    FINDING_GATEWAY_PRECEDENCE,
     PROVIDER_GATEWAY,
     Finding,
     MatchKind,
@@ -145,8 +146,6 @@ def spec_key(
     )
 
 
-#: Finding: Traefik's additive priority picks another route than the Gateway API spec's order.
-FINDING_GATEWAY_PRECEDENCE = "gateway-precedence"
 _RULE_INDEX = re.compile(r"\bspec\.rules\[(\d+)\]")
 
 

@@ -25,7 +25,13 @@ from harness.intent.dialects._fields import GATEWAY, GATEWAYCLASS, HTTPROUTE, ch
 from harness.intent.dialects._objects import Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode
 from harness.intent.model import (
+    DIALECT_GATEWAY_API,
+    FINDING_GATEWAY_CLASS,
+    FINDING_GATEWAY_LISTENER_PORT,
     FINDING_INGRESS_CLASS,
+    GATEWAY_API_V1,
+    GATEWAY_CONTROLLER,
+    GATEWAY_GROUP,
     PROVIDER_GATEWAY,
     MatchKind,
     RequestCondition,
@@ -37,16 +43,6 @@ from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
 from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import MiddlewareSpecError, parse_middleware_spec
 
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-GATEWAY_API_V1 = f"{GATEWAY_GROUP}/v1"
-GATEWAY_API_V1BETA1 = f"{GATEWAY_GROUP}/v1beta1"
-#: The controller whose GatewayClasses Traefik's Gateway provider serves.
-GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
-DIALECT_GATEWAY_API = "gateway-api"
-#: Finding: what the local target changes of a Gateway (listener ports to its entry points).
-FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
-#: Finding: a GatewayClass the manifests name but do not define, supplied as Traefik's.
-FINDING_GATEWAY_CLASS = "gateway-class"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
 
@@ -206,7 +202,7 @@ def _condition(node: YNode, kind: str) -> RequestCondition:
     )
 
 
-def _match(ctx: Context, node: YNode | None) -> GatewayMatch:
+def _match(node: YNode | None) -> GatewayMatch:
     """One match with the CRD's defaults (no path: PathPrefix ``/``)."""
     if node is None:
         return GatewayMatch("/", "prefix")
@@ -456,7 +452,7 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 list(matches_node.sequence()) if matches_node is not None else [None]
             )
             for match_node in matches:
-                match = _match(ctx, match_node)
+                match = _match(match_node)
                 rule_text, score = router_rule(hostnames, match)
                 priority = router_priority(score, len(rules), ri)
                 at = match_node or rule
