@@ -228,6 +228,18 @@ def test_listener_hostname_narrows_the_route_and_sectionname_selects(tmp_path: P
     assert intent.routes[0].rule == 'Host("b.test") && PathPrefix("/")'
 
 
+def test_a_gateway_of_another_controller_is_not_served(tmp_path: Path) -> None:
+    other = (
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n"
+        "  name: traefik\nspec:\n  controllerName: example.com/other\n---\n"
+    )
+    rules = "    - backendRefs:\n        - {name: cheddar, port: 80}\n"
+    intent = _load(tmp_path, other + GATEWAY + _route("r", rules))
+    assert intent.routes == ()
+    (finding,) = [f for f in intent.findings if "example.com/other" in f.message]
+    assert "Traefik does not serve it" in finding.message and finding.source is not None
+
+
 @pytest.mark.parametrize(
     ("rules", "field", "says"),
     [

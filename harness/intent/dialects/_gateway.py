@@ -372,12 +372,14 @@ def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBack
 def _attached(
     ctx: Context, route: K8sObject, spec: YNode, listeners: list[_Listener]
 ) -> list[tuple[_Listener, list[str]]]:
-    """The listeners the route attaches to, with the hostnames it serves on each."""
+    """The listeners the route attaches to, with the hostnames it serves on each (none when
+    its Gateways are all of another controller's class: then Traefik does not serve it)."""
     hostnames_node = spec.get("hostnames")
     hostnames = [
         h.string("a hostname") for h in (hostnames_node.sequence() if hostnames_node else [])
     ]
     out: list[tuple[_Listener, list[str]]] = []
+    parents: list[K8sObject] = []
     refs_node = spec.get("parentRefs")
     for ref in refs_node.sequence() if refs_node is not None else []:
         group_node, kind_node = ref.get("group"), ref.get("kind")
@@ -394,6 +396,7 @@ def _attached(
                 f"Gateway {name_node.string()!r} (namespace {namespace!r}) is not in the manifests",
                 "Add the Gateway to the manifest files or fix the parentRef",
             )
+        parents.append(gateway)
         section_node, port_node = ref.get("sectionName"), ref.get("port")
         section = section_node.string("a listener name") if section_node else None
         port = port_node.integer("a port") if port_node else None
@@ -413,7 +416,8 @@ def _attached(
             if served is None:
                 continue
             out.append((listener, served))
-    if not out:
+    traefiks = {id(li.gateway) for li in listeners}
+    if not out and any(id(g) in traefiks for g in parents):
         (refs_node or spec).fail(
             "the HTTPRoute attaches to no listener Traefik serves (parentRefs, sectionName, "
             "port, allowedRoutes and hostnames considered): Traefik sets Accepted False",
