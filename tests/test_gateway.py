@@ -105,6 +105,13 @@ REGEX = _route(
     hostnames='["re.test"]',
 )
 
+#: A wildcard hostname: Traefik's HostRegexp over one or more labels.
+WILDCARD = _route(
+    "wildcard",
+    "    - backendRefs:\n        - {name: stilton, port: 80}\n",
+    hostnames='["*.wild.test"]',
+)
+
 #: PathPrefix /api + GET outranks PathPrefix /api/v1/users (11400 + 8 > 11300 + 8); eleven
 #: query parameters outrank one header (110 > 100); the spec orders both the other way.
 DEPARTURES = (
@@ -381,8 +388,8 @@ def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
 def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
-    intent = _load(tmp_path, DEPARTURES + HEADER_FILTERS + REGEX)
-    probes = generate_probes(intent, edge=False)
+    intent = _load(tmp_path, DEPARTURES + HEADER_FILTERS + REGEX + WILDCARD)
+    probes = generate_probes(intent)
     target = LocalTarget(gateway_stack)
     # Applying waits until Traefik's /api/http/routers lists every (rule, priority) the
     # dialect computed: the priority model, confirmed on the binary.
@@ -399,11 +406,15 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     verdicts = {
         (aspect, p.id): judge(aspect, run.records[p.id], intent, scenario="departures").passed
         for p in probes
-        for aspect in ("routing", "strip")
+        for aspect in ("routing", "strip", "edge")
         if applies(aspect, p)
     }
     assert len(verdicts) > 40 and all(verdicts.values()), [k for k, v in verdicts.items() if not v]
     assert "Name: wensleydale" in unanchored.text
+    # The wildcard's probes: a deeper subdomain is served, the bare domain is not.
+    wild = {p.id: p.expectation.route_id for p in probes if "wild.test" in p.id}
+    assert any(r == "wildcard:*.wild.test/" for r in wild.values())
+    assert any(r is None for r in wild.values()), wild
     assert expect(intent, "re.test", "/x/re/12/y").route_id == "by-pattern:re.test/re/[0-9]+"
     # Requests generated from the pattern reached it (regex conditions get none yet).
     assert any(
@@ -417,7 +428,7 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     assert top is not None and dict(top.response_headers)["X-Served-By"] == "traefik-gateway"
     assert dict(top.request_headers)["X-Env"] == ("gateway",)
     assert "X-Drop" in dict(top.request_headers)
-    names = ("api-get", "by-header", "by-pattern", "by-query", "users", "with-headers")
+    names = ("api-get", "by-header", "by-pattern", "by-query", "users", "wildcard", "with-headers")
     assert statuses == {
         (name, kind): ("True", kind) for name in names for kind in ("Accepted", "ResolvedRefs")
     }

@@ -37,6 +37,7 @@ from harness.intent.model import (
     Route,
     go_quote,
 )
+from harness.traefik import requests
 
 #: Scores of buildMatchRule / buildPathRule / buildHeaderRules / buildQueryParamRules.
 EXACT_SCORE = 100_000
@@ -91,9 +92,35 @@ def _condition_rule(condition: RequestCondition) -> str:
     return f"{name}{regexp}({go_quote(condition.name)},{go_quote(condition.value)})"
 
 
+#: What Go's ``regexp.QuoteMeta`` escapes.
+_GO_META = frozenset("\\.+*?()|[]{}^$")
+#: What ``buildHostRule`` puts in place of a hostname's leading ``*.``.
+_WILDCARD_LABELS = "[a-z0-9-\\.]+\\."
+
+
+def _host_matcher(hostname: str) -> str:
+    if "*" not in hostname:
+        return f"Host({go_quote(hostname)})"
+    quoted = "".join("\\" + c if c in _GO_META else c for c in hostname)
+    pattern = "^" + quoted.replace("\\*\\.", _WILDCARD_LABELS, 1) + "$"
+    return f"HostRegexp({go_quote(pattern)})"
+
+
+def host_matches(hostname: str | None, host: str) -> bool:
+    """Whether the router of ``hostname`` matches the canonical ``host`` (lower case, port
+    removed, a trailing dot kept): ``Host`` for an exact hostname; for ``*.example.com``
+    Traefik's ``HostRegexp("^[a-z0-9-\\.]+\\.example\\.com$")``, one or more labels of
+    letters, digits, ``-`` and ``.`` (so a trailing dot does not match; confirmed on 3.7.15)."""
+    if hostname is None or not hostname.startswith("*."):
+        return requests.host_matches(hostname, host)
+    suffix = hostname[1:].lower()
+    head = host[: -len(suffix)] if host.endswith(suffix) else ""
+    return bool(head) and all(c.isascii() and (c.isalnum() or c in "-.") for c in head)
+
+
 def host_rule(hostnames: Sequence[str]) -> tuple[str, int]:
     """``buildHostRule``: the Host matcher of the route's hostnames and the longest's length."""
-    rules = [f"Host({go_quote(h)})" for h in hostnames]
+    rules = [_host_matcher(h) for h in hostnames]
     longest = max((len(h) for h in hostnames), default=0)
     if len(rules) > 1:
         return f"({' || '.join(rules)})", longest

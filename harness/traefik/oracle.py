@@ -61,6 +61,7 @@ from harness.intent.model import (
     Route,
     WeightedBackend,
 )
+from harness.traefik import gateway
 from harness.traefik import middlewares as mw
 from harness.traefik.conditions import conditions_met
 from harness.traefik.entrypoints import Arrival, serving_routes
@@ -337,8 +338,9 @@ def _routes_request(
     method: str = "GET",
     headers: Sequence[tuple[str, str]] = (),
 ) -> bool:
+    hosts = gateway.host_matches if route.provider == PROVIDER_GATEWAY else host_matches
     return (
-        host_matches(route.host, request.host)
+        hosts(route.host, request.host)
         and _traefik_path_matches(route, request, strict_prefix_matching)
         and conditions_met(route.conditions, method, headers, request.raw_query)
     )
@@ -679,7 +681,10 @@ def _edge_findings(route: Route, request: EdgeRequest) -> list[Finding]:
     """What the entry point did to a request that reached ``route``, where that differs from
     RFC 3986 or the Ingress spec (Traefik :data:`CONFIRMED_ON`)."""
     slugs = list(request.deviations)
-    wildcard = wildcard_deviation(route.host, request.host)
+    # The Gateway provider's wildcards are a HostRegexp over letters, digits, '-' and '.'.
+    wildcard = (
+        None if route.provider == PROVIDER_GATEWAY else wildcard_deviation(route.host, request.host)
+    )
     if wildcard is not None:
         slugs.append(wildcard)
     return [

@@ -12,9 +12,10 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
 refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
-remove, wildcard hostnames, HTTPS listeners, cross-namespace backends. RegularExpression path,
-header and query matches are Go patterns found anywhere in the value (not anchored), as
-Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
+remove, HTTPS listeners, cross-namespace backends. A wildcard hostname ``*.example.com`` matches
+one or more labels (Traefik's HostRegexp, :func:`harness.traefik.gateway.host_matches`).
+RegularExpression path, header and query matches are Go patterns found anywhere in the value
+(not anchored), as Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
 """
 
 from __future__ import annotations
@@ -442,11 +443,10 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
     drafts: list[Draft] = []
     for listener, hostnames in attached:
         for hostname in hostnames:
-            if "*" in hostname:
+            if "*" in hostname.removeprefix("*."):
                 (spec.get("hostnames") or listener.node).fail(
-                    f"wildcard hostname {hostname!r}: Traefik matches it with a HostRegexp "
-                    "over one or more labels, which the harness does not model yet",
-                    "Use exact hostnames",
+                    f"hostname {hostname!r}: a wildcard is only allowed as the first label",
+                    "Write it as *.example.com",
                 )
         for ri, rule in enumerate(rules):
             backends = _backends(ctx, obj, rule)
