@@ -1,9 +1,12 @@
 """Gateway API on Traefik's Gateway provider: the CRDs the local API serves (defaults,
 ``/status``, ``kubectl``), the HTTPRoute dialect (Traefik's rule and additive priority, the
 API server's defaults, refusals with file:line:field), and the real Traefik 3.7.15 routing
-HTTPRoutes built to hit the additive-priority departures from the Gateway API spec: every
-probe's routing check passes (the oracle predicts the binary) and each departure is a finding
-with both answers. The stack tests share one Traefik with its Gateway provider."""
+HTTPRoutes built to hit the additive-priority departures from the Gateway API spec (with header
+filters, regular expressions and a wildcard hostname): every probe's routing, strip and edge
+check passes (the oracle predicts the binary) and each departure is a finding with both answers;
+route status read back; a 70/30 split served 75/25 through a fault proxy fails the weights check
+and passes the conformance suite's tolerance. The stack tests share one Traefik with its Gateway
+provider."""
 
 from __future__ import annotations
 
@@ -375,11 +378,10 @@ def test_kubectl_applies_and_lists_the_gateway_kinds(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    options = LocalStackOptions(services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2)
-    stack = LocalStack(
-        LocalStackOptions(**{**options.__dict__, "gateway": True}),
-        tmp_path_factory.mktemp("gateway-stack"),
+    options = LocalStackOptions(
+        services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2, gateway=True
     )
+    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-stack"))
     with stack:
         yield stack
 
