@@ -77,6 +77,7 @@ DIALECT_TRAEFIK_V3_ANNOTATIONS = "traefik-v3-annotations"
 DIALECT_TRAEFIK_V1_ANNOTATIONS = "traefik-v1-annotations"
 DIALECT_INGRESSROUTE = "ingressroute"
 DIALECT_TRAEFIKSERVICE = "traefikservice"
+DIALECT_GATEWAY_API = "gateway-api"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,11 @@ class Finding:
 
 #: The controller of the IngressClasses Traefik's Ingress provider serves.
 TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
+#: The Gateway API group, and the controller of the GatewayClasses Traefik's Gateway provider
+#: serves.
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API_V1 = f"{GATEWAY_GROUP}/v1"
+GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
 
 # Findings from reading manifests.
 FINDING_LEGACY_API = "legacy-api-version"
@@ -145,6 +151,10 @@ FINDING_LEGACY_AS_WRITTEN = "legacy-as-written"
 FINDING_TLS_WITHOUT_ROUTER_TLS = "tls-without-router-tls"
 #: A regex path or condition no matching request value was generated for: not probed.
 FINDING_REGEX_UNPROBED = "regex-unprobed"
+#: A GatewayClass the manifests name but do not define, supplied as Traefik's.
+FINDING_GATEWAY_CLASS = "gateway-class"
+#: What the local target changes of a Gateway: its HTTP listener port, to its entry point's.
+FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
 # Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
 FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
 FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
@@ -154,6 +164,8 @@ FINDING_EXPLICIT_PRIORITY = "explicit-priority-overrides-spec"
 FINDING_UNDEFINED_TIE = "undefined-tie"
 FINDING_PROVIDER_PRECEDENCE = "provider-precedence"
 FINDING_MIDDLEWARE_UNPREDICTABLE = "middleware-unpredictable"
+#: Traefik's additive HTTPRoute priority picks another route than the Gateway API spec's order.
+FINDING_GATEWAY_PRECEDENCE = "gateway-precedence"
 #: What Traefik's entry point did to a request before routing, where that differs from RFC 3986
 #: or the Ingress spec (the slugs of harness.traefik.requests.DEVIATIONS).
 FINDING_EDGE_DEVIATION = "edge-request-deviation"

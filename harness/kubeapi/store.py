@@ -645,6 +645,200 @@ def _validate_ingressroute(obj: Obj) -> list[Cause]:
     return causes
 
 
+# Gateway API (gateway.networking.k8s.io, the CRDs of the gateway-api module Traefik 3.7.15 is
+# built with, v1.6): the defaults their OpenAPI schemas declare, which the real server's CRD
+# defaulting applies on every write, and the fields the schemas require.
+
+GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
+#: What the CRDs' status defaults say until a controller writes (``kubectl get`` shows Unknown).
+_PENDING_CONDITION: Final[Obj] = {
+    "lastTransitionTime": "1970-01-01T00:00:00Z",
+    "message": "Waiting for controller",
+    "reason": "Pending",
+    "status": "Unknown",
+}
+_DEFAULT_PATH_MATCH: Final[Obj] = {"type": "PathPrefix", "value": "/"}
+
+
+def _pending_status(obj: Obj, condition_types: Sequence[str]) -> None:
+    if "status" not in obj:
+        obj["status"] = {"conditions": [{**_PENDING_CONDITION, "type": t} for t in condition_types]}
+
+
+def _default_gatewayclass(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    _pending_status(obj, ("Accepted",))
+
+
+def _default_gateway(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    for listener in _dicts((obj.get("spec") or {}).get("listeners")):
+        routes = listener.setdefault("allowedRoutes", {"namespaces": {"from": "Same"}})
+        if isinstance(routes, dict):
+            namespaces = routes.setdefault("namespaces", {"from": "Same"})
+            if isinstance(namespaces, dict):
+                namespaces.setdefault("from", "Same")
+    _pending_status(obj, ("Accepted", "Programmed"))
+
+
+def _dicts(value: Any) -> list[Obj]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _default_parent_refs(spec: Obj) -> None:
+    for ref in _dicts(spec.get("parentRefs")):
+        ref.setdefault("group", GATEWAY_GROUP)
+        ref.setdefault("kind", "Gateway")
+
+
+def _default_backend_refs(rule: Obj, *, weight: bool) -> None:
+    for ref in _dicts(rule.get("backendRefs")):
+        ref.setdefault("group", "")
+        ref.setdefault("kind", "Service")
+        if weight:
+            ref.setdefault("weight", 1)
+
+
+def _default_httproute(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    _default_parent_refs(spec)
+    rules = spec.setdefault("rules", [{}])
+    for rule in _dicts(rules):
+        matches = rule.setdefault("matches", [{"path": dict(_DEFAULT_PATH_MATCH)}])
+        for match in _dicts(matches):
+            path = match.setdefault("path", dict(_DEFAULT_PATH_MATCH))
+            if isinstance(path, dict):
+                path.setdefault("type", "PathPrefix")
+                path.setdefault("value", "/")
+            for key in ("headers", "queryParams"):
+                for item in _dicts(match.get(key)):
+                    item.setdefault("type", "Exact")
+        _default_backend_refs(rule, weight=True)
+        for f in _dicts(rule.get("filters")):
+            redirect = f.get("requestRedirect")
+            if isinstance(redirect, dict):
+                redirect.setdefault("statusCode", 302)
+
+
+def _default_grpcroute(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    _default_parent_refs(spec)
+    for rule in _dicts(spec.get("rules")):
+        for match in _dicts(rule.get("matches")):
+            for item in _dicts(match.get("headers")):
+                item.setdefault("type", "Exact")
+            method = match.get("method")
+            if isinstance(method, dict):
+                method.setdefault("type", "Exact")
+        _default_backend_refs(rule, weight=True)
+
+
+def _default_tlsroute(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    _default_parent_refs(spec)
+    for rule in _dicts(spec.get("rules")):
+        _default_backend_refs(rule, weight=True)
+
+
+def _validate_gatewayclass(obj: Obj) -> list[Cause]:
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and not spec.get("controllerName"):
+        return [Cause.required("spec.controllerName")]
+    return []
+
+
+def _validate_gateway(obj: Obj) -> list[Cause]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    causes: list[Cause] = []
+    if not spec.get("gatewayClassName"):
+        causes.append(Cause.required("spec.gatewayClassName"))
+    listeners = spec.get("listeners")
+    if not listeners:
+        causes.append(Cause.required("spec.listeners"))
+    names: set[str] = set()
+    for i, listener in enumerate(_dicts(listeners)):
+        path = f"spec.listeners[{i}]"
+        for key in ("name", "port", "protocol"):
+            if listener.get(key) in (None, ""):
+                causes.append(Cause.required(f"{path}.{key}"))
+        port = listener.get("port")
+        if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
+            causes.append(Cause.invalid(f"{path}.port", port, "should be between 1 and 65535"))
+        name = str(listener.get("name", ""))
+        if name and name in names:
+            causes.append(Cause.duplicate(f"{path}.name", name))
+        names.add(name)
+    return causes
+
+
+def _validate_httproute(obj: Obj) -> list[Cause]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    causes: list[Cause] = []
+    for i, ref in enumerate(_dicts(spec.get("parentRefs"))):
+        if not ref.get("name"):
+            causes.append(Cause.required(f"spec.parentRefs[{i}].name"))
+    for i, rule in enumerate(_dicts(spec.get("rules"))):
+        for j, match in enumerate(_dicts(rule.get("matches"))):
+            path = match.get("path")
+            if not isinstance(path, dict):
+                continue
+            where = f"spec.rules[{i}].matches[{j}].path"
+            kind = path.get("type")
+            if kind not in _PATH_MATCH_TYPES:
+                causes.append(Cause.not_supported(f"{where}.type", kind, _PATH_MATCH_TYPES))
+            value = str(path.get("value", ""))
+            if kind in ("Exact", "PathPrefix") and not value.startswith("/"):
+                causes.append(
+                    Cause.invalid(
+                        f"{where}.value",
+                        value,
+                        "value must be an absolute path and start with '/' when type one of "
+                        "['Exact', 'PathPrefix']",
+                    )
+                )
+        for j, ref in enumerate(_dicts(rule.get("backendRefs"))):
+            if not ref.get("name"):
+                causes.append(Cause.required(f"spec.rules[{i}].backendRefs[{j}].name"))
+            weight = ref.get("weight")
+            if isinstance(weight, int) and not 0 <= weight <= 1000000:
+                causes.append(
+                    Cause.invalid(
+                        f"spec.rules[{i}].backendRefs[{j}].weight",
+                        weight,
+                        "should be between 0 and 1000000",
+                    )
+                )
+    return causes
+
+
+_PATH_MATCH_TYPES: Final = ("Exact", "PathPrefix", "RegularExpression")
+
+
+def _gateway_kind(
+    version: str,
+    plural: str,
+    kind: str,
+    *,
+    namespaced: bool = True,
+    default: Defaulter | None = None,
+    validate: Validator | None = None,
+    short_names: tuple[str, ...] = (),
+) -> Kind:
+    return Kind(
+        GATEWAY_GROUP, version, plural, kind, namespaced=namespaced, custom=True,
+        status_subresource=True, default=default, validate=validate, short_names=short_names,
+        categories=("gateway-api",),
+    )  # fmt: skip
+
+
 # Workloads: Pods, ReplicaSets, Deployments (defaults as in k8s.io/kubernetes/pkg/apis/*/v1).
 
 
@@ -1092,6 +1286,21 @@ KINDS: Final[tuple[Kind, ...]] = (
     _traefik("traefikservices", "TraefikService"),
     _traefik("serverstransports", "ServersTransport"),
     _traefik("serverstransporttcps", "ServersTransportTCP"),
+    # The kinds Traefik's Gateway provider watches (pkg/provider/kubernetes/gateway/client.go)
+    # at the versions its client lists; TCPRoute only with experimentalChannel.
+    _gateway_kind("v1", "gatewayclasses", "GatewayClass", namespaced=False,
+                  default=_default_gatewayclass, validate=_validate_gatewayclass,
+                  short_names=("gc",)),
+    _gateway_kind("v1", "gateways", "Gateway", default=_default_gateway,
+                  validate=_validate_gateway, short_names=("gtw",)),
+    _gateway_kind("v1", "httproutes", "HTTPRoute", default=_default_httproute,
+                  validate=_validate_httproute),
+    _gateway_kind("v1", "grpcroutes", "GRPCRoute", default=_default_grpcroute),
+    _gateway_kind("v1", "tlsroutes", "TLSRoute", default=_default_tlsroute),
+    _gateway_kind("v1", "backendtlspolicies", "BackendTLSPolicy", short_names=("btlspolicy",)),
+    Kind(GATEWAY_GROUP, "v1beta1", "referencegrants", "ReferenceGrant", custom=True,
+         short_names=("refgrant",), categories=("gateway-api",)),
+    _gateway_kind("v1alpha2", "tcproutes", "TCPRoute", default=_default_tlsroute),
 )  # fmt: skip
 """Every kind served. Adding a kind is one line; discovery, routing and watches follow."""
 

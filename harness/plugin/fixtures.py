@@ -65,7 +65,12 @@ def local_stack(
     Its echo backends are the tutorial's services plus every Service the intent names; its
     Traefik's throttle is at most ``STEADY_STATE_THROTTLE_S``.
     """
-    from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
+    from harness.targets.local_stack import (
+        TUTORIAL_SERVICES,
+        LocalStack,
+        LocalStackOptions,
+        uses_gateway_api,
+    )
 
     config = request.config
     settings = settings_of(config)
@@ -79,6 +84,7 @@ def local_stack(
         strict_prefix_matching=settings.strict_prefix_matching,
         traefik_log_level=settings.traefik_log_level,
         ready_timeout=settings.stack_timeout_s,
+        gateway=any(uses_gateway_api(intent) for intent in settings.scenarios.values()),
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[ACTIVE_STACK] = stack

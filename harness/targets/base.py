@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from harness.errors import ConfigError, TargetUnreachable
+from harness.errors import ConfigError, StackError, TargetUnreachable
 from harness.intent.model import TRAEFIK_CONTROLLER, Intent, Route, ServicePortRef, ServiceRef
 from harness.targets.local_stack import (
     MANAGED_BY,
@@ -25,6 +25,8 @@ from harness.targets.local_stack import (
     SERVICE_PORT_NAME,
     LocalStack,
     endpoint_slice,
+    gateway_class,
+    uses_gateway_api,
 )
 from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
@@ -171,6 +173,19 @@ def supplied_ingress_classes(intent: Intent) -> list[dict[str, Any]]:
     ]
 
 
+def supplied_gateway_classes(intent: Intent) -> list[dict[str, Any]]:
+    """The GatewayClasses the manifests' Gateways name but do not define: supplied as
+    Traefik's (controller ``traefik.io/gateway-controller``), as a cluster's Traefik install
+    has them (a finding says so when the intent is read)."""
+    defined = {o.name for o in intent.objects if o.kind == "GatewayClass"}
+    named = {
+        str(o.body["spec"]["gatewayClassName"])
+        for o in intent.objects
+        if o.kind == "Gateway" and o.role == "applied"
+    }
+    return [gateway_class(name) for name in sorted(named - defined)]
+
+
 def service_for_ref(ref: ServiceRef) -> dict[str, Any]:
     """A Service for one the manifests do not declare: the ports the routes reference (numbers;
     names as given), named uniquely as Kubernetes requires of a multi-port Service."""
@@ -231,7 +246,12 @@ class LocalTarget:
         """
         strict = self.stack.options.strict_prefix_matching
         routers = {
-            (r.source.kind, r.source.name, r.rule_for(strict_prefix_matching=strict)): (
+            (
+                r.source.kind,
+                r.source.name,
+                r.rule_for(strict_prefix_matching=strict),
+                r.priority_for(strict_prefix_matching=strict),
+            ): (
                 canonical_rule(r.rule_for(strict_prefix_matching=strict)),
                 r.priority_for(strict_prefix_matching=strict),
             )
@@ -282,11 +302,20 @@ class LocalTarget:
         them (``Intent.served``: what is applied, not what is declared, for legacy forms applied
         as written)."""
         self.register_services(intent)
-        for klass in supplied_ingress_classes(intent):
+        for klass in supplied_ingress_classes(intent) + supplied_gateway_classes(intent):
             self.stack.running_applier().put(klass)
         # Before the routes: the Ingress provider reads a route's Secrets when it builds it.
         self.stack.publish_certificates(intent, timeout=APPLY_TIMEOUT)
-        self.stack.running_applier().apply_all(manifests_to_apply(intent))
+        self.stack.running_applier().apply_all(
+            self.stack.local_listeners(manifests_to_apply(intent))
+        )
+        if uses_gateway_api(intent):
+            rejected = self.stack.rejected_routes(intent, timeout=APPLY_TIMEOUT)
+            if rejected:
+                raise StackError(
+                    "Traefik rejected routes of the manifests (route status, as Traefik wrote "
+                    "it): " + "; ".join(rejected)
+                )
         wanted = self._routers_of(intent.served)
         self.stack.running_traefik().wait_for_routers(
             lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),

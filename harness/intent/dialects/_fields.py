@@ -311,3 +311,157 @@ def check_router_annotations(ctx: Context, obj: K8sObject) -> None:
                 node.source(),
                 "info",
             )
+
+
+# -- Gateway API (gateway.networking.k8s.io): harness/intent/dialects/_gateway.py ---------------
+
+_NOT_YET = "the harness does not model it yet"
+_GATEWAY_STATUS = Inert("written by the controller (Traefik), read back by the harness")
+
+GATEWAYCLASS: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "status": _GATEWAY_STATUS,
+    "spec": {
+        "controllerName": MODELED,
+        "description": Inert("documentation only"),
+        "parametersRef": Refused(
+            "Traefik's Gateway provider does not read GatewayClass parameters",
+            "Remove parametersRef",
+        ),
+    },
+}
+
+_LISTENER: Table = {
+    "name": MODELED,
+    "port": MODELED,
+    "protocol": MODELED,
+    "hostname": MODELED,
+    "allowedRoutes": {
+        "namespaces": {
+            "from": MODELED,
+            "selector": Refused(
+                f"a namespace selector decides which routes attach; {_NOT_YET}",
+                "Use from: Same or from: All",
+            ),
+        },
+        "kinds[]": {"group": MODELED, "kind": MODELED},
+    },
+    "tls": Refused(
+        f"HTTPS and TLS listeners (certificates, TLS passthrough): {_NOT_YET}",
+        "Verify the routes on an HTTP listener",
+    ),
+}
+
+GATEWAY: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "status": _GATEWAY_STATUS,
+    "spec": {
+        "gatewayClassName": MODELED,
+        "listeners[]": _LISTENER,
+        "addresses": Refused(
+            "requested addresses are the cluster's load balancer's business; the local target "
+            "serves the listeners on its own entry points",
+            "Remove spec.addresses",
+        ),
+        "infrastructure": Inert("labels and annotations of the generated infrastructure"),
+    },
+}
+
+_HTTP_BACKEND_REF: Table = {
+    "group": MODELED,
+    "kind": MODELED,
+    "name": MODELED,
+    "namespace": MODELED,
+    "port": MODELED,
+    "weight": MODELED,
+    "filters": Refused(
+        f"per-backend filters change what one backend sees; {_NOT_YET}",
+        "Put the filter on the rule, or remove it",
+    ),
+}
+
+_ADD_HEADER = Refused(
+    "add appends a value to a header the client may already send (Traefik's Header.Add); the "
+    "harness models set and remove",
+    "Use set, or remove the entry",
+)
+_HEADER_MODIFIER: Table = {
+    "set[]": {"name": MODELED, "value": MODELED},
+    "remove": MODELED,
+    "add": _ADD_HEADER,
+}
+_FILTERS: Table = {
+    "type": MODELED,
+    "requestHeaderModifier": _HEADER_MODIFIER,
+    "responseHeaderModifier": _HEADER_MODIFIER,
+    "urlRewrite": Refused(
+        "Traefik's URLRewrite joins the replacement and the rest of the path with path.Join "
+        f"(cleaning it) and sets no X-Forwarded-Prefix or X-Replaced-Path; {_NOT_YET}",
+        "Remove the filter for this run",
+    ),
+    "requestRedirect": Refused(
+        f"Traefik's RequestRedirect builds the Location from scheme, hostname, port and path; "
+        f"{_NOT_YET}",
+        "Remove the filter for this run",
+    ),
+    "requestMirror": Refused(
+        "Traefik's Gateway provider does not support RequestMirror: a matching request is "
+        "answered 500",
+        "Remove the filter",
+    ),
+    "cors": Refused(f"CORS answers preflights by itself; {_NOT_YET}", "Remove the filter"),
+    "extensionRef": Refused(
+        f"an ExtensionRef names a Traefik Middleware; {_NOT_YET}", "Remove the filter"
+    ),
+}
+
+HTTPROUTE: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "status": _GATEWAY_STATUS,
+    "spec": {
+        "parentRefs[]": {
+            "group": MODELED,
+            "kind": MODELED,
+            "namespace": MODELED,
+            "name": MODELED,
+            "sectionName": MODELED,
+            "port": MODELED,
+        },
+        "hostnames": MODELED,
+        "rules[]": {
+            "name": Inert("a name for status and policies only"),
+            "matches[]": {
+                "path": {"type": MODELED, "value": MODELED},
+                "headers[]": {"type": MODELED, "name": MODELED, "value": MODELED},
+                "queryParams[]": {"type": MODELED, "name": MODELED, "value": MODELED},
+                "method": MODELED,
+            },
+            "filters[]": _FILTERS,
+            "backendRefs[]": _HTTP_BACKEND_REF,
+            "timeouts": Refused(
+                f"request timeouts make a slow backend answer 504; {_NOT_YET}",
+                "Remove timeouts for this run",
+            ),
+            "retry": Refused(f"retries change which backend answers; {_NOT_YET}", "Remove retry"),
+            "sessionPersistence": Refused(
+                "session persistence pins a client to a backend", "Remove sessionPersistence"
+            ),
+        },
+    },
+}
+
+REFERENCEGRANT: Table = {
+    "apiVersion": MODELED,
+    "kind": MODELED,
+    "metadata": _METADATA,
+    "spec": {
+        "from[]": {"group": MODELED, "kind": MODELED, "namespace": MODELED},
+        "to[]": {"group": MODELED, "kind": MODELED, "name": MODELED},
+    },
+}

@@ -49,6 +49,11 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "TraefikService": (TRAEFIK_GROUP, TRAEFIK_OLD_GROUP),
     "Service": ("v1",),
     "IngressClass": (API_INGRESS_V1, "networking.k8s.io/v1beta1"),
+    # Gateway API, at the versions Traefik 3.7's Gateway provider watches.
+    "GatewayClass": ("gateway.networking.k8s.io/v1",),
+    "Gateway": ("gateway.networking.k8s.io/v1",),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1",),
+    "ReferenceGrant": ("gateway.networking.k8s.io/v1beta1",),
 }
 
 #: Kinds that often share a file with routing objects but do not affect routing: skipped with

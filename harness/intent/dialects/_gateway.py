@@ -1,0 +1,482 @@
+"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute.
+
+Mirrors Traefik 3.7's Gateway provider (pkg/provider/kubernetes/gateway): a GatewayClass of
+controller ``traefik.io/gateway-controller`` is Traefik's; a Gateway of such a class binds each
+listener to the entry point listening on the listener's port; an HTTPRoute attaches to the
+listeners its ``parentRefs`` select (``sectionName``, ``port``) that allow it
+(``allowedRoutes``: namespaces ``Same``/``All``, kinds) and whose hostname intersects the
+route's (``findMatchingHostnames``); then every rule and match becomes one router, with the
+rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
+applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
+
+One router with several hostnames becomes one route per hostname (the intent's routes have one
+host each), all with the router's rule and priority. What the harness does not model yet is
+refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
+remove, HTTPS listeners, cross-namespace backends. A wildcard hostname ``*.example.com`` matches
+one or more labels (Traefik's HostRegexp, :func:`harness.traefik.gateway.host_matches`).
+RegularExpression path, header and query matches are Go patterns found anywhere in the value
+(not anchored), as Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.intent.dialects._fields import GATEWAY, GATEWAYCLASS, HTTPROUTE, check_fields
+from harness.intent.dialects._objects import Context, Draft, K8sObject
+from harness.intent.dialects._yaml import YNode
+from harness.intent.model import (
+    DIALECT_GATEWAY_API,
+    FINDING_GATEWAY_CLASS,
+    FINDING_GATEWAY_LISTENER_PORT,
+    FINDING_INGRESS_CLASS,
+    GATEWAY_API_V1,
+    GATEWAY_CONTROLLER,
+    GATEWAY_GROUP,
+    PROVIDER_GATEWAY,
+    MatchKind,
+    RequestCondition,
+    RouteMiddleware,
+    WeightedBackend,
+)
+from harness.traefik.entrypoints import WEB
+from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
+from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
+from harness.traefik.middlewares import MiddlewareSpecError, parse_middleware_spec
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+@dataclass(frozen=True)
+class _Listener:
+    gateway: K8sObject
+    name: str
+    port: int
+    hostname: str | None
+    namespaces_from: str
+    kinds: tuple[str, ...]
+    node: YNode
+
+
+def _served_class(ctx: Context, gateway: K8sObject, spec: YNode) -> bool:
+    """Whether Traefik serves the Gateway's class: defined in the manifests with Traefik's
+    controller, or not defined (then a cluster's Traefik install provides it; a finding)."""
+    class_node = spec.require("gatewayClassName", "Name the GatewayClass")
+    name = class_node.string("a GatewayClass name")
+    klass = next((o for o in ctx.of_kind("GatewayClass") if o.name == name), None)
+    if klass is None:
+        ctx.note(
+            FINDING_GATEWAY_CLASS,
+            f"Gateway {gateway.name!r} names GatewayClass {name!r}, which the manifests do not "
+            f"define: taken as Traefik's (controller {GATEWAY_CONTROLLER}); the local target "
+            "supplies it, on a cluster it must exist",
+            class_node.source(),
+            "info",
+        )
+        return True
+    check_fields(ctx, klass, GATEWAYCLASS)
+    controller = klass.doc.require("spec").require("controllerName").string("a controller name")
+    if controller != GATEWAY_CONTROLLER:
+        ctx.note(
+            FINDING_INGRESS_CLASS,
+            f"Gateway {gateway.name!r} is of GatewayClass {name!r} of controller "
+            f"{controller!r}, not Traefik's ({GATEWAY_CONTROLLER}): Traefik does not serve it",
+            class_node.source(),
+        )
+        return False
+    return True
+
+
+def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
+    check_fields(ctx, gateway, GATEWAY)
+    spec = gateway.doc.require("spec", "Add spec.gatewayClassName and spec.listeners")
+    if not _served_class(ctx, gateway, spec):
+        return []
+    out = []
+    http_port: int | None = None
+    for node in spec.require("listeners", "List the listeners").sequence():
+        protocol_node = node.require("protocol", "Set protocol: HTTP")
+        protocol = protocol_node.string("a protocol")
+        if protocol != "HTTP":
+            protocol_node.fail(
+                f"listener protocol {protocol!r}: the harness models HTTP listeners only",
+                "Verify the routes on an HTTP listener",
+            )
+        port_node = node.require("port", "Give the listener a port")
+        port = port_node.integer("a port number")
+        if http_port is not None and port != http_port:
+            port_node.fail(
+                f"a second HTTP listener port ({port}, after {http_port}): the local target "
+                f"maps one HTTP listener port to its entry point {WEB!r}",
+                "Put the HTTP listeners on one port",
+            )
+        if http_port is None:
+            ctx.note(
+                FINDING_GATEWAY_LISTENER_PORT,
+                f"Gateway {gateway.name!r} listener port {port} is served on the local target's "
+                f"entry point {WEB!r}: the local target applies the Gateway with that entry "
+                "point's port instead (Traefik binds a listener to the entry point listening on "
+                "its port), and HTTPRoute parentRefs[].port likewise",
+                port_node.source(),
+                "info",
+            )
+        http_port = port
+        hostname_node = node.get("hostname")
+        hostname = hostname_node.string("a hostname") if hostname_node else None
+        allowed = node.get("allowedRoutes")
+        ns_node = allowed.get("namespaces") if allowed is not None else None
+        from_node = ns_node.get("from") if ns_node is not None else None
+        namespaces_from = from_node.string("Same, All or Selector") if from_node else "Same"
+        if namespaces_from not in ("Same", "All"):
+            (from_node or node).fail(
+                f"allowedRoutes.namespaces.from {namespaces_from!r}: the harness models Same "
+                "and All",
+                "Use Same or All",
+            )
+        kinds_node = allowed.get("kinds") if allowed is not None else None
+        kinds = (
+            tuple(k.require("kind").string("a kind") for k in kinds_node.sequence())
+            if kinds_node is not None
+            else ("HTTPRoute", "GRPCRoute")
+        )
+        out.append(
+            _Listener(
+                gateway,
+                node.require("name", "Name the listener").string("a listener name"),
+                port,
+                hostname,
+                namespaces_from,
+                kinds,
+                node,
+            )
+        )
+    return out
+
+
+def _intersect(listener: str | None, route: list[str]) -> list[str] | None:
+    """``findMatchingHostnames``: the hostnames a route serves on a listener (None: none)."""
+
+    def one(h1: str, h2: str) -> str:
+        if h1 == h2:
+            return h1
+        if h1.startswith("*.") and h2.endswith(h1[1:]):
+            return h2
+        return ""
+
+    if listener is None:
+        return route
+    if not route:
+        return [listener]
+    found = [one(listener, h) or one(h, listener) for h in route]
+    matches = [h for h in found if h]
+    return matches or None
+
+
+def _go_pattern(node: YNode, pattern: str, what: str) -> None:
+    """Refuse a pattern Go rejects or Python's ``re`` would read differently."""
+    try:
+        compile_go_regexp(pattern)
+    except GoRegexpError as err:
+        node.fail(f"{what} {pattern!r}: {err}", "Use RE2 syntax Go accepts")
+
+
+def _condition(node: YNode, kind: str) -> RequestCondition:
+    type_node = node.get("type")
+    match_type = type_node.string("Exact or RegularExpression") if type_node else "Exact"
+    if match_type not in ("Exact", "RegularExpression"):
+        (type_node or node).fail(
+            f"{kind} match type {match_type!r}", "Use type: Exact or RegularExpression"
+        )
+    name = node.require("name", f"Name the {kind}").string("a name")
+    value_node = node.require("value", f"Give the {kind} a value")
+    value = value_node.string("a value")
+    regex = match_type == "RegularExpression"
+    if regex:
+        # Traefik's HeaderRegexp/QueryRegexp: found anywhere in the value (MatchString).
+        _go_pattern(value_node, value, f"{kind} pattern")
+    return RequestCondition(
+        "header" if kind == "header" else "query",
+        name,
+        value,
+        "regex" if regex else "exact",
+        node.source(),
+    )
+
+
+def _match(node: YNode | None) -> GatewayMatch:
+    """One match with the CRD's defaults (no path: PathPrefix ``/``)."""
+    if node is None:
+        return GatewayMatch("/", "prefix")
+    path = "/"
+    kind: MatchKind = "prefix"
+    path_node = node.get("path")
+    if path_node is not None:
+        type_node = path_node.get("type")
+        path_type = type_node.string("a path match type") if type_node else "PathPrefix"
+        value_node = path_node.get("value")
+        path = value_node.string("a path") if value_node else "/"
+        kinds: dict[str, MatchKind] = {
+            "Exact": "exact",
+            "PathPrefix": "prefix",
+            "RegularExpression": "regex",
+        }
+        if path_type not in kinds:
+            (type_node or path_node).fail(
+                f"path match type {path_type!r}", "Use Exact, PathPrefix or RegularExpression"
+            )
+        kind = kinds[path_type]
+        if kind == "regex":
+            # Traefik's PathRegexp: found anywhere in the path, not anchored (MatchString).
+            _go_pattern(value_node or path_node, path, "path pattern")
+        elif not path.startswith("/"):
+            (value_node or path_node).fail(
+                f"path {path!r} does not start with '/'", "Start the path with '/'"
+            )
+    conditions: list[RequestCondition] = []
+    method_node = node.get("method")
+    if method_node is not None:
+        method = method_node.string("a method")
+        if method not in _METHODS:
+            method_node.fail(f"method {method!r} is not one of {', '.join(_METHODS)}", "Fix it")
+        conditions.append(RequestCondition("method", "", method, "exact", method_node.source()))
+    for key, what in (("headers", "header"), ("queryParams", "query parameter")):
+        items = node.get(key)
+        for item in items.sequence() if items is not None else []:
+            conditions.append(_condition(item, "header" if key == "headers" else what))
+    return GatewayMatch(path, kind, tuple(conditions))
+
+
+#: Filter types and the Traefik Middleware spec each maps onto (harness.traefik.middlewares'
+#: headers model: Header.Set, and Header.Del for an empty value, in this order, as the Gateway
+#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py).
+_HEADER_FILTERS = {
+    "RequestHeaderModifier": ("requestHeaderModifier", "customRequestHeaders"),
+    "ResponseHeaderModifier": ("responseHeaderModifier", "customResponseHeaders"),
+}
+
+
+def _filters(route: K8sObject, rule: YNode, rule_index: int) -> tuple[RouteMiddleware, ...]:
+    """A rule's filters as the middlewares Traefik puts on its routers, in order."""
+    filters_node = rule.get("filters")
+    out: list[RouteMiddleware] = []
+    for i, node in enumerate(filters_node.sequence() if filters_node is not None else []):
+        type_node = node.require("type", "Give the filter a type")
+        kind = type_node.string("a filter type")
+        if kind not in _HEADER_FILTERS:
+            type_node.fail(
+                f"filter type {kind!r}: the harness models "
+                f"{' and '.join(_HEADER_FILTERS)} (set and remove)",
+                "Remove the filter for this run",
+            )
+        key, headers_key = _HEADER_FILTERS[kind]
+        config = node.require(key, f"Add {key} with set or remove")
+        sets, removes = config.get("set"), config.get("remove")
+        pairs: list[tuple[str, str, YNode]] = []
+        for entry in sets.sequence() if sets is not None else []:
+            value_node = entry.require("value", "Give the header a value")
+            value = value_node.string("a value")
+            if value == "":
+                value_node.fail(
+                    "a header set to the empty value: Traefik's header modifier sends it "
+                    "empty, which the harness's headers model reads as a removal",
+                    "Give it a value, or list it under remove",
+                )
+            pairs.append((entry.require("name").string("a header name"), value, entry))
+        for entry in removes.sequence() if removes is not None else []:
+            pairs.append((entry.string("a header name"), "", entry))
+        headers: dict[str, str] = {}
+        seen: dict[str, YNode] = {}
+        for name, value, at in pairs:
+            first = seen.get(name.lower())
+            if first is not None:
+                at.fail(
+                    f"header {name!r} appears twice in one filter (first at line {first.line}): "
+                    "two spellings of one header apply in no fixed order (a Go map)",
+                    "Name each header once",
+                )
+            seen[name.lower()] = at
+            headers[name] = value
+        spec = {"headers": {headers_key: headers}}
+        try:
+            model = parse_middleware_spec(spec)
+        except MiddlewareSpecError as err:
+            config.fail(err.problem, err.advice)
+        out.append(
+            RouteMiddleware(
+                route.namespace,
+                f"{route.name}-rule{rule_index}-{kind.lower()}-{i}",
+                kind,
+                model,
+                node.source(),
+                spec,
+            )
+        )
+    return tuple(out)
+
+
+def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
+    refs_node = rule.get("backendRefs")
+    refs = refs_node.sequence() if refs_node is not None else []
+    if not refs:
+        (refs_node or rule).fail(
+            "the rule has no backendRefs: Traefik answers 500", "List at least one backendRef"
+        )
+    out: list[WeightedBackend] = []
+    for ref in refs:
+        kind_node = ref.get("kind")
+        group_node = ref.get("group")
+        kind = kind_node.string("a kind") if kind_node else "Service"
+        group = group_node.string("a group") if group_node else ""
+        if (group, kind) != ("", "Service"):
+            (kind_node or group_node or ref).fail(
+                f"backendRef of kind {group + '/' if group else ''}{kind}: the harness models "
+                "Kubernetes Services",
+                "Send the rule to a Service",
+            )
+        name_node = ref.require("name", "Name the Service")
+        ns_node = ref.get("namespace")
+        if ns_node is not None and ns_node.string("a namespace") != route.namespace:
+            ns_node.fail(
+                f"a backend in another namespace ({ns_node.string()!r}): cross-namespace "
+                "backends (with a ReferenceGrant) are not modeled yet",
+                "Keep the Service in the route's namespace",
+            )
+        port_node = ref.get("port")
+        if port_node is None:
+            ref.fail(
+                "backendRef without a port: Traefik sets ResolvedRefs False (port is required) "
+                "and answers 500",
+                "Give the Service port number",
+            )
+        weight_node = ref.get("weight")
+        weight = weight_node.integer("a weight") if weight_node is not None else 1
+        if weight < 0:
+            (weight_node or ref).fail(f"weight {weight} is negative", "Use 0 or more")
+        out.append(
+            ctx.backend(
+                route.namespace,
+                name_node.string("a name"),
+                port_node.integer("a port number"),
+                name_at=name_node,
+                port_at=port_node,
+                weight=weight,
+            )
+        )
+    if not any(b.weight > 0 for b in out):
+        (refs_node or rule).fail(
+            "every backendRef has weight 0: no backend would receive traffic",
+            "Give one backendRef a positive weight",
+        )
+    return tuple(out)
+
+
+def _attached(
+    ctx: Context, route: K8sObject, spec: YNode, listeners: list[_Listener]
+) -> list[tuple[_Listener, list[str]]]:
+    """The listeners the route attaches to, with the hostnames it serves on each (none when
+    its Gateways are all of another controller's class: then Traefik does not serve it)."""
+    hostnames_node = spec.get("hostnames")
+    hostnames = [
+        h.string("a hostname") for h in (hostnames_node.sequence() if hostnames_node else [])
+    ]
+    out: list[tuple[_Listener, list[str]]] = []
+    parents: list[K8sObject] = []
+    refs_node = spec.get("parentRefs")
+    for ref in refs_node.sequence() if refs_node is not None else []:
+        group_node, kind_node = ref.get("group"), ref.get("kind")
+        if (group_node.string() if group_node else GATEWAY_GROUP) != GATEWAY_GROUP or (
+            kind_node.string() if kind_node else "Gateway"
+        ) != "Gateway":
+            ref.fail("a parentRef that is not a Gateway", "Attach the route to a Gateway")
+        name_node = ref.require("name", "Name the Gateway")
+        ns_node = ref.get("namespace")
+        namespace = ns_node.string("a namespace") if ns_node else route.namespace
+        gateway = ctx.find("Gateway", namespace, name_node.string("a name"))
+        if gateway is None:
+            name_node.fail(
+                f"Gateway {name_node.string()!r} (namespace {namespace!r}) is not in the manifests",
+                "Add the Gateway to the manifest files or fix the parentRef",
+            )
+        parents.append(gateway)
+        section_node, port_node = ref.get("sectionName"), ref.get("port")
+        section = section_node.string("a listener name") if section_node else None
+        port = port_node.integer("a port") if port_node else None
+        for listener in listeners:
+            if listener.gateway is not gateway:
+                continue
+            if (section is not None and section != listener.name) or (
+                port is not None and port != listener.port
+            ):
+                continue
+            same = route.namespace == gateway.namespace
+            if "HTTPRoute" not in listener.kinds or (
+                listener.namespaces_from == "Same" and not same
+            ):
+                continue
+            served = _intersect(listener.hostname, hostnames)
+            if served is None:
+                continue
+            out.append((listener, served))
+    traefiks = {id(li.gateway) for li in listeners}
+    if not out and any(id(g) in traefiks for g in parents):
+        (refs_node or spec).fail(
+            "the HTTPRoute attaches to no listener Traefik serves (parentRefs, sectionName, "
+            "port, allowedRoutes and hostnames considered): Traefik sets Accepted False",
+            "Fix the parentRefs or the Gateway's listeners",
+        )
+    return out
+
+
+def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
+    """The routers Traefik builds for an HTTPRoute, one route per hostname."""
+    if obj.api_version != GATEWAY_API_V1:
+        obj.doc.require("apiVersion").fail(
+            f"HTTPRoute {obj.api_version}: Traefik 3.7 watches {GATEWAY_API_V1}",
+            f"Use apiVersion {GATEWAY_API_V1}",
+        )
+    check_fields(ctx, obj, HTTPROUTE)
+    spec = obj.doc.require("spec", "Add spec.parentRefs and spec.rules")
+    listeners = [li for gw in ctx.of_kind("Gateway") for li in _listeners(ctx, gw)]
+    attached = _attached(ctx, obj, spec, listeners)
+    rules_node = spec.require("rules", "Add rules with backendRefs")
+    rules = rules_node.sequence()
+    drafts: list[Draft] = []
+    for listener, hostnames in attached:
+        for hostname in hostnames:
+            if "*" in hostname.removeprefix("*."):
+                (spec.get("hostnames") or listener.node).fail(
+                    f"hostname {hostname!r}: a wildcard is only allowed as the first label",
+                    "Write it as *.example.com",
+                )
+        for ri, rule in enumerate(rules):
+            backends = _backends(ctx, obj, rule)
+            middlewares = _filters(obj, rule, ri)
+            matches_node = rule.get("matches")
+            matches: list[YNode | None] = (
+                list(matches_node.sequence()) if matches_node is not None else [None]
+            )
+            for match_node in matches:
+                match = _match(match_node)
+                rule_text, score = router_rule(hostnames, match)
+                priority = router_priority(score, len(rules), ri)
+                at = match_node or rule
+                hosts: list[str | None] = list(hostnames) or [None]
+                for host in hosts:
+                    drafts.append(
+                        Draft(
+                            obj=obj,
+                            host=host,
+                            path=match.path,
+                            match=match.match,
+                            middlewares=middlewares,
+                            priority=priority,
+                            backends=backends,
+                            provider=PROVIDER_GATEWAY,
+                            source=at.source(),
+                            dialects=(DIALECT_GATEWAY_API,),
+                            match_rule=rule_text,
+                            entry_points=(WEB,),
+                            conditions=match.conditions,
+                        )
+                    )
+    return drafts
