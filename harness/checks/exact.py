@@ -391,9 +391,9 @@ def _message(
     if e.decided_by is not None:
         route = intent.route(e.decided_by.route_id)
         lines.append(f"  route     {route.id}, declared at {route.source}")
-        note = intent.legacy_note(route)
+        note = intent.route_note(route)
         if note:
-            lines.append(f"  legacy    {note}")
+            lines.append(f"  {note[0]:<9} {note[1]}")
         how = "explicit" if e.decided_by.priority_source == "explicit" else "length of the rule"
         lines.append(f"  decided   by {e.decided_by.rule} with priority {e.priority} ({how})")
         for other in e.competing:

@@ -54,6 +54,7 @@ from harness.intent.model import (
     FINDING_TRAILING_SLASH_PREFIX,
     FINDING_UNDEFINED_TIE,
     PROVIDER_INGRESS,
+    PROVIDER_NGINX,
     Finding,
     Intent,
     Route,
@@ -316,15 +317,22 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
         return True
     if route.match == "exact":
         return path_matches("exact", route.path, request)
-    if (
-        strict_prefix_matching
-        and route.provider == PROVIDER_INGRESS
-        and route.match_rule is None
-        and route.path != "/"
+    if route.path != "/" and (
+        (strict_prefix_matching and route.provider == PROVIDER_INGRESS and route.match_rule is None)
+        or _nginx_element_wise(route)
     ):
         base = route.path.removesuffix("/")
         return path_matches("exact", base, request) or path_matches("prefix", base + "/", request)
     return path_matches("prefix", route.path, request)
+
+
+def _nginx_element_wise(route: Route) -> bool:
+    """An ingress-nginx Prefix path matches element by element; Traefik's NGINX provider (a
+    route with its rule) builds ImplementationSpecific the same way, ingress-nginx does not."""
+    return route.provider == PROVIDER_NGINX and (
+        route.path_type == "Prefix"
+        or (route.match_rule is not None and route.path_type == "ImplementationSpecific")
+    )
 
 
 def _routes_request(
