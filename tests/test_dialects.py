@@ -561,7 +561,7 @@ def test_unsupported_rule(tmp_path: Path, match: str) -> None:
     message = _error(tmp_path, text)
     assert f"m.yaml:{_line(text, 'match:')}:" in message
     assert "field spec.routes[0].match" in message and "unsupported" in message
-    assert "Host(`...`), Path(`...`), PathPrefix(`...`), Header/HeaderRegexp" in message
+    assert "Path(`...`), PathPrefix(`...`), PathRegexp(`...`), Header/HeaderRegexp" in message
 
 
 def test_matcher_arguments_and_regexps_are_checked(tmp_path: Path) -> None:

@@ -33,10 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 from urllib.parse import quote
 
+from harness.checks.regex_probes import PatternValues, pattern_values
+from harness.errors import ConfigError
 from harness.intent.model import Finding, Intent, RequestCondition, Route
 from harness.traefik.entrypoints import Arrival
 from harness.traefik.middlewares import Headers
@@ -47,7 +50,7 @@ from harness.traefik.oracle import (
     spec_matches,
     traefik_matches,
 )
-from harness.traefik.requests import host_matches
+from harness.traefik.requests import ROUTABLE, at_entry_point, host_matches, path_matches
 
 #: A host no manifest declares (``.invalid`` is reserved, RFC 2606).
 UNKNOWN_HOST = "unknown.invalid"
@@ -235,8 +238,11 @@ def wildcard_misses(route_host: str | None) -> list[tuple[str, str]]:
 
 
 def edge_paths(route: Route) -> list[tuple[str, str]]:
-    """(request-target, why) for the unusual requests derived from ``route``'s path."""
-    p = route.path or "/"
+    """(request-target, why) for the unusual requests derived from ``route``'s path (for a
+    regex, from a path it matches; none when there is none)."""
+    p = route_path(route)
+    if p is None:
+        return []
     base = p.removesuffix("/")
     out = [
         (f"{base}/./x", "a dot segment"),
@@ -262,11 +268,51 @@ def edge_hosts(host: str) -> list[tuple[str, str]]:
     ]
 
 
+#: Characters a request path carries as they are (RFC 3986 pchar and '/'); others are escaped.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
+
+
+def _path_target(text: str) -> str | None:
+    """``text`` (with a leading '/') as a request-target that Traefik routes on as that very
+    text, escaped where needed; None when the entry point would route on anything else."""
+    path = text if text.startswith("/") else "/" + text
+    target = quote(path, safe=_PATH_SAFE)
+    request = at_entry_point(target, UNKNOWN_HOST)
+    return target if request.outcome == ROUTABLE and request.routing_path == path else None
+
+
+@lru_cache(maxsize=256)
+def regex_path_values(pattern: str) -> PatternValues:
+    """Request paths that ``PathRegexp(pattern)`` matches and near misses it does not, each
+    judged by the oracle's matcher on the path Traefik routes on."""
+    return pattern_values(
+        pattern,
+        _path_target,
+        lambda target: path_matches("regex", pattern, at_entry_point(target, UNKNOWN_HOST)),
+    )
+
+
+def route_path(route: Route) -> str | None:
+    """A request path ``route``'s path matcher accepts: its path, ``/`` when it has none, for a
+    regex the first generated match (None: generation found none)."""
+    if route.path is None:
+        return "/"
+    if route.match == "regex":
+        found = regex_path_values(route.path).matching
+        return found[0] if found else None
+    return route.path
+
+
 def _route_paths(route: Route) -> list[tuple[str, str, str]]:
     """(path, kind, reason) for the requests that check one route on its own."""
     p = route.path
     if p is None:
         return [("/", KIND_ROUTE, "any path"), ("/x", KIND_ROUTE, "any path")]
+    if route.match == "regex":
+        values = regex_path_values(p)
+        return [(v, KIND_ROUTE, f"matches {p}") for v in values.matching] + [
+            (v, KIND_BOUNDARY, f"a near miss of {p}") for v in values.missing
+        ]
     base = p.removesuffix("/")
     out = [(p, KIND_ROUTE, f"at {p}")]
     if p == "/":
@@ -306,8 +352,10 @@ def _add(
         d.kinds.append(kind)
 
 
-def _under(route: Route) -> str:
-    return (route.path or "/").removesuffix("/") + "/x"
+def _unserved_paths(route: Route) -> list[str]:
+    """The requests that must not reach a route that is not served: at its path and under it."""
+    at = route_path(route)
+    return [] if at is None else list(dict.fromkeys([at, at.removesuffix("/") + "/x"]))
 
 
 def _hosts_overlap(a: Route, b: Route) -> str | None:
@@ -381,6 +429,7 @@ def _probes_at(
         if host not in hosts:
             hosts.append(host)
         own = satisfying_request(route) or PLAIN_REQUEST
+        at = route_path(route)
         for path, kind, why in _route_paths(route):
             _add(
                 drafts,
@@ -391,39 +440,39 @@ def _probes_at(
                 routes=[route.id],
                 request=own,
             )
-        for request, why in condition_breaks(route):
-            _add(
-                drafts,
-                host=host,
-                path=route.path or "/",
-                kind=KIND_BOUNDARY,
-                reason=f"{route.id}: {why}",
-                routes=[route.id],
-                request=request,
-            )
-        elsewhere = non_matching_host(route.host)
-        if elsewhere is not None:
-            p = route.path or "/"
-            _add(
-                drafts,
-                host=elsewhere,
-                path=p,
-                kind=KIND_NOT_FOUND,
-                reason=f"{route.id}: {p} on an undeclared host",
-                routes=[route.id],
-                request=own,
-            )
-        for miss, why in wildcard_misses(route.host):
-            p = route.path or "/"
-            _add(
-                drafts,
-                host=miss,
-                path=p,
-                kind=KIND_NOT_FOUND,
-                reason=f"{route.id}: {p} on {miss}, {why}",
-                routes=[route.id],
-                request=own,
-            )
+        # What is sent at the route's own path; a regex with no matching path has none.
+        for at_path in () if at is None else (at,):
+            for request, why in condition_breaks(route):
+                _add(
+                    drafts,
+                    host=host,
+                    path=at_path,
+                    kind=KIND_BOUNDARY,
+                    reason=f"{route.id}: {why}",
+                    routes=[route.id],
+                    request=request,
+                )
+            elsewhere = non_matching_host(route.host)
+            if elsewhere is not None:
+                _add(
+                    drafts,
+                    host=elsewhere,
+                    path=at_path,
+                    kind=KIND_NOT_FOUND,
+                    reason=f"{route.id}: {at_path} on an undeclared host",
+                    routes=[route.id],
+                    request=own,
+                )
+            for miss, why in wildcard_misses(route.host):
+                _add(
+                    drafts,
+                    host=miss,
+                    path=at_path,
+                    kind=KIND_NOT_FOUND,
+                    reason=f"{route.id}: {at_path} on {miss}, {why}",
+                    routes=[route.id],
+                    request=own,
+                )
         for path, why in edge_paths(route) if edge else ():
             _add(
                 drafts,
@@ -444,11 +493,14 @@ def _probes_at(
             routes=[],
         )
         first = next(r for r in intent.routes if probe_host(r.host) == host)
+        first_path = route_path(first)
         for variant, why in edge_hosts(host) if edge else ():
+            if first_path is None:
+                break
             _add(
                 drafts,
                 host=variant,
-                path=first.path or "/",
+                path=first_path,
                 kind=KIND_EDGE,
                 reason=f"{first.id}: {why}",
                 routes=[first.id],
@@ -457,7 +509,7 @@ def _probes_at(
     for unserved in intent.unserved:
         route = unserved.route
         host = probe_host(route.host)
-        for path in dict.fromkeys([route.path or "/", _under(route)]):
+        for path in _unserved_paths(route):
             _add(
                 drafts,
                 host=host,
@@ -552,7 +604,12 @@ def probe_for(
     """A probe at ``route``'s own path (or ``path``), sent at ``arrival``, judged against
     ``intent``."""
     host = probe_host(route.host)
-    target_path = path or (route.path or "/")
+    target_path = path or route_path(route)
+    if target_path is None:
+        raise ConfigError(
+            f"route {route.id} ({route.source}): no request path matches its regex "
+            f"{route.path!r}, so it cannot be probed"
+        )
     expectation = expect(intent, host, target_path, arrival=arrival)
     return Probe(
         id=f"{host}{target_path}",

@@ -502,6 +502,8 @@ def _candidate(route: Route) -> bool:
         and bool(route.host)
         and "*" not in (route.host or "")
         and route.path is not None
+        # The subject's traffic goes to its path as written: a regex is no request path.
+        and route.match != "regex"
         and route.match_rule is None
     )
 

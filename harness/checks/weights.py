@@ -24,7 +24,7 @@ from harness.checks.evidence import (
     finding_records,
     route_subject,
 )
-from harness.checks.probes import probe_host
+from harness.checks.probes import probe_host, route_path
 from harness.checks.stats import (
     Plan,
     SequentialSplitTest,
@@ -110,8 +110,10 @@ def request_for(
 ) -> tuple[str, str]:
     """A (host, path) that the oracle says ``route`` decides: where its split can be measured."""
     host = probe_host(route.host)
-    base = route.path or "/"
-    for path in (base, base.rstrip("/") + "/", base.rstrip("/") + "/weights"):
+    base = route_path(route)
+    for path in (
+        () if base is None else (base, base.rstrip("/") + "/", base.rstrip("/") + "/weights")
+    ):
         e = expect(intent, host, path, options)
         if e.outcome == "routed" and e.route_id == route.id:
             return host, path

@@ -54,7 +54,9 @@ DEFAULT_PROVIDER_PRECEDENCE: tuple[str, ...] = (
     "rest",
 )
 
-MatchKind = Literal["exact", "prefix"]
+#: How a route's ``path`` is matched: Traefik ``Path``, ``PathPrefix`` or ``PathRegexp`` (then
+#: ``path`` is the pattern, Go RE2 syntax, found anywhere in the routing path).
+MatchKind = Literal["exact", "prefix", "regex"]
 #: What a :class:`RequestCondition` looks at, and how it compares.
 ConditionKind = Literal["header", "query", "method", "cookie"]
 ConditionMatch = Literal["exact", "regex"]
@@ -321,7 +323,8 @@ class Route:
     """One router as Traefik will build it: what it matches, what it does, where it sends traffic.
 
     - ``host`` None: any host. ``path`` None: any path (an IngressRoute ``Host(...)`` alone).
-    - ``match``: ``exact`` (Traefik ``Path``) or ``prefix`` (``PathPrefix``).
+    - ``match``: ``exact`` (Traefik ``Path``), ``prefix`` (``PathPrefix``) or ``regex``
+      (``PathRegexp``: ``path`` is a Go RE2 pattern, found anywhere in the routing path).
     - ``middlewares``: the router's middlewares in the order Traefik applies them.
     - ``priority``: the explicit priority, or None (0 counts as unset, as in Traefik).
     - ``provider``: the Traefik provider that serves this route once rendered and applied.
@@ -372,6 +375,10 @@ class Route:
             if self.host:
                 parts.append(f"Host({go_quote(self.host)})")
             if self.path:
+                if self.match == "regex":
+                    raise ValueError(
+                        f"route {self.id}: Traefik's Ingress provider has no regex path matcher"
+                    )
                 if self.match == "exact":
                     parts.append(f"Path({go_quote(self.path)})")
                 elif strict_prefix_matching and self.path != "/":
@@ -385,7 +392,7 @@ class Route:
         if self.host:
             parts.append(f"Host(`{self.host}`)")
         if self.path:
-            matcher = "Path" if self.match == "exact" else "PathPrefix"
+            matcher = {"exact": "Path", "prefix": "PathPrefix", "regex": "PathRegexp"}[self.match]
             parts.append(f"{matcher}(`{self.path}`)")
         parts.extend(c.matcher() for c in self.conditions)
         return " && ".join(parts)

@@ -31,7 +31,7 @@ import pytest
 from harness.checks.evidence import Subject as CheckSubject
 from harness.checks.evidence import route_subject
 from harness.checks.gaps import GapOptions, GapSettings, gaps_check, judge_repeats
-from harness.checks.probes import probe_host
+from harness.checks.probes import probe_host, route_path
 from harness.checks.strategies import (
     LOCAL_STRATEGIES,
     CommandChange,
@@ -179,7 +179,9 @@ def test_change_command_gaps(
     ((name, intent),) = harness_settings.scenarios.items()
     specs = list(
         dict.fromkeys(
-            RequestSpec(path=r.path or "/", host=probe_host(r.host)) for r in intent.routes
+            RequestSpec(path=path, host=probe_host(r.host))
+            for r in intent.routes
+            if (path := route_path(r)) is not None
         )
     )
     if not specs:

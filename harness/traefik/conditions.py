@@ -12,11 +12,10 @@ in the value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from harness.intent.model import RequestCondition
-from harness.traefik.goregexp import GoRegexp, compile_go_regexp
+from harness.traefik.goregexp import cached_go_regexp
 
 __all__ = ["condition_met", "conditions_met", "parse_cookies", "parse_query"]
 
@@ -58,15 +57,10 @@ def parse_cookies(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-@lru_cache(maxsize=256)
-def _pattern(pattern: str) -> GoRegexp:
-    return compile_go_regexp(pattern)
-
-
 def _value_met(condition: RequestCondition, values: Sequence[str]) -> bool:
     if condition.match == "exact":
         return condition.value in values
-    regexp = _pattern(condition.value)
+    regexp = cached_go_regexp(condition.value)
     return any(regexp.search(v) for v in values)
 
 

@@ -31,8 +31,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-__all__ = ["GoRegexp", "GoRegexpError", "compile_go_regexp", "translate_go_regexp"]
+__all__ = [
+    "GoRegexp",
+    "GoRegexpError",
+    "cached_go_regexp",
+    "compile_go_regexp",
+    "translate_go_regexp",
+]
 
 # Go's Perl classes are ASCII-only.
 _PERL_CLASSES = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r "}
@@ -449,3 +456,10 @@ def compile_go_regexp(pattern: str) -> GoRegexp:
     if compiled.groups != len(names) - 1:
         raise GoRegexpError(f"regex {pattern!r}: group count differs after translation")
     return GoRegexp(pattern, python, names, compiled)
+
+
+@lru_cache(maxsize=1024)
+def cached_go_regexp(pattern: str) -> GoRegexp:
+    """:func:`compile_go_regexp`, once per pattern: the oracle matches every probe against the
+    same few route and condition patterns."""
+    return compile_go_regexp(pattern)

@@ -315,8 +315,8 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
     """Whether the route's path matcher accepts the request's routing path in Traefik."""
     if route.path is None:
         return True
-    if route.match == "exact":
-        return path_matches("exact", route.path, request)
+    if route.match in ("exact", "regex"):
+        return path_matches(route.match, route.path, request)
     if route.path != "/" and (
         (strict_prefix_matching and route.provider == PROVIDER_INGRESS and route.match_rule is None)
         or _nginx_element_wise(route)
@@ -396,6 +396,9 @@ def _spec_routes(route: Route, request: EdgeRequest, strict_prefix_matching: boo
 def _spec_path_matches(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
     if route.path is None:
         return True
+    if route.match == "regex":
+        # The Ingress spec has no regex: a regex path means what its implementation makes of it.
+        return _traefik_path_matches(route, request, strict_prefix_matching)
     if route.path_type == "Exact":
         return path_matches("exact", route.path, request)
     if route.path_type == "Prefix":
@@ -701,6 +704,13 @@ def _spec(
             None,
             (),
             "an IngressRoute matches: the Kubernetes Ingress spec does not apply",
+        )
+    if any(r.match == "regex" for r in matching):
+        return SpecExpectation(
+            "not-applicable",
+            None,
+            (),
+            "a regex path matches: the Kubernetes Ingress spec has no regex paths",
         )
     found = [r for r in intent.routes if _spec_routes(r, request, strict)]
     if not found:

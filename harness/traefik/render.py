@@ -293,6 +293,11 @@ def render_manifests(
                 f"route {route.id!r} has provider {route.provider!r}, which the harness cannot "
                 "render"
             )
+        if route.provider == PROVIDER_INGRESS and route.match == "regex":
+            raise ConfigError(
+                f"route {route.id!r} ({route.source}) has a regex path, which Traefik's Ingress "
+                "provider cannot serve: render it as an IngressRoute (PathRegexp)"
+            )
         by_provider[route.provider].append(route)
     objects = _render_ingresses(by_provider[PROVIDER_INGRESS], namespace, ingress_class_name, taken)
     objects += _render_ingressroutes(by_provider[PROVIDER_CRD], namespace, taken)

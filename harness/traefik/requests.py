@@ -42,7 +42,9 @@ Routing (pkg/muxer/http/mux.go ``withRoutingPath``, matcher.go):
    reserved ones (``%3A %2F %3F %23 %5B %5D %40 %21 %24 %26 %27 %28 %29 %2A %2B %2C %3B %3D %25``):
    ``/p%2Fx`` is routed as ``/p%2Fx`` (matches ``PathPrefix(/p)``, not ``Path(/p/x)``), ``%5C`` as
    ``\\``, ``%00`` as a NUL byte. ``Path`` is string equality, ``PathPrefix`` a character-wise
-   string prefix, both case-sensitive (``/P/x`` is not ``/p/x``).
+   string prefix, both case-sensitive (``/P/x`` is not ``/p/x``). ``PathRegexp`` is Go's
+   ``Regexp.MatchString`` on the same routing path: found anywhere unless anchored
+   (``PathRegexp(`/b`)`` matches ``/a/bc``), case-sensitive, ``/p%3Ax`` seen as ``/p%3Ax``.
 7. ``Host``: the Host without port (``net.SplitHostPort``; ``[::1]`` unbracketed), trimmed,
    lower-cased, compared case-insensitively; a trailing dot on either side is ignored once
    (``edge.test.`` matches, ``edge.test..`` does not). ``*.example.com`` replaces the first label
@@ -97,6 +99,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.traefik.goregexp import cached_go_regexp
 
 #: The Traefik version every behaviour above was confirmed on.
 CONFIRMED_ON = "3.7.15"
@@ -645,13 +648,18 @@ def _upstream(url: _URL) -> str:
 
 # -- matching and the router's own handling ------------------------------------------------------
 
-PathMatch = Literal["exact", "prefix"]
+PathMatch = Literal["exact", "prefix", "regex"]
 
 
 def path_matches(match: PathMatch, value: str, request: EdgeRequest) -> bool:
-    """``Path(value)`` (exact) or ``PathPrefix(value)`` (prefix) against the routing path."""
+    """``Path(value)`` (exact), ``PathPrefix(value)`` (prefix) or ``PathRegexp(value)`` (regex,
+    Go RE2 syntax) against the routing path. ``PathRegexp`` is Go's ``MatchString``: found
+    anywhere, not anchored (``/b`` matches ``/a/bc``), on the routing path as well (``/p%3Ax``
+    is not ``^/p:x$``, ``/p%20x`` is ``^/p x$``)."""
     if match == "exact":
         return request.routing_path == value
+    if match == "regex":
+        return cached_go_regexp(value).search(request.routing_path) is not None
     return request.routing_path.startswith(value)
 
 

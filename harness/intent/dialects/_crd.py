@@ -5,7 +5,8 @@ Mirrors what Traefik 3.7's CRD provider does (pkg/provider/kubernetes/crd/kubern
 the route's ``match`` is the router rule verbatim, ``priority`` 0 means "default", several
 ``services`` on one route form an implicit weighted round robin (weight defaults to 1), and a
 ``TraefikService`` with ``weighted.services`` may nest further TraefikServices. Only the subset of
-rule syntax the oracle can evaluate is accepted: ``Host``, ``Path`` and ``PathPrefix``, and the
+rule syntax the oracle can evaluate is accepted: ``Host``, ``Path``, ``PathPrefix`` and
+``PathRegexp`` (Go RE2 syntax, refused where Python's ``re`` would read it differently), and the
 request conditions ``Header``, ``HeaderRegexp``, ``Query``, ``QueryRegexp`` and ``Method``,
 joined by ``&&``; anything else is refused up front rather than guessed.
 """
@@ -52,9 +53,16 @@ from harness.traefik.middlewares import (
 _LITERAL = r"(`[^`]*`|\"(?:[^\"\\]|\\.)*\")"
 _TERM = re.compile(rf"\s*([A-Za-z]+)\s*\(\s*{_LITERAL}\s*(?:,\s*{_LITERAL}\s*)?\)\s*")
 _SUPPORTED_RULES = (
-    "Host(`...`), Path(`...`), PathPrefix(`...`), Header/HeaderRegexp/Query/QueryRegexp"
+    "Host(`...`), Path(`...`), PathPrefix(`...`), PathRegexp(`...`), "
+    "Header/HeaderRegexp/Query/QueryRegexp"
     "(`name`, `value`) and Method(`...`) joined by &&"
 )
+#: Path matchers and the match kind they make (a PathRegexp's value is the Go pattern).
+_PATH_MATCHERS: dict[str, MatchKind] = {
+    "Path": "exact",
+    "PathPrefix": "prefix",
+    "PathRegexp": "regex",
+}
 #: Rule matchers that are request conditions: (kind, match) of the condition they make.
 _CONDITION_MATCHERS: dict[str, tuple[ConditionKind, ConditionMatch]] = {
     "Header": ("header", "exact"),
@@ -110,18 +118,24 @@ def parse_match(
             if "Host" in seen:
                 at.fail(f"rule {rule!r} has two Host matchers", "Keep one Host(...) per route")
             host = None if value == "*" else value
-        elif name in ("Path", "PathPrefix"):
+        elif name in _PATH_MATCHERS:
             if "Path" in seen:
                 at.fail(
-                    f"rule {rule!r} has two path matchers", "Keep one Path or PathPrefix per route"
+                    f"rule {rule!r} has two path matchers",
+                    "Keep one Path, PathPrefix or PathRegexp per route",
                 )
-            if not value.startswith("/"):
+            if name == "PathRegexp":
+                try:
+                    compile_go_regexp(value)
+                except GoRegexpError as err:
+                    at.fail(f"PathRegexp(...) in rule {rule!r}: {err}", "Use RE2 syntax Go accepts")
+            elif not value.startswith("/"):
                 at.fail(
                     f"path {value!r} in rule {rule!r} does not start with '/'",
                     "Start the path with '/'",
                 )
             path = value
-            kind = "exact" if name == "Path" else "prefix"
+            kind = _PATH_MATCHERS[name]
             name = "Path"
         else:
             at.fail(
