@@ -26,8 +26,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from harness.intent.model import go_quote
+from harness.intent.model import Intent, go_quote
+
+if TYPE_CHECKING:
+    from harness.checks.probes import Probe
+    from harness.traefik.oracle import Expectation
 
 #: The Traefik release this model was confirmed on.
 CONFIRMED_ON = "3.7.15"
@@ -172,3 +177,41 @@ def router_name(namespace: str, ingress: str, rule_index: int, path_index: int) 
     ``-``)."""
     raw = f"{namespace}-{ingress}-rule-{rule_index}-path-{path_index}"
     return re.sub(r"[^a-zA-Z0-9]+", "-", raw).strip("-")
+
+
+def traefik_side(served: Intent, probe: Probe) -> str | None:
+    """The other oracle, for a failure message: what Traefik's NGINX provider does with the
+    probe's request (``served``: the intent as the provider builds it), when that differs from
+    what ingress-nginx does (the probe's expectation); None when both agree."""
+    from harness.traefik.oracle import expect
+
+    declared = probe.expectation
+    theirs = expect(
+        served,
+        probe.host,
+        probe.path,
+        arrival=probe.arrival,
+        headers=probe.headers,
+        method=probe.method,
+    )
+
+    def answer(e: Expectation) -> tuple[object, ...]:
+        backends = tuple(sorted(b.service for b in e.backends if b.weight > 0))
+        return (e.status, backends, e.upstream_path)
+
+    if answer(theirs) == answer(declared):
+        return None
+    top = theirs.decided_by
+    if top is None:
+        return f"Traefik's NGINX provider (model, {CONFIRMED_ON}): no router matches, 404"
+    what = (
+        f"status {theirs.status}"
+        if theirs.status is not None
+        else "/".join(b.service for b in theirs.backends if b.weight > 0)
+        + (f" as {theirs.upstream_path}" if theirs.upstream_path else "")
+    )
+    router = top.route_id.split(":", 1)[-1]
+    return (
+        f"Traefik's NGINX provider (model, {CONFIRMED_ON}): router {router} {top.rule} "
+        f"(priority = rule length {top.priority}) decides: {what}"
+    )

@@ -42,9 +42,11 @@ from harness.intent.dialects._ingress import (
 )
 from harness.intent.dialects._nginx import (
     NginxReading,
+    canary_outranked_notes,
     nginx_selection,
     outranked_notes,
     read_nginx_ingresses,
+    record_fates,
 )
 from harness.intent.dialects._objects import (
     IGNORED_KINDS,
@@ -193,8 +195,13 @@ def _nginx_effective(
     others = tuple(r for r in served.routes if r.id not in declared_nginx)
     traefik_routes = _routes(nginx.traefik_drafts)
     notes = {k: list(v) for k, v in nginx.notes.items()}
-    for rid, text in outranked_notes(ctx, routes, traefik_routes):
+    outranked = dict(outranked_notes(ctx, routes, traefik_routes))
+    for rid, text in outranked.items():
         notes.setdefault(rid, []).append(text)
+    canary_outranked = canary_outranked_notes(ctx, routes, traefik_routes)
+    for rid, _, text in canary_outranked:
+        notes.setdefault(rid, []).append(text)
+    record_fates(nginx, ctx, outranked, canary_outranked)
     return (
         replace(served, routes=others + traefik_routes),
         {rid: "; ".join(texts) for rid, texts in notes.items()},

@@ -26,6 +26,7 @@ ingress-path-matching):
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,21 +52,27 @@ from harness.intent.model import (
     MatchKind,
     RequestCondition,
     Route,
+    RouteMiddleware,
     Source,
     WeightedBackend,
 )
 from harness.traefik import nginx as provider
+from harness.traefik.goregexp import GoRegexp, GoRegexpError, compile_go_regexp
+from harness.traefik.middlewares import RewriteTarget
 from harness.traefik.nginx import ANNOTATION_PREFIX, Canary
 
 #: The IngressClass name Traefik's NGINX provider serves by default (``ingressClass``).
 NGINX_CLASS = "nginx"
 
 # Explicit priorities of the declared routes: Exact above every prefix, then the longest path;
-# within a location, a header canary above a cookie canary above the plain route.
+# within a location, the header above the cookie above the plain route. A header or cookie
+# sent twice: nginx reads the first value, and the probes send ``always`` first.
 _EXACT_TIER = 3_000_000
 _PREFIX_TIER = 1_000_000
-_RANK_HEADER = 2
-_RANK_COOKIE = 1
+_RANK = {("header", "canary"): 4, ("header", "primary"): 3}
+_RANK.update({("cookie", "canary"): 2, ("cookie", "primary"): 1})
+#: The paths strictValidatePathType lets through under Exact and Prefix.
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._\-/]*$")
 
 
 def nginx_selection(ctx: Context, obj: K8sObject, *, without_class: bool) -> str | None:
@@ -107,7 +114,9 @@ class _Ingress:
     obj: K8sObject
     annotations: list[tuple[str, YNode]]
     canary: Canary | None
+    #: use-regex or rewrite-target: every path of its hosts becomes a regex (both sides).
     regex: bool
+    rewrite: YNode | None = None
     paths: list[_Path] = field(default_factory=list)
 
 
@@ -131,6 +140,11 @@ class NginxReading:
     traefik_drafts: list[Draft] = field(default_factory=list)
     fates: list[AnnotationFate] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: What :func:`record_fates` reads once the Traefik-side comparison is done.
+    fate_inputs: tuple[list[_Ingress], dict[tuple[str, str, int | str | None], _Attached]] = (
+        [],
+        {},
+    )
 
 
 def _bool(node: YNode, key: str) -> bool:
@@ -190,7 +204,11 @@ def _read_one(ctx: Context, obj: K8sObject) -> _Ingress:
             if "canary-weight-total" in by_key
             else None,
         )
-    ing = _Ingress(obj, annotations, canary, regex="use-regex" in by_key)
+    use_regex = "use-regex" in by_key and _bool(by_key["use-regex"], "use-regex")
+    rewrite = by_key.get("rewrite-target")
+    ing = _Ingress(
+        obj, annotations, canary, regex=use_regex or rewrite is not None, rewrite=rewrite
+    )
     rules = spec.get("rules")
     for ri, rule in enumerate(rules.sequence() if rules is not None else []):
         host_node = rule.get("host")
@@ -217,6 +235,13 @@ def _read_one(ctx: Context, obj: K8sObject) -> _Ingress:
                 )
             if path is not None and not path.startswith("/"):
                 path_node.fail(f"path {path!r} does not start with '/'", "Start the path with '/'")  # type: ignore[union-attr]
+            if path and path_type != "ImplementationSpecific" and not _PLAIN_PATH.match(path):
+                path_node.fail(  # type: ignore[union-attr]
+                    f"path {path!r} has regex characters under pathType {path_type}: "
+                    "ingress-nginx (strict-validate-path-type, the default since 1.12) and "
+                    "Traefik's NGINX provider (strictValidatePathType) both reject the Ingress",
+                    "Use pathType: ImplementationSpecific for a regex path",
+                )
             backend = ingress_backend(ctx, obj, entry.require("backend", "Add the backend Service"))
             ing.paths.append(
                 _Path(obj, ri, pi, host or None, path or None, path_type, backend, entry)
@@ -272,8 +297,8 @@ def read_nginx_ingresses(
     attached = _attach_canaries(ctx, ingresses, primaries)
     for ing in primaries:
         for p in ing.paths:
-            _declare(out, ctx, p, attached, regex=p.host in regex_hosts)
-    _fates(out, ctx, ingresses, attached)
+            _declare(out, ctx, p, attached, regex=p.host in regex_hosts, rewrite=ing.rewrite)
+    out.fate_inputs = (ingresses, attached)
     return out
 
 
@@ -333,7 +358,7 @@ def _attach_canaries(
 def _priority(p: _Path, rank: int) -> int:
     if p.path_type == "Exact":
         return _EXACT_TIER + rank
-    return _PREFIX_TIER + 4 * len(p.path or "") + rank
+    return _PREFIX_TIER + 8 * len(p.path or "") + rank
 
 
 def _route_id(p: _Path, hint: str) -> str:
@@ -347,15 +372,22 @@ def _declare(
     attached: dict[tuple[str, str, int | str | None], _Attached],
     *,
     regex: bool,
+    rewrite: YNode | None,
 ) -> None:
     match: MatchKind = "exact" if p.path_type == "Exact" else "prefix"
     where = f"{p.host or '*'}{p.path or ''}"
+    path = p.path
+    if regex and p.path_type != "Exact" and p.path:
+        # ingress-nginx's location ~* "^/p", Traefik's PathRegexp("(?i)^/p"): the same regex.
+        match, path = "regex", "(?i)^" + p.path
+        _go_regex(p.node, path)
+    declared_mw, traefik_mw = _rewrite(out, p, rewrite)
     base = Draft(
         obj=p.obj,
         host=p.host,
-        path=p.path,
+        path=path,
         match=match,
-        middlewares=(),
+        middlewares=declared_mw,
         priority=_priority(p, 0),
         backends=(p.backend,),
         provider=PROVIDER_NGINX,
@@ -367,7 +399,9 @@ def _declare(
     )
     rule = provider.router_rule(p.host, p.path, p.path_type, regex=regex)
     name = provider.router_name(p.obj.namespace, p.obj.name, p.rule_index, p.path_index)
-    traefik = dataclasses.replace(base, priority=None, match_rule=rule, id_hint=name)
+    traefik = dataclasses.replace(
+        base, priority=None, match_rule=rule, id_hint=name, middlewares=traefik_mw
+    )
     found = attached.get(_service_key(p))
     if found is None:
         out.drafts.append(base)
@@ -433,11 +467,56 @@ def _declare(
             )
 
 
+def _go_regex(node: YNode, pattern: str) -> GoRegexp:
+    try:
+        return compile_go_regexp(pattern)
+    except GoRegexpError as err:
+        node.fail(
+            f"{err}: ingress-nginx's PCRE and Traefik's Go regexp may read it differently",
+            "Write the path in the syntax both share (RE2)",
+        )
+
+
+def _rewrite(
+    out: NginxReading, p: _Path, node: YNode | None
+) -> tuple[tuple[RouteMiddleware, ...], tuple[RouteMiddleware, ...]]:
+    """``rewrite-target`` on ingress-nginx (nginx ``rewrite "(?i)<path>" <target> break``:
+    the whole path is replaced, captures taken from the path) and on Traefik (every match of
+    ``(?i)<path>`` replaced, the rest kept; 400 when the result is not clean)."""
+    if node is None or not p.path:
+        return (), ()
+    target = node.string().strip()
+    if "://" in target:
+        node.fail(
+            "a rewrite-target with a scheme redirects; the harness models path rewrites only",
+            "Use a path, e.g. /$2",
+        )
+    source = node.source()
+    spec = {"rewrite-target": target, "path": p.path}
+    whole = RewriteTarget(_go_regex(node, f"(?i)^(?:{p.path}).*$"), target)
+    declared = (RouteMiddleware(p.obj.namespace, "", "rewrite-target", whole, source, spec),)
+    if target == p.path:
+        return declared, ()  # The provider skips a rewrite to the path itself.
+    matched = RewriteTarget(_go_regex(node, "(?i)" + p.path), target)
+    traefik = (RouteMiddleware(p.obj.namespace, "", "rewrite-target", matched, source, spec),)
+    if not p.path.endswith((".*", ".*)", "$")):
+        out.notes.setdefault(_route_id(p, f"{p.host or '*'}{p.path}"), []).append(
+            f"rewrite-target {target} on path {p.path}: ingress-nginx replaces the whole path "
+            f"with {target}; Traefik's NGINX provider replaces only the part (?i){p.path} "
+            "matches and keeps the rest (400 when the result is not a clean path)"
+        )
+    return declared, traefik
+
+
 def _canary_routes(
     c: Canary, source: Source
 ) -> list[tuple[str, tuple[RequestCondition, ...], str, int]]:
-    """The declared canary selections: (id hint, conditions, canary or primary, rank)."""
+    """The declared canary selections: (id hint, conditions, canary or primary, rank). A
+    ``never`` only where it changes something (a weight, or a cookie below the header): without
+    one the request reaches the primary anyway, and a request carrying both ``always`` and
+    ``never`` is left out of the overlap probes (nginx joins a repeated header's values)."""
     routes: list[tuple[str, tuple[RequestCondition, ...], str, int]] = []
+    weighted = c.declared_share() > 0
     if c.header:
         if c.header_value:
             cond = RequestCondition("header", c.header, c.header_value, source=source)
@@ -445,14 +524,14 @@ def _canary_routes(
             cond = RequestCondition("header", c.header, c.header_pattern, "regex", source=source)
         else:
             cond = RequestCondition("header", c.header, "always", source=source)
-        routes.append((f"[{c.header}: {cond.value}]", (cond,), "canary", _RANK_HEADER))
-        if c.header_is_special:
+        routes.append((f"[{c.header}: {cond.value}]", (cond,), "canary", _RANK["header", "canary"]))
+        if c.header_is_special and (weighted or c.cookie):
             never = RequestCondition("header", c.header, "never", source=source)
-            routes.append((f"[{c.header}: never]", (never,), "primary", _RANK_HEADER))
+            routes.append((f"[{c.header}: never]", (never,), "primary", _RANK["header", "primary"]))
     if c.cookie:
-        for value, to in (("always", "canary"), ("never", "primary")):
+        for value, to in (("always", "canary"), ("never", "primary"))[: 2 if weighted else 1]:
             cond = RequestCondition("cookie", c.cookie, value, source=source)
-            routes.append((f"[cookie {c.cookie}={value}]", (cond,), to, _RANK_COOKIE))
+            routes.append((f"[cookie {c.cookie}={value}]", (cond,), to, _RANK["cookie", to]))
     return routes
 
 
@@ -469,7 +548,11 @@ def _route_id_of(draft: Draft) -> str:
 
 
 def _path_type_notes(out: NginxReading, p: _Path, draft: Draft) -> None:
-    if p.path_type == "ImplementationSpecific" and p.path and p.path != "/":
+    if (
+        draft.match != "regex"
+        and p.path_type == "ImplementationSpecific"
+        and p.path not in ("/", None)
+    ):
         _note(
             out,
             draft,
@@ -504,19 +587,89 @@ def outranked_notes(
             f"pathType Exact {path}: ingress-nginx serves it first (location = {path}); Traefik's "
             f"NGINX provider ranks routers by rule length, so {winner.rule} (priority "
             f"{winner.priority}) outranks {own.rule} (priority {own.effective_priority}) and "
-            f"{'/'.join(b.service for b in winner.backends)} answers"
+            f"{'/'.join(b.service for b in winner.backends if b.weight > 0)} answers"
         )
+        if "PathRegexp" in winner.rule:
+            note += (
+                f"; the PathRegexp comes from use-regex or rewrite-target on an Ingress of "
+                f"{host}, which makes every path of the host a regex"
+            )
         ctx.note(FINDING_NGINX_MEANING_CHANGED, note, route.source)
         out.append((route.id, note))
     return out
 
 
-def _fates(
+def canary_outranked_notes(
+    ctx: Context, declared: Sequence[Route], traefik: Sequence[Route]
+) -> list[tuple[str, str, str]]:
+    """Declared routes of other Services that a canary router outranks on Traefik when the
+    request selects the canary: its rule ``(rule) && (Header(...))`` is longer than theirs,
+    while ingress-nginx picks the location first and only then the canary. (route id, canary
+    router's Ingress, note), with a finding each."""
+    from harness.traefik.oracle import traefik_matches
+
+    out: list[tuple[str, str, str]] = []
+    canaries = [t for t in traefik if t.id.endswith("-canary") and t.conditions]
+    for route in declared:
+        if route.provider != PROVIDER_NGINX or route.conditions:
+            continue
+        own = next((t for t in traefik if t.source == route.source and not t.conditions), None)
+        for c in canaries:
+            if (
+                own is None
+                or c.host != route.host
+                or c.effective_priority <= own.effective_priority
+            ):
+                continue
+            primary = {
+                b.service
+                for t in traefik
+                if t.source == c.source and not t.conditions
+                for b in t.backends
+                if b.weight
+            }
+            if primary & {b.service for b in route.backends}:
+                continue  # The canary applies to the primary Service's own paths on both.
+            plain = dataclasses.replace(c, conditions=())
+            covers = c.path in ("(?i)^/", "/")
+            if not covers and route.match != "regex" and route.path:
+                covers = traefik_matches(plain, route.host or "any.test", route.path)
+            if not covers:
+                continue
+            cond = c.conditions[0]
+            note = (
+                f"with {cond.label()}, ingress-nginx serves {route.path} from its own location "
+                f"({'/'.join(b.service for b in route.backends)}) and only then looks for a "
+                f"canary; on Traefik the canary router {c.rule} (priority {c.effective_priority}) "
+                f"outranks {own.rule} (priority {own.effective_priority}) and "
+                f"{'/'.join(b.service for b in c.backends)} answers"
+            )
+            ctx.note(FINDING_NGINX_MEANING_CHANGED, note, route.source)
+            out.append((route.id, c.source.name, note))
+            break
+    return out
+
+
+def record_fates(
     out: NginxReading,
     ctx: Context,
-    ingresses: list[_Ingress],
-    attached: dict[tuple[str, str, int | str | None], _Attached],
+    outranked: dict[str, str],
+    canary_outranked: Sequence[tuple[str, str, str]] = (),
 ) -> None:
+    """Each annotation's fate on Traefik (``out.fates``), with the routes that depend on it:
+    ``outranked`` are the declared Exact routes another router outranks on Traefik (route id:
+    note), which a regex-enabling annotation of their host brought about."""
+    ingresses, attached = out.fate_inputs
+    # Canary Ingress name -> the routes of other Services its routers outrank on Traefik.
+    primary_of = {a.ingress.obj.name: a for a in attached.values()}
+    lost_to_canary: dict[str, list[tuple[str, str]]] = {}
+    for rid, primary_ingress, note in canary_outranked:
+        for name, a in primary_of.items():
+            if any(d.obj.name == primary_ingress and a.backend in d.backends for d in out.drafts):
+                lost_to_canary.setdefault(name, []).append((rid, note))
+    by_host: dict[str | None, list[str]] = {}
+    for d in out.drafts:
+        by_host.setdefault(d.host, []).append(_route_id_of(d))
     route_ids: dict[str, list[str]] = {}
     for d in out.drafts:
         route_ids.setdefault(d.obj.name, []).append(_route_id_of(d))
@@ -549,6 +702,45 @@ def _fates(
                     f"Ingress {ing.obj.name!r}: {key} is ignored by Traefik's NGINX provider "
                     "without a log line",
                     node.source(),
+                )
+            elif short == "rewrite-target" and any(
+                n
+                for i in ingresses
+                if i is ing
+                for p in i.paths
+                for n in out.notes.get(_route_id(p, f"{p.host or '*'}{p.path or ''}"), [])
+                if n.startswith("rewrite-target")
+            ):
+                fate = "changed"
+                note = (
+                    "ingress-nginx replaces the whole path with the target; Traefik's NGINX "
+                    "provider replaces only the part the path's regex matches"
+                )
+            elif short in ("use-regex", "rewrite-target"):
+                hosts = {p.host for p in ing.paths}
+                host_routes = [r for h in hosts for r in by_host.get(h, [])]
+                routes = tuple(dict.fromkeys((*routes, *host_routes)))
+                note += (
+                    "; on both, every path of its hosts (on any Ingress) becomes a "
+                    "case-insensitive regex anchored at the start"
+                )
+                lost = [outranked[r] for r in host_routes if r in outranked]
+                if lost:
+                    fate = "changed"
+                    note += (
+                        ", but Traefik ranks the regex routers by rule length, above Exact "
+                        "paths: " + "; ".join(lost)
+                    )
+            elif short in ("canary-by-header", "canary-by-cookie") and ing.obj.name in (
+                lost_to_canary
+            ):
+                taken = lost_to_canary[ing.obj.name]
+                routes = tuple(dict.fromkeys((*routes, *(r for r, _ in taken))))
+                fate = "changed"
+                note = (
+                    "Traefik's canary routers have longer rules than the host's other routers, "
+                    "so a request that selects the canary reaches it also under longer paths of "
+                    "other Services: " + "; ".join(n for _, n in taken)
                 )
             elif short == "canary-weight-total" and ing.canary is not None:
                 c = ing.canary
