@@ -7,11 +7,13 @@ naming the annotation and both shares."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from suite_runs import run_pytest
 
 from harness.checks.evidence import Outcome
 from harness.checks.exact import applies, judge
@@ -134,3 +136,58 @@ def test_a_weight_total_traefik_reads_differently_fails_naming_both_shares(
     assert f"canary {canary_share:.2%}" in message
     (fate,) = [m for m in intent.migration if m.key.endswith("canary-weight-total")]
     assert fate.fate == "changed" and route.id in fate.routes
+
+
+MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
+
+
+def test_a_migration_report_lists_each_annotation_and_the_checks_it_failed(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """The realistic set, applied to the local Traefik; the routing and priority suites run in
+    external mode against it, as a user would run them (one subprocess), and write the report."""
+    intent = load_intent([MIGRATION])
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    report_dir = tmp_path / "report"
+    try:
+        run = run_pytest(
+            ROOT / "harness" / "suites" / "test_routing.py",
+            ROOT / "harness" / "suites" / "test_priority.py",
+            "-q", "--proxy-url", target.proxy_url, "--manifests", MIGRATION,
+            "--report-dir", report_dir, "--baseline", "none", "--probe-rounds", "2",
+            timeout=300,
+        )  # fmt: skip
+    finally:
+        target.remove_intent(intent)
+    assert run.returncode == 1, run.output
+    results = run.results(report_dir)
+    failed = {c["subject"]["route"] for c in results["checks"] if c["outcome"] == "failed"}
+    fates = {(m["ingress"], m["key"].rsplit("/", 1)[1]): m for m in results["migration"]}
+    assert {k: m["fate"] for k, m in fates.items()} == {
+        ("shop", "limit-rate"): "ignored",
+        ("shop", "proxy-read-timeout"): "honoured",
+        ("shop-canary", "canary"): "honoured",
+        ("shop-canary", "canary-by-header"): "changed",
+        ("api", "use-regex"): "changed",
+        ("rewrite", "rewrite-target"): "honoured",
+        ("legacy-api", "rewrite-target"): "changed",
+    }
+    # Every failed check is one a changed annotation's routes explain; none an honoured one's.
+    explained = {r for m in fates.values() if m["fate"] == "changed" for r in m["routes"]}
+    assert failed and failed <= explained, (failed, explained)
+    assert "api-status:api.test/status" in failed  # Exact /status loses to the regex /
+    assert "api:api.test/v[0-9]+/users" in failed  # the canary router outranks it
+    assert not failed & set(fates["rewrite", "rewrite-target"]["routes"])
+    # The failure names both behaviours and what is responsible.
+    assert "ingress-nginx serves it first (location = /status)" in run.output
+    assert "traefik   Traefik's NGINX provider (model, 3.7.15): router" in run.output
+    html = (report_dir / "index.html").read_text()
+    section = html.split('<section id="migration">', 1)[1].split("</section>", 1)[0]
+    assert "limit-rate: 512" in section and "<b>ignored</b>" in section
+    assert section.count('class="fate-changed"') == 3
+    # The failed checks, linked to their blocks.
+    links = re.findall(r'<a href="#[^"]+">([^<]*)</a>', section)
+    assert len(links) >= len(failed) and any("api.test/status" in t for t in links), links
+    # Escaped, never markup: the field paths' quotes come out as entities.
+    assert "annotations[&#39;nginx.ingress.kubernetes.io/use-regex&#39;]" in section

@@ -1211,7 +1211,7 @@ def _migration(results: ResultsDocument) -> list[MigrationRow]:
     for m in results.get("migration") or []:
         routes, scenario = set(m.get("routes", [])), str(m.get("scenario", ""))
         failed = [
-            (check_anchor(c["nodeid"]), c["nodeid"].split("::", 1)[-1])
+            (check_anchor(c["nodeid"]), f"{c['kind']} {c['summary'][:120]}")
             for c in failing
             if c["subject"]["scenario"] == scenario and c["subject"]["route"] in routes
         ]
