@@ -22,6 +22,7 @@ from harness.checks.weights import WeightSettings, check_split
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import PROVIDER_NGINX, Intent
 from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traffic.rounds import send_in_rounds
 
 pytestmark = pytest.mark.stack
@@ -191,3 +192,22 @@ def test_a_migration_report_lists_each_annotation_and_the_checks_it_failed(
     assert len(links) >= len(failed) and any("api.test/status" in t for t in links), links
     # Escaped, never markup: the field paths' quotes come out as entities.
     assert "annotations[&#39;nginx.ingress.kubernetes.io/use-regex&#39;]" in section
+
+
+def test_the_nginx_provider_alone_serves_and_reloads(tmp_path: Path) -> None:
+    """Without Traefik's Ingress provider (a stack of its own): ready on the NGINX provider's
+    canary, reloaded by moving it, and a scenario applied and removed."""
+    options = LocalStackOptions(services={"prod": 1, "canary": 1}, nginx_provider="alone")
+    with LocalStack(options, tmp_path / "alone") as stack:
+        traefik = stack.running_traefik()
+        providers = {r.get("provider") for r in traefik.routers()}
+        assert PROVIDER_NGINX in providers and "kubernetes" not in providers
+        stack.reload_traefik()
+        assert any(
+            r.get("provider") == PROVIDER_NGINX and "canary-1.harness.invalid" in str(r["rule"])
+            for r in traefik.routers()
+        )
+        intent = load_intent([MANIFESTS / "nginx-canary-weight.yaml"])
+        target = LocalTarget(stack)
+        target.apply_intent(intent)
+        target.remove_intent(intent)

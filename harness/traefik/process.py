@@ -40,7 +40,6 @@ LOG_TAIL_LINES = 15
 
 #: How Traefik's NGINX provider runs: next to the Ingress provider, or instead of it.
 NginxProviderMode = Literal["beside", "alone"]
-NGINX_PROVIDER_MODES: tuple[NginxProviderMode, ...] = ("beside", "alone")
 
 
 def find_traefik_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
