@@ -70,8 +70,8 @@ def test_edge_probes_pass_on_the_tutorials_manifests(tmp_path: Path) -> None:
 WILD_AND_CLASSES = """
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
+metadata: {name: haproxy}
+spec: {controller: haproxy.org/ingress-controller}
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -87,9 +87,9 @@ apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: by-name}
 spec:
-  ingressClassName: nginx
+  ingressClassName: haproxy
   rules:
-  - host: nginx.test
+  - host: haproxy.test
     http:
       paths:
       - {path: /n, pathType: Prefix, backend: {service: {name: stilton, port: {number: 80}}}}
@@ -98,7 +98,7 @@ apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: by-annotation
-  annotations: {kubernetes.io/ingress.class: nginx}
+  annotations: {kubernetes.io/ingress.class: haproxy}
 spec:
   rules:
   - host: annotated.test
@@ -132,7 +132,7 @@ def test_wildcard_hosts_and_other_classes_on_the_local_target(tmp_path: Path) ->
         assert _expectation(routing[miss])["outcome"] == "not-found", miss
     # Ingresses of another class: Traefik does not serve them (their backends run: a 404 is
     # Traefik's, not a missing backend's), and a finding says why.
-    for probe in ("nginx.test/n", "nginx.test/n/x", "annotated.test/a", "annotated.test/a/x"):
+    for probe in ("haproxy.test/n", "haproxy.test/n/x", "annotated.test/a", "annotated.test/a/x"):
         assert _expectation(routing[probe])["outcome"] == "not-found", probe
     findings = [
         f["message"]

@@ -331,8 +331,8 @@ def test_wildcard_hosts_are_probed_with_a_match_and_two_misses(tmp_path: Path) -
 OTHER_CLASS = """
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
+metadata: {name: haproxy}
+spec: {controller: haproxy.org/ingress-controller}
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -348,9 +348,9 @@ apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: by-name}
 spec:
-  ingressClassName: nginx
+  ingressClassName: haproxy
   rules:
-  - host: nginx.test
+  - host: haproxy.test
     http:
       paths:
       - {path: /n, pathType: Prefix, backend: {service: {name: stilton, port: {number: 80}}}}
@@ -359,7 +359,7 @@ apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: by-annotation
-  annotations: {kubernetes.io/ingress.class: nginx}
+  annotations: {kubernetes.io/ingress.class: haproxy}
 spec:
   rules:
   - host: annotated.test
@@ -375,12 +375,17 @@ def test_an_ingress_of_another_class_is_probed_for_404(tmp_path: Path) -> None:
     intent = load_intent([SERVICES, manifest])
     assert [r.id for r in intent.routes] == ["served:served.test/"]
     assert [u.route.id for u in intent.unserved] == [
-        "by-name:nginx.test/n",
+        "by-name:haproxy.test/n",
         "by-annotation:annotated.test/a",
     ]
     assert "stilton" in {s.name for s in intent.services}  # its backend runs, to catch a leak
     by_id = _by_id(generate_probes(intent))
-    for probe_id in ("nginx.test/n", "nginx.test/n/x", "annotated.test/a", "annotated.test/a/x"):
+    for probe_id in (
+        "haproxy.test/n",
+        "haproxy.test/n/x",
+        "annotated.test/a",
+        "annotated.test/a/x",
+    ):
         assert by_id[probe_id].expectation.outcome == NOT_FOUND, probe_id
         assert "not serve" in by_id[probe_id].reason
 
@@ -389,13 +394,13 @@ def test_a_default_class_of_another_controller_is_refused(tmp_path: Path) -> Non
     manifest = tmp_path / "default.yaml"
     manifest.write_text(
         OTHER_CLASS.replace(
-            "metadata: {name: nginx}",
-            "metadata:\n  name: nginx\n  annotations:\n"
+            "metadata: {name: haproxy}",
+            "metadata:\n  name: haproxy\n  annotations:\n"
             '    ingressclass.kubernetes.io/is-default-class: "true"',
         ),
         encoding="utf-8",
     )
-    with pytest.raises(ManifestError, match=r"default\.yaml:\d+: .*default IngressClass 'nginx'"):
+    with pytest.raises(ManifestError, match=r"default\.yaml:\d+: .*default IngressClass 'haproxy'"):
         load_intent([SERVICES, manifest])
 
 

@@ -52,8 +52,9 @@ from harness.checks.probes import (
     KIND_ROUTE,
     Probe,
 )
-from harness.intent.model import Intent, Route
+from harness.intent.model import PROVIDER_NGINX, Intent, Route
 from harness.traefik import middlewares as mw
+from harness.traefik.nginx import traefik_side
 from harness.traefik.oracle import Candidate, Expectation
 from harness.traefik.requests import CONFIRMED_ON
 from harness.traffic.rounds import Observation, ProbeRecord
@@ -391,13 +392,19 @@ def _message(
     if e.decided_by is not None:
         route = intent.route(e.decided_by.route_id)
         lines.append(f"  route     {route.id}, declared at {route.source}")
-        note = intent.legacy_note(route)
+        note = intent.route_note(route)
         if note:
-            lines.append(f"  legacy    {note}")
+            lines.append(f"  {note[0]:<9} {note[1]}")
         how = "explicit" if e.decided_by.priority_source == "explicit" else "length of the rule"
+        if route.provider == PROVIDER_NGINX:
+            how = "ingress-nginx's location order: Exact, then the longest path"
         lines.append(f"  decided   by {e.decided_by.rule} with priority {e.priority} ({how})")
         for other in e.competing:
             lines.append(f"  outranks  {other.rule} with priority {other.priority}")
+        if intent.effective is not None and route.provider == PROVIDER_NGINX:
+            theirs = traefik_side(intent.effective, probe)
+            if theirs:
+                lines.append(f"  traefik   {theirs}")
     elif e.tied:
         for c in e.tied:
             lines.append(f"  tied      {c.rule} with priority {c.priority} ({c.route_id})")

@@ -186,7 +186,7 @@ def check_split(
     plan = plan_for(route, settings, n_checks=n_checks)
     alpha = plan.alpha
     host, path = request_for(intent, route, options)
-    legacy_note = intent.legacy_note(route)
+    route_note = intent.route_note(route)
     spec = RequestSpec(path=path, host=host)
     started = time.monotonic()
 
@@ -290,10 +290,15 @@ def check_split(
         f"  request   GET http://{host}{path}, {len(samples):,} requests "
         f"({settings.mode}, {wall:.1f} s)\n"
         f"  declared  " + ", ".join(f"{n} {shares[n]:.2%}" for n in names) + "\n"
+        "  measured  "
+        + ", ".join(
+            f"{n} {c / max(successes, 1):.2%}" for n, c in zip(all_names, counts, strict=True)
+        )
+        + "\n"
         f"  verdict   {verdict_obj.summary}"
     )
-    if legacy_note:
-        message += f"\n  legacy    {legacy_note}"
+    if route_note:
+        message += f"\n  {route_note[0]:<9} {route_note[1]}"
     return CheckVerdict(
         _OUTCOMES[verdict_obj.verdict],
         subject,

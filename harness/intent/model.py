@@ -29,6 +29,8 @@ from harness.traefik.middlewares import Inert, Middleware, StripPrefix
 PROVIDER_INGRESS = "kubernetes"
 PROVIDER_CRD = "kubernetescrd"
 PROVIDER_GATEWAY = "kubernetesgateway"
+#: Traefik's provider for Ingresses written for ingress-nginx (kubernetesIngressNGINX).
+PROVIDER_NGINX = "kubernetesingressnginx"
 
 #: Traefik 3.7's default ``providers.precedence`` (pkg/config/static/static_config.go,
 #: ``providerNames``): on equal priority, a router of an earlier provider wins.
@@ -36,7 +38,7 @@ DEFAULT_PROVIDER_PRECEDENCE: tuple[str, ...] = (
     PROVIDER_GATEWAY,
     PROVIDER_CRD,
     PROVIDER_INGRESS,
-    "kubernetesingressnginx",
+    PROVIDER_NGINX,
     "swarm",
     "docker",
     "file",
@@ -78,6 +80,8 @@ DIALECT_TRAEFIK_V1_ANNOTATIONS = "traefik-v1-annotations"
 DIALECT_INGRESSROUTE = "ingressroute"
 DIALECT_TRAEFIKSERVICE = "traefikservice"
 DIALECT_GATEWAY_API = "gateway-api"
+#: An Ingress for ingress-nginx (its class), read with ingress-nginx's documented semantics.
+DIALECT_INGRESS_NGINX = "ingress-nginx"
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ TRAEFIK_CONTROLLER = "traefik.io/ingress-controller"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_API_V1 = f"{GATEWAY_GROUP}/v1"
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
+#: The controller of ingress-nginx's IngressClasses (Traefik's NGINX provider serves them).
+NGINX_CONTROLLER = "k8s.io/ingress-nginx"
 
 # Findings from reading manifests.
 FINDING_LEGACY_API = "legacy-api-version"
@@ -155,6 +161,13 @@ FINDING_REGEX_UNPROBED = "regex-unprobed"
 FINDING_GATEWAY_CLASS = "gateway-class"
 #: What the local target changes of a Gateway: its HTTP listener port, to its entry point's.
 FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
+#: ingress-nginx: an annotation Traefik's NGINX provider reads differently, or does not read.
+FINDING_NGINX_MEANING_CHANGED = "nginx-meaning-changed"
+FINDING_NGINX_IGNORED = "nginx-annotation-ignored"
+#: ingress-nginx: a canary applies to every path routed to its primary Service (both sides).
+FINDING_NGINX_CANARY_PER_SERVICE = "nginx-canary-per-service"
+#: An Ingress that two of Traefik's providers serve (the Ingress and the NGINX provider).
+FINDING_SERVED_TWICE = "served-by-two-providers"
 # Findings from the oracle (Traefik 3.7 versus the Kubernetes Ingress spec).
 FINDING_PREFIX_OUTRANKS_EXACT = "prefix-outranks-exact"
 FINDING_CHARACTER_WISE_PREFIX = "character-wise-prefix"
@@ -511,6 +524,39 @@ class UnservedRoute:
     reason: str
 
 
+AnnotationFateKind = Literal["honoured", "ignored", "changed"]
+
+
+@dataclass(frozen=True)
+class AnnotationFate:
+    """One annotation of an Ingress written for ingress-nginx, and what Traefik's NGINX provider
+    does with it (the report's migration section): ``honoured`` (same meaning), ``ignored`` (the
+    provider does not read it, and says nothing), ``changed`` (read, with another meaning).
+    ``routes``: the routes whose checks depend on it (a failed check among them is one it
+    caused)."""
+
+    ingress: str
+    namespace: str
+    key: str
+    value: str
+    fate: AnnotationFateKind
+    note: str
+    source: Source
+    routes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ingress": self.ingress,
+            "namespace": self.namespace,
+            "key": self.key,
+            "value": self.value,
+            "fate": self.fate,
+            "note": self.note,
+            "source": self.source.to_dict(),
+            "routes": list(self.routes),
+        }
+
+
 @dataclass(frozen=True)
 class Intent:
     """Everything a set of manifests declares: routes, the Services they use, and findings.
@@ -532,6 +578,10 @@ class Intent:
     effective: Intent | None = None
     #: Routes of Ingresses Traefik does not serve (another IngressClass): probed for 404.
     unserved: tuple[UnservedRoute, ...] = ()
+    #: Ingresses written for ingress-nginx: every annotation and its fate on Traefik.
+    migration: tuple[AnnotationFate, ...] = ()
+    #: Per route id, how Traefik serves it differently from what it declares (for messages).
+    route_notes: Mapping[str, str] = field(default_factory=dict, compare=False)
     _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -581,6 +631,16 @@ class Intent:
                 )
         return None
 
+    def route_note(self, route: Route) -> tuple[str, str] | None:
+        """What a failure message says about how Traefik serves ``route`` differently from its
+        declaration, labelled: ``legacy`` (see :meth:`legacy_note`) or ``nginx`` (an annotation
+        Traefik's NGINX provider reads differently); None when it serves what is declared."""
+        note = self.legacy_note(route)
+        if note:
+            return "legacy", note
+        nginx = self.route_notes.get(route.id)
+        return ("nginx", nginx) if nginx else None
+
     @property
     def has_legacy(self) -> bool:
         """True when some object is in a legacy form (see ``LegacyMode``)."""
@@ -596,6 +656,7 @@ class Intent:
             "routes": [r.to_dict() for r in self.routes],
             "services": [s.to_dict() for s in self.services],
             "findings": [f.to_dict() for f in self.findings],
+            "migration": [m.to_dict() for m in self.migration],
         }
 
 

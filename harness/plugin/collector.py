@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -208,6 +208,13 @@ class ResultsCollector:
 
         settings = self.settings
         document = self.results.to_dict()
+        migration = [
+            {"scenario": name, **fate.to_dict()}
+            for name, intent in settings.scenarios.items()
+            for fate in intent.migration
+        ]
+        if migration:
+            document["migration"] = cast(list[dict[str, Any]], redact(migration))
         choice: BaselineChoice | None = None
         if settings.baseline and settings.baseline.lower() != "none":
             choice = BaselineChoice(path=Path(settings.baseline), run_id=None, how="given")

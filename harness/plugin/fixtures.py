@@ -56,6 +56,12 @@ def harness_settings(request: pytest.FixtureRequest) -> HarnessSettings:
     return settings_of(request.config)
 
 
+def _has_nginx(intent: Intent) -> bool:
+    from harness.intent.model import PROVIDER_NGINX
+
+    return any(r.provider == PROVIDER_NGINX for r in intent.routes)
+
+
 @pytest.fixture(scope="session")
 def local_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -85,6 +91,10 @@ def local_stack(
         traefik_log_level=settings.traefik_log_level,
         ready_timeout=settings.stack_timeout_s,
         gateway=any(uses_gateway_api(intent) for intent in settings.scenarios.values()),
+        # Ingresses written for ingress-nginx: Traefik's NGINX provider serves them.
+        nginx_provider="beside"
+        if any(_has_nginx(i) for i in settings.scenarios.values())
+        else None,
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[ACTIVE_STACK] = stack

@@ -110,6 +110,9 @@ class ResultsDocument(TypedDict):
     problem: NotRequired[str | None]
     #: Which run the comparison used and why (``harness.results.baseline.BaselineChoice``).
     baseline: NotRequired[dict[str, Any] | None]
+    #: Ingresses written for ingress-nginx: every annotation and its fate on Traefik's NGINX
+    #: provider (``AnnotationFate.to_dict`` with its ``scenario``); absent when there are none.
+    migration: NotRequired[list[dict[str, Any]]]
 
 
 def outcome_reason(outcome: Outcome, n: int) -> str:

@@ -1188,6 +1188,50 @@ def _findings(results: ResultsDocument) -> list[FindingGroup]:
     return [g for g in groups.values() if g.findings]
 
 
+@dataclass
+class MigrationRow:
+    """One annotation of an ingress-nginx Ingress and its fate on Traefik's NGINX provider."""
+
+    scenario: str
+    ingress: str
+    key: str
+    value: str
+    fate: str
+    note: str
+    source: str
+    #: The failed (or error) checks of the routes that depend on it: (anchor, label).
+    failed: list[tuple[str, str]]
+
+
+def _migration(results: ResultsDocument) -> list[MigrationRow]:
+    """The migration section: each annotation found, its fate, and the checks of its routes
+    that failed (those it may have caused; a changed or ignored annotation is the suspect)."""
+    failing = [c for c in results["checks"] if c["outcome"] in GATE_FAILING]
+    rows = []
+    for m in results.get("migration") or []:
+        routes, scenario = set(m.get("routes", [])), str(m.get("scenario", ""))
+        failed = [
+            (check_anchor(c["nodeid"]), f"{c['kind']} {c['summary'][:120]}")
+            for c in failing
+            if c["subject"]["scenario"] == scenario and c["subject"]["route"] in routes
+        ]
+        rows.append(
+            MigrationRow(
+                scenario=scenario,
+                ingress=str(m.get("ingress", "")),
+                key=str(m.get("key", "")),
+                value=_plain(m.get("value", ""), 120),
+                fate=str(m.get("fate", "")),
+                note=_plain(m.get("note", "")),
+                source=_source(m.get("source")),
+                failed=failed,
+            )
+        )
+    order = {"changed": 0, "ignored": 1, "honoured": 2}
+    rows.sort(key=lambda r: (order.get(r.fate, 3), r.scenario, r.ingress, r.key))
+    return rows
+
+
 def _target(target: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(headline rows: kind, proxy version, URLs; every field, flattened)."""
     flat = _flatten(target)
@@ -1216,6 +1260,7 @@ class ReportView:
     parameters: list[tuple[str, str]]
     findings: list[FindingGroup]
     n_findings: int
+    migration: list[MigrationRow]
     failing: list[CheckView]
     sections: list[SectionView]
     #: The stored comparison with the baseline (``Comparison.to_dict``), or None.
@@ -1253,6 +1298,7 @@ def build_view(results: ResultsDocument) -> ReportView:
         parameters=_flatten(results["parameters"]),
         findings=findings,
         n_findings=sum(len(g.findings) for g in findings),
+        migration=_migration(results),
         failing=sorted((v for v in views if v.failing), key=_section_order),
         sections=_sections(views),
         comparison=results["comparison"],

@@ -18,7 +18,15 @@ from typing import Any, Protocol
 import httpx
 
 from harness.errors import ConfigError, StackError, TargetUnreachable
-from harness.intent.model import TRAEFIK_CONTROLLER, Intent, Route, ServicePortRef, ServiceRef
+from harness.intent.model import (
+    NGINX_CONTROLLER,
+    PROVIDER_NGINX,
+    TRAEFIK_CONTROLLER,
+    Intent,
+    Route,
+    ServicePortRef,
+    ServiceRef,
+)
 from harness.targets.local_stack import (
     MANAGED_BY,
     SERVICE_PORT,
@@ -162,12 +170,14 @@ def supplied_ingress_classes(intent: Intent) -> list[dict[str, Any]]:
         and o.role in ("applied", "converted")
         and (o.body.get("spec") or {}).get("ingressClassName")
     }
+    # An ingress-nginx Ingress's class (Traefik's NGINX provider serves it) is ingress-nginx's.
+    nginx = {r.ingress_class for r in intent.routes if r.provider == PROVIDER_NGINX}
     return [
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "IngressClass",
             "metadata": {"name": name, "labels": {"app": MANAGED_BY}},
-            "spec": {"controller": TRAEFIK_CONTROLLER},
+            "spec": {"controller": NGINX_CONTROLLER if name in nginx else TRAEFIK_CONTROLLER},
         }
         for name in sorted(named - defined)
     ]
@@ -322,6 +332,7 @@ class LocalTarget:
             timeout=APPLY_TIMEOUT,
             what=f"Traefik to serve the routers (rule, priority) {sorted(wanted.items())}",
         )
+        self.stack.wait_for_nginx_weights(intent.served, timeout=APPLY_TIMEOUT)
 
     def remove_intent(self, intent: Intent) -> None:
         """Delete what applying the intent created (Services stay: scenarios share them) and

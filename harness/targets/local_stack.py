@@ -12,6 +12,11 @@ instance listens on its own loopback port), Traefik is started with its Kubernet
 providers (and its Gateway provider, when the manifests hold Gateway API objects) pointed at
 that API, and the stack is ready when Traefik serves a canary route from each provider (so each
 provider has synced, not just started).
+
+With ``nginx_provider`` Traefik's NGINX provider runs as well ("beside") or instead of the Ingress
+provider ("alone"); the stack then publishes the IngressClass ``nginx`` of controller
+``k8s.io/ingress-nginx`` (as ingress-nginx's Helm chart installs it) and a canary Ingress of that
+class.
 """
 
 from __future__ import annotations
@@ -40,10 +45,18 @@ from harness.backends.echo import (
     start_backends,
 )
 from harness.errors import StackError
-from harness.intent.model import GATEWAY_API_V1, GATEWAY_CONTROLLER, GATEWAY_GROUP, Intent
+from harness.intent.model import (
+    GATEWAY_API_V1,
+    GATEWAY_CONTROLLER,
+    GATEWAY_GROUP,
+    NGINX_CONTROLLER,
+    PROVIDER_NGINX,
+    Intent,
+)
 from harness.kubeapi.server import KubeAPIServer
 from harness.targets.apply import Applier, api_client_for_url
 from harness.traefik.process import (
+    NginxProviderMode,
     TraefikProcess,
     TraefikSettings,
     enabled_routers,
@@ -58,6 +71,10 @@ TUTORIAL_SERVICES: Mapping[str, int] = {"stilton": 1, "cheddar": 1, "wensleydale
 #: Where the harness keeps its own objects (the readiness canaries).
 SYSTEM_NAMESPACE = "harness-system"
 CANARY = "harness-canary"
+#: The canary Ingress of Traefik's NGINX provider (class NGINX_CLASS).
+NGINX_CANARY = "harness-canary-nginx"
+NGINX_CLASS = "nginx"
+
 SERVICE_PORT_NAME = "http"
 SERVICE_PORT = 80
 MANAGED_BY = "ingress-harness"
@@ -78,6 +95,10 @@ class LocalStackOptions:
     ready_timeout: float = 30.0
     #: Start Traefik with its Gateway API provider too (the manifests hold Gateway API objects).
     gateway: bool = False
+    #: Traefik's NGINX provider: None (off), "beside" the Ingress provider, or "alone".
+    nginx_provider: NginxProviderMode | None = None
+    #: The NGINX provider's watchIngressWithoutClass.
+    nginx_without_class: bool = False
 
 
 def service_objects(
@@ -142,6 +163,51 @@ def endpoint_slice(
     }
 
 
+def _canary_ingress(name: str, host: str, klass: str | None = None) -> dict[str, Any]:
+    ingress: dict[str, Any] = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": SYSTEM_NAMESPACE},
+        "spec": {
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {
+                                    "service": {
+                                        "name": CANARY,
+                                        "port": {"name": SERVICE_PORT_NAME},
+                                    }
+                                },
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    if klass is not None:
+        ingress["spec"]["ingressClassName"] = klass
+    return ingress
+
+
+def nginx_canary_objects() -> list[dict[str, Any]]:
+    """The IngressClass Traefik's NGINX provider serves, and its canary Ingress."""
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {"name": NGINX_CLASS, "labels": {"app": MANAGED_BY}},
+            "spec": {"controller": NGINX_CONTROLLER},
+        },
+        _canary_ingress(NGINX_CANARY, "canary-nginx.harness.invalid", NGINX_CLASS),
+    ]
+
+
 def canary_objects(target_port: int) -> list[dict[str, Any]]:
     """One route per provider that Traefik must serve before the stack counts as ready.
 
@@ -156,32 +222,7 @@ def canary_objects(target_port: int) -> list[dict[str, Any]]:
             [BackendInstance(service=CANARY, instance="0", host="127.0.0.1", port=target_port)],
             ns,
         ),
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": CANARY, "namespace": ns},
-            "spec": {
-                "rules": [
-                    {
-                        "host": "canary.harness.invalid",
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "pathType": "Prefix",
-                                    "backend": {
-                                        "service": {
-                                            "name": CANARY,
-                                            "port": {"name": SERVICE_PORT_NAME},
-                                        }
-                                    },
-                                }
-                            ]
-                        },
-                    }
-                ]
-            },
-        },
+        _canary_ingress(CANARY, "canary.harness.invalid"),
         {
             "apiVersion": "traefik.io/v1alpha1",
             "kind": "IngressRoute",
@@ -311,12 +352,37 @@ class Certificates:
             return False
 
 
-def canaries_served(routers: Sequence[Mapping[str, Any]], *, gateway: bool = False) -> bool:
-    """True when Traefik serves the canary route of both Kubernetes providers (and of the
-    Gateway provider with ``gateway``)."""
-    providers = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
-    wanted = {"kubernetes", "kubernetescrd"} | ({"kubernetesgateway"} if gateway else set())
-    return wanted <= providers
+def canaries_served(
+    routers: Sequence[Mapping[str, Any]],
+    providers: Sequence[str] = ("kubernetes", "kubernetescrd"),
+) -> bool:
+    """True when Traefik serves the canary route of each of its Kubernetes ``providers``."""
+    serving = {r.get("provider") for r in routers if CANARY in str(r.get("name", ""))}
+    return set(providers) <= serving
+
+
+def nginx_weights_served(
+    intent: Intent, routers: Sequence[Mapping[str, Any]], services: Sequence[Mapping[str, Any]]
+) -> bool:
+    """True when every weighted route Traefik's NGINX provider builds for ``intent`` is served
+    with the modeled weights: its router (named as the route id says, after the object's name)
+    sends to a weighted service with those weights. A primary Ingress alone gives the same
+    router rule without its canary, so the rule does not tell the two configurations apart."""
+    by_router = {
+        str(r.get("name", "")).split("@")[0]: r for r in routers if r.get("status") == "enabled"
+    }
+    by_service = {str(s.get("name", "")).split("@")[0]: s for s in services}
+    for route in intent.routes:
+        if route.provider != PROVIDER_NGINX or not route.weighted:
+            continue
+        router = by_router.get(route.id.split(":", 1)[1])
+        if router is None:
+            return False
+        weighted = (by_service.get(str(router.get("service", ""))) or {}).get("weighted") or {}
+        served = sorted(int(w.get("weight", 0)) for w in weighted.get("services", []))
+        if served != sorted(b.weight for b in route.backends):
+            return False
+    return True
 
 
 class LocalStack:
@@ -370,6 +436,8 @@ class LocalStack:
         self.register_backends(self.backends.by_service())
         port = int(self.kubeapi.url.rsplit(":", 1)[1])
         self.applier.apply_all(canary_objects(port))
+        if opts.nginx_provider is not None:
+            self.applier.apply_all(nginx_canary_objects())
 
         settings = TraefikSettings(
             kube_endpoint=self.kubeapi.url,
@@ -378,6 +446,8 @@ class LocalStack:
             strict_prefix_matching=opts.strict_prefix_matching,
             log_level=opts.traefik_log_level,
             gateway=opts.gateway,
+            nginx_provider=opts.nginx_provider,
+            nginx_without_class=opts.nginx_without_class,
         )
         self.traefik = TraefikProcess(settings, self.workdir / "traefik")
         self._exit.callback(self.traefik.stop)
@@ -385,10 +455,10 @@ class LocalStack:
             self.applier.apply_all(gateway_canary_objects(self.traefik.web_port))
         self.traefik.start(timeout=opts.ready_timeout)
         self.traefik.wait_for_routers(
-            functools.partial(canaries_served, gateway=opts.gateway),
+            functools.partial(canaries_served, providers=settings.providers),
             timeout=opts.ready_timeout,
-            what="Traefik to serve the canary routes of its Ingress and CRD providers"
-            + (" and of its Gateway provider" if opts.gateway else ""),
+            what="Traefik to serve the canary routes of its providers "
+            + ", ".join(settings.providers),
         )
 
     def local_listeners(self, objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -442,6 +512,25 @@ class LocalStack:
                 timeout=timeout,
                 what=f"Traefik to present the generated certificate for {host} on websecure",
             )
+
+    def wait_for_nginx_weights(self, intent: Intent, timeout: float = 30.0) -> None:
+        """Wait (polled) until Traefik serves the NGINX provider's weighted routes of ``intent``
+        (what Traefik builds) with the modeled weights (see :func:`nginx_weights_served`)."""
+        if not any(r.provider == PROVIDER_NGINX and r.weighted for r in intent.routes):
+            return
+        traefik = self.running_traefik()
+
+        def served() -> bool:
+            try:
+                return nginx_weights_served(intent, traefik.routers(), traefik.services())
+            except httpx.HTTPError:
+                return False
+
+        wait_until(
+            served,
+            timeout=timeout,
+            what="Traefik's NGINX provider to serve its canaries' weighted services",
+        )
 
     def register_backends(self, by_service: Mapping[str, Sequence[BackendInstance]]) -> None:
         """Publish backends as Services + EndpointSlices in the run's namespace."""
@@ -575,7 +664,15 @@ class LocalStack:
         """Point the canary route of ``kind`` (Ingress or IngressRoute) at ``host``, wait until
         Traefik serves it (polled every 20 ms) and return when it did, on the monotonic clock."""
         port = int(self.kubeapi.url.rsplit(":", 1)[1]) if self.kubeapi else 0
-        (obj,) = [o for o in canary_objects(port) if o["kind"] == kind]
+        # Without Traefik's Ingress provider, the NGINX provider's canary Ingress moves instead.
+        name = (
+            NGINX_CANARY if kind == "Ingress" and self.options.nginx_provider == "alone" else CANARY
+        )
+        (obj,) = [
+            o
+            for o in canary_objects(port) + nginx_canary_objects()
+            if o["kind"] == kind and o["metadata"]["name"] == name
+        ]
         if kind == "IngressRoute":
             obj["spec"]["routes"][0]["match"] = f"Host(`{host}`)"
         else:

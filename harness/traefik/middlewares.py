@@ -203,6 +203,18 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class RewriteTarget:
+    """Traefik's NGINX provider's ``rewrite-target`` (pkg/middlewares/ingressnginx/
+    rewritetarget, not a Middleware type of its own): where ``regex`` is found in the escaped
+    path, every match is replaced (Go ``ReplaceAllString``) and the result becomes the raw path;
+    no ``X-Replaced-Path``; 500 when it is empty or a bad escape, 400 when cleaning would
+    change it."""
+
+    regex: GoRegexp
+    replacement: str
+
+
+@dataclass(frozen=True)
 class Inert:
     """An accepted type that does not change a correct request's answer."""
 
@@ -219,6 +231,7 @@ Middleware = (
     | RedirectRegex
     | Headers
     | Chain
+    | RewriteTarget
     | Inert
 )
 
@@ -763,6 +776,21 @@ def _replace_path_regex(mw: ReplacePathRegex, st: _State) -> Outcome | None:
     return None
 
 
+def _rewrite_target(mw: RewriteTarget, st: _State) -> Outcome | None:
+    current = st.url.raw_path or st.url.escaped_path()
+    if mw.regex.search(current) is None:
+        return None
+    new_raw = mw.regex.replace_all(current, mw.replacement)
+    path = _unescape(new_raw) if new_raw else None
+    if path is None:
+        return Answered(500, f"the rewritten path {new_raw!r} is empty or has an invalid escape")
+    st.url = replace(st.url, path=path, raw_path=new_raw)
+    st.request_uri = st.url.request_uri()
+    if path and st.url.join_path().path != path:
+        return Answered(400, f"the rewritten path {path!r} is not clean")
+    return None
+
+
 def _split_host_port(host: str) -> tuple[str, str]:
     """Go's ``net.SplitHostPort``, with the whole Host when it has no port."""
     if host.startswith("["):
@@ -890,6 +918,8 @@ def apply_middlewares(middlewares: Sequence[Middleware], request: Request) -> Ou
             outcome = _replace_path(mw.path, st)
         elif isinstance(mw, ReplacePathRegex):
             outcome = _replace_path_regex(mw, st)
+        elif isinstance(mw, RewriteTarget):
+            outcome = _rewrite_target(mw, st)
         elif isinstance(mw, RedirectScheme):
             outcome = _redirect_scheme(mw, st, request)
         elif isinstance(mw, RedirectRegex):

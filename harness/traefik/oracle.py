@@ -56,6 +56,7 @@ from harness.intent.model import (
     FINDING_UNDEFINED_TIE,
     PROVIDER_GATEWAY,
     PROVIDER_INGRESS,
+    PROVIDER_NGINX,
     Finding,
     Intent,
     Route,
@@ -323,12 +324,22 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
     if route.path != "/" and (
         route.provider == PROVIDER_GATEWAY
         or (strict_prefix_matching and route.provider == PROVIDER_INGRESS and not route.match_rule)
+        or _nginx_element_wise(route)
     ):
         # Both build (Path("/p") || PathPrefix("/p/")): the Gateway provider always
         # (harness.traefik.gateway.path_rule), the Ingress one with strictPrefixMatching.
         base = route.path.removesuffix("/")
         return path_matches("exact", base, request) or path_matches("prefix", base + "/", request)
     return path_matches("prefix", route.path, request)
+
+
+def _nginx_element_wise(route: Route) -> bool:
+    """An ingress-nginx Prefix path matches element by element; Traefik's NGINX provider (a
+    route with its rule) builds ImplementationSpecific the same way, ingress-nginx does not."""
+    return route.provider == PROVIDER_NGINX and (
+        route.path_type == "Prefix"
+        or (route.match_rule is not None and route.path_type == "ImplementationSpecific")
+    )
 
 
 def _routes_request(

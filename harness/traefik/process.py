@@ -5,7 +5,9 @@ Each run gets its own temporary folder with a generated static configuration (Ku
 and CRD providers, and the Gateway provider when asked, pointed at a Kubernetes API; the ``web``
 and ``websecure`` entry points, neither with TLS of its own, so TLS is what each router
 declares, and the API/ping entry point, all on loopback ports) and Traefik's log, which is kept
-and quoted when something goes wrong.
+and quoted when something goes wrong. With ``nginx_provider`` set, Traefik also runs its NGINX
+provider (``providers.kubernetesIngressNGINX``, class ``nginx``, controller
+``k8s.io/ingress-nginx``): next to the Ingress provider or instead of it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import yaml
@@ -35,6 +37,9 @@ LOOPBACK = "127.0.0.1"
 
 #: How many log lines an error quotes.
 LOG_TAIL_LINES = 15
+
+#: How Traefik's NGINX provider runs: next to the Ingress provider, or instead of it.
+NginxProviderMode = Literal["beside", "alone"]
 
 
 def find_traefik_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -122,6 +127,18 @@ class TraefikSettings:
     gateway: bool = False
     #: Deep-merged over the generated static configuration (for options the harness lacks).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: providers.kubernetesIngressNGINX: None (off), "beside" the Ingress provider, "alone".
+    nginx_provider: NginxProviderMode | None = None
+    #: providers.kubernetesIngressNGINX.watchIngressWithoutClass.
+    nginx_without_class: bool = False
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The Kubernetes providers this Traefik runs, by their Traefik names."""
+        ingress = () if self.nginx_provider == "alone" else ("kubernetes",)
+        nginx = ("kubernetesingressnginx",) if self.nginx_provider else ()
+        gateway = ("kubernetesgateway",) if self.gateway else ()
+        return (*ingress, "kubernetescrd", *gateway, *nginx)
 
 
 def static_configuration(
@@ -157,6 +174,13 @@ def static_configuration(
             **({"kubernetesGateway": dict(kube)} if settings.gateway else {}),
         },
     }
+    if settings.nginx_provider == "alone":
+        del config["providers"]["kubernetesIngress"]
+    if settings.nginx_provider is not None:
+        nginx = dict(kube)
+        if settings.nginx_without_class:
+            nginx["watchIngressWithoutClass"] = True
+        config["providers"]["kubernetesIngressNGINX"] = nginx
     return _deep_merge(config, settings.extra)
 
 
@@ -275,6 +299,13 @@ class TraefikProcess:
         data = response.json()
         return data if isinstance(data, list) else []
 
+    def services(self) -> list[dict[str, Any]]:
+        """Traefik's HTTP services as its API shows them (weights of a weighted one included)."""
+        response = self._http.get(f"{self.api_url}/api/http/services", params={"per_page": 1000})
+        response.raise_for_status()
+        data = response.json()
+        return data if isinstance(data, list) else []
+
     def wait_for_routers(
         self,
         predicate: Callable[[list[dict[str, Any]]], bool],
@@ -337,4 +368,6 @@ class TraefikProcess:
             "throttle_seconds": self.settings.throttle_seconds,
             "strict_prefix_matching": self.settings.strict_prefix_matching,
             "gateway_provider": self.settings.gateway,
+            "providers": list(self.settings.providers),
+            "nginx_without_class": self.settings.nginx_without_class,
         }

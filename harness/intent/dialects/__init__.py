@@ -13,7 +13,10 @@ file, line and field. Understood forms:
   (``weighted``, nesting flattened);
 - Gateway API ``gateway.networking.k8s.io/v1`` GatewayClass, Gateway and HTTPRoute, read as
   Traefik's Gateway provider builds its routers (``_gateway.py``); ReferenceGrant (v1beta1);
-- Service (ports, for named-port resolution); IngressClass; workload kinds are skipped.
+- Service (ports, for named-port resolution); IngressClass; workload kinds are skipped;
+- Ingresses for ingress-nginx (their class, or ``kubernetes.io/ingress.class: nginx``), with
+  ``nginx.ingress.kubernetes.io/*`` annotations: read with ingress-nginx's meaning, and built as
+  Traefik's NGINX provider builds them (``Intent.effective``; ``_nginx``).
 
 Backend Services: every Service a route sends to must be a ``Service`` object in the manifests,
 unless the caller names it in ``known_services`` (the harness then creates it), or passes
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,14 @@ from harness.intent.dialects._ingress import (
     ingress_v1_body,
     legacy_annotation_keys,
     read_ingress,
+)
+from harness.intent.dialects._nginx import (
+    NginxReading,
+    canary_outranked_notes,
+    nginx_selection,
+    outranked_notes,
+    read_nginx_ingresses,
+    record_fates,
 )
 from harness.intent.dialects._objects import (
     IGNORED_KINDS,
@@ -123,24 +135,27 @@ def load_intent(
     namespace: str = "default",
     known_services: KnownServices = None,
     legacy: LegacyMode = "translate",
+    nginx_without_class: bool = False,
 ) -> Intent:
     """Read manifest files (or directories of them) into one ``Intent``.
 
     ``namespace`` is used for objects without ``metadata.namespace``; ``legacy`` says how legacy
-    forms are verified (see ``LegacyMode``). Raises ``ManifestError`` (naming file, line and
-    field) for anything that cannot be turned into intent.
+    forms are verified (see ``LegacyMode``); ``nginx_without_class``: Traefik's NGINX provider
+    also serves Ingresses without a class (``watchIngressWithoutClass``), as its Ingress
+    provider does. Raises ``ManifestError`` (naming file, line and field) for anything that
+    cannot be turned into intent.
     """
     files = manifest_files(paths)
     objects = _read_objects(files, namespace)
     check_duplicates(objects)
     ctx = _context(objects, namespace, known_services, read_legacy=True, legacy_mode=legacy)
-    routes, unserved = _read_routes(ctx)
+    routes, unserved, nginx = _read_routes(ctx, nginx_without_class)
     manifest_objects = tuple(_manifest_object(obj, legacy) for obj in objects)
     effective: Intent | None = None
     if legacy == "as-written" and any(o.legacy for o in manifest_objects):
         # What Traefik v3 builds from the objects as applied: the 1.x annotations ignored.
         v3 = _context(objects, namespace, known_services, read_legacy=False, legacy_mode=legacy)
-        v3_routes, v3_unserved = _read_routes(v3)
+        v3_routes, v3_unserved, _ = _read_routes(v3, nginx_without_class)
         effective = Intent(
             routes=v3_routes,
             services=_service_refs(v3, v3_routes + tuple(u.route for u in v3_unserved)),
@@ -159,6 +174,9 @@ def load_intent(
                     "a v3 translation instead",
                     obj.source,
                 )
+    route_notes: dict[str, str] = {}
+    if nginx.traefik_drafts:
+        effective, route_notes = _nginx_effective(ctx, routes, effective, nginx)
     return Intent(
         routes=routes,
         services=_service_refs(ctx, routes + tuple(u.route for u in unserved)),
@@ -170,6 +188,32 @@ def load_intent(
         objects=manifest_objects,
         legacy_mode=legacy if any(o.legacy for o in manifest_objects) else None,
         effective=effective,
+        migration=tuple(nginx.fates),
+        route_notes=route_notes,
+    )
+
+
+def _nginx_effective(
+    ctx: Context, routes: tuple[Route, ...], effective: Intent | None, nginx: NginxReading
+) -> tuple[Intent, dict[str, str]]:
+    """What Traefik serves when some Ingresses are ingress-nginx's: the other routes as they are
+    served, the ingress-nginx ones as its NGINX provider builds them; and, per declared route,
+    how that differs (for failure messages)."""
+    served = effective or Intent(routes=routes, namespace=ctx.namespace)
+    declared_nginx = {r.id for r in _routes(nginx.drafts)}
+    others = tuple(r for r in served.routes if r.id not in declared_nginx)
+    traefik_routes = _routes(nginx.traefik_drafts)
+    notes = {k: list(v) for k, v in nginx.notes.items()}
+    outranked = dict(outranked_notes(ctx, routes, traefik_routes))
+    for rid, text in outranked.items():
+        notes.setdefault(rid, []).append(text)
+    canary_outranked = canary_outranked_notes(ctx, routes, traefik_routes)
+    for rid, _, text in canary_outranked:
+        notes.setdefault(rid, []).append(text)
+    record_fates(nginx, ctx, outranked, canary_outranked)
+    return (
+        replace(served, routes=others + traefik_routes),
+        {rid: "; ".join(texts) for rid, texts in notes.items()},
     )
 
 
@@ -196,11 +240,18 @@ def _context(
     return ctx
 
 
-def _read_routes(ctx: Context) -> tuple[tuple[Route, ...], tuple[UnservedRoute, ...]]:
-    """The routes Traefik serves, and those of Ingresses it does not (another class)."""
+def _read_routes(
+    ctx: Context, nginx_without_class: bool = False
+) -> tuple[tuple[Route, ...], tuple[UnservedRoute, ...], NginxReading]:
+    """The routes Traefik serves, those of Ingresses it does not (another class), and the
+    ingress-nginx Ingresses read (their declared routes are among the served ones)."""
     drafts: list[Draft] = []
+    nginx_objects = []
     for obj in ctx.objects:
-        if obj.kind == "Ingress":
+        how = nginx_selection(ctx, obj, without_class=nginx_without_class)
+        if how is not None:
+            nginx_objects.append((obj, how))
+        elif obj.kind == "Ingress":
             drafts.extend(read_ingress(ctx, obj))
         elif obj.kind == "IngressRoute":
             drafts.extend(read_ingressroute(ctx, obj))
@@ -208,12 +259,19 @@ def _read_routes(ctx: Context) -> tuple[tuple[Route, ...], tuple[UnservedRoute, 
             drafts.extend(read_httproute(ctx, obj))
         elif obj.kind == "ReferenceGrant":
             check_fields(ctx, obj, REFERENCEGRANT)
+    nginx = read_nginx_ingresses(ctx, nginx_objects, also_traefik=nginx_without_class)
+    if nginx_without_class:
+        # Class-less Ingresses: Traefik's own Ingress provider serves them as well.
+        for obj, _ in nginx_objects:
+            if obj.doc.require("spec").get("ingressClassName") is None:
+                nginx.traefik_drafts.extend(read_ingress(ctx, obj))
+    drafts.extend(nginx.drafts)
     routes = _routes(drafts)
     served = tuple(r for r, d in zip(routes, drafts, strict=True) if not d.unserved)
     unserved = tuple(
         UnservedRoute(r, d.unserved) for r, d in zip(routes, drafts, strict=True) if d.unserved
     )
-    return served, unserved
+    return served, unserved, nginx
 
 
 #: Kinds whose objects are not namespaced.
@@ -342,6 +400,7 @@ def load_scenarios(
     namespace: str = "default",
     known_services: KnownServices = None,
     legacy: LegacyMode = "translate",
+    nginx_without_class: bool = False,
 ) -> dict[str, Intent]:
     """Scenarios in a manifests directory: every file that declares routes is one scenario,
     read together with the shared files (those holding only Services, IngressClasses and
@@ -362,7 +421,11 @@ def load_scenarios(
         )
     return {
         path.stem: load_intent(
-            [*shared, path], namespace=namespace, known_services=known_services, legacy=legacy
+            [*shared, path],
+            namespace=namespace,
+            known_services=known_services,
+            legacy=legacy,
+            nginx_without_class=nginx_without_class,
         )
         for path in scenario_files
     }

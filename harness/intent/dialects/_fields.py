@@ -465,3 +465,174 @@ REFERENCEGRANT: Table = {
         "to[]": {"group": MODELED, "kind": MODELED, "name": MODELED},
     },
 }
+
+
+def _not_modeled_yet(what: str) -> Refused:
+    return Refused(
+        f"{what}; the harness does not model it on ingress-nginx Ingresses yet",
+        "Remove it to verify the rest, or verify that Ingress by hand",
+    )
+
+
+_NGINX_INERT_TIMEOUTS = Inert("timeouts and retries: a healthy backend answers the same")
+_NGINX_INERT_BUFFERS = Inert("buffer and body-size limits: the harness's requests are small")
+_NGINX_STICKY = Inert(
+    "session affinity pins a client that sends the cookie; the shares across clients without "
+    "cookies are what is verified"
+)
+_NGINX_ANSWERS = "decides whether the route answers at all"
+#: ``nginx.ingress.kubernetes.io/`` annotations, after the prefix, as ingress-nginx documents
+#: them: what the dialect models (and what Traefik's NGINX provider does with each is in
+#: harness/intent/dialects/_nginx.py), accepts as inert, or refuses.
+NGINX_ANNOTATIONS: Mapping[str, Field] = {
+    **dict.fromkeys(
+        (
+            "canary",
+            "canary-weight",
+            "canary-weight-total",
+            "canary-by-header",
+            "canary-by-header-value",
+            "canary-by-header-pattern",
+            "canary-by-cookie",
+        ),
+        MODELED,
+    ),
+    "use-regex": MODELED,
+    "rewrite-target": MODELED,
+    "app-root": _not_modeled_yet("app-root redirects / to another path"),
+    "permanent-redirect": _not_modeled_yet("permanent-redirect answers with a redirect"),
+    "permanent-redirect-code": _not_modeled_yet("permanent-redirect-code sets a redirect code"),
+    "temporal-redirect": _not_modeled_yet("temporal-redirect answers with a redirect"),
+    "temporal-redirect-code": _not_modeled_yet("temporal-redirect-code sets a redirect code"),
+    "ssl-redirect": _not_modeled_yet("ssl-redirect redirects plain HTTP to HTTPS"),
+    "force-ssl-redirect": _not_modeled_yet("force-ssl-redirect redirects plain HTTP to HTTPS"),
+    "from-to-www-redirect": _not_modeled_yet("from-to-www-redirect redirects between hosts"),
+    "x-forwarded-prefix": _not_modeled_yet("x-forwarded-prefix sets a request header"),
+    "upstream-vhost": _not_modeled_yet("upstream-vhost changes the Host the backend sees"),
+    "custom-headers": _not_modeled_yet("custom-headers sets headers from a ConfigMap"),
+    "server-alias": _not_modeled_yet("server-alias serves the host's paths on other hosts"),
+    "backend-protocol": _not_modeled_yet("backend-protocol changes how the backend is spoken to"),
+    "proxy-connect-timeout": _NGINX_INERT_TIMEOUTS,
+    "proxy-read-timeout": _NGINX_INERT_TIMEOUTS,
+    "proxy-send-timeout": _NGINX_INERT_TIMEOUTS,
+    "proxy-next-upstream": _NGINX_INERT_TIMEOUTS,
+    "proxy-next-upstream-tries": _NGINX_INERT_TIMEOUTS,
+    "proxy-next-upstream-timeout": _NGINX_INERT_TIMEOUTS,
+    "proxy-body-size": _NGINX_INERT_BUFFERS,
+    "client-body-buffer-size": _NGINX_INERT_BUFFERS,
+    "proxy-buffering": _NGINX_INERT_BUFFERS,
+    "proxy-buffer-size": _NGINX_INERT_BUFFERS,
+    "proxy-buffers-number": _NGINX_INERT_BUFFERS,
+    "proxy-request-buffering": _NGINX_INERT_BUFFERS,
+    "proxy-max-temp-file-size": _NGINX_INERT_BUFFERS,
+    "proxy-http-version": Inert("the HTTP version towards the backend"),
+    "limit-rate": Inert("bandwidth per response: the harness's answers are small"),
+    "limit-rate-after": Inert("bandwidth per response: the harness's answers are small"),
+    "proxy-cookie-path": Inert("rewrites Set-Cookie paths; the echo backends set no cookies"),
+    "proxy-cookie-domain": Inert("rewrites Set-Cookie domains; the echo backends set no cookies"),
+    "enable-access-log": Inert("access logs only"),
+    "enable-opentelemetry": Inert("tracing only"),
+    "enable-rewrite-log": Inert("logs only"),
+    "load-balance": Inert("the algorithm across one Service's endpoints"),
+    "mirror-target": Inert("a copy of the request goes elsewhere; the answer is the route's"),
+    "mirror-uri": Inert("a copy of the request goes elsewhere; the answer is the route's"),
+    "enable-cors": Inert("CORS response headers (preflight answers are not probed)"),
+    "cors-allow-origin": Inert("CORS response headers"),
+    "cors-allow-methods": Inert("CORS response headers"),
+    "cors-allow-headers": Inert("CORS response headers"),
+    "cors-allow-credentials": Inert("CORS response headers"),
+    "cors-expose-headers": Inert("CORS response headers"),
+    "cors-max-age": Inert("CORS response headers"),
+    "affinity": _NGINX_STICKY,
+    "affinity-mode": _NGINX_STICKY,
+    "affinity-canary-behavior": _NGINX_STICKY,
+    "session-cookie-name": _NGINX_STICKY,
+    "session-cookie-path": _NGINX_STICKY,
+    "session-cookie-secure": _NGINX_STICKY,
+    "session-cookie-samesite": _NGINX_STICKY,
+    "session-cookie-domain": _NGINX_STICKY,
+    "session-cookie-max-age": _NGINX_STICKY,
+    "session-cookie-expires": _NGINX_STICKY,
+    "service-upstream": Inert("the Service's ClusterIP instead of its endpoints: same backends"),
+    "upstream-hash-by": Refused(
+        "hashing pins each client to one endpoint", "Remove it to verify the routing"
+    ),
+    **dict.fromkeys(
+        (
+            "auth-type",
+            "auth-secret",
+            "auth-realm",
+            "auth-secret-type",
+            "auth-url",
+            "auth-signin",
+            "auth-method",
+            "auth-response-headers",
+            "auth-snippet",
+            "auth-tls-secret",
+            "auth-tls-verify-client",
+            "auth-tls-pass-certificate-to-upstream",
+            "enable-global-auth",
+            "whitelist-source-range",
+            "allowlist-source-range",
+            "denylist-source-range",
+            "limit-rps",
+            "limit-rpm",
+            "limit-connections",
+            "limit-burst-multiplier",
+            "enable-modsecurity",
+            "enable-owasp-core-rules",
+            "modsecurity-snippet",
+            "modsecurity-transaction-id",
+            "satisfy",
+        ),
+        Refused(
+            f"authentication, source ranges, rate limits and WAF rules: {_NGINX_ANSWERS}",
+            "Verify the routing without it (remove the annotation) and its effect by hand",
+        ),
+    ),
+    **dict.fromkeys(
+        ("configuration-snippet", "server-snippet", "stream-snippet"),
+        Refused(
+            "a snippet is raw nginx configuration; Traefik's NGINX provider skips the whole "
+            "Ingress unless allowSnippetAnnotations is set",
+            "Replace the snippet by annotations",
+        ),
+    ),
+    **dict.fromkeys(
+        ("custom-http-errors", "default-backend", "ssl-passthrough"),
+        Refused(
+            "it sends some requests to another backend or bypasses HTTP routing",
+            "Remove it to verify the routing",
+        ),
+    ),
+}
+NGINX_PREFIX = "nginx.ingress.kubernetes.io/"
+
+
+def check_nginx_annotations(ctx: Context, obj: K8sObject) -> list[tuple[str, YNode]]:
+    """Every ``nginx.ingress.kubernetes.io/`` annotation of an ingress-nginx Ingress is modeled,
+    inert or refused (an unknown one is refused: a typo that ingress-nginx ignores silently);
+    returns them, short key and node, for the migration report."""
+    found: list[tuple[str, YNode]] = []
+    for key, node in obj.annotations:
+        if not key.startswith(NGINX_PREFIX):
+            continue
+        short = key.removeprefix(NGINX_PREFIX)
+        disposition = NGINX_ANNOTATIONS.get(short)
+        if disposition is None:
+            node.fail(
+                f"unknown ingress-nginx annotation {key}: ingress-nginx ignores it (a typo?), "
+                "and the harness cannot say what it would do",
+                "Fix the annotation name, or remove it",
+            )
+        if isinstance(disposition, Refused):
+            node.fail(f"{key}: {disposition.why}", disposition.advice)
+        if isinstance(disposition, Inert):
+            ctx.note(
+                FINDING_NOT_MODELED,
+                f"{key} is accepted as inert: {disposition.why}",
+                node.source(),
+                "info",
+            )
+        found.append((short, node))
+    return found

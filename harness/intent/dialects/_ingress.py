@@ -101,7 +101,9 @@ _RULE_TYPE_RENDERING = {
     "PathStrip": "pathType Exact (Path) plus a stripPrefix Middleware",
     "Path": "pathType Exact (Path)",
 }
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+HOST_PATTERN = _HOST = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _INT = re.compile(r"^[+-]?\d+$")
 _PERCENT = re.compile(r"^(\d+)(?:\.(\d+))?\s*%?$")
 _MAX_PRIORITY = 2**63 - 1 - 1000  # Traefik's maxUserPriority on 64-bit (router.go).
@@ -587,6 +589,11 @@ def _parse_weights(node: YNode, key: str) -> dict[str, tuple[Fraction, Source]]:
             )
         out[service] = (percent, where)
     return out
+
+
+def ingress_backend(ctx: Context, obj: K8sObject, backend: YNode) -> WeightedBackend:
+    """A networking.k8s.io/v1 path's ``backend``, checked against the manifests' Services."""
+    return _backend(ctx, obj, False, backend)
 
 
 def _backend(ctx: Context, obj: K8sObject, legacy: bool, backend: YNode) -> WeightedBackend:

@@ -1,0 +1,213 @@
+"""Ingresses written for ingress-nginx on the real Traefik's NGINX provider (the session's local
+stack runs it beside the Ingress provider, since the packaged scenarios hold such Ingresses):
+the routers it builds are the ones the model predicts (names, rules, priorities, the weighted
+service of a canary), ingress-nginx's canary examples pass as ingress-nginx documents them, and
+a canary-weight-total that Traefik reads differently fails the weights check with a message
+naming the annotation and both shares."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from suite_runs import run_pytest
+
+from harness.checks.evidence import Outcome
+from harness.checks.exact import applies, judge
+from harness.checks.probes import generate_probes
+from harness.checks.weights import WeightSettings, check_split
+from harness.intent.dialects import load_intent, load_scenarios
+from harness.intent.model import PROVIDER_NGINX, Intent
+from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.traffic.rounds import send_in_rounds
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = ROOT / "harness" / "suites" / "manifests"
+#: Small, so the split checks stay short: a 50 % versus 5 % difference is far beyond it.
+QUICK = WeightSettings(min_deviation=0.05, power=0.95)
+
+
+def _nginx_scenarios() -> dict[str, Intent]:
+    return {n: i for n, i in load_scenarios(MANIFESTS).items() if n.startswith("nginx-")}
+
+
+def _routing_verdicts(target: LocalTarget, intent: Intent, name: str) -> dict[str, Any]:
+    probes = generate_probes(intent, edge=False)
+    run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+    return {
+        p.id: judge("routing", run.records[p.id], intent, scenario=name)
+        for p in probes
+        if applies("routing", p)
+    }
+
+
+def test_the_stack_serves_the_nginx_canary_route(local_stack: Any) -> None:
+    routers = local_stack.running_traefik().routers()
+    assert any(r.get("provider") == PROVIDER_NGINX for r in routers)
+    assert "kubernetesingressnginx" in local_stack.running_traefik().describe()["providers"]
+
+
+def test_traefik_builds_the_routers_and_weights_the_model_predicts(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    intent = load_intent([MANIFESTS / "nginx-canary-by-header.yaml"])
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    try:
+        traefik = local_stack.running_traefik()
+        served = {
+            str(r["name"]).removesuffix("@kubernetesingressnginx"): r
+            for r in traefik.routers()
+            if r.get("provider") == PROVIDER_NGINX and "harness" not in str(r["name"])
+        }
+        predicted = {r.id.split(":", 1)[1]: r for r in intent.served.routes}
+        # Each router of the model, with its rule and rule-length priority, and its -tls twin.
+        for name, route in predicted.items():
+            for key in (name, f"{name}-tls"):
+                assert key in served, sorted(served)
+                assert served[key]["rule"] == route.rule
+                assert served[key]["priority"] == len(route.rule)
+        services = httpx.get(f"{traefik.api_url}/api/http/services", timeout=5).json()
+        wrr = next(s for s in services if s["name"].endswith("-wrr@kubernetesingressnginx"))
+        weights = {w["name"].rsplit("-", 2)[-2]: w["weight"] for w in wrr["weighted"]["services"]}
+        main = next(r for r in intent.served.routes if r.id.endswith("path-0"))
+        assert sorted(weights.values()) == sorted(b.weight for b in main.backends)
+    finally:
+        target.remove_intent(intent)
+
+
+@pytest.mark.parametrize("name", sorted(_nginx_scenarios()))
+def test_ingress_nginx_canary_examples_pass_on_traefik(local_stack: Any, name: str) -> None:
+    intent = _nginx_scenarios()[name]
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    try:
+        verdicts = _routing_verdicts(target, intent, name)
+        failed = [v.message for v in verdicts.values() if not v.passed]
+        assert len(verdicts) >= 3 and not failed, "\n\n".join(failed)
+        if intent.route_notes:
+            pytest.fail(f"{name}: the model expects a difference: {dict(intent.route_notes)}")
+        for route in intent.weighted_routes:
+            verdict = check_split(target.proxy_url, intent, route, QUICK, scenario=name, n_checks=1)
+            assert verdict.outcome is Outcome.PASSED, verdict.message
+    finally:
+        target.remove_intent(intent)
+
+
+def _weight_total(tmp_path: Path) -> Path:
+    text = (MANIFESTS / "nginx-canary-weight.yaml").read_text()
+    text = text.replace(
+        'canary-weight: "40"',
+        'canary-weight: "5"\n    nginx.ingress.kubernetes.io/canary-weight-total: "10"',
+    )
+    path = tmp_path / "nginx-canary-weight-total.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_weight_total_traefik_reads_differently_fails_naming_both_shares(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    intent = load_intent([_weight_total(tmp_path)])
+    (route,) = intent.weighted_routes
+    assert route.shares() == {"prod": 0.5, "canary": 0.5}
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    try:
+        verdict = check_split(
+            target.proxy_url, intent, route, QUICK, scenario="weight-total", n_checks=1
+        )
+    finally:
+        target.remove_intent(intent)
+    assert verdict.outcome is Outcome.FAILED
+    message = verdict.message
+    assert "canary-weight-total 10" in message
+    assert "ingress-nginx sends 50% to canary" in message
+    assert "max(10, 100) = 100 and sends 5%" in message
+    assert "declared  prod 50.00%, canary 50.00%" in message
+    measured = verdict.evidence["verdict"]
+    canary_share = dict(zip(measured["backends"], measured["observed"], strict=True))["canary"]
+    assert canary_share == pytest.approx(0.05, abs=0.01)
+    assert f"canary {canary_share:.2%}" in message
+    (fate,) = [m for m in intent.migration if m.key.endswith("canary-weight-total")]
+    assert fate.fate == "changed" and route.id in fate.routes
+
+
+MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
+
+
+def test_a_migration_report_lists_each_annotation_and_the_checks_it_failed(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """The realistic set, applied to the local Traefik; the routing and priority suites run in
+    external mode against it, as a user would run them (one subprocess), and write the report."""
+    intent = load_intent([MIGRATION])
+    target = LocalTarget(local_stack)
+    target.apply_intent(intent)
+    report_dir = tmp_path / "report"
+    try:
+        run = run_pytest(
+            ROOT / "harness" / "suites" / "test_routing.py",
+            ROOT / "harness" / "suites" / "test_priority.py",
+            "-q", "--proxy-url", target.proxy_url, "--manifests", MIGRATION,
+            "--report-dir", report_dir, "--baseline", "none", "--probe-rounds", "2",
+            timeout=300,
+        )  # fmt: skip
+    finally:
+        target.remove_intent(intent)
+    assert run.returncode == 1, run.output
+    results = run.results(report_dir)
+    failed = {c["subject"]["route"] for c in results["checks"] if c["outcome"] == "failed"}
+    fates = {(m["ingress"], m["key"].rsplit("/", 1)[1]): m for m in results["migration"]}
+    assert {k: m["fate"] for k, m in fates.items()} == {
+        ("shop", "limit-rate"): "ignored",
+        ("shop", "proxy-read-timeout"): "honoured",
+        ("shop-canary", "canary"): "honoured",
+        ("shop-canary", "canary-by-header"): "changed",
+        ("api", "use-regex"): "changed",
+        ("rewrite", "rewrite-target"): "honoured",
+        ("legacy-api", "rewrite-target"): "changed",
+    }
+    # Every failed check is one a changed annotation's routes explain; none an honoured one's.
+    explained = {r for m in fates.values() if m["fate"] == "changed" for r in m["routes"]}
+    assert failed and failed <= explained, (failed, explained)
+    assert "api-status:api.test/status" in failed  # Exact /status loses to the regex /
+    assert "api:api.test/v[0-9]+/users" in failed  # the canary router outranks it
+    assert not failed & set(fates["rewrite", "rewrite-target"]["routes"])
+    # The failure names both behaviours and what is responsible.
+    assert "ingress-nginx serves it first (location = /status)" in run.output
+    assert "traefik   Traefik's NGINX provider (model, 3.7.15): router" in run.output
+    html = (report_dir / "index.html").read_text()
+    section = html.split('<section id="migration">', 1)[1].split("</section>", 1)[0]
+    assert "limit-rate: 512" in section and "<b>ignored</b>" in section
+    assert section.count('class="fate-changed"') == 3
+    # The failed checks, linked to their blocks.
+    links = re.findall(r'<a href="#[^"]+">([^<]*)</a>', section)
+    assert len(links) >= len(failed) and any("api.test/status" in t for t in links), links
+    # Escaped, never markup: the field paths' quotes come out as entities.
+    assert "annotations[&#39;nginx.ingress.kubernetes.io/use-regex&#39;]" in section
+
+
+def test_the_nginx_provider_alone_serves_and_reloads(tmp_path: Path) -> None:
+    """Without Traefik's Ingress provider (a stack of its own): ready on the NGINX provider's
+    canary, reloaded by moving it, and a scenario applied and removed."""
+    options = LocalStackOptions(services={"prod": 1, "canary": 1}, nginx_provider="alone")
+    with LocalStack(options, tmp_path / "alone") as stack:
+        traefik = stack.running_traefik()
+        providers = {r.get("provider") for r in traefik.routers()}
+        assert PROVIDER_NGINX in providers and "kubernetes" not in providers
+        stack.reload_traefik()
+        assert any(
+            r.get("provider") == PROVIDER_NGINX and "canary-1.harness.invalid" in str(r["rule"])
+            for r in traefik.routers()
+        )
+        intent = load_intent([MANIFESTS / "nginx-canary-weight.yaml"])
+        target = LocalTarget(stack)
+        target.apply_intent(intent)
+        target.remove_intent(intent)
