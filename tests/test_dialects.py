@@ -84,11 +84,6 @@ def test_scenarios_are_the_tutorial_steps() -> None:
     scenarios = load_scenarios(MANIFESTS)
     assert sorted(scenarios) == [
         "cheeses",
-        "nginx-canary-by-cookie",
-        "nginx-canary-by-header",
-        "nginx-canary-by-header-pattern",
-        "nginx-canary-by-header-value",
-        "nginx-canary-weight",
         "priority-explicit",
         "priority-longest-path",
         "registration",

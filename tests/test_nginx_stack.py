@@ -34,7 +34,7 @@ QUICK = WeightSettings(min_deviation=0.05, power=0.95)
 
 
 def _nginx_scenarios() -> dict[str, Intent]:
-    return {n: i for n, i in load_scenarios(MANIFESTS).items() if n.startswith("nginx-")}
+    return load_scenarios(MANIFESTS / "nginx")
 
 
 def _routing_verdicts(target: LocalTarget, intent: Intent, name: str) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def test_the_stack_serves_the_nginx_canary_route(local_stack: Any) -> None:
 def test_traefik_builds_the_routers_and_weights_the_model_predicts(
     local_stack: Any, tmp_path: Path
 ) -> None:
-    intent = load_intent([MANIFESTS / "nginx-canary-by-header.yaml"])
+    intent = load_intent([MANIFESTS / "nginx" / "nginx-canary-by-header.yaml"])
     target = LocalTarget(local_stack)
     target.apply_intent(intent)
     try:
@@ -101,7 +101,7 @@ def test_ingress_nginx_canary_examples_pass_on_traefik(local_stack: Any, name: s
 
 
 def _weight_total(tmp_path: Path) -> Path:
-    text = (MANIFESTS / "nginx-canary-weight.yaml").read_text()
+    text = (MANIFESTS / "nginx" / "nginx-canary-weight.yaml").read_text()
     text = text.replace(
         'canary-weight: "40"',
         'canary-weight: "5"\n    nginx.ingress.kubernetes.io/canary-weight-total: "10"',
@@ -207,7 +207,7 @@ def test_the_nginx_provider_alone_serves_and_reloads(tmp_path: Path) -> None:
             r.get("provider") == PROVIDER_NGINX and "canary-1.harness.invalid" in str(r["rule"])
             for r in traefik.routers()
         )
-        intent = load_intent([MANIFESTS / "nginx-canary-weight.yaml"])
+        intent = load_intent([MANIFESTS / "nginx" / "nginx-canary-weight.yaml"])
         target = LocalTarget(stack)
         target.apply_intent(intent)
         target.remove_intent(intent)
