@@ -253,7 +253,7 @@ def test_an_upgrade_the_oracle_of_b_predicts_is_expected() -> None:
     comparison = compare(before, after, mode="upgrade")
     probes = [d for d in comparison.differences if d.kind == "probe"]
     assert probes and all(d.classification == "expected" for d in probes)
-    assert all("oracle of the after run" in d.why for d in probes)
+    assert all("oracle of each run predicts its answers" in d.why for d in probes)
 
 
 def test_split_and_gap_differences_beyond_noise_are_unexpected() -> None:

@@ -74,6 +74,7 @@ from harness.traefik.requests import (
     through_router,
     wildcard_deviation,
 )
+from harness.traefik.versions import PINNED_BEHAVIOUR, Behaviour, behaviour_of
 
 Outcome = Literal[
     "routed", "not-found", "undefined", "bad-request", "redirect", "answered", "unpredictable"
@@ -104,14 +105,20 @@ class RoutingOptions:
     #: The entry point's ``http`` options that change what the routers see.
     entry_point: EntryPointOptions = field(default_factory=EntryPointOptions)
     #: The version of the Traefik under test, when known (the local target's binary); the
-    #: request model was confirmed on :data:`CONFIRMED_ON`.
+    #: request model was confirmed on :data:`CONFIRMED_ON` and, with the behaviour changes of
+    #: harness.traefik.versions, on ``CONFIRMED_VERSIONS``.
     traefik_version: str | None = None
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """The side of each behaviour change the Traefik under test is modeled with."""
+        return behaviour_of(self.traefik_version)
 
     @property
     def edge_model_applies(self) -> bool:
         """Whether the request model was confirmed on the Traefik under test (an unknown
         version, e.g. an external proxy, is judged against the model)."""
-        return self.traefik_version in (None, CONFIRMED_ON)
+        return self.behaviour.confirmed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,9 +164,10 @@ class Candidate:
 
     def effect(self) -> tuple[Any, ...]:
         """What the client and backend would observe; two candidates with the same effect are
-        indistinguishable, so a tie between them is harmless."""
+        indistinguishable, so a tie between them is harmless. Where Traefik answers by itself
+        (``status``), no backend is reached: which one the route has makes no difference."""
         return (
-            self.backends,
+            self.backends if self.status is None else (),
             self.status,
             self.upstream_path,
             self.forwarded_prefix,
@@ -326,8 +334,13 @@ def _traefik_path_matches(route: Route, request: EdgeRequest, strict_prefix_matc
     return path_matches("prefix", route.path, request)
 
 
-def _routes_request(route: Route, request: EdgeRequest, strict_prefix_matching: bool) -> bool:
-    return host_matches(route.host, request.host) and _traefik_path_matches(
+def _routes_request(
+    route: Route,
+    request: EdgeRequest,
+    strict_prefix_matching: bool,
+    behaviour: Behaviour = PINNED_BEHAVIOUR,
+) -> bool:
+    return host_matches(route.host, request.host, behaviour) and _traefik_path_matches(
         route, request, strict_prefix_matching
     )
 
@@ -405,8 +418,10 @@ def middleware_request(
     )
 
 
-def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
-    outcome = mw.apply_middlewares([m.model for m in route.middlewares], request)
+def _candidate(
+    route: Route, request: mw.Request, strict: bool, behaviour: Behaviour = PINNED_BEHAVIOUR
+) -> Candidate:
+    outcome = mw.apply_middlewares([m.model for m in route.middlewares], request, behaviour)
     fields: dict[str, Any] = {"status": None, "upstream_path": None, "forwarded_prefix": None}
     if isinstance(outcome, mw.Forwarded):
         prefix = outcome.header("X-Forwarded-Prefix")
@@ -438,7 +453,9 @@ def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
         priority_source="explicit" if route.priority else "rule-length",
         provider=route.provider,
         backends=route.backends,
-        modeled_on=mw.CONFIRMED_ON if route.effect_middlewares else None,
+        modeled_on=(behaviour.version if behaviour.confirmed else None) or mw.CONFIRMED_ON
+        if route.effect_middlewares
+        else None,
         **fields,
     )
 
@@ -484,8 +501,11 @@ def expect(
     def rank(c: Candidate) -> tuple[int, int]:
         return (-c.priority, order.get(c.provider, len(order)))
 
-    matching = [r for r in intent.routes if _routes_request(r, request, strict)]
-    candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
+    behaviour = opts.behaviour
+    matching = [r for r in intent.routes if _routes_request(r, request, strict, behaviour)]
+    candidates = sorted(
+        (_candidate(r, to_middlewares, strict, behaviour) for r in matching), key=rank
+    )
     spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []
 

@@ -12,7 +12,8 @@ to as UTF-8 (a byte that is not valid UTF-8 held as a surrogate escape, Python's
 which is every probe the harness derives, that is plain text.
 
 Each behaviour, where it lives in Traefik v3.7 (or Go's standard library), confirmed on Traefik
-:data:`CONFIRMED_ON` (``tests/test_traefik_requests.py``, against the real binary):
+:data:`CONFIRMED_ON` (``tests/test_traefik_requests.py``, against the real binary); where older
+releases differ, harness.traefik.versions ``BEHAVIOUR_CHANGES`` says so (the wildcard, below):
 
 Before routing (entry point, in this order):
 
@@ -97,6 +98,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.traefik.versions import PINNED_BEHAVIOUR, WILDCARD_ANY_LABEL, Behaviour
 
 #: The Traefik version every behaviour above was confirmed on.
 CONFIRMED_ON = "3.7.15"
@@ -457,14 +459,23 @@ def _domain_matches(domain: str, expr: str) -> bool:
     return domain.lower() == expr.lower()
 
 
-def host_matches(expr: str | None, host: str) -> bool:
-    """Traefik's v3 ``Host(expr)`` matcher for a canonical host; ``None`` (no Host rule) and
-    ``*`` match every request. ``HostRegexp`` (rule syntax v2 wildcards) is not modeled."""
+def host_matches(expr: str | None, host: str, behaviour: Behaviour = PINNED_BEHAVIOUR) -> bool:
+    r"""Traefik's v3 ``Host(expr)`` matcher for a canonical host; ``None`` (no Host rule) and
+    ``*`` match every request. ``HostRegexp`` (rule syntax v2 wildcards) is not modeled. Before
+    ``wildcard-any-first-label`` (harness.traefik.versions), a wildcard is the provider's
+    ``HostRegexp`` ``^[a-zA-Z0-9-]+\.rest$`` on the host, trailing dot included."""
     if expr is None or expr == "*":
         return True
     expr = expr.lower()
     if not host:
         return False
+    if expr.startswith("*.") and not behaviour.new(WILDCARD_ANY_LABEL):
+        label, dot, rest = host.partition(".")
+        return (
+            bool(dot and label)
+            and all(c in _ALNUM or c == "-" for c in label)
+            and (rest == expr[2:])
+        )
     if _domain_matches(host, expr):
         return True
     if expr.endswith(".") and _domain_matches(host, expr[:-1]):
