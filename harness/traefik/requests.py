@@ -98,7 +98,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from harness.errors import ConfigError
-from harness.traefik.versions import PINNED_BEHAVIOUR, WILDCARD_ANY_LABEL, Behaviour
+from harness.traefik.versions import (
+    PINNED_BEHAVIOUR,
+    STRIP_REJECTS_UNCLEAN,
+    STRIP_TRIMS_PREFIXES,
+    WILDCARD_ANY_LABEL,
+    Behaviour,
+)
 
 #: The Traefik version every behaviour above was confirmed on.
 CONFIRMED_ON = "3.7.15"
@@ -679,9 +685,11 @@ def through_router(
     strip_prefixes: Sequence[str] = (),
     force_slash: bool = False,
     options: EntryPointOptions | None = None,
+    behaviour: Behaviour = PINNED_BEHAVIOUR,
 ) -> RouterAnswer:
     """A routable request through the router that matched it: the entry point's
-    encodedCharacters check, then stripPrefix (``strip_prefixes`` in declared order)."""
+    encodedCharacters check, then stripPrefix (``strip_prefixes`` in declared order) as on a
+    release of ``behaviour``."""
     if request.outcome != ROUTABLE or request._url is None:
         raise ValueError(f"through_router needs a routable request, got {request.outcome}")
     opts = options or EntryPointOptions()
@@ -697,10 +705,11 @@ def through_router(
                     None,
                     f"{code} in the path is denied by the entry point's encodedCharacters: 400",
                 )
-    for prefix in (p.strip() for p in strip_prefixes):
+    trims = behaviour.new(STRIP_TRIMS_PREFIXES)
+    for prefix in (p.strip() if trims else p for p in strip_prefixes):
         if not url.path.startswith(prefix):
             continue
-        stripped = _strip(url, prefix, force_slash)
+        stripped = _strip(url, prefix, force_slash, behaviour.new(STRIP_REJECTS_UNCLEAN))
         if stripped is None:
             return RouterAnswer(
                 400,
@@ -721,8 +730,9 @@ def through_router(
     )
 
 
-def _strip(url: _URL, prefix: str, force_slash: bool) -> _URL | None:
-    """stripPrefix on ``url``; None when Traefik answers 400."""
+def _strip(url: _URL, prefix: str, force_slash: bool, rejects_unclean: bool) -> _URL | None:
+    """stripPrefix on ``url``; None when Traefik answers 400 (a release that
+    ``rejects_unclean``: cleaning would change the rest)."""
 
     def lead(rest: str) -> str:
         if force_slash:
@@ -734,6 +744,6 @@ def _strip(url: _URL, prefix: str, force_slash: bool) -> _URL | None:
     if raw_path:
         raw_path = lead(raw_path[encoded_prefix_len(raw_path, prefix) :])
     stripped = replace(url, path=path, raw_path=raw_path)
-    if path:
+    if path and rejects_unclean:
         stripped = stripped.join_path()
     return stripped if stripped.path == path else None
