@@ -23,7 +23,7 @@ from harness.checks.exact import ASPECTS, applies, judge
 from harness.checks.probes import Probe, generate_probes
 from harness.gate.cli import EXIT_PASSED, EXIT_UNEXPECTED, exit_status
 from harness.gate.compare import Comparison, compare
-from harness.gate.report import gate_document, write_gate
+from harness.gate.report import gate_document, render_gate, write_gate
 from harness.intent.dialects import load_intent
 from harness.results.document import ResultsDocument, RunResults
 from harness.traefik.oracle import RoutingOptions
@@ -260,7 +260,12 @@ def test_an_upgrade_the_oracle_of_b_predicts_is_expected() -> None:
     assert all("oracle of each run predicts its answers" in d.why for d in probes)
 
 
-def test_an_upgrade_across_a_modeled_behaviour_change_lists_it_as_expected() -> None:
+VERSIONS = (("before", "3.6.0"), ("after", "3.7.15"))
+
+
+def test_an_upgrade_across_a_modeled_behaviour_change_lists_it_as_expected(
+    tmp_path: Path,
+) -> None:
     """3.6.0 to 3.7.15 on the tutorial, each proxy answering as its version's oracle says: the
     dot adjoining a stripped prefix (forwarded on 3.6.0, 400 on 3.7.15) is the only difference,
     expected, with both answers; on a release between the two (either side possible) it is not
@@ -278,6 +283,13 @@ def test_an_upgrade_across_a_modeled_behaviour_change_lists_it_as_expected() -> 
         assert "200 from" in d.before and "as /./x" in d.before and "400" in d.after
     assert "strip-rejects-unclean-path" in {c.name for c in comparison.behaviour_changes}
     assert comparison.verdict == "passed" and exit_status(comparison) == EXIT_PASSED
+    # The report lists the behaviour changes the oracle models between the two, both sides.
+    runs = {
+        w: {"run_id": w, "traefik_version": v, "manifests": [], "gate": "passed"}
+        for w, v in VERSIONS
+    }
+    html = render_gate(gate_document(comparison, runs, "g"), tmp_path)
+    assert "strip-rejects-unclean-path" in html and "forwarded as written" in html
     # A release between the two: which side it has is not known, the oracle models the pinned
     # one, so the same answers as 3.6.0's are not predicted.
     intent = load_intent(manifests, legacy="translate")
