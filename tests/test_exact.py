@@ -100,7 +100,7 @@ def test_edge_judges_status_backend_and_path_for_the_modeled_version() -> None:
     # A Traefik version the model was not confirmed on: the answers are recorded, not judged.
     other = judge("edge", _edge_record(probe_id, "3.5.0", (decoded, 3)), CHEESES, scenario="c")
     assert other.outcome is Outcome.REPORT_ONLY and other.unexpected == 0
-    assert "confirmed on Traefik 3.6.0 and 3.7.15, this is 3.5.0" in other.expected
+    assert "confirmed on Traefik 3.6.0, 3.7.0, 3.7.15, this is 3.5.0" in other.expected
     # One it was confirmed on (with its behaviour changes): judged.
     older = judge("edge", _edge_record(probe_id, "3.6.0", (decoded, 3)), CHEESES, scenario="c")
     assert older.outcome is Outcome.FAILED and older.unexpected == 3

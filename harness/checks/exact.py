@@ -350,7 +350,7 @@ def judge(
         if e.outcome != "unpredictable":
             expected = (
                 f"recorded, not judged: the request model was confirmed on Traefik "
-                f"{' and '.join(CONFIRMED_VERSIONS)}, this is {e.traefik_version} (the model "
+                f"{', '.join(CONFIRMED_VERSIONS)}, this is {e.traefik_version} (the model "
                 f"says: {expected})"
             )
     elif e.outcome == "unpredictable":

@@ -54,11 +54,13 @@ address), ``rateLimit``, ``inFlightReq`` (429/503 under the harness's load), ``c
 (trips on errors), ``errors`` (replaces answers), ``encodedCharacters`` (400 on encoded
 characters), ``plugin`` (unknown code).
 
-Older releases differ (harness.traefik.versions ``BEHAVIOUR_CHANGES``, each confirmed on both
+Older releases differ (harness.traefik.versions ``BEHAVIOUR_CHANGES``, each confirmed on the
 binaries; :func:`apply_middlewares` takes the release's ``Behaviour``): before
-``strip-rejects-unclean-path`` the rest after stripPrefix or stripPrefixRegex, and the result of
-replacePathRegex, are forwarded as they are, not answered 400; before ``strip-trims-prefixes`` a
-stripPrefix prefix is compared as written, spaces included.
+``strip-rejects-unclean-path`` the rest after stripPrefix or stripPrefixRegex is cleaned and
+forwarded (before ``strip-cleans-path``: forwarded as it is), and before
+``replace-rejects-unclean-path`` the result of replacePathRegex is forwarded as it is, not
+answered 400; before ``strip-trims-prefixes`` a stripPrefix prefix is compared as written,
+spaces included.
 
 Confirmed on 3.7.15 beyond the source: the ``forceSlash`` default (false), ``;`` in the query
 reaching the backend as ``&``, the earlier headers middleware winning on the response (also on
@@ -91,6 +93,8 @@ from harness.traefik.requests import (
 )
 from harness.traefik.versions import (
     PINNED_BEHAVIOUR,
+    REPLACE_REJECTS_UNCLEAN,
+    STRIP_CLEANS_PATH,
     STRIP_REJECTS_UNCLEAN,
     STRIP_TRIMS_PREFIXES,
     Behaviour,
@@ -696,6 +700,10 @@ class _State:
     def rejects_unclean(self) -> bool:
         return self.behaviour.new(STRIP_REJECTS_UNCLEAN)
 
+    @property
+    def replace_rejects_unclean(self) -> bool:
+        return self.behaviour.new(REPLACE_REJECTS_UNCLEAN)
+
     def add(self, name: str, value: str) -> None:
         self.headers.setdefault(name, []).append(value)
         self.touched.add(name)
@@ -710,11 +718,11 @@ class _State:
 
     def strip(self, prefix: str, path: str, raw_path: str) -> Answered | None:
         """Sets the stripped path; a path cleaning would change is Traefik's 400 (before
-        ``strip-rejects-unclean-path``: forwarded as it is)."""
+        ``strip-rejects-unclean-path``: cleaned; before ``strip-cleans-path``: as it is)."""
         url = replace(self.url, path=path, raw_path=raw_path)
-        if path and self.rejects_unclean:
+        if path and self.behaviour.new(STRIP_CLEANS_PATH):
             url = url.join_path()
-        if path != url.path:
+        if path != url.path and self.rejects_unclean:
             return Answered(400, f"the path after stripping {prefix!r}, {path!r}, is not clean")
         self.url = url
         self.request_uri = url.request_uri()
@@ -784,7 +792,7 @@ def _replace_path_regex(mw: ReplacePathRegex, st: _State) -> Outcome | None:
     if answered:
         return answered
     path = st.url.path
-    if path and st.rejects_unclean and st.url.join_path().path != path:
+    if path and st.replace_rejects_unclean and st.url.join_path().path != path:
         return Answered(400, f"the replaced path {path!r} is not clean")
     return None
 

@@ -100,6 +100,7 @@ from typing import Any, Literal
 from harness.errors import ConfigError
 from harness.traefik.versions import (
     PINNED_BEHAVIOUR,
+    STRIP_CLEANS_PATH,
     STRIP_REJECTS_UNCLEAN,
     STRIP_TRIMS_PREFIXES,
     WILDCARD_ANY_LABEL,
@@ -709,7 +710,7 @@ def through_router(
     for prefix in (p.strip() if trims else p for p in strip_prefixes):
         if not url.path.startswith(prefix):
             continue
-        stripped = _strip(url, prefix, force_slash, behaviour.new(STRIP_REJECTS_UNCLEAN))
+        stripped = _strip(url, prefix, force_slash, behaviour)
         if stripped is None:
             return RouterAnswer(
                 400,
@@ -730,9 +731,9 @@ def through_router(
     )
 
 
-def _strip(url: _URL, prefix: str, force_slash: bool, rejects_unclean: bool) -> _URL | None:
-    """stripPrefix on ``url``; None when Traefik answers 400 (a release that
-    ``rejects_unclean``: cleaning would change the rest)."""
+def _strip(url: _URL, prefix: str, force_slash: bool, behaviour: Behaviour) -> _URL | None:
+    """stripPrefix on ``url`` as on a release of ``behaviour``; None when Traefik answers 400
+    (cleaning would change the rest)."""
 
     def lead(rest: str) -> str:
         if force_slash:
@@ -744,6 +745,7 @@ def _strip(url: _URL, prefix: str, force_slash: bool, rejects_unclean: bool) -> 
     if raw_path:
         raw_path = lead(raw_path[encoded_prefix_len(raw_path, prefix) :])
     stripped = replace(url, path=path, raw_path=raw_path)
-    if path and rejects_unclean:
+    if path and behaviour.new(STRIP_CLEANS_PATH):
         stripped = stripped.join_path()
-    return stripped if stripped.path == path else None
+    rejected = stripped.path != path and behaviour.new(STRIP_REJECTS_UNCLEAN)
+    return None if rejected else stripped

