@@ -696,14 +696,6 @@ class _State:
     touched: set[str] = field(default_factory=set)
     response: list[tuple[str, str | None]] = field(default_factory=list)
 
-    @property
-    def rejects_unclean(self) -> bool:
-        return self.behaviour.new(STRIP_REJECTS_UNCLEAN)
-
-    @property
-    def replace_rejects_unclean(self) -> bool:
-        return self.behaviour.new(REPLACE_REJECTS_UNCLEAN)
-
     def add(self, name: str, value: str) -> None:
         self.headers.setdefault(name, []).append(value)
         self.touched.add(name)
@@ -722,7 +714,7 @@ class _State:
         url = replace(self.url, path=path, raw_path=raw_path)
         if path and self.behaviour.new(STRIP_CLEANS_PATH):
             url = url.join_path()
-        if path != url.path and self.rejects_unclean:
+        if path != url.path and self.behaviour.new(STRIP_REJECTS_UNCLEAN):
             return Answered(400, f"the path after stripping {prefix!r}, {path!r}, is not clean")
         self.url = url
         self.request_uri = url.request_uri()
@@ -792,7 +784,8 @@ def _replace_path_regex(mw: ReplacePathRegex, st: _State) -> Outcome | None:
     if answered:
         return answered
     path = st.url.path
-    if path and st.replace_rejects_unclean and st.url.join_path().path != path:
+    rejects = st.behaviour.new(REPLACE_REJECTS_UNCLEAN)
+    if path and rejects and st.url.join_path().path != path:
         return Answered(400, f"the replaced path {path!r} is not clean")
     return None
 
