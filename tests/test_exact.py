@@ -97,10 +97,13 @@ def test_edge_judges_status_backend_and_path_for_the_modeled_version() -> None:
     assert good.outcome is Outcome.PASSED and "upstream path /%5Cx" in good.expected
     bad = judge("edge", _edge_record(probe_id, None, (decoded, 3)), CHEESES, scenario="c")
     assert bad.outcome is Outcome.FAILED and bad.unexpected == 3
-    # Another Traefik version: the answers are recorded, not judged.
-    other = judge("edge", _edge_record(probe_id, "3.6.0", (decoded, 3)), CHEESES, scenario="c")
+    # A Traefik version the model was not confirmed on: the answers are recorded, not judged.
+    other = judge("edge", _edge_record(probe_id, "3.5.0", (decoded, 3)), CHEESES, scenario="c")
     assert other.outcome is Outcome.REPORT_ONLY and other.unexpected == 0
-    assert "confirmed on Traefik 3.7.15, this is 3.6.0" in other.expected
+    assert "confirmed on Traefik 3.6.0, 3.7.0, 3.7.15, this is 3.5.0" in other.expected
+    # One it was confirmed on (with its behaviour changes): judged.
+    older = judge("edge", _edge_record(probe_id, "3.6.0", (decoded, 3)), CHEESES, scenario="c")
+    assert older.outcome is Outcome.FAILED and older.unexpected == 3
     assert [ok for _, _, ok in other.observed] == [None]
 
 

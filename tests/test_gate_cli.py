@@ -51,6 +51,14 @@ GATE = Path(__file__).parent / "manifests" / "gate"
             "--traefik-version is for change mode",
         ),
         (
+            ["--from-traefik", "3.0.4", "--to-traefik", "3.7.15"],
+            "--from-traefik 3.0.4: Traefik 3.0.4 reads Endpoints",
+        ),
+        (
+            ["--manifests-before", "x", "--manifests", "y", "--traefik-version", "3.0.4"],
+            "--traefik-version 3.0.4: Traefik 3.0.4 reads Endpoints",
+        ),
+        (
             ["--from-traefik", "3.6.0", "--to-traefik", "3.7.15", "--gate-id", "a/b"],
             "--gate-id must be a folder name",
         ),

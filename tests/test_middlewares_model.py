@@ -140,7 +140,9 @@ def test_replace_all_skips_an_empty_match_right_after_a_match_as_go_does() -> No
 
 
 def test_every_modeled_type_parses_to_its_dataclass() -> None:
-    assert parse_middleware_spec({"stripPrefix": {"prefixes": [" /a "]}}) == StripPrefix(("/a",))
+    assert parse_middleware_spec({"stripPrefix": {"prefixes": [" /a "]}}) == StripPrefix(
+        ("/a",), as_written=(" /a ",)
+    )
     assert parse_middleware_spec({"addPrefix": {"prefix": "/v1"}}) == AddPrefix("/v1")
     assert parse_middleware_spec(
         {"redirectScheme": {"scheme": "https", "port": "8443", "permanent": True}}

@@ -536,7 +536,8 @@ def test_expectation_records_the_traefik_version() -> None:
     data = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar", options).to_dict()
     assert data["traefik_version"] == "3.7.15" and data["model_confirmed_on"] == CONFIRMED_ON
     assert data["request"]["routing_path"] == "/cheddar"
-    assert RoutingOptions(traefik_version="3.6.0").edge_model_applies is False
+    assert RoutingOptions(traefik_version="3.5.0").edge_model_applies is False
+    assert RoutingOptions(traefik_version="3.6.0").edge_model_applies is True
     assert RoutingOptions().edge_model_applies is True
 
 

@@ -34,6 +34,7 @@ from harness.intent.model import (
     sub_intent,
 )
 from harness.traefik.oracle import (
+    BAD_REQUEST,
     NOT_FOUND,
     ROUTED,
     UNDEFINED,
@@ -107,7 +108,14 @@ def test_undefined_probes_for_duplicate_registration() -> None:
     probes = generate_probes(SCENARIOS["registration-duplicate"])
     undefined = [p for p in probes if p.expectation.outcome == UNDEFINED]
     assert {p.id for p in undefined} >= {"cheeses.minikube/cheddar", "cheeses.minikube/cheddar/x"}
-    assert [f.kind for f in collect_findings(probes)] == [FINDING_UNDEFINED_TIE]
+    # Both tied routes strip /cheddar, so Traefik answers /cheddar./x with 400 whichever wins:
+    # no tie there, only the character-wise match every /cheddar route has.
+    dot = _by_id(probes)["cheeses.minikube/cheddar./x"]
+    assert dot.expectation.outcome == BAD_REQUEST and not dot.expectation.tied
+    assert [f.kind for f in collect_findings(probes)] == [
+        FINDING_UNDEFINED_TIE,
+        FINDING_CHARACTER_WISE_PREFIX,
+    ]
 
 
 def test_weighted_probe_carries_shares() -> None:

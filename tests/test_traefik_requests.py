@@ -43,6 +43,7 @@ from harness.traefik.requests import (
     through_router,
     wildcard_deviation,
 )
+from harness.traefik.versions import behaviour_of
 from harness.waiting import wait_until
 
 NAMESPACE = "default"
@@ -325,8 +326,12 @@ def send_raw(port: int, target: str, host: str | None, *, wrap: Any = None) -> O
     return Observed(status, reply.name, reply.path, reply.host)
 
 
-def predict(request: EdgeRequest, options: EntryPointOptions | None = None) -> Observed | None:
-    """What the model says the probe gets on the applied routes; None when unpredictable."""
+def predict(
+    request: EdgeRequest, options: EntryPointOptions | None = None, version: str | None = None
+) -> Observed | None:
+    """What the model of Traefik ``version`` says the probe gets on the applied routes; None
+    when unpredictable."""
+    behaviour = behaviour_of(version)
     if request.outcome == UNPREDICTABLE:
         return None
     if request.outcome == REJECTED:
@@ -334,13 +339,15 @@ def predict(request: EdgeRequest, options: EntryPointOptions | None = None) -> O
     matching = [
         r
         for r in ROUTES
-        if host_matches(r.host, request.host) and path_matches(r.match, r.path, request)
+        if host_matches(r.host, request.host, behaviour) and path_matches(r.match, r.path, request)
     ]
     assert len(matching) <= 1, f"probe table: {request.target} matches {matching}"
     if not matching:
         return Observed(404, None, None, None)
     (route,) = matching
-    answer = through_router(request, strip_prefixes=route.strip, options=options)
+    answer = through_router(
+        request, strip_prefixes=route.strip, options=options, behaviour=behaviour
+    )
     if answer.status is not None:
         return Observed(answer.status, None, None, None)
     return Observed(200, route.service, answer.upstream_target, answer.host_header)
@@ -399,7 +406,8 @@ def test_default_entry_point_answers_as_modeled(
     traefik: Any, host: str | None, target: str
 ) -> None:
     request = at_entry_point(target, host)
-    expected = predict(request)
+    # The model of the running release (``--traefik-version``; the pinned one by default).
+    expected = predict(request, version=traefik.version)
     assert expected is not None, request.reason
     assert_answer(send_raw(traefik.web_port, target, host), expected, request)
 
@@ -432,6 +440,9 @@ def tuned_traefik(
 ) -> Iterator[TunedTraefik]:
     """A second Traefik on the same Kubernetes API: web with the TUNED options, and a websecure
     entry point (no TLS of its own) for the TLS probes."""
+    if traefik.version != CONFIRMED_ON:
+        # 3.6.0 refuses the static configuration: "field not found, node: encodedCharacters".
+        pytest.skip(f"the tuned entry point is confirmed on Traefik {CONFIRMED_ON} only")
     websecure = free_port()
     settings = TraefikSettings(
         kube_endpoint=local_stack.kubeapi.url,

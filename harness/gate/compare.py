@@ -18,7 +18,9 @@ the two results documents only (schema version 2) and compares:
 Each difference is classified:
 
 - ``expected``: the oracle predicts it. Upgrade mode: the expectation recorded in the after run
-  differs from the before run's the same way. Change mode: the oracle's diff of the two intents
+  differs from the before run's the same way, and each run answered as its own oracle predicts
+  (the oracle models each version: harness.traefik.versions ``BEHAVIOUR_CHANGES``). Change
+  mode: the oracle's diff of the two intents
   (``route_changes``: routes added, removed, moved to another backend, re-weighted,
   re-prioritised, rule or strip changed) explains it, every change it rests on was announced
   (``announced``; without announcements, every change of the new manifests counts as announced),
@@ -50,6 +52,7 @@ from harness.checks.stats import homogeneity_test, rank_shift_test
 from harness.errors import ConfigError
 from harness.results.baseline import Thresholds
 from harness.results.document import ResultsDocument
+from harness.traefik.versions import BehaviourChange, changes_between
 
 Mode = Literal["upgrade", "change"]
 Classification = Literal["expected", "unexpected", "noise", "not-compared"]
@@ -144,6 +147,8 @@ class Comparison:
     route_changes: list[RouteChange]
     announced: list[str]
     problems: list[str] = field(default_factory=list)
+    #: Upgrade mode: the behaviour changes the oracle models between the two versions.
+    behaviour_changes: tuple[BehaviourChange, ...] = ()
 
     def counts(self) -> dict[str, int]:
         counted = Counter(d.classification for d in self.differences)
@@ -178,6 +183,7 @@ class Comparison:
             "counts": self.counts(),
             "announced": list(self.announced),
             "route_changes": [c.to_dict() for c in self.route_changes],
+            "behaviour_changes": [asdict(c) for c in self.behaviour_changes],
             "differences": [d.to_dict() for d in self.differences],
         }
 
@@ -394,6 +400,8 @@ class _Classifier:
     mode: Mode
     changes: dict[tuple[str, str], RouteChange]
     announcements: list[Announcement]
+    #: Upgrade mode: the modeled behaviour changes between the two versions.
+    behaviour_changes: tuple[BehaviourChange, ...] = ()
 
     def unannounced(self, change: RouteChange) -> list[str]:
         if not self.announcements:
@@ -484,10 +492,17 @@ def _compare_probe(
             "unexpected",
             f"the oracle predicts {expected_b} after, and the proxy answered otherwise",
         )
-    if classify.mode == "upgrade":
+    if a.unexpected:
         return row(
-            "expected", f"the oracle of the after run predicts it: {expected_a} -> {expected_b}"
+            "unexpected",
+            f"the oracle predicts {expected_a} before, and the proxy answered otherwise",
         )
+    if classify.mode == "upgrade":
+        why = f"the oracle of each run predicts its answers: {expected_a} -> {expected_b}"
+        if classify.behaviour_changes:
+            why += " (Traefik's behaviour changes between the versions: "
+            why += ", ".join(c.name for c in classify.behaviour_changes) + ")"
+        return row("expected", why)
     classification, why = classify.by_routes(scenario, a.route_ids() | b.route_ids())
     return row(classification, f"{why} ({expected_a} -> {expected_b})")
 
@@ -838,7 +853,11 @@ def compare(
     """Every difference between the two runs, classified (see the module docstring)."""
     announcements = [Announcement.parse(a) for a in announced]
     changes = route_changes(before, after)
-    classify = _Classifier(mode, {(c.scenario, c.route): c for c in changes}, announcements)
+    versions = [(d["target"].get("traefik") or {}).get("version") for d in (before, after)]
+    crossed = changes_between(*versions) if mode == "upgrade" else ()
+    classify = _Classifier(
+        mode, {(c.scenario, c.route): c for c in changes}, announcements, crossed
+    )
     differences: list[Difference] = []
     # A run whose checks could not run has nothing to compare: the gate is incomplete (problems).
     if not (_all_unjudged(before) or _all_unjudged(after)):
@@ -859,4 +878,5 @@ def compare(
         route_changes=changes,
         announced=list(announced),
         problems=_problems(before, after, mode),
+        behaviour_changes=crossed,
     )

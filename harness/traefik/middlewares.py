@@ -54,6 +54,14 @@ address), ``rateLimit``, ``inFlightReq`` (429/503 under the harness's load), ``c
 (trips on errors), ``errors`` (replaces answers), ``encodedCharacters`` (400 on encoded
 characters), ``plugin`` (unknown code).
 
+Older releases differ (harness.traefik.versions ``BEHAVIOUR_CHANGES``, each confirmed on the
+binaries; :func:`apply_middlewares` takes the release's ``Behaviour``): before
+``strip-rejects-unclean-path`` the rest after stripPrefix or stripPrefixRegex is cleaned and
+forwarded (before ``strip-cleans-path``: forwarded as it is), and before
+``replace-rejects-unclean-path`` the result of replacePathRegex is forwarded as it is, not
+answered 400; before ``strip-trims-prefixes`` a stripPrefix prefix is compared as written,
+spaces included.
+
 Confirmed on 3.7.15 beyond the source: the ``forceSlash`` default (false), ``;`` in the query
 reaching the backend as ``&``, the earlier headers middleware winning on the response (also on
 a later middleware's 400 or redirect), Go's ``$``, ``\\d`` and case folding in stripPrefixRegex,
@@ -82,6 +90,14 @@ from harness.traefik.requests import (
     _unescape,
     _valid_encoded,
     encoded_prefix_len,
+)
+from harness.traefik.versions import (
+    PINNED_BEHAVIOUR,
+    REPLACE_REJECTS_UNCLEAN,
+    STRIP_CLEANS_PATH,
+    STRIP_REJECTS_UNCLEAN,
+    STRIP_TRIMS_PREFIXES,
+    Behaviour,
 )
 
 __all__ = [
@@ -142,8 +158,12 @@ class MiddlewareSpecError(ValueError):
 
 @dataclass(frozen=True)
 class StripPrefix:
+    #: Trimmed of spaces, as Traefik uses them.
     prefixes: tuple[str, ...]
     force_slash: bool = False
+    #: The prefixes as written, when spaces were trimmed (releases before
+    #: ``strip-trims-prefixes`` compare them as written).
+    as_written: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -467,8 +487,11 @@ def parse_middleware_spec(spec: Mapping[str, Any]) -> Middleware:
     at: FieldPath = (kind,)
     if kind == "stripPrefix":
         f = _fields(body, at, ("prefixes", "forceSlash"))
-        prefixes = tuple(p.strip() for p in _strings(f, "prefixes", at))
-        return StripPrefix(prefixes, bool(_bool(f, "forceSlash", at)))
+        written = tuple(_strings(f, "prefixes", at))
+        prefixes = tuple(p.strip() for p in written)
+        return StripPrefix(
+            prefixes, bool(_bool(f, "forceSlash", at)), written if written != prefixes else None
+        )
     if kind == "stripPrefixRegex":
         f = _fields(body, at, ("regex",))
         patterns = _strings(f, "regex", at)
@@ -682,6 +705,7 @@ class _State:
     request_uri: str
     host: str
     headers: dict[str, list[str]]
+    behaviour: Behaviour = PINNED_BEHAVIOUR
     touched: set[str] = field(default_factory=set)
     response: list[tuple[str, str | None]] = field(default_factory=list)
 
@@ -698,11 +722,12 @@ class _State:
         self.touched.add(name)
 
     def strip(self, prefix: str, path: str, raw_path: str) -> Answered | None:
-        """Sets the stripped path; a path cleaning would change is Traefik's 400."""
+        """Sets the stripped path; a path cleaning would change is Traefik's 400 (before
+        ``strip-rejects-unclean-path``: cleaned; before ``strip-cleans-path``: as it is)."""
         url = replace(self.url, path=path, raw_path=raw_path)
-        if path:
+        if path and self.behaviour.new(STRIP_CLEANS_PATH):
             url = url.join_path()
-        if path != url.path:
+        if path != url.path and self.behaviour.new(STRIP_REJECTS_UNCLEAN):
             return Answered(400, f"the path after stripping {prefix!r}, {path!r}, is not clean")
         self.url = url
         self.request_uri = url.request_uri()
@@ -718,7 +743,8 @@ def _has_invalid_utf8(s: str) -> bool:
 
 
 def _strip_prefix(mw: StripPrefix, st: _State) -> Outcome | None:
-    for prefix in mw.prefixes:
+    trimmed = st.behaviour.new(STRIP_TRIMS_PREFIXES) or mw.as_written is None
+    for prefix in mw.prefixes if trimmed else mw.as_written or ():
         if not st.url.path.startswith(prefix):
             continue
         rest = st.url.path[len(prefix) :]
@@ -771,7 +797,8 @@ def _replace_path_regex(mw: ReplacePathRegex, st: _State) -> Outcome | None:
     if answered:
         return answered
     path = st.url.path
-    if path and st.url.join_path().path != path:
+    rejects = st.behaviour.new(REPLACE_REJECTS_UNCLEAN)
+    if path and rejects and st.url.join_path().path != path:
         return Answered(400, f"the replaced path {path!r} is not clean")
     return None
 
@@ -884,10 +911,14 @@ def _with_response(outcome: Outcome, mods: Sequence[tuple[str, str | None]]) -> 
     return replace(outcome, response_headers=tuple(merged.items()))
 
 
-def apply_middlewares(middlewares: Sequence[Middleware], request: Request) -> Outcome:
+def apply_middlewares(
+    middlewares: Sequence[Middleware],
+    request: Request,
+    behaviour: Behaviour = PINNED_BEHAVIOUR,
+) -> Outcome:
     """What Traefik does with ``request`` through ``middlewares`` in order (chains already
     expanded with :func:`flatten`): the forwarded request, a redirect, its own answer, or
-    :class:`Unpredictable`."""
+    :class:`Unpredictable`; on a release of ``behaviour`` (harness.traefik.versions)."""
     url = _parse_request_uri(request.target)
     if url is None:
         return Unpredictable(f"request target {request.target!r} is not an escaped path")
@@ -895,7 +926,7 @@ def apply_middlewares(middlewares: Sequence[Middleware], request: Request) -> Ou
     for name, value in request.headers:
         headers.setdefault(_canonical(name), []).append(value)
     # The entry point's sanitizePath left RequestURI as the URL's own.
-    st = _State(url, url.request_uri(), request.host, headers)
+    st = _State(url, url.request_uri(), request.host, headers, behaviour)
     # Response headers: each headers middleware rewrites the answer on its way back, the
     # innermost first, so the one earlier in the chain has the last word.
     response_layers: list[list[tuple[str, str | None]]] = []

