@@ -102,7 +102,7 @@ SERVICES = "".join(
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}}}
-spec: {{ports: [{{port: 80}}]}}
+spec: {{ports: [{{name: http, port: 80}}]}}
 """
     for name in ("cheddar", "wensleydale", "stilton")
 )

@@ -1,5 +1,6 @@
-"""Ingresses written for ingress-nginx on the real Traefik's NGINX provider (the session's local
-stack runs it beside the Ingress provider, since the packaged scenarios hold such Ingresses):
+"""Ingresses written for ingress-nginx on the real Traefik's NGINX provider (this module's local
+stack runs it beside the Ingress provider, as the plugin's stack does for manifests that hold
+such Ingresses):
 the routers it builds are the ones the model predicts (names, rules, priorities, the weighted
 service of a canary), ingress-nginx's canary examples pass as ingress-nginx documents them, and
 a canary-weight-total that Traefik reads differently fails the weights check with a message
@@ -8,6 +9,7 @@ naming the annotation and both shares."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,34 @@ from harness.checks.weights import WeightSettings, check_split
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import PROVIDER_NGINX, Intent
 from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
 from harness.traffic.rounds import send_in_rounds
 
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "harness" / "suites" / "manifests"
+MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
 #: Small, so the split checks stay short: a 50 % versus 5 % difference is far beyond it.
 QUICK = WeightSettings(min_deviation=0.05, power=0.95)
 
 
 def _nginx_scenarios() -> dict[str, Intent]:
     return load_scenarios(MANIFESTS / "nginx")
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local stack whose Traefik runs the NGINX provider beside the Ingress provider, with
+    a backend for every Service of the canary examples and the migration set."""
+    intents = [*_nginx_scenarios().values(), load_intent([MIGRATION])]
+    names = set(TUTORIAL_SERVICES) | {ref.name for i in intents for ref in i.services}
+    options = LocalStackOptions(
+        services=dict.fromkeys(sorted(names), 1), throttle_seconds=0.2, nginx_provider="beside"
+    )
+    stack = LocalStack(options, tmp_path_factory.mktemp("nginx-stack"))
+    with stack:
+        yield stack
 
 
 def _routing_verdicts(target: LocalTarget, intent: Intent, name: str) -> dict[str, Any]:
@@ -137,9 +154,6 @@ def test_a_weight_total_traefik_reads_differently_fails_naming_both_shares(
     assert f"canary {canary_share:.2%}" in message
     (fate,) = [m for m in intent.migration if m.key.endswith("canary-weight-total")]
     assert fate.fate == "changed" and route.id in fate.routes
-
-
-MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
 
 
 def test_a_migration_report_lists_each_annotation_and_the_checks_it_failed(
