@@ -11,11 +11,13 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
-remove, HTTPS listeners, cross-namespace backends. A wildcard hostname ``*.example.com`` matches
-one or more labels (Traefik's HostRegexp, :func:`harness.traefik.gateway.host_matches`).
-RegularExpression path, header and query matches are Go patterns found anywhere in the value
-(not anchored), as Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
+refused with file:line:field (``_fields.py``): filters other than the header modifiers (set and
+remove), URLRewrite and RequestRedirect (the Gateway provider's own middlewares, one per match:
+``ReplacePrefixMatch`` replaces that match's path), HTTPS listeners, cross-namespace backends. A
+wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
+:func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
+are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
+HeaderRegexp and QueryRegexp evaluate them.
 """
 
 from __future__ import annotations
