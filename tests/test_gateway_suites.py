@@ -1,9 +1,10 @@
 """The conformance suite's HTTPRoute scenarios Traefik claims, as this harness verifies them:
 ``harness/suites/manifests/gateway/`` (matching across routes, path match order, query and
-method matching, weights 70/30/0) through the packaged routing, strip, priority, registration
-and weights suites on the local target, in one run (the edge and gap suites are left out to keep
-it short). Every check passes on Traefik 3.7.15, and the path-match-order scenario shows a
-departure from the spec that the conformance suite does not exercise."""
+method matching, rewrite path, redirects, weights 70/30/0) through the packaged routing, strip,
+priority, registration and weights suites on the local target, in one run (the edge and gap
+suites are left out to keep it short). Every check passes on Traefik 3.7.15, and the
+path-match-order scenario shows a departure from the spec that the conformance suite does not
+exercise."""
 
 from __future__ import annotations
 

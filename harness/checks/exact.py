@@ -238,11 +238,12 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
 _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "status": (
         mw.RedirectScheme, mw.RedirectRegex, mw.StripPrefix, mw.StripPrefixRegex, mw.ReplacePath,
-        mw.ReplacePathRegex,
+        mw.ReplacePathRegex, mw.RequestRedirect,
     ),
-    "Location": (mw.RedirectScheme, mw.RedirectRegex),
+    "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect),
     "upstream path": (
         mw.StripPrefix, mw.StripPrefixRegex, mw.AddPrefix, mw.ReplacePath, mw.ReplacePathRegex,
+        mw.URLRewrite,
     ),
     "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex),
 }  # fmt: skip
@@ -293,8 +294,9 @@ def _responsible(route: Route, what: str) -> str:
             )
             return any(k.lower() == name.lower() for k, _ in pairs)
         if what == "Host":
-            return isinstance(m, mw.Headers) and any(
-                k.lower() == "host" for k, _ in m.custom_request_headers
+            return (isinstance(m, mw.URLRewrite) and m.hostname is not None) or (
+                isinstance(m, mw.Headers)
+                and any(k.lower() == "host" for k, _ in m.custom_request_headers)
             )
         return isinstance(m, _CHANGED_BY.get(what, ()))
 

@@ -39,6 +39,20 @@ tests/test_traefik_middlewares.py):
   or names Go's transport would reject, two names for one header (Go map order is random), and
   removing a response header Go's server writes again (``Date``, ``Content-Type``, ...: on
   3.7.15 ``Date: ""`` leaves ``Date`` in place).
+- The Gateway provider's own ``URLRewrite`` and ``RequestRedirect``
+  (middlewares/gatewayapi/urlrewrite, redirect; provider/kubernetes/gateway/httproute.go builds
+  them from an HTTPRoute filter, the rule's match value as the prefix): not Middleware CRD
+  types, built by the Gateway dialect. The new path is ``ReplaceFullPath``, or for
+  ``ReplacePrefixMatch`` Go's ``path.Join(replacement, TrimPrefix(path, prefix))`` (cleaned, so
+  a trailing slash of the replacement goes) plus ``/`` when the request path ended in one;
+  the query kept; a path with a non-default encoding (``%2F``) is :class:`Unpredictable` (on
+  3.7.15 the encoding survives the rewrite, which the source's ``EscapedPath`` does not say).
+  URLRewrite's ``hostname`` sets the Host the backend sees. RequestRedirect answers
+  ``statusCode`` (default 302, whatever the method) with ``Location`` = scheme (the filter's,
+  else ``http``: X-Forwarded-Proto does not count), the filter's hostname or the request's
+  (without its port), the filter's port (``443`` with ``https`` is written), else none when a
+  scheme is set, else the request's; the path as above; the query kept. All confirmed on
+  3.7.15 by tests/test_gateway_filters.py.
 - ``chain`` (chain/chain.go): references, expanded in order by :func:`flatten` with a caller's
   lookup; a cycle is refused as Traefik refuses it (pkg/server/middleware/middlewares.go).
 
@@ -90,6 +104,7 @@ from harness.traefik.requests import (
     _unescape,
     _valid_encoded,
     encoded_prefix_len,
+    go_path_clean,
 )
 from harness.traefik.versions import (
     PINNED_BEHAVIOUR,
@@ -121,8 +136,10 @@ __all__ = [
     "ReplacePath",
     "ReplacePathRegex",
     "Request",
+    "RequestRedirect",
     "StripPrefix",
     "StripPrefixRegex",
+    "URLRewrite",
     "Unpredictable",
     "apply_middlewares",
     "flatten",
@@ -202,6 +219,29 @@ class RedirectRegex:
 
 
 @dataclass(frozen=True)
+class URLRewrite:
+    """The Gateway provider's URLRewrite: ``path`` replaces the whole path, or with
+    ``path_prefix`` (the rule's PathPrefix) replaces that prefix; ``hostname`` sets the Host."""
+
+    hostname: str | None = None
+    path: str | None = None
+    path_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestRedirect:
+    """The Gateway provider's RequestRedirect; ``port`` ``""`` drops the request's port (set
+    by the provider when the filter names a scheme), None keeps it."""
+
+    scheme: str | None = None
+    hostname: str | None = None
+    port: str | None = None
+    path: str | None = None
+    path_prefix: str | None = None
+    status: int = 302
+
+
+@dataclass(frozen=True)
 class Headers:
     """The request- and path-relevant part of ``headers``; names as written (Go map keys)."""
 
@@ -250,6 +290,8 @@ Middleware = (
     | RedirectScheme
     | RedirectRegex
     | Headers
+    | URLRewrite
+    | RequestRedirect
     | Chain
     | RewriteTarget
     | Inert
@@ -882,6 +924,53 @@ def _redirect_scheme(mw: RedirectScheme, st: _State, request: Request) -> Outcom
     )
 
 
+def _go_path_join(*elems: str) -> str:
+    """Go's ``path.Join``: the non-empty elements joined with ``/`` and cleaned."""
+    joined = "/".join(e for e in elems if e)
+    return go_path_clean(joined) if joined else ""
+
+
+def _gateway_path(path: str, full: str | None, prefix: str | None) -> str:
+    """The decoded path after a Gateway filter's path modifier (none: unchanged)."""
+    if full is None:
+        return path
+    if prefix is None:
+        return full
+    new = _go_path_join(full, path.removeprefix(prefix))
+    # path.Join drops a trailing slash; Traefik puts the request's back.
+    return new + "/" if path.endswith("/") and not new.endswith("/") else new
+
+
+def _url_rewrite(mw: URLRewrite, st: _State) -> Outcome | None:
+    if mw.path is not None and st.url.raw_path:
+        # On 3.7.15 /prefix/one/a%2Fb reaches the backend as /one/a%2Fb, not as Go's
+        # EscapedPath of the joined decoded path would give it (/one/a/b): not modeled.
+        return Unpredictable(f"a URLRewrite path on the encoded path {st.url.raw_path!r}")
+    new = _gateway_path(st.url.path, mw.path, mw.path_prefix)
+    url = replace(st.url, path=new)
+    st.url = replace(url, raw_path=url.escaped_path())
+    st.request_uri = st.url.request_uri()
+    if mw.hostname is not None:
+        st.host = mw.hostname
+    return None
+
+
+def _request_redirect(mw: RequestRedirect, st: _State, request: Request) -> Outcome:
+    name, port = _split_host_port(st.host)
+    if name.startswith("["):
+        return Unpredictable(f"a redirect from the IPv6 Host {st.host!r}")
+    if mw.path is not None and st.url.raw_path:
+        return Unpredictable(f"a RequestRedirect path on the encoded path {st.url.raw_path!r}")
+    host = mw.hostname if mw.hostname is not None else name
+    port = port.removeprefix(":") if mw.port is None else mw.port
+    if port:
+        host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    path = _gateway_path(st.url.path, mw.path, mw.path_prefix)
+    url = replace(st.url, path=path)
+    location = f"{mw.scheme or request.scheme}://{host}{url.request_uri() if path else ''}"
+    return Redirect(mw.status, location)
+
+
 def _headers(mw: Headers, st: _State, request: Request) -> Outcome | None:
     if (
         mw.cors
@@ -958,6 +1047,10 @@ def apply_middlewares(
             outcome = _redirect(
                 mw.regex, mw.replacement, old_url, st, permanent=mw.permanent, method=request.method
             )
+        elif isinstance(mw, URLRewrite):
+            outcome = _url_rewrite(mw, st)
+        elif isinstance(mw, RequestRedirect):
+            outcome = _request_redirect(mw, st, request)
         elif isinstance(mw, Headers):
             outcome = _headers(mw, st, request)
             if outcome is None:

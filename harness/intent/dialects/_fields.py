@@ -394,20 +394,19 @@ _HEADER_MODIFIER: Table = {
     "remove": MODELED,
     "add": _ADD_HEADER,
 }
+_PATH_MODIFIER: Table = {"type": MODELED, "replaceFullPath": MODELED, "replacePrefixMatch": MODELED}
 _FILTERS: Table = {
     "type": MODELED,
     "requestHeaderModifier": _HEADER_MODIFIER,
     "responseHeaderModifier": _HEADER_MODIFIER,
-    "urlRewrite": Refused(
-        "Traefik's URLRewrite joins the replacement and the rest of the path with path.Join "
-        f"(cleaning it) and sets no X-Forwarded-Prefix or X-Replaced-Path; {_NOT_YET}",
-        "Remove the filter for this run",
-    ),
-    "requestRedirect": Refused(
-        f"Traefik's RequestRedirect builds the Location from scheme, hostname, port and path; "
-        f"{_NOT_YET}",
-        "Remove the filter for this run",
-    ),
+    "urlRewrite": {"hostname": MODELED, "path": _PATH_MODIFIER},
+    "requestRedirect": {
+        "scheme": MODELED,
+        "hostname": MODELED,
+        "port": MODELED,
+        "statusCode": MODELED,
+        "path": _PATH_MODIFIER,
+    },
     "requestMirror": Refused(
         "Traefik's Gateway provider does not support RequestMirror: a matching request is "
         "answered 500",

@@ -11,16 +11,19 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters other than the header modifiers' set and
-remove, HTTPS listeners, cross-namespace backends. A wildcard hostname ``*.example.com`` matches
-one or more labels (Traefik's HostRegexp, :func:`harness.traefik.gateway.host_matches`).
-RegularExpression path, header and query matches are Go patterns found anywhere in the value
-(not anchored), as Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
+refused with file:line:field (``_fields.py``): filters other than the header modifiers (set and
+remove), URLRewrite and RequestRedirect (the Gateway provider's own middlewares, one per match:
+``ReplacePrefixMatch`` replaces that match's path), HTTPS listeners, cross-namespace backends. A
+wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
+:func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
+are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
+HeaderRegexp and QueryRegexp evaluate them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.intent.dialects._fields import GATEWAY, GATEWAYCLASS, HTTPROUTE, check_fields
 from harness.intent.dialects._objects import Context, Draft, K8sObject
@@ -42,7 +45,13 @@ from harness.intent.model import (
 from harness.traefik.entrypoints import WEB
 from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
 from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
-from harness.traefik.middlewares import MiddlewareSpecError, parse_middleware_spec
+from harness.traefik.middlewares import (
+    Middleware,
+    MiddlewareSpecError,
+    RequestRedirect,
+    URLRewrite,
+    parse_middleware_spec,
+)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
@@ -246,61 +255,156 @@ def _match(node: YNode | None) -> GatewayMatch:
     return GatewayMatch(path, kind, tuple(conditions))
 
 
-#: Filter types and the Traefik Middleware spec each maps onto (harness.traefik.middlewares'
+#: Header filters and the headers middleware field each maps onto (harness.traefik.middlewares'
 #: headers model: Header.Set, and Header.Del for an empty value, in this order, as the Gateway
 #: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py).
 _HEADER_FILTERS = {
-    "RequestHeaderModifier": ("requestHeaderModifier", "customRequestHeaders"),
-    "ResponseHeaderModifier": ("responseHeaderModifier", "customResponseHeaders"),
+    "RequestHeaderModifier": "customRequestHeaders",
+    "ResponseHeaderModifier": "customResponseHeaders",
+}
+#: Every modeled filter type and the field holding its configuration.
+_FILTER_KEYS = {
+    "RequestHeaderModifier": "requestHeaderModifier",
+    "ResponseHeaderModifier": "responseHeaderModifier",
+    "URLRewrite": "urlRewrite",
+    "RequestRedirect": "requestRedirect",
 }
 
 
-def _filters(route: K8sObject, rule: YNode, rule_index: int) -> tuple[RouteMiddleware, ...]:
-    """A rule's filters as the middlewares Traefik puts on its routers, in order."""
+#: Go's HTTP statuses Traefik's RequestRedirect accepts (others: the filter is invalid, 500).
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+def _path_modifier(
+    config: YNode, rule: YNode, match: GatewayMatch
+) -> tuple[str | None, str | None]:
+    """A filter's ``path`` as Traefik's provider passes it on: (replacement, prefix to replace;
+    None for a full-path replacement)."""
+    node = config.get("path")
+    if node is None:
+        return None, None
+    type_node = node.require("type", "Set type: ReplaceFullPath or ReplacePrefixMatch")
+    kind = type_node.string("a path modifier type")
+    keys = {"ReplaceFullPath": "replaceFullPath", "ReplacePrefixMatch": "replacePrefixMatch"}
+    if kind not in keys:
+        type_node.fail(f"path modifier type {kind!r}", "Use ReplaceFullPath or ReplacePrefixMatch")
+    value_node = node.require(keys[kind], f"Add {keys[kind]}")
+    value = value_node.string("a path")
+    if not value.startswith("/"):
+        value_node.fail(f"path {value!r} does not start with '/'", "Start the path with '/'")
+    if kind == "ReplaceFullPath":
+        return value, None
+    matches_node = rule.get("matches")
+    if match.match != "prefix" or (matches_node is not None and len(matches_node.sequence()) != 1):
+        type_node.fail(
+            "ReplacePrefixMatch needs exactly one PathPrefix match in its rule (the API "
+            "server's validation refuses the HTTPRoute otherwise)",
+            "Give the rule one PathPrefix match, or use ReplaceFullPath",
+        )
+    return value, match.path
+
+
+def _header_filter(kind: str, config: YNode) -> tuple[Middleware, dict[str, Any]]:
+    """A header modifier on the headers middleware model, with the spec it stands for."""
+    headers_key = _HEADER_FILTERS[kind]
+    sets, removes = config.get("set"), config.get("remove")
+    pairs: list[tuple[str, str, YNode]] = []
+    for entry in sets.sequence() if sets is not None else []:
+        value_node = entry.require("value", "Give the header a value")
+        value = value_node.string("a value")
+        if value == "":
+            value_node.fail(
+                "a header set to the empty value: Traefik's header modifier sends it "
+                "empty, which the harness's headers model reads as a removal",
+                "Give it a value, or list it under remove",
+            )
+        pairs.append((entry.require("name").string("a header name"), value, entry))
+    for entry in removes.sequence() if removes is not None else []:
+        pairs.append((entry.string("a header name"), "", entry))
+    headers: dict[str, str] = {}
+    seen: dict[str, YNode] = {}
+    for name, value, at in pairs:
+        first = seen.get(name.lower())
+        if first is not None:
+            at.fail(
+                f"header {name!r} appears twice in one filter (first at line {first.line}): "
+                "two spellings of one header apply in no fixed order (a Go map)",
+                "Name each header once",
+            )
+        seen[name.lower()] = at
+        headers[name] = value
+    spec: dict[str, Any] = {"headers": {headers_key: headers}}
+    try:
+        return parse_middleware_spec(spec), spec
+    except MiddlewareSpecError as err:
+        config.fail(err.problem, err.advice)
+
+
+def _optional(config: YNode, key: str, what: str) -> str | None:
+    node = config.get(key)
+    return node.string(what) if node is not None else None
+
+
+def _filter_model(kind: str, config: YNode, rule: YNode, match: GatewayMatch) -> Middleware:
+    """URLRewrite and RequestRedirect as Traefik's provider configures its own middlewares."""
+    if kind == "URLRewrite":
+        path, prefix = _path_modifier(config, rule, match)
+        hostname = _optional(config, "hostname", "a hostname")
+        if path is None and hostname is None:
+            config.fail(
+                "a URLRewrite with neither path nor hostname: Traefik answers 500 (empty "
+                "configuration)",
+                "Set path or hostname",
+            )
+        return URLRewrite(hostname=hostname, path=path, path_prefix=prefix)
+    scheme = _optional(config, "scheme", "http or https")
+    if scheme not in (None, "http", "https"):
+        config.require("scheme").fail(f"scheme {scheme!r}", "Use http or https")
+    port_node = config.get("port")
+    port: str | None = "" if scheme is not None else None
+    if port_node is not None:
+        port = str(port_node.integer("a port number"))
+    status_node = config.get("statusCode")
+    status = status_node.integer("a status code") if status_node is not None else 302
+    if status not in _REDIRECT_STATUSES:
+        (status_node or config).fail(
+            f"statusCode {status}: Traefik's RequestRedirect accepts "
+            f"{', '.join(map(str, _REDIRECT_STATUSES))}",
+            "Use 301 or 302",
+        )
+    path, prefix = _path_modifier(config, rule, match)
+    return RequestRedirect(
+        scheme=scheme,
+        hostname=_optional(config, "hostname", "a hostname"),
+        port=port,
+        path=path,
+        path_prefix=prefix,
+        status=status,
+    )
+
+
+def _filters(
+    route: K8sObject, rule: YNode, rule_index: int, match: GatewayMatch
+) -> tuple[RouteMiddleware, ...]:
+    """A rule's filters as the middlewares Traefik puts on a match's router, in order (a path
+    modifier's ReplacePrefixMatch replaces that match's path)."""
     filters_node = rule.get("filters")
     out: list[RouteMiddleware] = []
     for i, node in enumerate(filters_node.sequence() if filters_node is not None else []):
         type_node = node.require("type", "Give the filter a type")
         kind = type_node.string("a filter type")
-        if kind not in _HEADER_FILTERS:
+        if kind not in _FILTER_KEYS:
             type_node.fail(
-                f"filter type {kind!r}: the harness models "
-                f"{' and '.join(_HEADER_FILTERS)} (set and remove)",
+                f"filter type {kind!r}: the harness models {', '.join(_FILTER_KEYS)}",
                 "Remove the filter for this run",
             )
-        key, headers_key = _HEADER_FILTERS[kind]
-        config = node.require(key, f"Add {key} with set or remove")
-        sets, removes = config.get("set"), config.get("remove")
-        pairs: list[tuple[str, str, YNode]] = []
-        for entry in sets.sequence() if sets is not None else []:
-            value_node = entry.require("value", "Give the header a value")
-            value = value_node.string("a value")
-            if value == "":
-                value_node.fail(
-                    "a header set to the empty value: Traefik's header modifier sends it "
-                    "empty, which the harness's headers model reads as a removal",
-                    "Give it a value, or list it under remove",
-                )
-            pairs.append((entry.require("name").string("a header name"), value, entry))
-        for entry in removes.sequence() if removes is not None else []:
-            pairs.append((entry.string("a header name"), "", entry))
-        headers: dict[str, str] = {}
-        seen: dict[str, YNode] = {}
-        for name, value, at in pairs:
-            first = seen.get(name.lower())
-            if first is not None:
-                at.fail(
-                    f"header {name!r} appears twice in one filter (first at line {first.line}): "
-                    "two spellings of one header apply in no fixed order (a Go map)",
-                    "Name each header once",
-                )
-            seen[name.lower()] = at
-            headers[name] = value
-        spec = {"headers": {headers_key: headers}}
-        try:
-            model = parse_middleware_spec(spec)
-        except MiddlewareSpecError as err:
-            config.fail(err.problem, err.advice)
+        key = _FILTER_KEYS[kind]
+        config = node.require(key, f"Add {key}")
+        model: Middleware
+        if kind in _HEADER_FILTERS:
+            model, spec = _header_filter(kind, config)
+        else:
+            model, spec = _filter_model(kind, config, rule, match), {key: config.value()}
         out.append(
             RouteMiddleware(
                 route.namespace,
@@ -317,6 +421,20 @@ def _filters(route: K8sObject, rule: YNode, rule_index: int) -> tuple[RouteMiddl
 def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
     refs_node = rule.get("backendRefs")
     refs = refs_node.sequence() if refs_node is not None else []
+    filters_node = rule.get("filters")
+    redirects = [
+        f
+        for f in (filters_node.sequence() if filters_node is not None else [])
+        if f.get("requestRedirect") is not None
+    ]
+    if redirects:
+        if refs:
+            (refs_node or rule).fail(
+                "a rule with a RequestRedirect filter and backendRefs: the API server's "
+                "validation refuses it",
+                "Remove the backendRefs (the redirect answers every request)",
+            )
+        return ()
     if not refs:
         (refs_node or rule).fail(
             "the rule has no backendRefs: Traefik answers 500", "List at least one backendRef"
@@ -450,13 +568,13 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                 )
         for ri, rule in enumerate(rules):
             backends = _backends(ctx, obj, rule)
-            middlewares = _filters(obj, rule, ri)
             matches_node = rule.get("matches")
             matches: list[YNode | None] = (
                 list(matches_node.sequence()) if matches_node is not None else [None]
             )
             for match_node in matches:
                 match = _match(match_node)
+                middlewares = _filters(obj, rule, ri, match)
                 rule_text, score = router_rule(hostnames, match)
                 priority = router_priority(score, len(rules), ri)
                 at = match_node or rule

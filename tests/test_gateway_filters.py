@@ -1,0 +1,361 @@
+"""HTTPRoute URLRewrite and RequestRedirect on Traefik's Gateway provider: the model of its own
+middlewares (harness.traefik.middlewares ``URLRewrite``/``RequestRedirect``) at the boundary
+cases, the dialect's refusals with file:line:field, and the real Traefik 3.7.15 serving the
+conformance-style rewrite-path and redirect scenarios as predicted (every routing and strip
+check passes), while a filter changed behind the oracle's back fails only the check that sees
+it (strip for a rewrite, routing for a redirect). The stack tests share one Traefik."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.checks.exact import ExactVerdict, applies, judge
+from harness.checks.probes import generate_probes
+from harness.errors import ManifestError
+from harness.intent.dialects import load_intent
+from harness.intent.model import Intent
+from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.traefik.middlewares import (
+    Forwarded,
+    Redirect,
+    Request,
+    RequestRedirect,
+    Unpredictable,
+    URLRewrite,
+    apply_middlewares,
+)
+from harness.traefik.oracle import expect
+from harness.traffic.rounds import send_in_rounds
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "harness" / "suites" / "manifests"
+SERVICES = MANIFESTS / "services.yaml"
+REWRITE = MANIFESTS / "gateway" / "gateway-rewrite-path.yaml"
+REDIRECT = MANIFESTS / "gateway" / "gateway-redirect.yaml"
+
+
+def _target(mw: URLRewrite | RequestRedirect, target: str, host: str = "h.test") -> str:
+    outcome = apply_middlewares([mw], Request(host=host, target=target))
+    if isinstance(outcome, Forwarded):
+        return outcome.target
+    assert isinstance(outcome, Redirect), outcome
+    return f"{outcome.status} {outcome.location}"
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("replacement", "target", "upstream"),
+    [
+        ("/one", "/prefix", "/one"),
+        ("/one", "/prefix/", "/one/"),
+        ("/one", "/prefix/x", "/one/x"),
+        ("/one", "/prefix/x/?q=1;r", "/one/x/?q=1&r"),
+        ("/", "/prefix", "/"),
+        ("/", "/prefix/x", "/x"),
+        # path.Join drops the replacement's trailing slash; the request's comes back.
+        ("/new/", "/prefix", "/new"),
+        ("/new/", "/prefix/", "/new/"),
+        ("/new/", "/prefix/x", "/new/x"),
+        # TrimPrefix is a string prefix: /prefixx (never routed here) would keep its x.
+        ("/new", "/prefixx", "/new/x"),
+    ],
+)
+def test_replace_prefix_match_joins_the_rest_as_traefik_does(
+    replacement: str, target: str, upstream: str
+) -> None:
+    mw = URLRewrite(path=replacement, path_prefix="/prefix")
+    assert _target(mw, target) == upstream
+
+
+def test_replace_full_path_keeps_the_query_and_hostname_sets_the_host() -> None:
+    mw = URLRewrite(hostname="up.test", path="/full")
+    outcome = apply_middlewares([mw], Request(host="h.test", target="/a/b?x=1"))
+    assert isinstance(outcome, Forwarded)
+    assert (outcome.target, outcome.host) == ("/full?x=1", "up.test")
+    # An encoded path through a path modifier is not predicted (3.7.15 keeps %2F).
+    encoded = apply_middlewares([mw], Request(host="h.test", target="/a%2Fb"))
+    assert isinstance(encoded, Unpredictable)
+
+
+@pytest.mark.parametrize(
+    ("mw", "host", "location"),
+    [
+        (RequestRedirect(), "h.test", "302 http://h.test/p/x?q=1"),
+        (RequestRedirect(), "h.test:8080", "302 http://h.test:8080/p/x?q=1"),
+        (RequestRedirect(scheme="https", port=""), "h.test:8080", "302 https://h.test/p/x?q=1"),
+        (RequestRedirect(port="8443"), "h.test:8080", "302 http://h.test:8443/p/x?q=1"),
+        (RequestRedirect(scheme="https", port="443"), "h.test", "302 https://h.test:443/p/x?q=1"),
+        (
+            RequestRedirect(hostname="o.test", status=301),
+            "h.test:81",
+            "301 http://o.test:81/p/x?q=1",
+        ),
+        (RequestRedirect(path="/f"), "h.test", "302 http://h.test/f?q=1"),
+        (RequestRedirect(path="/r", path_prefix="/p"), "h.test", "302 http://h.test/r/x?q=1"),
+    ],
+)
+def test_the_redirect_location_takes_each_field(
+    mw: RequestRedirect, host: str, location: str
+) -> None:
+    assert _target(mw, "/p/x?q=1", host) == location
+
+
+# -- the dialect ----------------------------------------------------------------------------------
+
+_ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  gatewayClassName: traefik
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+    - matches: [{match}]
+      filters:
+        - {filter}
+{backends}"""
+_BACKENDS = "      backendRefs: [{name: cheddar, port: 80}]\n"
+
+
+def _load(tmp_path: Path, filter_: str, match: str = "{path: {type: PathPrefix, value: /p}}",
+          backends: str = _BACKENDS) -> Intent:  # fmt: skip
+    path = tmp_path / "route.yaml"
+    path.write_text(_ROUTE.format(match=match, filter=filter_, backends=backends), "utf-8")
+    return load_intent([SERVICES, path])
+
+
+def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> None:
+    intent = _load(
+        tmp_path,
+        "{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, "
+        "replacePrefixMatch: /q}}}",
+    )
+    decided = expect(intent, "any.test", "/p/x").decided_by
+    assert decided is not None and decided.upstream_path == "/q/x"
+    assert [m.model for m in intent.routes[0].middlewares] == [
+        URLRewrite(path="/q", path_prefix="/p")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filter_", "match", "backends", "field", "says"),
+    [
+        (
+            "{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, "
+            "replacePrefixMatch: /q}}}",
+            "{path: {type: Exact, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].urlRewrite.path.type",
+            "exactly one PathPrefix match",
+        ),
+        (
+            "{type: RequestRedirect, requestRedirect: {scheme: https}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].backendRefs",
+            "RequestRedirect filter and backendRefs",
+        ),
+        (
+            "{type: RequestRedirect, requestRedirect: {statusCode: 305}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            "",
+            "spec.rules[0].filters[0].requestRedirect.statusCode",
+            "statusCode 305",
+        ),
+        (
+            "{type: URLRewrite, urlRewrite: {}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].urlRewrite",
+            "neither path nor hostname",
+        ),
+        (
+            "{type: CORS, cors: {allowOrigins: ['*']}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].cors",
+            "CORS answers preflights",
+        ),
+    ],
+    ids=["prefix-on-exact", "redirect-with-backends", "status-305", "empty-rewrite", "cors"],
+)
+def test_what_is_still_refused_names_file_line_field(
+    tmp_path: Path, filter_: str, match: str, backends: str, field: str, says: str
+) -> None:
+    with pytest.raises(ManifestError) as err:
+        _load(tmp_path, filter_, match, backends)
+    message = str(err.value)
+    assert "route.yaml:" in message and f"field {field}" in message and says in message
+
+
+# -- on the real Traefik --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filters_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
+    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
+    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
+    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-filters-stack"))
+    with stack:
+        yield stack
+
+
+def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:
+    """Every routing and strip verdict on ``declared``'s probes, with ``applied`` on Traefik."""
+    probes = generate_probes(declared)
+    target.apply_intent(applied)
+    try:
+        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+    finally:
+        target.remove_intent(applied)
+    return [
+        judge(aspect, run.records[p.id], declared, scenario="filters")
+        for p in probes
+        for aspect in ("routing", "strip")
+        if applies(aspect, p)
+    ]
+
+
+#: Requests beyond the probes: the boundaries, a query, a Host with a port.
+BOUNDARIES = [
+    ("rewrite.gateway.test", t)
+    for t in (
+        "/prefix/one", "/prefix/one/", "/prefix/one/two", "/prefix/one/two?q=1&r=a;b",
+        "/strip-prefix", "/strip-prefix/", "/strip-prefix/three", "/slash", "/slash/",
+        "/slash/x/", "/full/one/two?x=1", "/full/rewrite-path-and-modify-headers/x",
+    )
+] + [
+    ("redirect.gateway.test", t)
+    for t in ("/original-prefix", "/original-prefix/", "/original-prefix/x?q=1",
+              "/full-path/x?q=1", "/host-and-status/a", "/scheme/a?b=1", "/port/a",
+              "/scheme-and-port/a", "/other")
+] + [("redirect.gateway.test:8080", t)
+      for t in ("/port/a", "/scheme/a", "/original-prefix/a")]  # fmt: skip
+
+
+@pytest.mark.stack
+def test_the_scenarios_are_served_as_predicted_at_every_boundary(
+    filters_stack: LocalStack,
+) -> None:
+    intent = load_intent([SERVICES, REWRITE, REDIRECT])
+    target = LocalTarget(filters_stack)
+    probes = generate_probes(intent)
+    target.apply_intent(intent)
+    try:
+        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+        answers = {
+            (host, t): httpx.get(target.proxy_url + t, headers={"Host": host}, trust_env=False)
+            for host, t in BOUNDARIES
+        }
+        unrouted = httpx.get(
+            target.proxy_url + "/prefix/onex",
+            headers={"Host": "rewrite.gateway.test"},
+            trust_env=False,
+        )
+    finally:
+        target.remove_intent(intent)
+    verdicts = [
+        judge(aspect, run.records[p.id], intent, scenario="filters")
+        for p in probes
+        for aspect in ("routing", "strip")
+        if applies(aspect, p)
+    ]
+    assert len(verdicts) > 20 and all(v.passed for v in verdicts), [
+        v.summary() for v in verdicts if not v.passed
+    ]
+    assert unrouted.status_code == 404
+    for (host, t), answer in answers.items():
+        decided = expect(intent, host, t).decided_by
+        assert decided is not None, (host, t)
+        if decided.location is not None:
+            assert (answer.status_code, answer.headers["location"]) == (
+                decided.status,
+                decided.location,
+            ), (host, t)
+            continue
+        lines = answer.text.splitlines()
+        assert f"GET {decided.upstream_path} HTTP/1.1" in lines, (host, t, lines[:3])
+        assert f"Host: {decided.host_header}" in lines, (host, t)
+    # The figures the model was confirmed on, spelled out.
+    assert answers["redirect.gateway.test", "/scheme-and-port/a"].headers["location"] == (
+        "https://redirect.gateway.test:443/scheme-and-port/a"
+    )
+    assert answers["redirect.gateway.test:8080", "/scheme/a"].headers["location"] == (
+        "https://redirect.gateway.test/scheme/a"
+    )
+    assert answers["redirect.gateway.test", "/original-prefix/x?q=1"].status_code == 302
+    assert "GET /new HTTP/1.1" in answers["rewrite.gateway.test", "/slash"].text
+
+
+def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
+    text = source.read_text("utf-8")
+    assert old in text
+    path = tmp_path / source.name
+    path.write_text(text.replace(old, new, 1), "utf-8")
+    return load_intent([SERVICES, path])
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(
+    ("source", "old", "new", "fails", "says"),
+    [
+        (
+            REWRITE,
+            "replacePrefixMatch: /one}",
+            "replacePrefixMatch: /two}",
+            "strip",
+            "rewrite-path-rule0-urlrewrite-0 (URLRewrite)",
+        ),
+        (
+            REWRITE,
+            "hostname: upstream.gateway.test",
+            "hostname: elsewhere.gateway.test",
+            "strip",
+            "Host: expected upstream.gateway.test, observed elsewhere.gateway.test",
+        ),
+        (
+            REDIRECT,
+            "statusCode: 301",
+            "statusCode: 302",
+            "routing",
+            "redirect-rule2-requestredirect-0 (RequestRedirect)",
+        ),
+        (
+            REDIRECT,
+            "replaceFullPath: /replacement-full}",
+            "replaceFullPath: /elsewhere}",
+            "routing",
+            "Location",
+        ),
+    ],
+    ids=["rewrite-prefix", "rewrite-hostname", "redirect-status", "redirect-path"],
+)
+def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
+    filters_stack: LocalStack,
+    tmp_path: Path,
+    source: Path,
+    old: str,
+    new: str,
+    fails: str,
+    says: str,
+) -> None:
+    declared = load_intent([SERVICES, source])
+    verdicts = _verdicts(LocalTarget(filters_stack), declared, _changed(tmp_path, source, old, new))
+    failed = [v for v in verdicts if v.outcome == "failed"]
+    assert failed and {v.aspect for v in failed} == {fails}, [v.summary() for v in verdicts]
+    assert {str(v.outcome) for v in verdicts if v.aspect != fails} <= {"passed"}
+    messages = "\n".join(v.message for v in failed)
+    assert says in messages, messages
