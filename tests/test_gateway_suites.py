@@ -1,9 +1,10 @@
 """The conformance suite's HTTPRoute scenarios Traefik claims, as this harness verifies them:
 ``harness/suites/manifests/gateway/`` (matching across routes, path match order, query and
-method matching, weights 70/30/0) through the packaged routing, strip, priority, registration
-and weights suites on the local target, in one run (the edge and gap suites are left out to keep
-it short). Every check passes on Traefik 3.7.15, and the path-match-order scenario shows a
-departure from the spec that the conformance suite does not exercise."""
+method matching, weights 70/30/0; and a canary's 100/0 split) through the packaged routing,
+strip, priority, registration and weights suites on the local target, in one run (the edge and
+gap suites are left out to keep it short). Every check passes on Traefik 3.7.15, and the
+path-match-order scenario shows a departure from the spec that the conformance suite does not
+exercise."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def test_the_conformance_scenarios_pass_every_suite(tmp_path: Path) -> None:
     suites = {k.split("::")[0].rsplit("/", 1)[-1] for k in outcomes}
     assert {"test_routing.py", "test_strip.py", "test_priority.py", "test_weights.py",
             "test_registration.py"} <= suites  # fmt: skip
-    (weights,) = [c for c in results["checks"] if "test_weights.py" in c["nodeid"]]
+    # (The canary's 100/0 split, gateway-canary.yaml, is checked too.)
+    (weights,) = [
+        c
+        for c in results["checks"]
+        if "test_weights.py" in c["nodeid"] and "weighted-backends" in c["nodeid"]
+    ]
     assert weights["evidence"]["declared"] == {"cheddar": 0.7, "stilton": 0.3, "wensleydale": 0.0}
     assert weights["evidence"]["verdict"]["counts"][2] == 0  # weight 0: none at all
     departures = [f for f in results["findings"] if f["kind"] == "gateway-precedence"]

@@ -1368,7 +1368,11 @@ def measure_strategies(
         for name in lane_names:
             if stop.is_set():
                 return
-            strategy = build_strategy(name, target, subject)
+            try:
+                strategy = build_strategy(name, target, subject)
+            except ConfigError as exc:  # it does not apply to the subject: its error says why
+                results[name] = StrategyRuns(name, [], {"strategy": name}, True, exc)
+                continue
             runs = StrategyRuns(name, [], {}, strategy.must_converge)
             try:
                 runs.reports = run_repeats(
