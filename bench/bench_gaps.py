@@ -36,6 +36,7 @@ from harness.checks.strategies import (
     find_subject,
     lane_targets,
     measure_strategies,
+    not_applicable,
 )
 from harness.intent.dialects import load_scenarios
 from harness.plugin.settings import DEFAULT_MANIFESTS
@@ -137,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="requests/s (default 2000)")
     parser.add_argument(
         "--strategies",
-        default=",".join(LOCAL_STRATEGIES),
-        help="comma-separated strategy names (default: all)",
+        help="comma-separated strategy names (default: all that apply to the route)",
     )
     parser.add_argument("--throttle", type=float, default=2.0, help="Traefik's throttle (s)")
     parser.add_argument(
@@ -156,17 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json-out", type=Path, help="also write the full results here")
     ns = parser.parse_args(argv)
-    names = [n.strip() for n in ns.strategies.split(",") if n.strip()]
+    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert subject is not None, "the tutorial's manifests have no route to move"
+    if ns.strategies is None:
+        names = [n for n in LOCAL_STRATEGIES if not_applicable(n, subject) is None]
+    else:
+        names = [n.strip() for n in ns.strategies.split(",") if n.strip()]
     unknown = sorted(set(names) - set(LOCAL_STRATEGIES))
     if unknown:
         parser.error(f"unknown strategies {unknown}; known: {', '.join(LOCAL_STRATEGIES)}")
+    reasons = [r for n in names if (r := not_applicable(n, subject)) is not None]
+    if reasons:
+        parser.error("; ".join(reasons))
     if not 1 <= ns.lanes <= len(names):
         parser.error(f"--lanes must be between 1 and the number of strategies ({len(names)})")
     if not 1 <= ns.repeats <= 50:
         parser.error("--repeats must be between 1 and 50")
 
-    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
-    assert subject is not None, "the tutorial's manifests have no route to move"
     options = GapOptions(max_lag_s=DEFAULT_MAX_LAG_S)
     rows: list[dict[str, Any]] = []
     invalid = 0

@@ -1,6 +1,8 @@
 """Apply strategies against the local target: each is timed, does its steps, shows in Traefik's
-API, leaves the stack as it found it; and a backend refusing connections for exactly 500 ms is
-a 500 ms gap of 502s through the proxy."""
+API, leaves the stack as it found it, on an Ingress and on an HTTPRoute rule (Traefik's Gateway
+provider: the route moved and its weights shifted without a failed request, a backend stopped
+before its endpoint is removed fails requests); and a backend refusing connections for exactly
+500 ms is a 500 ms gap of 502s through the proxy."""
 
 from __future__ import annotations
 
@@ -30,18 +32,25 @@ from harness.checks.strategies import (
     lane_targets,
     measure_change,
     measure_strategies,
+    not_applicable,
     phases,
     run_repeats,
 )
 from harness.errors import ConfigError
-from harness.intent.dialects import load_scenarios
+from harness.intent.dialects import load_intent, load_scenarios
 from harness.plugin.settings import DEFAULT_MANIFESTS
 from harness.targets.base import LocalTarget
+from harness.targets.local_stack import LocalStackOptions
 from harness.traefik.process import enabled_routers
 from harness.traffic.engine import Progress, RequestSpec, SenderPool
 from harness.waiting import wait_until
 
 RATE = 2000.0
+MANIFESTS = DEFAULT_MANIFESTS
+#: The canary HTTPRoute: cheddar at weight 100, wensleydale at 0.
+CANARY = (MANIFESTS / "services.yaml", MANIFESTS / "gateway" / "gateway-canary.yaml")
+#: The strategies an Ingress route has (a weight shift is an HTTPRoute's).
+INGRESS_STRATEGIES = [n for n in LOCAL_STRATEGIES if n != "weight-shift"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,6 +79,34 @@ def test_without_a_re_registration_the_route_moves_to_another_service() -> None:
     assert find_subject({"weights": scenarios["weights"]}) is None  # only a weighted route
 
 
+def test_an_httproute_rule_is_the_subject_without_an_ingress_one() -> None:
+    subject = find_subject({"canary": load_intent(list(CANARY))})
+    assert subject is not None and subject.gateway and subject.second is None
+    assert (subject.route.host, subject.route.path, subject.rule_index) == (
+        "canary.gateway.test",
+        "/shop",
+        0,
+    )
+    # Where the rule sends, and where it moves: its zero-weight backendRef.
+    assert (subject.service, subject.other.service) == ("cheddar", "wensleydale")
+    for name in ("override-priority", "override-tie"):
+        reason = not_applicable(name, subject)
+        assert reason is not None and "HTTPRoute" in reason
+        with pytest.raises(ConfigError, match="no explicit route priority"):
+            build_strategy(name, SimpleNamespace(stack=None), subject)
+    shift = build_strategy("weight-shift", SimpleNamespace(stack=None), subject)
+    assert [[(b.service, b.weight) for b in s.backends] for s in shift.states] == [  # type: ignore[attr-defined]
+        [("cheddar", 100), ("wensleydale", 0)],
+        [("cheddar", 0), ("wensleydale", 100)],
+    ]
+    ingress = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    assert ingress is not None and not ingress.gateway
+    assert not_applicable("weight-shift", ingress) is not None
+    with pytest.raises(ConfigError, match="an Ingress backend has no weight"):
+        build_strategy("weight-shift", SimpleNamespace(stack=None), ingress)
+    assert all(not_applicable(n, ingress) is None for n in INGRESS_STRATEGIES)
+
+
 def test_phases_spread_over_the_throttle_window() -> None:
     assert phases(5, 2.0) == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5])
     assert phases(1, 2.0) == [0.5]
@@ -87,8 +124,12 @@ def test_lanes_share_the_strategies_out_evenly_and_keep_report_order() -> None:
     assert sorted(n for lane in plan for n in lane) == sorted(LOCAL_STRATEGIES)  # each once
     for lane in plan:
         assert lane == sorted(lane, key=LOCAL_STRATEGIES.index)
-        # Two of the four two-step strategies (the longer runs) per lane, two one-step ones.
-        assert sorted(CONFIG_STEPS[n] for n in lane) == [1, 1, 2, 2]
+    # Two of the four two-step strategies (the longer runs) per lane; the five one-step ones
+    # shared out after them.
+    assert sorted(sorted(CONFIG_STEPS[n] for n in lane) for lane in plan) == [
+        [1, 1, 1, 2, 2],
+        [1, 1, 2, 2],
+    ]
     assert plan[0][0] == "patch"
     assert lane_plan(LOCAL_STRATEGIES, 1) == [list(LOCAL_STRATEGIES)]
     # More lanes than strategies: one each, no empty lane.
@@ -99,10 +140,13 @@ def test_lanes_share_the_strategies_out_evenly_and_keep_report_order() -> None:
 
 
 def test_config_steps_are_the_strategies_own() -> None:
-    subject = find_subject(load_scenarios(DEFAULT_MANIFESTS))
-    assert subject is not None
+    ingress = find_subject(load_scenarios(DEFAULT_MANIFESTS))
+    gateway = find_subject({"canary": load_intent(list(CANARY))})
+    assert ingress is not None and gateway is not None
     assert set(CONFIG_STEPS) == set(LOCAL_STRATEGIES)
-    for name in LOCAL_STRATEGIES:
+    for subject, name in [(s, n) for s in (ingress, gateway) for n in LOCAL_STRATEGIES]:
+        if not_applicable(name, subject) is not None:
+            continue
         strategy = build_strategy(name, SimpleNamespace(stack=None), subject)
         try:
             assert strategy.config_steps == CONFIG_STEPS[name], name
@@ -380,7 +424,7 @@ def _slices(local_stack: Any, service: str) -> set[str]:
 
 @pytest.mark.stack
 @pytest.mark.slow
-@pytest.mark.parametrize("name", LOCAL_STRATEGIES)
+@pytest.mark.parametrize("name", INGRESS_STRATEGIES)
 def test_each_strategy_is_timed_and_restores_the_stack(
     name: str, local_stack: Any, local_target: LocalTarget, tmp_path: Path
 ) -> None:
@@ -448,3 +492,62 @@ def test_strategies_side_by_side_run_on_stacks_of_their_own(
             assert report.change is not None and report.accounted
     for pid in pids:
         wait_until(lambda p=pid: not os.path.exists(f"/proc/{p}"), timeout=10, what=f"{pid} gone")
+
+
+@pytest.fixture(scope="module")
+def gateway_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTarget]:
+    """A stack with Traefik's Gateway provider, at the gap suite's throttle."""
+    options = LocalStackOptions(
+        services={"cheddar": 1, "wensleydale": 1}, throttle_seconds=GAP_THROTTLE_S, gateway=True
+    )
+    with lane_targets(options, 1, tmp_path_factory.mktemp("gateway-gaps")) as (target,):
+        yield target
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["patch", "replace", "backend-stops-first"])
+def test_on_an_httproute_rule_each_strategy_is_timed_and_restores_the_stack(
+    name: str, gateway_target: LocalTarget
+) -> None:
+    """The canary rule moved to wensleydale (patched, replaced): no failed request, the first
+    new answer once Traefik showed the change; the backend stopped before its endpoint is
+    removed: 502s (Traefik still sends to it). (The weight shift is timed by the gap suite's
+    run in tests/test_gateway_suites.py.)"""
+    subject = find_subject({"canary": load_intent(list(CANARY))})
+    assert subject is not None
+    stack = gateway_target.stack
+    url = gateway_target.url_for(subject.route)
+    # The sender's workers started before the runs, as the suite's lanes do.
+    with SenderPool(2) as pool:
+        for _ in range(2):  # a run whose sender lagged (a loaded machine) is made once more
+            strategy = build_strategy(name, gateway_target, subject)
+            try:
+                (report,) = run_repeats(
+                    url,
+                    strategy,
+                    repeats=1,
+                    rate=RATE,
+                    throttle_s=stack.options.throttle_seconds,
+                    reference=stack.reload_providers,
+                    pool=pool,
+                )
+            finally:
+                strategy.restore()
+            if report.valid:
+                break
+    assert report.valid, report.summary()
+    _check_timing(report)
+    assert report.meta["strategy"] == name
+    steps = [s.name for s in report.change.steps] if report.change else []
+    if name == "backend-stops-first":
+        assert steps[-2:] == ["old backend stopped", "old endpoint removed"]
+        assert report.failed > 0 and "502" in report.failed_by_class
+    else:
+        assert report.failed == 0 and report.gap_s == 0.0
+        assert report.convergence_s is not None and report.change is not None
+        assert report.change.shown is not None
+        assert report.change.start + report.convergence_s <= report.change.shown + 0.1
+    # Restored: Traefik's Gateway provider serves the canary's rule no more.
+    routers = enabled_routers(stack.running_traefik().routers())
+    assert not [r for r in routers if "canary.gateway.test" in str(r.get("rule"))]

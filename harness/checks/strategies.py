@@ -22,6 +22,8 @@ cheddar to wensleydale):
 ==========================  ===============================================================
 ``patch``                   ``kubectl apply``: a three-way (strategic merge) patch of the Ingress
 ``replace``                 ``kubectl replace``: PUT of the whole Ingress
+``weight-shift``            ``kubectl apply`` of an HTTPRoute rule's backendRef weights, 100/0
+                            to 0/100 (Gateway API only: an Ingress backend has no weight)
 ``delete-create``           ``kubectl replace --force`` or a rename: delete, then create (the
                             objects that change; the unchanged Middleware stays)
 ``override-priority``       the same host and path on a second Ingress with a higher explicit
@@ -35,12 +37,19 @@ cheddar to wensleydale):
 ``backend-stops-first``     the old backend stops, then its endpoint is removed
 ``command``                 a user-given command is the change (external mode)
 ==========================  ===============================================================
+
+On a Gateway API route (an HTTPRoute rule, when the intent has no Ingress subject) the route
+moves by changing the rule's ``backendRefs`` (patched, replaced, or the HTTPRoute deleted and
+created again), ``weight-shift`` changes their weights, and the endpoint strategies work as on
+an Ingress; a second Ingress does not apply (:func:`not_applicable` says why).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -66,9 +75,17 @@ from harness.checks.gaps import (
 )
 from harness.checks.probes import probe_host
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
-from harness.intent.model import PROVIDER_INGRESS, Intent, Route, WeightedBackend, sub_intent
+from harness.intent.model import (
+    PROVIDER_GATEWAY,
+    PROVIDER_INGRESS,
+    Intent,
+    Route,
+    WeightedBackend,
+    sub_intent,
+)
+from harness.traefik.gateway import rule_index
 from harness.traefik.process import canonical_rule
-from harness.traefik.render import render_manifests
+from harness.traefik.render import manifests_to_apply, render_manifests
 from harness.traffic.engine import (
     Progress,
     ProgressCallback,
@@ -101,6 +118,7 @@ __all__ = [
     "lane_targets",
     "measure_change",
     "measure_strategies",
+    "not_applicable",
     "phases",
     "preflight",
     "run_repeats",
@@ -110,6 +128,7 @@ __all__ = [
 DEFAULT_BUDGETS: Mapping[str, int | None] = {
     "patch": 0,
     "replace": 0,
+    "weight-shift": 0,
     "delete-create": REPORT_ONLY,
     "override-priority": 0,
     "override-tie": REPORT_ONLY,
@@ -123,6 +142,7 @@ DEFAULT_BUDGETS: Mapping[str, int | None] = {
 LOCAL_STRATEGIES: tuple[str, ...] = (
     "patch",
     "replace",
+    "weight-shift",
     "delete-create",
     "override-priority",
     "override-tie",
@@ -137,6 +157,7 @@ LOCAL_STRATEGIES: tuple[str, ...] = (
 CONFIG_STEPS: Mapping[str, int] = {
     "patch": 1,
     "replace": 1,
+    "weight-shift": 1,
     "delete-create": 2,
     "override-priority": 1,
     "override-tie": 1,
@@ -571,36 +592,83 @@ def run_repeats(
 @dataclass(frozen=True)
 class Subject:
     """The route a change is made to: ``route`` moves to ``other``; ``second`` is the same host
-    and path on another Ingress, sending to ``other`` (the tutorial's re-registration)."""
+    and path on another Ingress, sending to ``other`` (the tutorial's re-registration; None
+    for a Gateway API route, whose HTTPRoute rule ``rule_index`` the changes rewrite)."""
 
     scenario: str
     intent: Intent
     route: Route
     other: WeightedBackend
-    second: Route
+    second: Route | None
+    rule_index: int | None = None
 
     @property
     def spec(self) -> RequestSpec:
         return RequestSpec(path=self.route.path or "/", host=probe_host(self.route.host))
+
+    @property
+    def gateway(self) -> bool:
+        """The route is an HTTPRoute rule's (Traefik's Gateway provider serves it)."""
+        return self.route.provider == PROVIDER_GATEWAY
+
+    @property
+    def service(self) -> str:
+        """The Service the route sends to before the change (its one backend with weight)."""
+        return next(b.service for b in self.route.backends if b.weight > 0)
+
+
+def _plain(route: Route) -> bool:
+    return (
+        bool(route.host)
+        and "*" not in (route.host or "")
+        and route.path is not None
+        # The subject's traffic goes to its path as written: a regex is no request path.
+        and route.match != "regex"
+        # ... and carries no method, header or query parameter a condition would ask for.
+        and not route.conditions
+    )
 
 
 def _candidate(route: Route) -> bool:
     return (
         route.provider == PROVIDER_INGRESS
         and not route.weighted
-        and bool(route.host)
-        and "*" not in (route.host or "")
-        and route.path is not None
-        # The subject's traffic goes to its path as written: a regex is no request path.
-        and route.match != "regex"
+        and _plain(route)
         and route.match_rule is None
     )
+
+
+def _gateway_candidate(route: Route) -> bool:
+    """An HTTPRoute rule's route that sends to one Service (others at weight 0 may be listed:
+    a canary before its shift)."""
+    return (
+        route.provider == PROVIDER_GATEWAY
+        and _plain(route)
+        and sum(1 for b in route.backends if b.weight > 0) == 1
+    )
+
+
+def _other_backend(intent: Intent, route: Route) -> WeightedBackend | None:
+    """Another Service of the intent to move ``route`` to: one the route lists at weight 0
+    (a canary's), else the first other one."""
+    current = {b.service for b in route.backends if b.weight > 0}
+    listed = next((b for b in route.backends if b.service not in current), None)
+    if listed is not None:
+        return replace(listed, weight=1)
+    for service in intent.services:
+        if service.name in current:
+            continue
+        port = next((p.number for p in service.ports if p.number), None)
+        return WeightedBackend(service.name, port or route.backends[0].port, 1)
+    return None
 
 
 def find_subject(scenarios: Mapping[str, Intent]) -> Subject | None:
     """The tutorial's re-registration if the intent has one (a route and a second Ingress with
     the same rule to another Service: ``registration-duplicate``), else the first plain Ingress
-    route with a host and a path, moved to another Service of the same intent."""
+    route with a host and a path, moved to another Service of the same intent; else the first
+    such HTTPRoute rule sending to one Service (a canary's zero-weight backendRef, or another
+    Service of the intent, is where it moves)."""
     for name, intent in scenarios.items():
         routes = [r for r in intent.routes if _candidate(r)]
         for i, first in enumerate(routes):
@@ -613,21 +681,38 @@ def find_subject(scenarios: Mapping[str, Intent]) -> Subject | None:
                     return Subject(name, intent, first, second.backends[0], second)
     for name, intent in scenarios.items():
         for route in intent.routes:
-            if not _candidate(route):
+            other = _other_backend(intent, route) if _candidate(route) else None
+            if other is None:
                 continue
-            current = route.backends[0].service
-            for service in intent.services:
-                if service.name == current:
-                    continue
-                port = next((p.number for p in service.ports if p.number), None)
-                other = WeightedBackend(service.name, port or route.backends[0].port, 1)
-                second = replace(
-                    route,
-                    id=f"{route.id}-moved",
-                    source=replace(route.source, name=f"{route.source.name}-moved"),
-                    backends=(other,),
-                )
-                return Subject(name, intent, route, other, second)
+            second = replace(
+                route,
+                id=f"{route.id}-moved",
+                source=replace(route.source, name=f"{route.source.name}-moved"),
+                backends=(other,),
+            )
+            return Subject(name, intent, route, other, second)
+    for name, intent in scenarios.items():
+        for route in intent.routes:
+            other = _other_backend(intent, route) if _gateway_candidate(route) else None
+            if other is not None:
+                return Subject(name, intent, route, other, None, rule_index(route))
+    return None
+
+
+def not_applicable(name: str, subject: Subject) -> str | None:
+    """Why the strategy ``name`` does not apply to ``subject`` (None: it does)."""
+    if subject.gateway and name in ("override-priority", "override-tie"):
+        return (
+            f"{name}: a second Ingress overriding the route does not apply to an HTTPRoute "
+            "rule (the Gateway API has no explicit route priority; a second HTTPRoute with the "
+            "same match ties in Traefik's additive priority, which does not implement the "
+            "spec's oldest-route tie-break)"
+        )
+    if not subject.gateway and name == "weight-shift":
+        return (
+            "weight-shift: an Ingress backend has no weight; backendRef weights are measured on "
+            "a Gateway API HTTPRoute rule"
+        )
     return None
 
 
@@ -642,6 +727,13 @@ def _enabled(routers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _service_prefix(namespace: str, service: str) -> str:
     """How Traefik's Ingress provider names a Service's load balancer: ``ns-name-port``."""
     return f"{namespace}-{service}-"
+
+
+def _gateway_backend(name: str, namespace: str) -> str | None:
+    """The Service of a load balancer Traefik's Gateway provider built for a backendRef
+    (``<router>-svc-<ns>-<name>-<index>``, as ``/api/http/services`` lists them), or None."""
+    found = re.fullmatch(rf".*-svc-{re.escape(namespace)}-(.+)-\d+", name.partition("@")[0])
+    return found.group(1) if found else None
 
 
 class _Local(Strategy):
@@ -676,8 +768,80 @@ class _Local(Strategy):
         data = response.json()
         return data if isinstance(data, list) else None
 
-    def _objects(self, routes: Sequence[Route]) -> list[dict[str, Any]]:
-        return render_manifests(sub_intent(self.subject.intent, routes), self.namespace)
+    def _intent_of(self, route: Route) -> Intent:
+        """What makes Traefik serve ``route`` (the subject's route, in some state): the route
+        rendered as an Ingress; for an HTTPRoute rule, the manifests' Gateways (GatewayClasses,
+        Services) and the HTTPRoute with the rule's backendRefs as ``route`` has them."""
+        intent = self.subject.intent
+        if not self.subject.gateway:
+            return sub_intent(intent, [route])
+        used = {b.service for b in route.backends}
+        source = route.source
+        found = [
+            o
+            for o in intent.objects
+            if o.role == "applied"
+            and (
+                o.kind in ("GatewayClass", "Gateway")
+                or (o.kind == "Service" and o.name in used)
+                or ((o.kind, o.namespace, o.name) == ("HTTPRoute", route.namespace, source.name))
+            )
+        ]
+        objects = []
+        for obj in found:
+            if obj.kind == "HTTPRoute":
+                body = copy.deepcopy(obj.body)
+                rule = body["spec"]["rules"][self.subject.rule_index]
+                rule["backendRefs"] = [
+                    {"name": b.service, "port": b.port, "weight": b.weight} for b in route.backends
+                ]
+                objects.append(replace(obj, body=body))
+            else:
+                objects.append(obj)
+        return replace(
+            intent,
+            routes=(route,),
+            services=tuple(s for s in intent.services if s.name in used),
+            objects=tuple(objects),
+            effective=None,
+        )
+
+    def _objects(self, route: Route) -> list[dict[str, Any]]:
+        """The route objects of :meth:`_intent_of` as the target applies them (a Gateway's
+        listener port, and an HTTPRoute's parentRefs port, the local entry point's)."""
+        if not self.subject.gateway:
+            return render_manifests(self._intent_of(route), self.namespace)
+        applied = self.stack.local_listeners(manifests_to_apply(self._intent_of(route)))
+        return [o for o in applied if o.get("kind") == "HTTPRoute"]
+
+    def _gateway_weights(self) -> dict[str, int] | None:
+        """The Services Traefik's router for the subject's HTTPRoute rule sends to, with their
+        weights (None: its API did not answer, or it has no such router)."""
+        routers, services = self._routers(), self._services()
+        if routers is None or services is None:
+            return None
+        rule = canonical_rule(self.subject.route.rule)
+        names = {
+            f"{r.get('service')}@{PROVIDER_GATEWAY}"
+            for r in _enabled(routers)
+            if r.get("provider") == PROVIDER_GATEWAY and canonical_rule(str(r.get("rule"))) == rule
+        }
+        if not names:
+            return None
+        weights: dict[str, int] = {}
+        for svc in services:
+            if svc.get("name") not in names:
+                continue
+            for child in (svc.get("weighted") or {}).get("services") or []:
+                backend = _gateway_backend(str(child.get("name", "")), self.namespace)
+                if backend is not None:
+                    weights[backend] = weights.get(backend, 0) + int(child.get("weight") or 0)
+        return weights
+
+    def _sends_only_to(self, service: str) -> bool:
+        """Traefik's router for the subject's HTTPRoute rule gives weight to ``service`` only."""
+        weights = self._gateway_weights()
+        return weights is not None and {s for s, w in weights.items() if w > 0} == {service}
 
     def _routes_to(self, routers: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
         rule = canonical_rule(self.subject.route.rule)
@@ -717,24 +881,34 @@ class RouteMove(_Local):
         self,
         target: Any,
         subject: Subject,
-        how: Literal["patch", "replace", "delete-create"],
+        how: Literal["patch", "replace", "delete-create", "weight-shift"],
     ) -> None:
         super().__init__(target, subject)
         self.how = how
         self.name = how
         self.config_steps = CONFIG_STEPS[how]
+        kind = "HTTPRoute" if subject.gateway else "Ingress"
         self.title = {
-            "patch": "kubectl apply: three-way patch of the Ingress",
-            "replace": "kubectl replace: PUT of the whole Ingress",
+            "patch": f"kubectl apply: three-way patch of the {kind}",
+            "replace": f"kubectl replace: PUT of the whole {kind}",
             "delete-create": "kubectl replace --force (or a rename): delete, then create",
+            "weight-shift": "kubectl apply: the HTTPRoute rule's backendRef weights 100/0 to 0/100",
         }[how]
-        moved = replace(subject.route, backends=(subject.other,))
-        self.states = (subject.route, moved)
+        if how == "weight-shift":
+            old, new = replace(subject.other, service=subject.service), subject.other
+            self.states = tuple(
+                replace(
+                    subject.route, backends=(replace(old, weight=w), replace(new, weight=100 - w))
+                )
+                for w in (100, 0)
+            )
+        else:
+            self.states = (subject.route, replace(subject.route, backends=(subject.other,)))
         self.current = 0
         self.applied = False
 
     def _service(self, state: int) -> str:
-        return self.states[state].backends[0].service
+        return next(b.service for b in self.states[state].backends if b.weight > 0)
 
     @property
     def old(self) -> Shows:
@@ -746,22 +920,26 @@ class RouteMove(_Local):
 
     def prepare(self) -> None:
         if not self.applied:
-            self.target.apply_intent(sub_intent(self.subject.intent, [self.states[self.current]]))
+            self.target.apply_intent(self._intent_of(self.states[self.current]))
             self.applied = True
         service = self._service(self.current)
         self._wait(
-            lambda: bool(self._routes_to(self._routers() or [], service)),
+            lambda: (
+                self._sends_only_to(service)
+                if self.subject.gateway
+                else bool(self._routes_to(self._routers() or [], service))
+            ),
             f"Traefik to route {self.subject.route.rule} to {service}",
         )
 
     def change(self, clock: StepClock) -> None:
-        before = self._objects([self.states[self.current]])
-        after = self._objects([self.states[1 - self.current]])
+        before = self._objects(self.states[self.current])
+        after = self._objects(self.states[1 - self.current])
         if [o["metadata"]["name"] for o in before] != [o["metadata"]["name"] for o in after]:
             raise HarnessError("moving the route renamed its objects; cannot patch in place")
         changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
         for old_obj, new_obj in changed:
-            if self.how == "patch":
+            if self.how in ("patch", "weight-shift"):
                 self.applier.apply(new_obj)
             elif self.how == "replace":
                 self.applier.replace(new_obj)
@@ -771,6 +949,8 @@ class RouteMove(_Local):
                 self.applier.create(new_obj)
 
     def shown(self) -> bool:
+        if self.subject.gateway:
+            return self._sends_only_to(self._service(1 - self.current))
         routers = self._routers()
         if routers is None:
             return False
@@ -783,9 +963,7 @@ class RouteMove(_Local):
     def restore(self) -> None:
         try:
             if self.applied:
-                self.target.remove_intent(
-                    sub_intent(self.subject.intent, [self.states[self.current]])
-                )
+                self.target.remove_intent(self._intent_of(self.states[self.current]))
         finally:
             super().restore()
 
@@ -806,6 +984,8 @@ class SecondIngress(_Local):
             if tie
             else f"the same host and path on a second Ingress with priority {priority}"
         )
+        if subject.second is None:
+            raise ConfigError(not_applicable(self.name, subject) or "no second Ingress")
         self.second = replace(subject.second, priority=priority)
         self.applied = False
 
@@ -819,7 +999,7 @@ class SecondIngress(_Local):
 
     def prepare(self) -> None:
         if not self.applied:
-            self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
+            self.target.apply_intent(self._intent_of(self.subject.route))
             self.applied = True
         service = self.subject.route.backends[0].service
         self._wait(
@@ -831,7 +1011,7 @@ class SecondIngress(_Local):
         )
 
     def change(self, clock: StepClock) -> None:
-        for obj in self._objects([self.second]):
+        for obj in self._objects(self.second):
             self.applier.apply(obj)
 
     def shown(self) -> bool:
@@ -847,7 +1027,7 @@ class SecondIngress(_Local):
     def finish(self) -> None:
         # Waited for by the second Ingress's own router, not by counting routers with its rule
         # and priority: a tie has the first route's, and the second one may never have shown.
-        for obj in self._objects([self.second]):
+        for obj in self._objects(self.second):
             self.applier.delete(obj)
         service = self.second.backends[0].service
 
@@ -863,7 +1043,7 @@ class SecondIngress(_Local):
     def restore(self) -> None:
         try:
             if self.applied:
-                self.target.remove_intent(sub_intent(self.subject.intent, [self.subject.route]))
+                self.target.remove_intent(self._intent_of(self.subject.route))
         finally:
             super().restore()
 
@@ -901,7 +1081,7 @@ class EndpointSwap(_Local):
             "stops-first": "new endpoint added; old backend stops before its endpoint is removed",
         }[mode]
         self.config_steps = CONFIG_STEPS[self.name]
-        self.service = subject.route.backends[0].service
+        self.service = subject.service
         ref = next((s for s in subject.intent.services if s.name == self.service), None)
         self.port_names = tuple(p.name for p in (ref.ports if ref else ()) if p.name) or ("http",)
         self.current: BackendProcess | None = None
@@ -939,9 +1119,14 @@ class EndpointSwap(_Local):
         every: set[str] = set()
         serving: set[str] = set()
         for svc in services:
-            if svc.get("provider") != "kubernetes" or not str(svc.get("name", "")).startswith(
-                prefix
-            ):
+            name = str(svc.get("name", ""))
+            if self.subject.gateway:
+                ours = svc.get("provider") == PROVIDER_GATEWAY and (
+                    _gateway_backend(name, self.namespace) == self.service
+                )
+            else:
+                ours = svc.get("provider") == PROVIDER_INGRESS and name.startswith(prefix)
+            if not ours:
                 continue
             for server in (svc.get("loadBalancer") or {}).get("servers") or []:
                 url = str(server.get("url", "")).rstrip("/")
@@ -959,7 +1144,7 @@ class EndpointSwap(_Local):
 
     def prepare(self) -> None:
         if not self.applied:
-            self.target.apply_intent(sub_intent(self.subject.intent, [self.subject.route]))
+            self.target.apply_intent(self._intent_of(self.subject.route))
             self.applied = True
             self.current = self._start_instance()
             self.stack.publish_endpoint(self._instance(self.current), port_names=self.port_names)
@@ -1039,14 +1224,18 @@ class EndpointSwap(_Local):
                         intent, services=tuple(s for s in intent.services if s.name == self.service)
                     )
                 )
-                self.target.remove_intent(sub_intent(self.subject.intent, [self.subject.route]))
+                self.target.remove_intent(self._intent_of(self.subject.route))
         finally:
             super().restore()
 
 
 def build_strategy(name: str, target: Any, subject: Subject) -> Strategy:
-    """The local strategy called ``name`` (see LOCAL_STRATEGIES) on ``subject``."""
-    if name in ("patch", "replace", "delete-create"):
+    """The local strategy called ``name`` (see LOCAL_STRATEGIES) on ``subject`` (a ConfigError
+    saying why when it does not apply to it: :func:`not_applicable`)."""
+    reason = not_applicable(name, subject)
+    if reason is not None:
+        raise ConfigError(reason)
+    if name in ("patch", "replace", "delete-create", "weight-shift"):
         return RouteMove(target, subject, name)  # type: ignore[arg-type]
     if name in ("override-priority", "override-tie"):
         return SecondIngress(target, subject, tie=name == "override-tie")
@@ -1179,7 +1368,11 @@ def measure_strategies(
         for name in lane_names:
             if stop.is_set():
                 return
-            strategy = build_strategy(name, target, subject)
+            try:
+                strategy = build_strategy(name, target, subject)
+            except ConfigError as exc:  # it does not apply to the subject: its error says why
+                results[name] = StrategyRuns(name, [], {"strategy": name}, True, exc)
+                continue
             runs = StrategyRuns(name, [], {}, strategy.must_converge)
             try:
                 runs.reports = run_repeats(

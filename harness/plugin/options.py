@@ -274,7 +274,8 @@ OPTIONS = (
         "harness_gap_budget",
         "HARNESS_GAP_BUDGET",
         "STRATEGY=N: failed requests allowed per run of an apply strategy (STRATEGY=report: "
-        "report only). Defaults: 0 for patch, replace, override-priority, endpoints-*, command; "
+        "report only). Defaults: 0 for patch, replace, weight-shift, override-priority, "
+        "endpoints-*, command; "
         "report only for delete-create, override-tie, backend-stops-first.",
         multiple=True,
     ),

@@ -2,13 +2,17 @@
 
 The tutorial warns that re-applying an Ingress, or registering an existing route on a new
 Ingress, interrupts the route while the proxy updates. These checks measure it on the route the
-intent offers (the tutorial: ``cheeses.minikube/cheddar`` moved from cheddar to wensleydale):
+intent offers (the tutorial: ``cheeses.minikube/cheddar`` moved from cheddar to wensleydale; or,
+with Gateway API manifests only, an HTTPRoute rule: its backendRefs moved to another Service or
+their weights shifted 100/0 to 0/100, ``weight-shift``):
 for each way of applying the change (see :mod:`harness.checks.strategies`) the change is made
 ``--gap-repeats`` times at ``--gap-rate`` requests per second, each time at another phase of
 Traefik's configuration throttle, and judged against the strategy's budget of failed requests
 per run (``--gap-budget``; defaults: none may fail for a patch, a replace, an override with a
 higher priority or an endpoint change of a backend that keeps serving; report only for
 delete-then-create, the priority tie and a backend that stops before its endpoint is removed).
+A strategy that does not apply to the route (an override by a second Ingress on an HTTPRoute,
+a weight shift on an Ingress) is skipped with the reason.
 A run whose sender fell behind its schedule is invalid; it is not made again (that would select
 the easy runs): a strategy with an invalid run is invalid, never green, and the evidence says how
 many of its runs were.
@@ -40,6 +44,7 @@ from harness.checks.strategies import (
     find_subject,
     lane_targets,
     measure_strategies,
+    not_applicable,
     run_repeats,
 )
 from harness.traffic.engine import RequestSpec
@@ -68,8 +73,8 @@ def gap_subject(target: Any, harness_settings: Any) -> Subject:
     subject = find_subject(harness_settings.scenarios)
     if subject is None:
         pytest.skip(
-            "the intent has no plain Ingress route with a host and a path and another Service "
-            "to move it to"
+            "the intent has no plain Ingress route or HTTPRoute rule with a host and a path, "
+            "sending to one Service, and another Service to move it to"
         )
     return subject
 
@@ -85,9 +90,11 @@ def strategy_runs(
     """Every selected strategy measured once per session, ``--gap-lanes`` of them at a time,
     each on a local stack of its own (see ``harness.checks.strategies.measure_strategies``)."""
     names = [
-        str(item.callspec.params["strategy_name"])
+        name
         for item in request.session.items
-        if isinstance(item, pytest.Function) and item.originalname == "test_apply_strategy_gaps"
+        if isinstance(item, pytest.Function)
+        and item.originalname == "test_apply_strategy_gaps"
+        and not_applicable(name := str(item.callspec.params["strategy_name"]), gap_subject) is None
     ]
     settings = harness_settings.gaps
     # The lanes run Traefik with --traefik-throttle (the session's own stack may not).
@@ -133,6 +140,9 @@ def test_apply_strategy_gaps(
 ) -> None:
     """The change, made by this strategy on the intent's route, repeated: failed requests by
     class, gap, convergence and latency per run, judged against the strategy's budget."""
+    reason = not_applicable(strategy_name, gap_subject)
+    if reason is not None:
+        pytest.skip(reason)
     settings = harness_settings.gaps
     options = GapOptions(max_lag_s=settings.max_lag_s, latency_budget_s=settings.latency_budget_s)
     runs = strategy_runs[strategy_name]

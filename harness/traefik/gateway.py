@@ -176,11 +176,15 @@ def spec_key(
 _RULE_INDEX = re.compile(r"\bspec\.rules\[(\d+)\]")
 
 
-def _spec_key_of(route: Route) -> tuple[object, ...]:
+def rule_index(route: Route) -> int:
+    """Which rule of its HTTPRoute ``route`` comes from (``spec.rules[i]`` of its source)."""
     found = _RULE_INDEX.search(route.source.field)
+    return int(found.group(1)) if found else 0
+
+
+def _spec_key_of(route: Route) -> tuple[object, ...]:
     match = GatewayMatch(route.path or "/", route.match, route.conditions)
-    index = int(found.group(1)) if found else 0
-    return spec_key(route.host, match, route.namespace, route.source.name, index)
+    return spec_key(route.host, match, route.namespace, route.source.name, rule_index(route))
 
 
 def spec_winner(matching: Sequence[Route]) -> Route | None:
