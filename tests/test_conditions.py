@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from applied_verdicts import routing_verdicts
 
-from harness.checks.exact import applies, judge
 from harness.checks.probes import generate_probes
 from harness.intent.dialects import load_intent
 from harness.intent.model import Intent, RequestCondition
 from harness.targets.base import LocalTarget
 from harness.traefik.conditions import condition_met, parse_cookies, parse_query
 from harness.traefik.oracle import expect
-from harness.traffic.rounds import send_in_rounds
 
 
 def test_the_query_is_read_as_go_reads_it() -> None:
@@ -176,16 +175,7 @@ def test_traefik_agrees_and_a_changed_condition_fails_only_its_probes(
     target = LocalTarget(local_stack)
 
     def verdicts(applied: Intent) -> dict[str, bool | None]:
-        target.apply_intent(applied)
-        try:
-            run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
-        finally:
-            target.remove_intent(applied)
-        return {
-            p.id: judge("routing", run.records[p.id], declared, scenario="conditions").passed
-            for p in probes
-            if applies("routing", p)
-        }
+        return routing_verdicts(target, probes, declared, applied, "conditions")
 
     correct = verdicts(declared)
     assert len(correct) > 10 and all(correct.values()), [k for k, v in correct.items() if not v]

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from applied_verdicts import routing_verdicts
 from test_traefik_requests import send_raw
 
 from harness.checks.exact import applies, judge
@@ -370,16 +371,7 @@ def test_traefik_agrees_and_a_changed_pattern_fails_exactly_the_probes_it_change
     target = LocalTarget(local_stack)
 
     def verdicts(applied: Intent) -> dict[str, bool | None]:
-        target.apply_intent(applied)
-        try:
-            run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
-        finally:
-            target.remove_intent(applied)
-        return {
-            p.id: judge("routing", run.records[p.id], declared, scenario="regex").passed
-            for p in probes
-            if applies("routing", p)
-        }
+        return routing_verdicts(target, probes, declared, applied, "regex")
 
     correct = verdicts(declared)
     assert len(correct) > 20 and all(correct.values()), [k for k, v in correct.items() if not v]
