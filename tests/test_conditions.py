@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from applied_verdicts import routing_verdicts
 
-from harness.checks.probes import generate_probes
+from harness.checks.probes import generate_probes, probe_for
 from harness.intent.dialects import load_intent
 from harness.intent.model import Intent, RequestCondition
 from harness.targets.base import LocalTarget
@@ -182,3 +182,16 @@ def test_traefik_agrees_and_a_changed_condition_fails_only_its_probes(
     changed = verdicts(load_intent([_manifest(tmp_path, canary_value="yes")]))
     failed = sorted(k for k, v in changed.items() if not v)
     assert failed and all("X-Canary: always]" in k for k in failed), failed
+
+
+def test_a_conditioned_routes_registration_probe_meets_its_conditions(tmp_path: Path) -> None:
+    """The registration check probes each route at its own path: a route behind a header, a
+    query and a method must be sent them, or the "applied" probe reaches the plain route (or
+    none) and a registered route looks absent."""
+    intent = load_intent([_manifest(tmp_path)])
+    for route in intent.routes:
+        probe = probe_for(intent, route)
+        assert probe.expectation.route_id == route.id, (route.id, probe.id)
+    put = next(r for r in intent.routes if any(c.kind == "method" for c in r.conditions))
+    probe = probe_for(intent, put)
+    assert (probe.method, probe.path) == ("PUT", "/api?v=2")

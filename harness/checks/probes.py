@@ -730,13 +730,19 @@ def probe_for(
             f"route {route.id} ({route.source}): no request path matches its regex "
             f"{route.path!r}, so it cannot be probed"
         )
-    expectation = expect(intent, host, target_path, arrival=arrival)
+    # The route's own conditions (header, query, method, cookie) are met, or the probe would
+    # reach another route, or none, and a registered route would look absent.
+    request = satisfying_request(route) or PLAIN_REQUEST
+    target = request.target(target_path)
+    expectation = expect(
+        intent, host, target, arrival=arrival, headers=request.headers, method=request.method
+    )
     return Probe(
-        id=f"{host}{target_path}",
-        method="GET",
+        id=f"{host}{target}{request.label()}",
+        method=request.method,
         host=host,
-        path=target_path,
-        headers=(),
+        path=target,
+        headers=request.headers,
         expectation=expectation,
         reasons=(f"at the path of {route.id}",),
         routes=(route.id,),
