@@ -535,6 +535,15 @@ def test_expectation_records_the_traefik_version() -> None:
     options = RoutingOptions(traefik_version="3.7.15")
     data = expect(SCENARIOS["cheeses"], "cheeses.minikube", "/cheddar", options).to_dict()
     assert data["traefik_version"] == "3.7.15" and data["model_confirmed_on"] == CONFIRMED_ON
+    # Each release is said to be judged by the models confirmed on it, or on none.
+    for version, confirmed_on in (("3.6.0", "3.6.0"), ("3.6.5", None), (None, CONFIRMED_ON)):
+        data = expect(
+            SCENARIOS["cheeses"],
+            "cheeses.minikube",
+            "/cheddar",
+            RoutingOptions(traefik_version=version),
+        ).to_dict()
+        assert data["model_confirmed_on"] == confirmed_on, version
     assert data["request"]["routing_path"] == "/cheddar"
     assert RoutingOptions(traefik_version="3.5.0").edge_model_applies is False
     assert RoutingOptions(traefik_version="3.6.0").edge_model_applies is True

@@ -80,7 +80,12 @@ from harness.traefik.requests import (
     through_router,
     wildcard_deviation,
 )
-from harness.traefik.versions import PINNED_BEHAVIOUR, Behaviour, behaviour_of
+from harness.traefik.versions import (
+    PINNED_BEHAVIOUR,
+    Behaviour,
+    behaviour_of,
+    model_confirmed_on,
+)
 
 Outcome = Literal[
     "routed", "not-found", "undefined", "bad-request", "redirect", "answered", "unpredictable"
@@ -132,7 +137,7 @@ class RoutingOptions:
             "provider_precedence": list(self.provider_precedence),
             "entry_point": self.entry_point.to_static(),
             "traefik_version": self.traefik_version,
-            "request_model_confirmed_on": CONFIRMED_ON,
+            "request_model_confirmed_on": model_confirmed_on(self.traefik_version),
         }
 
 
@@ -316,7 +321,7 @@ class Expectation:
             "reason": self.reason,
             "request": None if self.request is None else self.request.to_dict(),
             "traefik_version": self.traefik_version,
-            "model_confirmed_on": CONFIRMED_ON,
+            "model_confirmed_on": model_confirmed_on(self.traefik_version),
         }
 
 

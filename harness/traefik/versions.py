@@ -412,6 +412,15 @@ def behaviour_of(version: str | None) -> Behaviour:
     return Behaviour(version, changes, version in CONFIRMED_VERSIONS)
 
 
+def model_confirmed_on(version: str | None) -> str | None:
+    """The release the models a run of Traefik ``version`` is judged with were confirmed on:
+    that release when it is one of :data:`CONFIRMED_VERSIONS`, the pinned one for an unknown
+    version (judged as the pinned one), else None (its edge probes are recorded, not judged)."""
+    if version is None:
+        return CONFIRMED_VERSIONS[-1]
+    return version if behaviour_of(version).confirmed else None
+
+
 #: The pinned release's behaviour: every change on its new side.
 PINNED_BEHAVIOUR = behaviour_of(None)
 
