@@ -224,7 +224,11 @@ class _Plan:
     worker: int = 0
     workers: int = 1
     tls: TLSVerify | None = None  # None: plain HTTP
-    server_hostname: str | None = None  # the SNI over TLS
+    #: Over TLS, the SNI of each connection group; a connection carries requests of its
+    #: group only (the Host of its requests is the name its certificate was checked for).
+    server_hostnames: tuple[str, ...] = ()
+    #: The group of each spec (empty: every spec in group 0).
+    spec_groups: tuple[int, ...] = ()
 
 
 @dataclass
@@ -272,6 +276,7 @@ class _Conn(asyncio.Protocol):
         "due",
         "engine",
         "framed",
+        "group",
         "headers_done",
         "j",
         "parser",
@@ -281,9 +286,10 @@ class _Conn(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, engine: _Engine, serial: int) -> None:
+    def __init__(self, engine: _Engine, serial: int, group: int) -> None:
         self.engine = engine
         self.serial = serial
+        self.group = group  # the SNI group of the requests it carries
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
@@ -389,8 +395,12 @@ class _Engine:
         self.paths = Interner(limit=2**32 - 1)
         self.body_cache: dict[bytes, tuple[int, int, int, int]] = {}
         self.next = 0  # closed: next index to take; open: next index to become due
-        self.pending: deque[int] = deque()  # open loop: due, waiting for a connection
-        self.idle: list[_Conn] = []
+        # Per SNI group (one without TLS or with one host): an HTTPS connection carries only
+        # requests for the host it was opened for.
+        groups = max(1, len(plan.server_hostnames))
+        self.group_of = list(plan.spec_groups) or [0] * len(plan.requests)
+        self.pending: list[deque[int]] = [deque() for _ in range(groups)]  # open loop: due
+        self.idle: list[list[_Conn]] = [[] for _ in range(groups)]
         self.conns: set[_Conn] = set()  # connected or connecting
         self.serial = plan.worker  # connection serials: unique across workers
         self.opened = 0  # connections established
@@ -460,7 +470,8 @@ class _Engine:
         requests do not all pay for (and queue behind) connection set-up. A target that does
         not accept them is not an error here: the requests will record what happens."""
         host, port = self.plan.host, self.plan.port
-        conns = [self._new_conn() for _ in range(count)]
+        groups = len(self.idle)
+        conns = [self._new_conn(i % groups) for i in range(count)]
         for conn in conns:
             self.conns.add(conn)
 
@@ -474,22 +485,34 @@ class _Engine:
             )
         for conn in conns:
             if conn.transport is not None and conn in self.conns:
-                self.idle.append(conn)
+                self.idle[conn.group].append(conn)
             else:
                 self._discard(conn, abort=True)
 
     def _start_closed_loop(self, now: float) -> None:
         for _ in range(min(self.plan.concurrency, self.n)):
-            if self.idle:
-                self._next_on(self.idle.pop(), now)
+            j = self._take(now)
+            if j < 0:
+                break
+            idle = self.idle[self._group(j)]
+            if idle:
+                self._send(idle.pop(), j, now)
             else:
-                self._next_new(now)
-        for conn in self.idle:  # more warm connections than requests
-            self._discard(conn)
-        self.idle.clear()
+                self._open(j, now)
+        self._close_idle()  # more warm connections than requests
 
-    def _new_conn(self) -> _Conn:
-        conn = _Conn(self, self.serial)
+    def _close_idle(self) -> None:
+        for idle in self.idle:
+            for conn in idle:
+                self._discard(conn)
+            idle.clear()
+
+    def _group(self, j: int) -> int:
+        group: int = self.group_of[self.m_spec[j]]
+        return group
+
+    def _new_conn(self, group: int) -> _Conn:
+        conn = _Conn(self, self.serial, group)
         self.serial += self.plan.workers
         return conn
 
@@ -511,7 +534,8 @@ class _Engine:
             handle.cancel()
         for conn in list(self.conns):
             self._discard(conn, abort=True)
-        self.idle.clear()
+        for idle in self.idle:
+            idle.clear()
 
     def _on_deadline(self) -> None:
         now = self.clock()
@@ -531,11 +555,12 @@ class _Engine:
             self._record_error(conn, ErrorClass.TIMEOUT, now)
             self._discard(conn, abort=True)
             self._next_new(now)
-        if self.pending:
+        if any(self.pending):
             limit = now - self.t0 - self.expire_after
-            pending, sched = self.pending, self.m_sched
-            while pending and sched[pending[0]] < limit:
-                self._expire(pending.popleft())
+            sched = self.m_sched
+            for pending in self.pending:
+                while pending and sched[pending[0]] < limit:
+                    self._expire(pending.popleft())
             self._maybe_done()
         if self.open_loop and self.cut_at is None and self.shared.until is not None:
             end = self.shared.until()
@@ -608,26 +633,34 @@ class _Engine:
     def _dispatch(self, j: int, ready: float) -> None:
         """Open loop: request ``j`` is due (at ``ready``): send it, or queue it for a
         connection."""
-        if self.idle:
-            self._send(self.idle.pop(), j, ready)
+        group = self.group_of[self.m_spec[j]]
+        idle = self.idle[group]
+        if idle:
+            self._send(idle.pop(), j, ready)
         elif len(self.conns) < self.plan.concurrency:
             self._open(j, ready)
+        elif parked := next((other for other in self.idle if other), None):
+            # Every connection is taken, some by idle ones for another host: one makes room.
+            self._discard(parked.pop())
+            self._open(j, ready)
         else:
-            self.pending.append(j)
+            self.pending[group].append(j)
 
     def _take(self, now: float) -> int:
-        """The next request for a free connection, or -1."""
+        """The next request for a free connection (open loop: the longest-waiting one of any
+        group), or -1."""
         if self.stopped:
             return -1
         if self.open_loop:
             limit = now - self.t0 - self.expire_after
-            pending, sched = self.pending, self.m_sched
-            while pending:
-                j = pending.popleft()
-                if sched[j] >= limit:
-                    return j
-                self._expire(j)
-            return -1
+            sched = self.m_sched
+            first: deque[int] | None = None
+            for pending in self.pending:
+                while pending and sched[pending[0]] < limit:
+                    self._expire(pending.popleft())
+                if pending and (first is None or sched[pending[0]] < sched[first[0]]):
+                    first = pending
+            return -1 if first is None else first.popleft()
         j = self.next
         if j >= self.n:
             return -1
@@ -636,16 +669,21 @@ class _Engine:
         return j
 
     def _maybe_done(self) -> None:
-        if self.in_flight == 0 and self.next >= self.n and not self.pending:
+        if self.in_flight == 0 and self.next >= self.n and not any(self.pending):
             self._finish()
 
     def _next_on(self, conn: _Conn, now: float) -> None:
-        """``conn`` is free and reusable: give it the next request, or park or close it."""
+        """``conn`` is free and reusable: give it the next request (on a new connection when
+        that request is for another host), or park or close it."""
         j = self._take(now)
         if j >= 0:
-            self._send(conn, j, now)
+            if self._group(j) == conn.group:
+                self._send(conn, j, now)
+            else:
+                self._discard(conn)
+                self._open(j, now)
         elif self.open_loop and not self.stopped:
-            self.idle.append(conn)
+            self.idle[conn.group].append(conn)
             self._maybe_done()
         else:
             self._discard(conn)
@@ -681,7 +719,7 @@ class _Engine:
 
     def _open(self, j: int, ready: float) -> None:
         assert self.loop is not None
-        conn = self._new_conn()
+        conn = self._new_conn(self._group(j))
         self._start(conn, j, ready)
         self.conns.add(conn)
         conn.task = self.loop.create_task(self._connect(conn))
@@ -703,7 +741,7 @@ class _Engine:
                 host,
                 port,
                 ssl=self.ssl,
-                server_hostname=self.plan.server_hostname,
+                server_hostname=self.plan.server_hostnames[conn.group],
                 ssl_handshake_timeout=self.plan.timeout,
             )
 
@@ -798,8 +836,9 @@ class _Engine:
         self.conns.discard(conn)
         conn.transport = None
         if conn.j < 0:
-            if conn in self.idle:
-                self.idle.remove(conn)
+            idle = self.idle[conn.group]
+            if conn in idle:
+                idle.remove(conn)
             return
         if exc is None and conn.headers_done and not conn.framed:
             # A body delimited by the end of the connection: that end completes it.
@@ -1264,17 +1303,17 @@ def _chunks(total: int, size: int = 1 << 20) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
-def _server_hostname(target: ProxyAddress, specs: Sequence[RequestSpec]) -> str:
-    """The SNI of an HTTPS run: the Host of its requests (a certificate is chosen by it; a
-    port is dropped), or the URL's host when they set none. One per run: all its requests
-    share the connections."""
-    hosts = {s.host.rsplit(":", 1)[0] if s.host else target.name for s in specs}
-    if len(hosts) > 1:
-        raise ConfigError(
-            f"an HTTPS run sends with one SNI, but its requests have hosts {sorted(hosts)}; "
-            "run each host separately"
-        )
-    return hosts.pop()
+def _server_hostnames(
+    target: ProxyAddress, specs: Sequence[RequestSpec]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The SNIs of an HTTPS run and each spec's group: the Host of its requests (a
+    certificate is chosen by it; a port is dropped), or the URL's host when they set none."""
+    names: dict[str, int] = {}
+    groups = tuple(
+        names.setdefault(s.host.rsplit(":", 1)[0] if s.host else target.name, len(names))
+        for s in specs
+    )
+    return tuple(names), groups
 
 
 def _execute(
@@ -1302,7 +1341,9 @@ def _execute(
 ) -> Samples:
     target = traffic_target(url)
     spec_list = _normalize_specs(specs)
-    server_hostname = _server_hostname(target, spec_list) if target.https else None
+    server_hostnames, spec_groups = (
+        _server_hostnames(target, spec_list) if target.https else ((), ())
+    )
     _check_positive("processes", processes, integer=True, upper=MAX_PROCESSES)
     _check_positive("timeout", timeout)
     _check_positive("deadline", deadline)
@@ -1326,7 +1367,8 @@ def _execute(
             worker=k,
             workers=processes,
             tls=(tls or TLSVerify()) if target.https else None,
-            server_hostname=server_hostname,
+            server_hostnames=server_hostnames,
+            spec_groups=spec_groups,
         )
         for k in range(processes)
     ]
@@ -1364,8 +1406,8 @@ def _execute(
             "deadline_hit": any(r.deadline_hit for r in results),
             "connections_opened": sum(r.connections for r in results),
             "tls": None
-            if server_hostname is None
-            else {"sni": server_hostname, "verify": (tls or TLSVerify()).describe()},
+            if not server_hostnames
+            else {"sni": list(server_hostnames), "verify": (tls or TLSVerify()).describe()},
             "engine": "uvloop+httptools" if _uvloop_new_loop else "asyncio+httptools",
         },
         **tables,
