@@ -46,6 +46,10 @@ Control: in-process (:class:`FaultProxy` methods) or over HTTP on a second loopb
 ``PUT /faults`` replaces all with a list, ``DELETE /faults`` clears them, ``GET /clock`` reads
 the clock.
 
+Over HTTPS: given a server ``tls`` context, the proxy terminates TLS (clients go to
+``https://``) and speaks plain HTTP upstream, as a load balancer in front of an ingress does; a
+refuse then also drops the TLS sessions, and the client's reconnections pay a handshake each.
+
 Only loopback: the proxy listens on 127.0.0.1 and refuses an upstream elsewhere.
 """
 
@@ -58,6 +62,7 @@ import ipaddress
 import json
 import math
 import random
+import ssl
 import sys
 import threading
 import time
@@ -396,8 +401,16 @@ class FaultProxy:
     ``proxy.control_url`` where faults are armed over HTTP.
     """
 
-    def __init__(self, upstream: str, *, port: int = 0, control_port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        port: int = 0,
+        control_port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.upstream = _loopback_address(upstream)
+        self._tls = tls
         self._port = port
         self._control_port = control_port
         self._armed: list[Armed] = []
@@ -417,7 +430,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{LOOPBACK}:{self._port}"
 
     @property
     def control_url(self) -> str:
@@ -513,14 +526,22 @@ class FaultProxy:
             loop.close()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve_client, LOOPBACK, self._port, limit=HEAD_LIMIT, reuse_address=True
-        )
+        self._server = await self._start_listener()
         self._port = self._server.sockets[0].getsockname()[1]
         self._control = await asyncio.start_server(
             self._serve_control, LOOPBACK, self._control_port, limit=HEAD_LIMIT
         )
         self._control_port = self._control.sockets[0].getsockname()[1]
+
+    async def _start_listener(self) -> asyncio.Server:
+        return await asyncio.start_server(
+            self._serve_client,
+            LOOPBACK,
+            self._port,
+            limit=HEAD_LIMIT,
+            reuse_address=True,
+            ssl=self._tls,
+        )
 
     async def _shutdown(self) -> None:
         for handle in self._handles:
@@ -588,9 +609,7 @@ class FaultProxy:
     async def _reopen(self, armed: Armed | None) -> None:
         for attempt in range(REOPEN_ATTEMPTS):
             try:
-                self._server = await asyncio.start_server(
-                    self._serve_client, LOOPBACK, self._port, limit=HEAD_LIMIT, reuse_address=True
-                )
+                self._server = await self._start_listener()
             except OSError as exc:
                 if armed is not None:
                     armed.errors.append(f"re-listening, attempt {attempt + 1}: {exc}")

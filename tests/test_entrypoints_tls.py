@@ -17,6 +17,7 @@ from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_TLS_WITHOUT_ROUTER_TLS, Intent
 from harness.targets.base import ExternalTarget, LocalTarget
 from harness.traefik.entrypoints import Arrival, local_arrivals, serves
+from harness.traefik.process import LOOPBACK, free_port
 from harness.traffic.rounds import send_in_rounds
 from harness.traffic.tls import TLSVerify
 
@@ -244,9 +245,15 @@ def test_the_suites_pass_a_websecure_only_tls_route_as_a_user_runs_them(tmp_path
 
 
 @pytest.mark.stack
-def test_an_external_https_proxy_is_checked_as_tls_verify_says(local_stack: Any) -> None:
+def test_an_external_https_proxy_at_an_address_is_reachable_whatever_its_certificate(
+    local_stack: Any,
+) -> None:
+    """The proxy URL names an address (no SNI): Traefik presents its default certificate, which
+    no CA trusts and which does not name the address. Reaching it is not judging it: each probe
+    judges the certificate for its route's host (the test above)."""
     url = local_stack.running_traefik().entry_url("websecure", https=True)
-    with pytest.raises(TargetUnreachable, match="does not answer"):
-        ExternalTarget(url)  # the system's CAs do not trust this Traefik's certificate
+    assert ExternalTarget(url).tls_verify.verify is True  # the system's CAs, for the probes
     target = ExternalTarget(url, tls_verify=TLSVerify(verify=False))  # a self-signed staging proxy
     assert (target.proxy_url, target.tls_verify.verify) == (url, False)
+    with pytest.raises(TargetUnreachable, match="does not answer"):
+        ExternalTarget(f"https://{LOOPBACK}:{free_port()}")

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import ssl
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from faultproxy import Fault, FaultProxy, binomial_tolerance
 from suite_runs import run_pytest
 
@@ -138,6 +140,9 @@ class Row:
     either_aspect: bool = False
     #: Strip checks of these node ids may be not judged (skipped): routing failed there.
     unseen: frozenset[str] = frozenset()
+    #: The run goes to the fault proxy over HTTPS (it terminates TLS, as a load balancer in
+    #: front of the ingress does), its certificate checked against the test's CA.
+    https: bool = False
     #: Checks the measured figure against the truth; returns "measured" for the README table.
     figure: Callable[[Outcome], str] | None = None
     marks: tuple[pytest.MarkDecorator, ...] = field(default=())
@@ -374,7 +379,7 @@ ROWS: list[Row] = [
         # 30 ms: one request spacing (10 ms at 100/s) at each end, and the sender's lag.
         figure=gap_within(30.0, {"slow"}, plus_budget_ms=1000.0),
     ),
-    Row(
+    MISROUTE := Row(
         "misroute",
         "cheeses",
         EXACT,
@@ -434,6 +439,25 @@ ROWS: list[Row] = [
         faults=(Fault("rewrite-target", old="%5C", new="/"),),
         failing=exact_failing(EDGE, BACKSLASH),
         figure=every_edge_answer_lacks(BACKSLASH, "%5C"),
+    ),
+    # -- the same over HTTPS: probes and the open-loop engine through TLS --------------------
+    replace(MISROUTE, name="https-misroute", truth=f"over HTTPS: {MISROUTE.truth}", https=True),
+    Row(
+        "https-refuse",
+        "cheeses",
+        (GAPS,),
+        "over HTTPS: connections refused for 500 ms during the change",
+        during_change=Fault("refuse", duration=0.5),
+        https=True,
+        # 200/s: after the refuse every connection is opened again, each with a TLS handshake
+        # the fault proxy (Python, one thread) serves one after another; at 1,000/s that
+        # backlog made 2,000 answers slow after the window (the test rig's limit, not the
+        # proxy's under test).
+        gap_rate=200,
+        failing=frozenset({COMMAND_GAPS}),
+        # 30 ms: the plain refuse row's 20 ms, and the TLS handshake each reconnection pays
+        # before its first good answer after re-listening.
+        figure=gap_within(30.0, {"refused", "reset"}),
     ),
     # -- weights: the tutorial's 75/25 --------------------------------------------------------
     Row("control-weights", "weights", (*EXACT, WEIGHTS), "no fault"),
@@ -548,7 +572,29 @@ def fault_proxy(traefik: Any) -> Iterator[FaultProxy]:
         yield proxy
 
 
-def run_row(row: Row, proxy: FaultProxy, report_dir: Path) -> Outcome:
+@dataclass(frozen=True)
+class HTTPSFaultProxy:
+    proxy: FaultProxy
+    #: The CA (PEM) the proxy's certificate is issued by, for --proxy-tls-verify.
+    ca_file: Path
+
+
+@pytest.fixture(scope="module")
+def https_fault_proxy(
+    traefik: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HTTPSFaultProxy]:
+    ca = trustme.CA()
+    ca_file = tmp_path_factory.mktemp("fault-proxy-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(CHEESES, "stilton.minikube").configure_cert(context)
+    with FaultProxy(traefik.proxy_url, tls=context) as proxy:
+        yield HTTPSFaultProxy(proxy, ca_file)
+
+
+def run_row(
+    row: Row, proxy: FaultProxy, report_dir: Path, *, ca_file: Path | None = None
+) -> Outcome:
     """The row's suites in external mode against the fault proxy, with its faults armed."""
     args: list[str | Path] = [
         *(REPO / s for s in row.suites),
@@ -562,6 +608,8 @@ def run_row(row: Row, proxy: FaultProxy, report_dir: Path) -> Outcome:
         "--min-deviation", "0.03",
         "-q",
     ]  # fmt: skip
+    if ca_file is not None:
+        args += ["--proxy-tls-verify", ca_file]
     if GAPS in row.suites:
         assert row.during_change is not None, f"{row.name}: a gap row needs a fault to arm"
         fault = json.dumps(row.during_change.to_dict())
@@ -583,10 +631,14 @@ def run_row(row: Row, proxy: FaultProxy, report_dir: Path) -> Outcome:
 
 @pytest.mark.parametrize("row", [pytest.param(r, marks=r.marks, id=r.name) for r in ROWS])
 def test_fault_is_caught_by_its_check(
-    row: Row, serving: Serving, fault_proxy: FaultProxy, tmp_path: Path
+    row: Row, serving: Serving, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     serving.use(row.scenario)
-    outcome = run_row(row, fault_proxy, tmp_path)
+    if row.https:
+        https: HTTPSFaultProxy = request.getfixturevalue("https_fault_proxy")
+        outcome = run_row(row, https.proxy, tmp_path, ca_file=https.ca_file)
+    else:
+        outcome = run_row(row, request.getfixturevalue("fault_proxy"), tmp_path)
     outcomes = {nodeid: outcome_of(c) for nodeid, c in outcome.checks.items()}
 
     # Exactly the row's checks fail; every other check passes (or, where routing already
@@ -603,7 +655,7 @@ def test_fault_is_caught_by_its_check(
         )
     assert {outcomes[n] for n in (failing if row.either_aspect else row.failing)} <= (
         row.failing_as
-    ), outcomes
+    ), (outcomes, outcome.output[-6000:])
     not_passed = {n for n, o in outcomes.items() if o != "passed"} - failing
     assert not_passed <= set(row.unseen), sorted(not_passed - set(row.unseen))
     if row.figure is not None:

@@ -39,7 +39,7 @@ from harness.targets.local_stack import (
 from harness.traefik.entrypoints import LOCAL_ARRIVALS, Arrival, arrival_for
 from harness.traefik.process import canonical_rule, enabled_routers
 from harness.traefik.render import manifests_to_apply
-from harness.traffic.tls import TLSVerify
+from harness.traffic.tls import UNVERIFIED, TLSVerify
 
 #: How long applying or removing a scenario may take to show in Traefik's routers: a few
 #: throttle windows (2 s each by default) plus the watch latency.
@@ -86,13 +86,15 @@ def parse_backend_map(entries: Sequence[str]) -> dict[str, str]:
     return mapping
 
 
-def check_reachable(proxy_url: str, tls: TLSVerify | None = None, timeout: float = 5.0) -> None:
-    """Fail early and clearly when nothing answers at ``proxy_url`` (any HTTP answer will do;
-    over HTTPS the certificate is checked as ``tls`` says)."""
+def check_reachable(proxy_url: str, timeout: float = 5.0) -> None:
+    """Fail early and clearly when nothing answers at ``proxy_url`` (any HTTP answer will do).
+
+    Over HTTPS the certificate is not judged here: the URL names a load balancer or an address
+    (no SNI), for which a proxy presents its default certificate, or one that does not name the
+    address; each probe judges the certificate for its route's host (SNI) as
+    ``--proxy-tls-verify`` says."""
     try:
-        httpx.get(
-            proxy_url, timeout=timeout, trust_env=False, verify=(tls or TLSVerify()).context()
-        )
+        httpx.get(proxy_url, timeout=timeout, trust_env=False, verify=UNVERIFIED.context())
     except httpx.HTTPError as exc:
         raise TargetUnreachable(
             f"the proxy at {proxy_url} does not answer ({type(exc).__name__}: {exc}). "
@@ -134,7 +136,7 @@ class ExternalTarget(AtProxyURL):
         self.proxy_url = proxy_url.rstrip("/")
         self.backend_map = dict(backend_map or {})
         self._tls_verify = tls_verify or TLSVerify()
-        check_reachable(self.proxy_url, self._tls_verify)
+        check_reachable(self.proxy_url)
 
     @property
     def tls_verify(self) -> TLSVerify:

@@ -594,7 +594,7 @@ class ClusterTarget(AtProxyURL):
             self.applier.create(backend.deployment)
             self.applier.put(backend.service)
         self.wait_for_backends(self.backends)
-        check_reachable(proxy_url, opts.tls_verify)
+        check_reachable(proxy_url)
         self.proxy_url = proxy_url
         first = self.backends[0]
         self._canary_service = (first.name, dict(first.service["spec"]["ports"][0]))
