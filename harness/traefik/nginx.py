@@ -197,7 +197,7 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
 
     def answer(e: Expectation) -> tuple[object, ...]:
         backends = tuple(sorted(b.service for b in e.backends if b.weight > 0))
-        return (e.status, backends, e.upstream_path)
+        return (e.status, backends, e.upstream_path, e.location)
 
     if answer(theirs) == answer(declared):
         return None
@@ -205,7 +205,9 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
     if top is None:
         return f"Traefik's NGINX provider (model, {CONFIRMED_ON}): no router matches, 404"
     what = (
-        f"status {theirs.status}"
+        f"{theirs.status} redirect to {theirs.location}"
+        if theirs.location is not None
+        else f"status {theirs.status}"
         if theirs.status is not None
         else "/".join(b.service for b in theirs.backends if b.weight > 0)
         + (f" as {theirs.upstream_path}" if theirs.upstream_path else "")
