@@ -18,6 +18,12 @@ reads the routers and services from Traefik's API):
   100)`` and ``weight`` is clamped to ``[0, total]``; a header or cookie canary adds a router
   ``(rule) && (Header(...) || ...)`` to the canary and, with a weight, one for ``never`` to the
   primary.
+- Redirects (``harness.intent.dialects._nginx_redirects``, confirmed on 3.7.15 by
+  ``tests/test_nginx_redirects.py``): ``force-ssl-redirect`` puts redirectScheme https (308)
+  first on the non-TLS router, ``app-root`` goes on every router of the host (and a router
+  ``Host(h) && Path("/")`` when no path of the host is ``/``), ``permanent-redirect`` /
+  ``temporal-redirect`` become redirectRegex ``.*`` (``^https?://[^/]+<path>`` on a regex host)
+  with the code as ``statusCode``.
 - Annotations outside the provider's ``IngressConfig`` are ignored without a log line.
 """
 

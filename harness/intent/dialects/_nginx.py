@@ -21,6 +21,14 @@ ingress-path-matching):
   ``canary-by-header`` (``always``/``never``, or exactly ``canary-by-header-value``, or matching
   ``canary-by-header-pattern``; any other value falls through), then ``canary-by-cookie``
   (``always``/``never``), then ``canary-weight`` of ``canary-weight-total`` (default 100).
+- Redirects (``_nginx_redirects``, both sides): ``permanent-redirect`` / ``temporal-redirect``
+  (+ codes) answer every request of the location; ``force-ssl-redirect`` answers plain HTTP
+  with 308 to https (a trailing ``/`` dropped); ``ssl-redirect`` needs ``spec.tls`` (refused
+  here), so it is a no-op; ``app-root`` is a declared route for ``/`` of its host above every
+  location (nginx's server-level ``if``), and on Traefik a middleware on every router of the
+  host plus, when no path of the host is ``/``, a router ``Host(h) && Path("/")``. Where
+  Traefik departs (temporal code 308, a redirect on a regex host, the HTTPS redirect first, the
+  trailing slash kept) the route notes and the annotation's fate say so.
 """
 
 from __future__ import annotations
