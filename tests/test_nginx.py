@@ -320,6 +320,7 @@ def test_every_annotation_has_a_fate(tmp_path: Path) -> None:
         ),
         ('    nginx.ingress.kubernetes.io/force-ssl-redirect: "1"\n', "neither true nor false"),
         ('    nginx.ingress.kubernetes.io/app-root: "/app?x=1"\n', "is not a plain path"),
+        ('    nginx.ingress.kubernetes.io/from-to-www-redirect: "yes"\n', "neither true nor"),
         (
             '    nginx.ingress.kubernetes.io/rewrite-target: "/"\n'
             '    nginx.ingress.kubernetes.io/permanent-redirect: "https://b.test/"\n',
@@ -375,6 +376,9 @@ def _answer(intent: Intent, host: str, path: str, method: str = "GET") -> tuple[
         ("api.test", "/", "GET", (302, "http://api.test/v2"), None),
         ("plain.test", "/", "GET", ("routed", "web"), None),
         ("secure.test", "/account/x", "GET", (308, "https://secure.test/account/x"), None),
+        ("www.shop.test", "/a/", "GET", (308, "http://shop.test/a"), None),
+        ("www.shop.test", "/", "POST", (308, "http://shop.test/"), None),
+        ("shop.test", "/", "GET", ("routed", "web"), None),
         # Where Traefik's NGINX provider departs.
         (
             "status.test",
@@ -399,6 +403,13 @@ def _answer(intent: Intent, host: str, path: str, method: str = "GET") -> tuple[
         ),
         ("docs.test", "/V1", "GET", (301, "https://new.test/docs"), ("routed", "legacy")),
         ("pay.test", "/", "GET", (301, "https://pay.example.com/"), (308, "https://pay.test/")),
+        (
+            "www.shop.test:8000",
+            "/a",
+            "GET",
+            (308, "http://shop.test/a"),
+            (308, "http://shop.test:8000/a"),
+        ),
         (
             "portal.test",
             "/",
@@ -451,12 +462,27 @@ def test_redirect_fates_and_the_notes_of_the_routes_they_change() -> None:
         ("checkout", "permanent-redirect"): "changed",
         ("portal", "app-root"): "changed",
         ("portal", "force-ssl-redirect"): "changed",
+        ("shop", "from-to-www-redirect"): "honoured",
     }
     changed = [f for f in intent.findings if f.kind == FINDING_NGINX_MEANING_CHANGED]
     assert len(changed) == sum(f == "changed" for f in fates.values()) == 7
     assert "answers 302" in intent.route_notes["maintenance:status.test/"]
     assert "drops a trailing /" in intent.route_notes["account:secure.test/account"]
     assert "server level" in intent.route_notes["portal:portal.test/ app-root"]
+    assert "its own port" in intent.route_notes["shop:www.shop.test from-to-www-redirect"]
+
+
+def test_from_to_www_is_skipped_where_an_ingress_serves_the_other_name(tmp_path: Path) -> None:
+    www = '    nginx.ingress.kubernetes.io/from-to-www-redirect: "true"\n'
+    site = _ingress("site", _path("/", "prod"), annotations=www, host="www.a.test")
+    intent = _load(tmp_path, site, _ingress("bare", _path("/", "cheddar"), host="a.test"))
+    assert _answer(intent, "a.test", "/") == ("routed", "cheddar")
+    (fate,) = [m for m in intent.migration if m.key.endswith("from-to-www-redirect")]
+    assert fate.fate == "honoured" and "a no-op: Ingresses serve a.test" in fate.note
+    alone = _load(tmp_path, site)
+    assert _answer(alone, "a.test", "/x/") == (308, "http://www.a.test/x")
+    assert alone.effective is not None
+    assert _answer(alone.effective, "a.test", "/x/") == (308, "http://www.a.test/x")
 
 
 def test_two_app_roots_on_one_host_are_refused(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from applied_verdicts import routing_verdicts
 
@@ -21,6 +22,7 @@ from harness.intent.model import PROVIDER_NGINX, Intent
 from harness.targets.base import LocalTarget
 from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traefik.nginx import traefik_side
+from harness.traefik.oracle import expect
 from harness.traffic.rounds import send_in_rounds
 
 pytestmark = pytest.mark.stack
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.stack
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECTS = ROOT / "tests" / "manifests" / "nginx" / "redirects.yaml"
 #: The hosts of the Ingresses whose redirects Traefik answers as ingress-nginx does.
-HONOURED = {"www.test", "api.test", "old.test", "promo.test", "plain.test"}
+HONOURED = {"www.test", "api.test", "old.test", "promo.test", "plain.test", "www.shop.test"}
 #: The hosts where the model predicts a departure, and what the failure names.
 DEPARTING = {
     "status.test": "temporal-redirect-code 308: ingress-nginx takes 300-307 only",
@@ -68,6 +70,17 @@ def test_traefik_builds_the_redirect_routers_the_model_predicts(
             for r in local_stack.running_traefik().routers()
             if r.get("provider") == PROVIDER_NGINX and "harness" not in str(r["name"])
         }
+        # A port in the Host: Traefik keeps it, as the model of the provider says.
+        answer = httpx.get(
+            target.proxy_url + "/a/", headers={"Host": "www.shop.test:8000"}, timeout=5
+        )
+        assert answer.status_code == 308
+        assert answer.headers["location"] == "http://shop.test:8000/a"
+        assert redirects.effective is not None
+        assert (
+            expect(redirects.effective, "www.shop.test:8000", "/a/").location
+            == (answer.headers["location"])
+        )
     finally:
         target.remove_intent(redirects)
     predicted = {r.id.split(":", 1)[1]: r for r in redirects.served.routes}
@@ -76,7 +89,8 @@ def test_traefik_builds_the_redirect_routers_the_model_predicts(
         assert name in served, sorted(served)
         assert served[name]["rule"] == route.rule
     # The model's routers are the non-TLS ones; Traefik builds a -tls twin of each.
-    assert {re.sub(r"-tls(-app-root-redirect)?$", r"\1", n) for n in served} == set(predicted)
+    twin = r"-tls(-app-root-redirect|-from-to-www-redirect)?$"
+    assert {re.sub(twin, r"\1", n) for n in served} == set(predicted)
 
 
 def test_each_redirect_answers_as_modeled_and_a_departure_names_both(

@@ -23,7 +23,8 @@ reads the routers and services from Traefik's API):
   first on the non-TLS router, ``app-root`` goes on every router of the host (and a router
   ``Host(h) && Path("/")`` when no path of the host is ``/``), ``permanent-redirect`` /
   ``temporal-redirect`` become redirectRegex ``.*`` (``^https?://[^/]+<path>`` on a regex host)
-  with the code as ``statusCode``.
+  with the code as ``statusCode``; ``from-to-www-redirect`` adds a router ``Host(other)`` per
+  path with a 308 redirectRegex to the host.
 - Annotations outside the provider's ``IngressConfig`` are ignored without a log line.
 """
 

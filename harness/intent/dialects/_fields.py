@@ -505,7 +505,7 @@ NGINX_ANNOTATIONS: Mapping[str, Field] = {
     "temporal-redirect-code": MODELED,
     "ssl-redirect": MODELED,
     "force-ssl-redirect": MODELED,
-    "from-to-www-redirect": _not_modeled_yet("from-to-www-redirect redirects between hosts"),
+    "from-to-www-redirect": MODELED,
     "x-forwarded-prefix": _not_modeled_yet("x-forwarded-prefix sets a request header"),
     "upstream-vhost": _not_modeled_yet("upstream-vhost changes the Host the backend sees"),
     "custom-headers": _not_modeled_yet("custom-headers sets headers from a ConfigMap"),

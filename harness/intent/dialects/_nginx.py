@@ -26,7 +26,9 @@ ingress-path-matching):
   with 308 to https (a trailing ``/`` dropped); ``ssl-redirect`` needs ``spec.tls`` (refused
   here), so it is a no-op; ``app-root`` is a declared route for ``/`` of its host above every
   location (nginx's server-level ``if``), and on Traefik a middleware on every router of the
-  host plus, when no path of the host is ``/``, a router ``Host(h) && Path("/")``. Where
+  host plus, when no path of the host is ``/``, a router ``Host(h) && Path("/")``;
+  ``from-to-www-redirect`` a declared route for the host's other name (``www.`` added or
+  removed) answering 308 to the host, and on Traefik a router ``Host(other)`` per path. Where
   Traefik departs (temporal code 308, a redirect on a regex host, the HTTPS redirect first, the
   trailing slash kept) the route notes and the annotation's fate say so.
 """
@@ -45,6 +47,8 @@ from harness.intent.dialects._nginx_redirects import (
     Redirects,
     app_root_middleware,
     read_redirects,
+    www_middlewares,
+    www_pair,
 )
 from harness.intent.dialects._objects import API_INGRESS_V1, Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode
@@ -338,6 +342,7 @@ def read_nginx_ingresses(
         if ing.redirects is not None:
             regex = any(p.host in regex_hosts for p in ing.paths)
             ing.redirect_fates = ing.redirects.fates(regex, _root_lost_to_https(ing, primaries))
+    _declare_www_redirects(out, ingresses, primaries)
     out.fate_inputs = (ingresses, attached)
     return out
 
@@ -378,6 +383,76 @@ def _root_lost_to_https(ing: _Ingress, primaries: list[_Ingress]) -> bool:
         for i in primaries
         for p in i.paths
     )
+
+
+def _declare_www_redirects(
+    out: NginxReading, ingresses: list[_Ingress], primaries: list[_Ingress]
+) -> None:
+    """from-to-www-redirect: the other name of each host (``www.`` added or removed) answers
+    every request with 308 to the host, unless an Ingress serves that name (both skip it).
+    ingress-nginx: one redirect server; Traefik's NGINX provider: a router ``Host(from)`` per
+    path, named ``<path's router>-from-to-www-redirect``."""
+    served = {p.host for i in ingresses for p in i.paths}
+    declared_for: set[str] = set()
+    for ing in primaries:
+        r = ing.redirects
+        if r is None or not r.from_to_www:
+            continue
+        node = r.nodes["from-to-www-redirect"]
+        skipped = {www_pair(p.host)[0] for p in ing.paths if p.host} & served
+        if skipped and skipped == {www_pair(p.host)[0] for p in ing.paths if p.host}:
+            ing.redirect_fates["from-to-www-redirect"] = (
+                "honoured",
+                f"a no-op: Ingresses serve {', '.join(sorted(skipped))}, so neither ingress-nginx "
+                "nor Traefik's NGINX provider redirects them",
+            )
+        for p in ing.paths:
+            if p.host is None or p.host.startswith("*."):
+                what = "a wildcard host" if p.host else "a rule without a host"
+                node.fail(
+                    f"from-to-www-redirect on {what}: the harness does not model which names "
+                    "ingress-nginx redirects",
+                    "Give the rule a plain host, e.g. example.com",
+                )
+            source, to = www_pair(p.host)
+            if source in served:
+                continue
+            declared_mw, traefik_mw = www_middlewares(ing.obj.namespace, ing.obj.name, to, node)
+            declared = Draft(
+                obj=ing.obj,
+                host=source,
+                path=None,
+                match="prefix",
+                middlewares=(declared_mw,),
+                priority=_PREFIX_TIER,
+                backends=(p.backend,),
+                provider=PROVIDER_NGINX,
+                source=node.source(),
+                dialects=(DIALECT_INGRESS_V1, DIALECT_INGRESS_NGINX),
+                path_type="Prefix",
+                ingress_class=NGINX_CLASS,
+                id_hint=f"{source} from-to-www-redirect",
+            )
+            if source not in declared_for:
+                declared_for.add(source)
+                out.drafts.append(declared)
+                _note(
+                    out,
+                    declared,
+                    f"from-to-www-redirect to {to}: ingress-nginx writes its own port (80/443, "
+                    "left out here as the default); Traefik's NGINX provider the port of the "
+                    "request's Host",
+                )
+            name = provider.router_name(ing.obj.namespace, ing.obj.name, p.rule_index, p.path_index)
+            out.traefik_drafts.append(
+                dataclasses.replace(
+                    declared,
+                    priority=None,
+                    middlewares=(traefik_mw,),
+                    match_rule=provider.router_rule(source, None, "Prefix", regex=False),
+                    id_hint=f"{name}-from-to-www-redirect",
+                )
+            )
 
 
 def _declare_app_roots(

@@ -19,6 +19,10 @@ lua_ingress.lua):
   ``spec.tls`` is refused on ingress-nginx Ingresses (not modeled yet): a no-op here.
 - ``app-root``: ``if ($uri = /) { return 302 $scheme://$http_host<root>; }`` at *server* level:
   ``/`` of the host, whichever location would serve it, before any location's redirect.
+- ``from-to-www-redirect: "true"`` (pkg/util/ingress BuildRedirects, ngx_srv_redirect.lua): a
+  server for the other name of each host (``www.`` added or removed; none where an Ingress
+  serves that name) answers 308 to ``scheme://host:<server port>`` + the URI with one trailing
+  ``/`` dropped; the server port is 80/443, the scheme's default, which the model leaves out.
 
 Traefik's NGINX provider (3.7.15, confirmed by tests/test_nginx_redirects.py): the non-TLS
 router of a ``force-ssl-redirect`` Ingress gets redirectScheme https with
@@ -27,7 +31,10 @@ router of a ``force-ssl-redirect`` Ingress gets redirectScheme https with
 ``<first path's router>-app-root-redirect`` when no path of the host is ``/``), then
 redirectRegex ``.*`` → the URL with ``statusCode`` (codes 300-308 kept for both annotations,
 else 301 / 302); on a regex host (use-regex or rewrite-target) the regex is
-``^https?://[^/]+<path>``: only that part of the URL is replaced, the rest kept.
+``^https?://[^/]+<path>``: only that part of the URL is replaced, the rest kept;
+``from-to-www-redirect``: a router ``Host(<other name>)`` per path
+(``<router>-from-to-www-redirect``) with redirectRegex ``... -> $1://host$2/$3`` (308; the
+request's port kept), skipped alike.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ REDIRECT_KEYS = (
     "ssl-redirect",
     "force-ssl-redirect",
     "app-root",
+    "from-to-www-redirect",
 )
 #: ingress-nginx's URLIsValidRegex, and an absolute http(s) URL (the harness models no other).
 _URL = re.compile(r"^https?://[A-Za-z0-9._~\-]+(:[0-9]+)?([/?][A-Za-z0-9._~\-/:,?&=]*)?$")
@@ -79,6 +87,7 @@ class Redirects:
     traefik_code: int = 0
     force_ssl: bool = False
     app_root: str | None = None
+    from_to_www: bool = False
 
     def fates(
         self, regex_host: bool, root_lost_to_https: bool
@@ -195,6 +204,32 @@ class Redirects:
         return RouteMiddleware(namespace, ingress, key, model, self.nodes[key].source(), spec)
 
 
+def www_pair(host: str) -> tuple[str, str]:
+    """(the host redirected from, the host redirected to) for from-to-www-redirect on
+    ``host``."""
+    return (host.removeprefix("www."), host) if host.startswith("www.") else (f"www.{host}", host)
+
+
+#: Traefik's redirect regex for from-to-www-redirect (as its API shows it).
+_TRAEFIK_WWW = r"^(https?)://(?:\[[^/\]]*\]|[^/:]+)(:[0-9]+)?[^/]*/(.*?)/?$"
+# ingress-nginx's redirect server: its own port (80/443: the default, so none written), one
+# trailing slash of the URI dropped, / kept as /.
+_NGINX_WWW = r"^(https?)://[^/]*(/|.*?)/?$"
+
+
+def www_middlewares(
+    namespace: str, ingress: str, to: str, node: YNode
+) -> tuple[RouteMiddleware, RouteMiddleware]:
+    """(ingress-nginx's, Traefik's) answer on the host redirected from: 308 to ``to``."""
+    declared = RedirectRegex(compile_go_regexp(_NGINX_WWW), "${1}://" + to + "${2}", status=308)
+    traefik = RedirectRegex(compile_go_regexp(_TRAEFIK_WWW), f"$1://{to}$2/$3", status=308)
+    spec = {"from-to-www-redirect": node.string(), "to": to}
+    return (
+        RouteMiddleware(namespace, ingress, "from-to-www-redirect", declared, node.source(), spec),
+        RouteMiddleware(namespace, ingress, "from-to-www-redirect", traefik, node.source(), spec),
+    )
+
+
 def app_root_middleware(namespace: str, ingress: str, root: str, node: YNode) -> RouteMiddleware:
     """app-root on either side: ``/`` answered 302 to ``scheme://Host<root>``."""
     return RouteMiddleware(
@@ -276,4 +311,7 @@ def read_redirects(
             "decides which acts; the harness does not model it",
             "Keep either the rewrite or the redirect on this Ingress",
         )
-    return Redirects(nodes, key, url, code, traefik_code, force, root)
+    www = "from-to-www-redirect" in nodes and as_bool(
+        nodes["from-to-www-redirect"], "from-to-www-redirect"
+    )
+    return Redirects(nodes, key, url, code, traefik_code, force, root, www)
