@@ -303,6 +303,35 @@ def test_every_annotation_has_a_fate(tmp_path: Path) -> None:
             '    nginx.ingress.kubernetes.io/canary-weight: "ten"\n',
             "not a whole number",
         ),
+        (
+            '    nginx.ingress.kubernetes.io/permanent-redirect: "https://b.test$request_uri"\n',
+            "not an absolute http(s) URL of letters, digits and -._~/:,?&=",
+        ),
+        ('    nginx.ingress.kubernetes.io/temporal-redirect: "/moved"\n', "absolute URLs only"),
+        (
+            '    nginx.ingress.kubernetes.io/permanent-redirect: "https://b.test/"\n'
+            '    nginx.ingress.kubernetes.io/permanent-redirect-code: "300"\n',
+            "sends the URL as the body",
+        ),
+        (
+            '    nginx.ingress.kubernetes.io/temporal-redirect: "https://b.test/"\n'
+            '    nginx.ingress.kubernetes.io/temporal-redirect-code: "soon"\n',
+            "not a whole number",
+        ),
+        ('    nginx.ingress.kubernetes.io/force-ssl-redirect: "1"\n', "neither true nor false"),
+        ('    nginx.ingress.kubernetes.io/app-root: "/app?x=1"\n', "is not a plain path"),
+        ('    nginx.ingress.kubernetes.io/from-to-www-redirect: "yes"\n', "neither true nor"),
+        (
+            '    nginx.ingress.kubernetes.io/rewrite-target: "/"\n'
+            '    nginx.ingress.kubernetes.io/permanent-redirect: "https://b.test/"\n',
+            "rewrite-target together with a redirect",
+        ),
+        (
+            '    nginx.ingress.kubernetes.io/canary: "true"\n'
+            '    nginx.ingress.kubernetes.io/canary-weight: "10"\n'
+            '    nginx.ingress.kubernetes.io/temporal-redirect: "https://b.test/"\n',
+            "a redirect annotation on a canary Ingress",
+        ),
     ],
 )
 def test_refusals_name_file_line_and_annotation(
@@ -327,3 +356,140 @@ def test_static_configuration_runs_the_nginx_provider_beside_or_alone() -> None:
     assert "kubernetesIngress" not in alone["providers"]
     assert alone["providers"]["kubernetesIngressNGINX"]["watchIngressWithoutClass"] is True
     assert alone["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
+
+
+REDIRECTS = Path(__file__).resolve().parent / "manifests" / "nginx" / "redirects.yaml"
+
+
+def _answer(intent: Intent, host: str, path: str, method: str = "GET") -> tuple[object, ...]:
+    e = expect(intent, host, path, method=method)
+    return (e.status, e.location) if e.status else ("routed", *(b.service for b in e.backends))
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "method", "declared", "traefik"),
+    [
+        ("old.test", "/x", "POST", (308, "https://new.test/"), None),
+        ("promo.test", "/", "GET", (302, "https://www.test/sale"), None),
+        ("www.test", "/?q=1", "GET", (302, "http://www.test/home"), None),
+        ("www.test", "/x", "GET", ("routed", "web"), None),
+        ("api.test", "/", "GET", (302, "http://api.test/v2"), None),
+        ("plain.test", "/", "GET", ("routed", "web"), None),
+        ("secure.test", "/account/x", "GET", (308, "https://secure.test/account/x"), None),
+        ("www.shop.test", "/a/", "GET", (308, "http://shop.test/a"), None),
+        ("www.shop.test", "/", "POST", (308, "http://shop.test/"), None),
+        ("shop.test", "/", "GET", ("routed", "web"), None),
+        # Where Traefik's NGINX provider departs.
+        (
+            "status.test",
+            "/",
+            "GET",
+            (302, "https://status.example.com/"),
+            (308, "https://status.example.com/"),
+        ),
+        (
+            "secure.test",
+            "/account/",
+            "GET",
+            (308, "https://secure.test/account"),
+            (308, "https://secure.test/account/"),
+        ),
+        (
+            "docs.test",
+            "/v1/x",
+            "GET",
+            (301, "https://new.test/docs"),
+            (301, "https://new.test/docs/x"),
+        ),
+        ("docs.test", "/V1", "GET", (301, "https://new.test/docs"), ("routed", "legacy")),
+        ("pay.test", "/", "GET", (301, "https://pay.example.com/"), (308, "https://pay.test/")),
+        (
+            "www.shop.test:8000",
+            "/a",
+            "GET",
+            (308, "http://shop.test/a"),
+            (308, "http://shop.test:8000/a"),
+        ),
+        (
+            "portal.test",
+            "/",
+            "GET",
+            (302, "http://portal.test/portal"),
+            (308, "https://portal.test/"),
+        ),
+    ],
+)
+def test_redirects_on_ingress_nginx_and_on_traefik(
+    host: str,
+    path: str,
+    method: str,
+    declared: tuple[object, ...],
+    traefik: tuple[object, ...] | None,
+) -> None:
+    intent = load_intent([REDIRECTS])
+    assert intent.effective is not None
+    assert _answer(intent, host, path, method) == declared
+    assert _answer(intent.effective, host, path, method) == (traefik or declared)
+
+
+def test_app_root_without_a_root_path_gets_the_providers_own_router() -> None:
+    intent = load_intent([REDIRECTS])
+    assert intent.effective is not None
+    top = expect(intent.effective, "api.test", "/").decided_by
+    assert top is not None and top.route_id.endswith("default-api-rule-0-path-0-app-root-redirect")
+    assert top.rule == 'Host("api.test") && Path("/")'
+    # A host with a / path gets none: the app-root rides on that path's router.
+    www = [r.id for r in intent.effective.routes if r.host == "www.test"]
+    assert www and not any(i.endswith("-app-root-redirect") for i in www)
+
+
+def test_redirect_fates_and_the_notes_of_the_routes_they_change() -> None:
+    intent = load_intent([REDIRECTS])
+    fates = {(m.ingress, m.key.rsplit("/", 1)[1]): m.fate for m in intent.migration}
+    assert fates == {
+        ("web", "app-root"): "honoured",
+        ("api", "app-root"): "honoured",
+        ("moved", "permanent-redirect"): "honoured",
+        ("moved", "permanent-redirect-code"): "honoured",
+        ("promo", "temporal-redirect"): "honoured",
+        ("maintenance", "temporal-redirect"): "honoured",
+        ("maintenance", "temporal-redirect-code"): "changed",
+        ("account", "force-ssl-redirect"): "changed",
+        ("plain", "ssl-redirect"): "honoured",
+        ("docs", "use-regex"): "honoured",
+        ("docs", "permanent-redirect"): "changed",
+        ("checkout", "force-ssl-redirect"): "changed",
+        ("checkout", "permanent-redirect"): "changed",
+        ("portal", "app-root"): "changed",
+        ("portal", "force-ssl-redirect"): "changed",
+        ("shop", "from-to-www-redirect"): "honoured",
+    }
+    changed = [f for f in intent.findings if f.kind == FINDING_NGINX_MEANING_CHANGED]
+    assert len(changed) == sum(f == "changed" for f in fates.values()) == 7
+    assert "answers 302" in intent.route_notes["maintenance:status.test/"]
+    assert "drops a trailing /" in intent.route_notes["account:secure.test/account"]
+    assert "server level" in intent.route_notes["portal:portal.test/ app-root"]
+    assert "its own port" in intent.route_notes["shop:www.shop.test from-to-www-redirect"]
+
+
+def test_from_to_www_is_skipped_where_an_ingress_serves_the_other_name(tmp_path: Path) -> None:
+    www = '    nginx.ingress.kubernetes.io/from-to-www-redirect: "true"\n'
+    site = _ingress("site", _path("/", "prod"), annotations=www, host="www.a.test")
+    intent = _load(tmp_path, site, _ingress("bare", _path("/", "cheddar"), host="a.test"))
+    assert _answer(intent, "a.test", "/") == ("routed", "cheddar")
+    (fate,) = [m for m in intent.migration if m.key.endswith("from-to-www-redirect")]
+    assert fate.fate == "honoured" and "a no-op: Ingresses serve a.test" in fate.note
+    alone = _load(tmp_path, site)
+    assert _answer(alone, "a.test", "/x/") == (308, "http://www.a.test/x")
+    assert alone.effective is not None
+    assert _answer(alone.effective, "a.test", "/x/") == (308, "http://www.a.test/x")
+
+
+def test_two_app_roots_on_one_host_are_refused(tmp_path: Path) -> None:
+    def root(name: str, value: str, path: str) -> str:
+        annotation = f'    nginx.ingress.kubernetes.io/app-root: "{value}"\n'
+        return _ingress(name, _path(path, "prod"), annotations=annotation)
+
+    assert _load(tmp_path, root("one", "/app", "/"), root("two", "/app", "/x")).migration
+    with pytest.raises(ManifestError, match=r"a second app-root \(/other\) for host a.test"):
+        _load(tmp_path, root("one", "/app", "/"), root("two", "/other", "/x"))

@@ -238,9 +238,9 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
 _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "status": (
         mw.RedirectScheme, mw.RedirectRegex, mw.StripPrefix, mw.StripPrefixRegex, mw.ReplacePath,
-        mw.ReplacePathRegex, mw.RequestRedirect,
+        mw.ReplacePathRegex, mw.RequestRedirect, mw.AppRoot,
     ),
-    "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect),
+    "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect, mw.AppRoot),
     "upstream path": (
         mw.StripPrefix, mw.StripPrefixRegex, mw.AddPrefix, mw.ReplacePath, mw.ReplacePathRegex,
         mw.URLRewrite,

@@ -53,6 +53,12 @@ tests/test_traefik_middlewares.py):
   (without its port), the filter's port (``443`` with ``https`` is written), else none when a
   scheme is set, else the request's; the path as above; the query kept. All confirmed on
   3.7.15 by tests/test_gateway_filters.py.
+- The NGINX provider's own (provider/kubernetes/ingress-nginx, built from annotations; not
+  Middleware CRD types): ``rewrite-target`` (:class:`RewriteTarget`), ``app-root``
+  (:class:`AppRoot`: ``/`` answered 302 to ``scheme://Host`` + the root), and a fixed
+  ``status`` on redirectRegex (``permanent-redirect``/``temporal-redirect``: that code for every
+  method) and redirectScheme (``force-ssl-redirect``: 308), all confirmed on 3.7.15 by
+  tests/test_nginx_redirects.py.
 - ``chain`` (chain/chain.go): references, expanded in order by :func:`flatten` with a caller's
   lookup; a cycle is refused as Traefik refuses it (pkg/server/middleware/middlewares.go).
 
@@ -122,6 +128,7 @@ __all__ = [
     "REFUSED_TYPES",
     "AddPrefix",
     "Answered",
+    "AppRoot",
     "Chain",
     "ChainRef",
     "Forwarded",
@@ -206,16 +213,24 @@ class ReplacePathRegex:
 
 @dataclass(frozen=True)
 class RedirectScheme:
+    """``status``: the one status whatever the method (the NGINX provider's
+    ``forcePermanentRedirect``: 308); None: by ``permanent`` and the method."""
+
     scheme: str
     port: str = ""
     permanent: bool = False
+    status: int | None = None
 
 
 @dataclass(frozen=True)
 class RedirectRegex:
+    """``status``: the one status whatever the method (``statusCode``, which the NGINX
+    provider sets); None: by ``permanent`` and the method."""
+
     regex: GoRegexp
     replacement: str
     permanent: bool = False
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,15 @@ class RewriteTarget:
 
 
 @dataclass(frozen=True)
+class AppRoot:
+    """Traefik's NGINX provider's ``app-root`` (pkg/middlewares/ingressnginx/approot): a
+    request for ``/`` (the cleaned path, any method, any query) is answered 302 to
+    ``scheme://Host`` + ``path``; any other passes through."""
+
+    path: str
+
+
+@dataclass(frozen=True)
 class Inert:
     """An accepted type that does not change a correct request's answer."""
 
@@ -294,6 +318,7 @@ Middleware = (
     | RequestRedirect
     | Chain
     | RewriteTarget
+    | AppRoot
     | Inert
 )
 
@@ -877,7 +902,14 @@ _URI_PATTERN = compile_go_regexp(r"^(https?:\/\/)?(\[[\w:.]+\]|[\w\._-]+)?(:\d+)
 
 
 def _redirect(
-    rx: GoRegexp, replacement: str, old_url: str, st: _State, *, permanent: bool, method: str
+    rx: GoRegexp,
+    replacement: str,
+    old_url: str,
+    st: _State,
+    *,
+    permanent: bool,
+    method: str,
+    status: int | None = None,
 ) -> Outcome | None:
     if _has_invalid_utf8(old_url):
         return Unpredictable(f"a redirect regex on a URL that is not UTF-8: {old_url!r}")
@@ -888,8 +920,9 @@ def _redirect(
     if location is None:
         return Unpredictable(f"the redirect target {new_url!r} is outside the modeled URL forms")
     if new_url != old_url:
-        get = method == "GET"
-        status = (301 if get else 308) if permanent else (302 if get else 307)
+        if status is None:
+            get = method == "GET"
+            status = (301 if get else 308) if permanent else (302 if get else 307)
         return Redirect(status, location)
     # Unchanged: the request goes on with the re-parsed URL.
     _, _, after_authority = location.partition("://")
@@ -920,7 +953,13 @@ def _redirect_scheme(mw: RedirectScheme, st: _State, request: Request) -> Outcom
         target_port = ":" + mw.port
     replacement = mw.scheme + "://${2}" + target_port + "${4}"
     return _redirect(
-        _URI_PATTERN, replacement, old_url, st, permanent=mw.permanent, method=request.method
+        _URI_PATTERN,
+        replacement,
+        old_url,
+        st,
+        permanent=mw.permanent,
+        method=request.method,
+        status=mw.status,
     )
 
 
@@ -1045,8 +1084,17 @@ def apply_middlewares(
         elif isinstance(mw, RedirectRegex):
             old_url = f"{request.scheme}://{st.host}{st.request_uri}"
             outcome = _redirect(
-                mw.regex, mw.replacement, old_url, st, permanent=mw.permanent, method=request.method
+                mw.regex,
+                mw.replacement,
+                old_url,
+                st,
+                permanent=mw.permanent,
+                method=request.method,
+                status=mw.status,
             )
+        elif isinstance(mw, AppRoot):
+            if st.url.path == "/":
+                outcome = Redirect(302, f"{request.scheme}://{st.host}{mw.path}")
         elif isinstance(mw, URLRewrite):
             outcome = _url_rewrite(mw, st)
         elif isinstance(mw, RequestRedirect):

@@ -18,6 +18,13 @@ reads the routers and services from Traefik's API):
   100)`` and ``weight`` is clamped to ``[0, total]``; a header or cookie canary adds a router
   ``(rule) && (Header(...) || ...)`` to the canary and, with a weight, one for ``never`` to the
   primary.
+- Redirects (``harness.intent.dialects._nginx_redirects``, confirmed on 3.7.15 by
+  ``tests/test_nginx_redirects.py``): ``force-ssl-redirect`` puts redirectScheme https (308)
+  first on the non-TLS router, ``app-root`` goes on every router of the host (and a router
+  ``Host(h) && Path("/")`` when no path of the host is ``/``), ``permanent-redirect`` /
+  ``temporal-redirect`` become redirectRegex ``.*`` (``^https?://[^/]+<path>`` on a regex host)
+  with the code as ``statusCode``; ``from-to-www-redirect`` adds a router ``Host(other)`` per
+  path with a 308 redirectRegex to the host.
 - Annotations outside the provider's ``IngressConfig`` are ignored without a log line.
 """
 
@@ -197,7 +204,7 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
 
     def answer(e: Expectation) -> tuple[object, ...]:
         backends = tuple(sorted(b.service for b in e.backends if b.weight > 0))
-        return (e.status, backends, e.upstream_path)
+        return (e.status, backends, e.upstream_path, e.location)
 
     if answer(theirs) == answer(declared):
         return None
@@ -205,7 +212,9 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
     if top is None:
         return f"Traefik's NGINX provider (model, {CONFIRMED_ON}): no router matches, 404"
     what = (
-        f"status {theirs.status}"
+        f"{theirs.status} redirect to {theirs.location}"
+        if theirs.location is not None
+        else f"status {theirs.status}"
         if theirs.status is not None
         else "/".join(b.service for b in theirs.backends if b.weight > 0)
         + (f" as {theirs.upstream_path}" if theirs.upstream_path else "")

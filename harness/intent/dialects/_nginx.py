@@ -21,6 +21,16 @@ ingress-path-matching):
   ``canary-by-header`` (``always``/``never``, or exactly ``canary-by-header-value``, or matching
   ``canary-by-header-pattern``; any other value falls through), then ``canary-by-cookie``
   (``always``/``never``), then ``canary-weight`` of ``canary-weight-total`` (default 100).
+- Redirects (``_nginx_redirects``, both sides): ``permanent-redirect`` / ``temporal-redirect``
+  (+ codes) answer every request of the location; ``force-ssl-redirect`` answers plain HTTP
+  with 308 to https (a trailing ``/`` dropped); ``ssl-redirect`` needs ``spec.tls`` (refused
+  here), so it is a no-op; ``app-root`` is a declared route for ``/`` of its host above every
+  location (nginx's server-level ``if``), and on Traefik a middleware on every router of the
+  host plus, when no path of the host is ``/``, a router ``Host(h) && Path("/")``;
+  ``from-to-www-redirect`` a declared route for the host's other name (``www.`` added or
+  removed) answering 308 to the host, and on Traefik a router ``Host(other)`` per path. Where
+  Traefik departs (temporal code 308, a redirect on a regex host, the HTTPS redirect first, the
+  trailing slash kept) the route notes and the annotation's fate say so.
 """
 
 from __future__ import annotations
@@ -33,6 +43,13 @@ from fractions import Fraction
 
 from harness.intent.dialects._fields import INGRESS_V1, check_fields, check_nginx_annotations
 from harness.intent.dialects._ingress import ANN_CLASS, HOST_PATTERN, ingress_backend
+from harness.intent.dialects._nginx_redirects import (
+    Redirects,
+    app_root_middleware,
+    read_redirects,
+    www_middlewares,
+    www_pair,
+)
 from harness.intent.dialects._objects import API_INGRESS_V1, Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode
 from harness.intent.model import (
@@ -118,6 +135,9 @@ class _Ingress:
     regex: bool
     rewrite: YNode | None = None
     paths: list[_Path] = field(default_factory=list)
+    redirects: Redirects | None = None
+    #: Redirect annotations (short key) -> (fate, note) where not the default.
+    redirect_fates: dict[str, tuple[AnnotationFateKind, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,8 +226,16 @@ def _read_one(ctx: Context, obj: K8sObject) -> _Ingress:
         )
     use_regex = "use-regex" in by_key and _bool(by_key["use-regex"], "use-regex")
     rewrite = by_key.get("rewrite-target")
+    redirects = read_redirects(
+        by_key, canary=canary is not None, rewrite=rewrite, as_bool=_bool, as_int=_int
+    )
     ing = _Ingress(
-        obj, annotations, canary, regex=use_regex or rewrite is not None, rewrite=rewrite
+        obj,
+        annotations,
+        canary,
+        regex=use_regex or rewrite is not None,
+        rewrite=rewrite,
+        redirects=redirects,
     )
     rules = spec.get("rules")
     for ri, rule in enumerate(rules.sequence() if rules is not None else []):
@@ -295,11 +323,178 @@ def read_nginx_ingresses(
         )
     regex_hosts = {p.host for i in primaries if i.regex for p in i.paths}
     attached = _attach_canaries(ctx, ingresses, primaries)
+    roots = _app_roots(primaries)
     for ing in primaries:
         for p in ing.paths:
-            _declare(out, ctx, p, attached, regex=p.host in regex_hosts, rewrite=ing.rewrite)
+            root = roots.get(p.host)
+            _declare(
+                out,
+                ctx,
+                p,
+                attached,
+                regex=p.host in regex_hosts,
+                rewrite=ing.rewrite,
+                redirects=ing.redirects or Redirects(),
+                root=(app_root_middleware(*root),) if root else (),
+            )
+    _declare_app_roots(out, primaries, roots)
+    for ing in primaries:
+        if ing.redirects is not None:
+            regex = any(p.host in regex_hosts for p in ing.paths)
+            ing.redirect_fates = ing.redirects.fates(regex, _root_lost_to_https(ing, primaries))
+    _declare_www_redirects(out, ingresses, primaries)
     out.fate_inputs = (ingresses, attached)
     return out
+
+
+def _app_roots(primaries: list[_Ingress]) -> dict[str | None, tuple[str, str, str, YNode]]:
+    """Host -> (namespace, Ingress, root, node) of its app-root: ingress-nginx applies it at
+    server level and Traefik's NGINX provider to every router of the host alike."""
+    roots: dict[str | None, tuple[str, str, str, YNode]] = {}
+    for ing in primaries:
+        r = ing.redirects
+        if r is None or r.app_root is None:
+            continue
+        node = r.nodes["app-root"]
+        for host in dict.fromkeys(p.host for p in ing.paths):
+            other = roots.get(host)
+            if other is not None and other[2] != r.app_root:
+                node.fail(
+                    f"a second app-root ({r.app_root}) for host {host or '*'} (Ingress "
+                    f"{other[1]!r} sets {other[2]}): the harness does not model which one wins",
+                    "Set app-root on one Ingress of the host",
+                )
+            roots.setdefault(host, (ing.obj.namespace, ing.obj.name, r.app_root, node))
+    return roots
+
+
+def _serves_root(p: _Path) -> bool:
+    return p.path in ("/", None)
+
+
+def _root_lost_to_https(ing: _Ingress, primaries: list[_Ingress]) -> bool:
+    """Whether Traefik answers ``/`` of this Ingress's app-root host with a force-ssl-redirect
+    router (ingress-nginx answers the app-root redirect first)."""
+    if ing.redirects is None or ing.redirects.app_root is None:
+        return False
+    hosts = {p.host for p in ing.paths}
+    return any(
+        i.redirects is not None and i.redirects.force_ssl and _serves_root(p) and p.host in hosts
+        for i in primaries
+        for p in i.paths
+    )
+
+
+def _declare_www_redirects(
+    out: NginxReading, ingresses: list[_Ingress], primaries: list[_Ingress]
+) -> None:
+    """from-to-www-redirect: the other name of each host (``www.`` added or removed) answers
+    every request with 308 to the host, unless an Ingress serves that name (both skip it).
+    ingress-nginx: one redirect server; Traefik's NGINX provider: a router ``Host(from)`` per
+    path, named ``<path's router>-from-to-www-redirect``."""
+    served = {p.host for i in ingresses for p in i.paths}
+    declared_for: set[str] = set()
+    for ing in primaries:
+        r = ing.redirects
+        if r is None or not r.from_to_www:
+            continue
+        node = r.nodes["from-to-www-redirect"]
+        skipped = {www_pair(p.host)[0] for p in ing.paths if p.host} & served
+        if skipped and skipped == {www_pair(p.host)[0] for p in ing.paths if p.host}:
+            ing.redirect_fates["from-to-www-redirect"] = (
+                "honoured",
+                f"a no-op: Ingresses serve {', '.join(sorted(skipped))}, so neither ingress-nginx "
+                "nor Traefik's NGINX provider redirects them",
+            )
+        for p in ing.paths:
+            if p.host is None or p.host.startswith("*."):
+                what = "a wildcard host" if p.host else "a rule without a host"
+                node.fail(
+                    f"from-to-www-redirect on {what}: the harness does not model which names "
+                    "ingress-nginx redirects",
+                    "Give the rule a plain host, e.g. example.com",
+                )
+            source, to = www_pair(p.host)
+            if source in served:
+                continue
+            declared_mw, traefik_mw = www_middlewares(ing.obj.namespace, ing.obj.name, to, node)
+            declared = Draft(
+                obj=ing.obj,
+                host=source,
+                path=None,
+                match="prefix",
+                middlewares=(declared_mw,),
+                priority=_PREFIX_TIER,
+                backends=(p.backend,),
+                provider=PROVIDER_NGINX,
+                source=node.source(),
+                dialects=(DIALECT_INGRESS_V1, DIALECT_INGRESS_NGINX),
+                path_type="Prefix",
+                ingress_class=NGINX_CLASS,
+                id_hint=f"{source} from-to-www-redirect",
+            )
+            if source not in declared_for:
+                declared_for.add(source)
+                out.drafts.append(declared)
+                _note(
+                    out,
+                    declared,
+                    f"from-to-www-redirect to {to}: ingress-nginx writes its own port (80/443, "
+                    "left out here as the default); Traefik's NGINX provider the port of the "
+                    "request's Host",
+                )
+            name = provider.router_name(ing.obj.namespace, ing.obj.name, p.rule_index, p.path_index)
+            out.traefik_drafts.append(
+                dataclasses.replace(
+                    declared,
+                    priority=None,
+                    middlewares=(traefik_mw,),
+                    match_rule=provider.router_rule(source, None, "Prefix", regex=False),
+                    id_hint=f"{name}-from-to-www-redirect",
+                )
+            )
+
+
+def _declare_app_roots(
+    out: NginxReading,
+    primaries: list[_Ingress],
+    roots: dict[str | None, tuple[str, str, str, YNode]],
+) -> None:
+    """ingress-nginx's app-root: a route for ``/`` of the host above every location; Traefik's
+    NGINX provider: a router ``Host(h) && Path("/")`` when no path of the host is ``/``."""
+    for host, root in roots.items():
+        ing = next(i for i in primaries if i.obj.name == root[1] and i.obj.namespace == root[0])
+        first = next(p for p in ing.paths if p.host == host)
+        mw = app_root_middleware(*root)
+        declared = Draft(
+            obj=ing.obj,
+            host=host,
+            path="/",
+            match="exact",
+            middlewares=(mw,),
+            priority=_EXACT_TIER + 100,
+            backends=(first.backend,),
+            provider=PROVIDER_NGINX,
+            source=root[3].source(),
+            dialects=(DIALECT_INGRESS_V1, DIALECT_INGRESS_NGINX),
+            path_type="Exact",
+            ingress_class=NGINX_CLASS,
+            id_hint=f"{host or '*'}/ app-root",
+        )
+        out.drafts.append(declared)
+        if ing.redirects is not None and _root_lost_to_https(ing, primaries):
+            _note(out, declared, ing.redirects.root_note())
+        if any(_serves_root(p) for i in primaries for p in i.paths if p.host == host):
+            continue
+        name = provider.router_name(ing.obj.namespace, ing.obj.name, first.rule_index, 0)
+        out.traefik_drafts.append(
+            dataclasses.replace(
+                declared,
+                priority=None,
+                match_rule=provider.router_rule(host, "/", "Exact", regex=False),
+                id_hint=f"{name}-app-root-redirect",
+            )
+        )
 
 
 def _service_key(p: _Path) -> tuple[str, str, int | str | None]:
@@ -373,6 +568,8 @@ def _declare(
     *,
     regex: bool,
     rewrite: YNode | None,
+    redirects: Redirects,
+    root: tuple[RouteMiddleware, ...],
 ) -> None:
     match: MatchKind = "exact" if p.path_type == "Exact" else "prefix"
     where = f"{p.host or '*'}{p.path or ''}"
@@ -382,6 +579,11 @@ def _declare(
         match, path = "regex", "(?i)^" + p.path
         _go_regex(p.node, path)
     declared_mw, traefik_mw = _rewrite(out, p, rewrite)
+    ns, name = p.obj.namespace, p.obj.name
+    declared_mw = redirects.declared(ns, name) + declared_mw
+    traefik_mw = redirects.traefik(ns, name, p.path, regex_host=regex, root=root) + traefik_mw
+    for _, text in redirects.departures(regex, where):
+        out.notes.setdefault(_route_id(p, where), []).append(text)
     base = Draft(
         obj=p.obj,
         host=p.host,
@@ -703,6 +905,14 @@ def record_fates(
                     "without a log line",
                     node.source(),
                 )
+            elif short in ing.redirect_fates:
+                fate, note = ing.redirect_fates[short]
+                if fate == "changed":
+                    ctx.note(
+                        FINDING_NGINX_MEANING_CHANGED,
+                        f"Ingress {ing.obj.name!r}: {note}",
+                        node.source(),
+                    )
             elif short == "rewrite-target" and any(
                 n
                 for i in ingresses
