@@ -24,6 +24,7 @@ BAD_VALUES = [
     ("--proxy-url", "ftp://127.0.0.1:8000", "must be http:// or https://"),
     ("--proxy-tls-verify", "{tmp}/file", "is not a readable PEM CA file"),
     ("--manifests", "{tmp}/no-such.yaml", "no such file or folder"),
+    ("--scenarios", "{tmp}/file", "no such folder (a folder of scenario files)"),
     ("--backend-map", "cheddar", "expected NAME=SERVICE"),
     ("--probe-rounds", "0", "must be a whole number >= 1, got '0'"),
     ("--strict-prefix-matching", "maybe", "must be true or false, got 'maybe'"),
@@ -172,6 +173,62 @@ def test_good_values_pass_configure(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.output
     assert "test_routing.py::" in run.stdout
+
+
+def _scenario_folder(folder: Path) -> Path:
+    """Two scenarios that contradict each other (the same route to two Services) and a shared
+    file of Services: fine one after another, not as one configuration."""
+    folder.mkdir()
+    services = "".join(
+        f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
+        "spec: {ports: [{name: http, port: 80}]}\n"
+        for name in ("cheddar", "stilton")
+    )
+    (folder / "services.yaml").write_text(services, encoding="utf-8")
+    for name in ("cheddar", "stilton"):
+        (folder / f"to-{name}.yaml").write_text(
+            f"""apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: shop}}
+spec:
+  rules:
+  - host: shop.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: {name}, port: {{number: 80}}}}}}}}
+""",
+            encoding="utf-8",
+        )
+    return folder
+
+
+def test_a_scenario_folder_is_one_scenario_per_file(tmp_path: Path) -> None:
+    folder = _scenario_folder(tmp_path / "scenarios")
+    run = run_pytest(NEEDS_STACK, "--collect-only", "-q", "--scenarios", folder, timeout=120)
+    assert run.returncode == 0, run.output
+    assert "test_routing[to-cheddar:shop.test/]" in run.stdout, run.stdout
+    assert "test_routing[to-stilton:shop.test/]" in run.stdout, run.stdout
+    # The same files as one configuration contradict each other.
+    run = run_pytest(NEEDS_STACK, "--collect-only", "-q", "--manifests", folder, timeout=120)
+    assert run.returncode == 4 and "shop" in run.stderr, run.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--manifests", "{folder}/to-cheddar.yaml"], "--scenarios and --manifests: give one"),
+        (["--proxy-url", "http://127.0.0.1:9"], "--scenarios needs a target the harness applies"),
+    ],
+    ids=["with-manifests", "with-proxy-url"],
+)
+def test_a_scenario_folder_is_refused_where_it_cannot_be_run(
+    tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    folder = _scenario_folder(tmp_path / "scenarios")
+    basetemp = tmp_path / "basetemp"
+    args = [a.format(folder=folder) for a in extra]
+    run = run_pytest(NEEDS_STACK, "--basetemp", basetemp, "--scenarios", folder, *args)
+    _refused_before_any_stack(run, basetemp, expected)
 
 
 BROKEN_MANIFEST = """\

@@ -174,7 +174,7 @@ class ResultsCollector:
             "probe_rounds": settings.probe_rounds,
             "strict_prefix_matching": settings.strict_prefix_matching,
             "scenarios": list(settings.scenarios),
-            "manifests": settings.manifests or [str(DEFAULT_MANIFESTS)],
+            "manifests": settings.manifests or [str(settings.scenario_dir or DEFAULT_MANIFESTS)],
             # How legacy manifests were verified; None when none is in a legacy form.
             "legacy": settings.legacy
             if any(i.has_legacy for i in settings.scenarios.values())

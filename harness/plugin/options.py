@@ -104,6 +104,15 @@ OPTIONS = (
         multiple=True,
     ),
     _Option(
+        "--scenarios",
+        "harness_scenarios",
+        "HARNESS_SCENARIOS",
+        "A folder of scenarios, one per file (files holding only Services and IngressClasses are "
+        "read into each), applied, checked and removed one after another, as the tutorial's "
+        "default scenarios are; instead of --manifests. Needs a target the harness applies to "
+        "(local or cluster).",
+    ),
+    _Option(
         "--backend-map",
         "harness_backend_map",
         "HARNESS_BACKEND_MAP",

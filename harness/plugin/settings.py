@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +73,8 @@ class HarnessSettings:
     traefik_log_level: str
     stack_timeout_s: float
     scenarios: dict[str, Intent] = field(default_factory=dict)
+    #: --scenarios: a folder of scenarios, one per file (None: --manifests or the tutorial's).
+    scenario_dir: Path | None = None
     #: How legacy forms are verified (see harness.intent.model.LegacyMode).
     legacy: LegacyMode = "translate"
     #: --legacy-out: where to write the translation of legacy manifests.
@@ -112,18 +115,40 @@ def _proxy_url(raw: RawOption) -> str | None:
 def _manifests(raw: RawOption) -> list[str]:
     """The given paths, each an existing file or a folder holding manifests (their content is
     read by :func:`_scenarios`, whose errors name file, line and field)."""
-    from harness.intent.dialects import manifest_files
-
     if not raw.items:
         return []
     for item in raw.items:
         if not Path(item).exists():
             raise ConfigError(f"{raw.label}: {item!r}: no such file or folder")
+    _manifests_checked(raw, raw.items)
+    return list(raw.items)
+
+
+def _manifests_checked(raw: RawOption, paths: Sequence[str]) -> None:
+    from harness.intent.dialects import manifest_files
+
     try:
-        manifest_files(raw.items)
+        manifest_files(paths)
     except HarnessError as exc:
         raise ConfigError(f"{raw.label}: {exc}") from None
-    return list(raw.items)
+
+
+def _scenario_dir(raw: RawOption, manifests: list[str]) -> Path | None:
+    """A folder of scenario files (checked like --manifests), not together with
+    --manifests."""
+    text = text_or_none(raw)
+    if text is None:
+        return None
+    path = Path(text)
+    if not path.is_dir():
+        raise ConfigError(f"{raw.label}: {text!r}: no such folder (a folder of scenario files)")
+    if manifests:
+        raise ConfigError(
+            f"{raw.label} and --manifests: give one (--manifests is one configuration, "
+            f"{raw.label} a folder of scenarios checked one after another)"
+        )
+    _manifests_checked(raw, [text])
+    return path
 
 
 def _report_dir(raw: RawOption) -> Path | None:
@@ -289,6 +314,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     stale_namespace_age_s = positive_number(raw("stale_namespace_age"))
     proxy_service = _proxy_service(raw("proxy_service"))
     manifests = _manifests(raw("manifests"))
+    scenario_dir = _scenario_dir(raw("scenarios"), manifests)
     kubeconfig = _kubeconfig(raw("kubeconfig"))
     kube_context = _kube_context(raw("context"), kubeconfig)
     backend_image = _backend_image(raw("backend_image"))
@@ -305,7 +331,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
 
         with raw("traefik_version").naming():
             traefik_binary = fetch_traefik(traefik_version.strip())
-    legacy = _legacy_mode(raw("legacy"), bool(manifests))
+    legacy = _legacy_mode(raw("legacy"), bool(manifests) or scenario_dir is not None)
     legacy_out_raw = raw("legacy_out")
     legacy_out = _report_dir(legacy_out_raw)
     if legacy_out is not None and legacy != "translate":
@@ -327,6 +353,12 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     change_window_raw = raw("change_window")
     with change_window_raw.naming():
         change_window = parse_change_window(change_window_raw.value or "6")
+    if scenario_dir is not None and proxy_url and not cluster:
+        raise ConfigError(
+            "--scenarios needs a target the harness applies each scenario to (the local target, "
+            "or the cluster target): a proxy at --proxy-url serves one configuration, so give "
+            "it that one with --manifests"
+        )
     if proxy_url and not manifests and not cluster:
         # The tutorial's scenarios contradict each other (the same route to different
         # Services): a proxy can serve one of them at a time, not all.
@@ -339,6 +371,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         proxy_url=proxy_url,
         proxy_tls_verify=proxy_tls_verify,
         manifests=manifests,
+        scenario_dir=scenario_dir,
         backend_map=mapping,
         probe_rounds=probe_rounds,
         strict_prefix_matching=strict_prefix_matching,
@@ -398,8 +431,9 @@ def _scenarios(settings: HarnessSettings) -> dict[str, Intent]:
                 settings.manifests, known_services=known, legacy=settings.legacy
             )
         }
-    if DEFAULT_MANIFESTS.is_dir():
-        return load_scenarios(DEFAULT_MANIFESTS, known_services=known, legacy=settings.legacy)
+    folder = settings.scenario_dir or DEFAULT_MANIFESTS
+    if folder.is_dir():
+        return load_scenarios(folder, known_services=known, legacy=settings.legacy)
     return {}
 
 
