@@ -182,14 +182,29 @@ def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> N
             "neither path nor hostname",
         ),
         (
-            "{type: CORS, cors: {allowOrigins: ['*']}}",
+            "{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: x}}",
             "{path: {type: PathPrefix, value: /p}}",
             _BACKENDS,
-            "spec.rules[0].filters[0].cors",
-            "CORS answers preflights",
+            "spec.rules[0].filters[0].extensionRef.kind",
+            "resolves traefik.io/Middleware only; it answers 500",
+        ),
+        (
+            "{type: ExtensionRef, extensionRef: {group: traefik.io, kind: Middleware, "
+            "name: absent}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].extensionRef.name",
+            "Traefik serves no router for the rule (404)",
         ),
     ],
-    ids=["prefix-on-exact", "redirect-with-backends", "status-305", "empty-rewrite", "cors"],
+    ids=[
+        "prefix-on-exact",
+        "redirect-with-backends",
+        "status-305",
+        "empty-rewrite",
+        "extension-of-another-kind",
+        "extension-middleware-absent",
+    ],
 )
 def test_what_is_still_refused_names_file_line_field(
     tmp_path: Path, filter_: str, match: str, backends: str, field: str, says: str
