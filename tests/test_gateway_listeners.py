@@ -147,7 +147,7 @@ def test_without_webalt_routes_the_probes_stay_on_web_and_websecure(tmp_path: Pa
         ("protocol: HTTPS", "protocol: TLS", "spec.listeners[2].protocol",
          "TLSRoutes (TLS), TCPRoutes and UDPRoutes"),
         ("protocol: HTTPS", "protocol: UDP", "spec.listeners[2].protocol", "not HTTPRoutes"),
-        ("        certificateRefs:\n          - name: secure-gw-tls\n", "        certificateRefs: []\n",
+        ("certificateRefs:\n          - name: secure-gw-tls\n", "certificateRefs: []\n",
          "spec.listeners[2].tls.certificateRefs", "InvalidCertificateRef"),
         ("          - name: secure-gw-tls", "          - {name: secure-gw-tls, kind: ConfigMap}",
          "spec.listeners[2].tls.certificateRefs[0].kind", "from Secrets only"),
@@ -227,10 +227,14 @@ def test_each_route_answers_only_on_its_listeners_entry_point(
         observed = "; ".join(o.describe() for o, _, _ in by_id[probe_id].observed)
         assert f"200 from {service}" in observed, (probe_id, observed)
     # 404 elsewhere, the HTTPS listener's route over plain HTTP included.
-    for probe_id in ("http@webalt:main.gw.test/shop", "http@web:alt.gw.test/shop",
-                     "http@websecure:secure.gw.test/shop", "https@websecure:alt.gw.test/shop"):
+    for probe_id in (
+        "http@webalt:main.gw.test/shop",
+        "http@web:alt.gw.test/shop",
+        "http@websecure:secure.gw.test/shop",
+        "https@websecure:alt.gw.test/shop",
+    ):
         observed = "; ".join(o.describe() for o, _, _ in by_id[probe_id].observed)
-        assert observed.startswith("404"), (probe_id, observed)  # fmt: skip
+        assert observed.startswith("404"), (probe_id, observed)
     # (Applying read back each route's status: Accepted and ResolvedRefs True, else it raises.)
     assert "webalt_url" in listeners_stack.describe()["traefik"]
 
