@@ -9,12 +9,28 @@ route's (``findMatchingHostnames``); then every rule and match becomes one route
 rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
 applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
 
+Listeners: each listener port is served on a local entry point of its own
+(:func:`harness.traefik.gateway.listener_entry_points`: the first HTTP port on ``web``, the
+second on ``webalt``, the HTTPS port on ``websecure``), said in a ``gateway-listener-port``
+finding; a route's routers are bound to its listener's entry point, TLS routers on an HTTPS
+listener (``tls.mode: Terminate``, ``certificateRefs`` to Secrets of the Gateway's namespace,
+which the local target replaces with its generated certificate). What Traefik would not attach
+(Passthrough, no certificate, ``tls`` on HTTP, protocols TLS/TCP/UDP) or what has no entry
+point left is refused with file:line:field.
+
 One router with several hostnames becomes one route per hostname (the intent's routes have one
-host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters other than the header modifiers (set and
-remove), URLRewrite and RequestRedirect (the Gateway provider's own middlewares, one per match:
-``ReplacePrefixMatch`` replaces that match's path), HTTPS listeners, cross-namespace backends. A
-wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
+host each), all with the router's rule and priority. Filters: the header modifiers (set and
+remove) on the headers middleware model; URLRewrite and RequestRedirect as the Gateway
+provider's own middlewares, one per match (``ReplacePrefixMatch`` replaces that match's path);
+an ExtensionRef to a ``traefik.io`` Middleware of the manifests as that Middleware
+(:func:`harness.intent.dialects._crd.route_middlewares`). RequestMirror and CORS, which Traefik
+3.7.15 cannot load (it answers 500 to every matching request, the route Accepted), are read as
+the spec means them (inert for a probe: forwarded to the backend), and
+:func:`unsupported_filter_routes` gives the routes as Traefik serves them (500) and the note
+failure messages carry, for ``Intent.effective``; a ``gateway-unsupported-filter`` finding
+says so. What the harness does not model yet is refused with file:line:field
+(``_fields.py``): ExtensionRefs of other kinds, cross-namespace backends. A wildcard hostname
+``*.example.com`` matches one or more labels (Traefik's HostRegexp,
 :func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
 are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
 HeaderRegexp and QueryRegexp evaluate them.
