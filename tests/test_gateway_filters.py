@@ -7,7 +7,6 @@ it (strip for a rewrite, routing for a redirect). The stack tests share one Trae
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_GATEWAY_UNSUPPORTED_FILTER, Intent
 from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.middlewares import (
     Forwarded,
     Redirect,
@@ -218,16 +217,6 @@ def test_what_is_still_refused_names_file_line_field(
 # -- on the real Traefik --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def filters_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
-    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-filters-stack"))
-    with stack:
-        yield stack
-
-
 def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:
     """Every routing and strip verdict on ``declared``'s probes, with ``applied`` on Traefik."""
     probes = generate_probes(declared)
@@ -263,10 +252,10 @@ BOUNDARIES = [
 
 @pytest.mark.stack
 def test_the_scenarios_are_served_as_predicted_at_every_boundary(
-    filters_stack: LocalStack,
+    gateway_stack: LocalStack,
 ) -> None:
     intent = load_intent([SERVICES, REWRITE, REDIRECT])
-    target = LocalTarget(filters_stack)
+    target = LocalTarget(gateway_stack)
     probes = generate_probes(intent)
     target.apply_intent(intent)
     try:
@@ -359,7 +348,7 @@ def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
     ids=["rewrite-prefix", "rewrite-hostname", "redirect-status", "redirect-path"],
 )
 def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
-    filters_stack: LocalStack,
+    gateway_stack: LocalStack,
     tmp_path: Path,
     source: Path,
     old: str,
@@ -368,7 +357,7 @@ def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
     says: str,
 ) -> None:
     declared = load_intent([SERVICES, source])
-    verdicts = _verdicts(LocalTarget(filters_stack), declared, _changed(tmp_path, source, old, new))
+    verdicts = _verdicts(LocalTarget(gateway_stack), declared, _changed(tmp_path, source, old, new))
     failed = [v for v in verdicts if v.outcome == "failed"]
     assert failed and {v.aspect for v in failed} == {fails}, [v.summary() for v in verdicts]
     assert {str(v.outcome) for v in verdicts if v.aspect != fails} <= {"passed"}
@@ -392,45 +381,47 @@ metadata: {name: strip-ext}
 spec:
   stripPrefix: {prefixes: [/ext]}
 """
-_UNSUPPORTED_ROUTES = """\
+
+
+def _unsupported_route(name: str, rule: str) -> str:
+    """An HTTPRoute of the ``unsupported`` Gateway for host ``<name>.gateway.test``."""
+    return f"""\
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {name: mirror}
+metadata: {{name: {name}}}
 spec:
-  parentRefs: [{name: unsupported}]
-  hostnames: [mirror.gateway.test]
+  parentRefs: [{{name: unsupported}}]
+  hostnames: [{name}.gateway.test]
   rules:
+{rule}"""
+
+
+_UNSUPPORTED_ROUTES = _unsupported_route(
+    "mirror",
+    """\
     - matches: [{path: {type: PathPrefix, value: /m}}]
       filters:
         - {type: RequestMirror, requestMirror: {backendRef: {name: stilton, port: 80}}}
       backendRefs: [{name: cheddar, port: 80}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: cors}
-spec:
-  parentRefs: [{name: unsupported}]
-  hostnames: [cors.gateway.test]
-  rules:
+""",
+) + _unsupported_route(
+    "cors",
+    """\
     - filters:
         - {type: CORS, cors: {allowOrigins: ["https://a.test"], allowMethods: [GET]}}
       backendRefs: [{name: stilton, port: 80}]
-"""
-_EXTENSION_ROUTE = """\
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: ext}
-spec:
-  parentRefs: [{name: unsupported}]
-  hostnames: [ext.gateway.test]
-  rules:
+""",
+)
+_EXTENSION_ROUTE = _unsupported_route(
+    "ext",
+    """\
     - matches: [{path: {type: PathPrefix, value: /ext}}]
       filters:
         - {type: ExtensionRef, extensionRef: {group: traefik.io, kind: Middleware, name: strip-ext}}
       backendRefs: [{name: wensleydale, port: 80}]
-"""
+""",
+)
 UNSUPPORTED = _UNSUPPORTED_GATEWAY + _UNSUPPORTED_ROUTES + _EXTENSION_ROUTE
 
 
@@ -467,11 +458,11 @@ def test_a_filter_traefik_cannot_load_is_the_spec_declared_and_500_served(
 
 @pytest.mark.stack
 def test_traefik_answers_500_where_a_filter_it_cannot_load_is_and_the_checks_say_so(
-    filters_stack: LocalStack, tmp_path: Path
+    gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
     intent = _unsupported(tmp_path)
     assert intent.effective is not None
-    target = LocalTarget(filters_stack)
+    target = LocalTarget(gateway_stack)
     declared, served = generate_probes(intent), generate_probes(intent.effective)
     target.apply_intent(intent)
     try:
@@ -480,7 +471,7 @@ def test_traefik_answers_500_where_a_filter_it_cannot_load_is_and_the_checks_say
             send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
             for probes in (declared, served)
         )
-        conditions = filters_stack.route_conditions(intent)
+        conditions = gateway_stack.route_conditions(intent)
         preflight = httpx.options(
             target.proxy_url + "/",
             headers={
@@ -525,12 +516,12 @@ def test_traefik_answers_500_where_a_filter_it_cannot_load_is_and_the_checks_say
 
 @pytest.mark.stack
 def test_an_extension_middleware_changed_behind_the_oracles_back_fails_only_the_strip(
-    filters_stack: LocalStack, tmp_path: Path
+    gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
     ext_only = _UNSUPPORTED_GATEWAY + _EXTENSION_ROUTE
     declared = _unsupported(tmp_path, ext_only)
     changed = _unsupported(tmp_path, ext_only.replace("[/ext]", "[/e]"), "changed.yaml")
-    verdicts = _verdicts(LocalTarget(filters_stack), declared, changed)
+    verdicts = _verdicts(LocalTarget(gateway_stack), declared, changed)
     failed = [v for v in verdicts if v.outcome == "failed"]
     assert failed and {v.aspect for v in failed} == {"strip"}, [v.summary() for v in verdicts]
     assert "default/strip-ext (stripPrefix)" in "\n".join(v.message for v in failed)

@@ -8,34 +8,28 @@ stack tests share one Traefik with its Gateway provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from applied_verdicts import routing_judgements
+from test_gateway import GATEWAY as SHOP_GATEWAY
+from test_gateway import SERVICES
+from test_gateway import _route as shop_route
 
-from harness.checks.exact import ExactVerdict, applies, judge
+from harness.checks.exact import ExactVerdict
 from harness.checks.probes import generate_probes
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_GATEWAY_LISTENER_PORT, Intent
 from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.entrypoints import WEB, WEBALT, WEBSECURE, Arrival, local_arrivals
 from harness.traefik.gateway import listener_entry_points
-from harness.traffic.rounds import send_in_rounds
 
-SERVICES = ("cheddar", "stilton", "wensleydale")
-GATEWAY = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: multi
-spec:
-  gatewayClassName: traefik
-  listeners:
-    - name: http
-      port: 80
-      protocol: HTTP
+#: The shop Gateway (HTTP, port 80) with a second HTTP listener and an HTTPS one.
+GATEWAY = (
+    SHOP_GATEWAY
+    + """\
     - name: alt
       port: 8080
       protocol: HTTP
@@ -57,30 +51,23 @@ data:
   tls.crt: ""
   tls.key: ""
 """
+)
 
 
 def _route(name: str, parent: str, service: str, hostnames: str) -> str:
-    return f"""\
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-spec:
-  parentRefs: [{parent}]
-  hostnames: {hostnames}
-  rules:
+    rule = f"""\
     - matches: [{{path: {{type: PathPrefix, value: /shop}}}}]
       backendRefs: [{{name: {service}, port: 80}}]
 """
+    return shop_route(name, rule, hostnames, parent)
 
 
 #: One route per listener: by sectionName, by port, by the HTTPS listener's sectionName (its
 #: hostnames are the listener's).
 ROUTES = (
-    _route("main", "{name: multi, sectionName: http}", "cheddar", "[main.gw.test]")
-    + _route("alt", "{name: multi, port: 8080}", "stilton", "[alt.gw.test]")
-    + _route("secure", "{name: multi, sectionName: https}", "wensleydale", "[]")
+    _route("main", "{name: shop, sectionName: http}", "cheddar", "[main.gw.test]")
+    + _route("alt", "{name: shop, port: 8080}", "stilton", "[alt.gw.test]")
+    + _route("secure", "{name: shop, sectionName: https}", "wensleydale", "[]")
 )
 
 
@@ -127,11 +114,11 @@ def test_routes_are_bound_to_their_listeners_entry_point_and_scheme(tmp_path: Pa
 
 
 def test_without_webalt_routes_the_probes_stay_on_web_and_websecure(tmp_path: Path) -> None:
-    intent = _load(tmp_path, GATEWAY + _route("main", "{name: multi}", "cheddar", "[a.test]"))
+    intent = _load(tmp_path, GATEWAY + _route("main", "{name: shop}", "cheddar", "[a.test]"))
     # A parentRef without sectionName attaches to the three listeners.
     assert {r.entry_points for r in intent.routes} == {(WEB,), (WEBALT,)}
     only = _load(
-        tmp_path, GATEWAY + _route("m", "{name: multi, sectionName: http}", "cheddar", "[a.test]")
+        tmp_path, GATEWAY + _route("m", "{name: shop, sectionName: http}", "cheddar", "[a.test]")
     )
     assert {a.entry_point for a in local_arrivals(only)} == {WEB, WEBSECURE}
 
@@ -173,46 +160,19 @@ def test_what_traefik_would_not_attach_is_refused_with_file_line_field(
 # -- on the real Traefik --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def listeners_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    options = LocalStackOptions(
-        services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2, gateway=True
-    )
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-listeners-stack"))
-    with stack:
-        yield stack
-
-
 def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:
     """The routing verdict of each of ``declared``'s probes at every arrival, with ``applied``
     on Traefik (HTTPS verified against the stack's CA, SNI the probe's host)."""
     probes = generate_probes(declared, None, local_arrivals(declared))
-    target.apply_intent(applied)
-    try:
-        run = send_in_rounds(
-            target.proxy_url,
-            probes,
-            rounds=2,
-            service_of=target.service_of,
-            url_at=target.url_at,
-            tls=target.tls_verify,
-        )
-    finally:
-        target.remove_intent(applied)
-    return [
-        judge("routing", run.records[p.id], declared, scenario="listeners")
-        for p in probes
-        if applies("routing", p)
-    ]
+    return list(routing_judgements(target, probes, declared, applied, "listeners").values())
 
 
 @pytest.mark.stack
 def test_each_route_answers_only_on_its_listeners_entry_point(
-    listeners_stack: LocalStack, tmp_path: Path
+    gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
     intent = _load(tmp_path, GATEWAY + ROUTES)
-    target = LocalTarget(listeners_stack)
+    target = LocalTarget(gateway_stack)
     verdicts = _verdicts(target, intent, intent)
     failed = [v.message for v in verdicts if not v.passed]
     assert len(verdicts) >= 18 and not failed, failed
@@ -236,18 +196,18 @@ def test_each_route_answers_only_on_its_listeners_entry_point(
         observed = "; ".join(o.describe() for o, _, _ in by_id[probe_id].observed)
         assert observed.startswith("404"), (probe_id, observed)
     # (Applying read back each route's status: Accepted and ResolvedRefs True, else it raises.)
-    assert "webalt_url" in listeners_stack.describe()["traefik"]
+    assert "webalt_url" in gateway_stack.describe()["traefik"]
 
 
 @pytest.mark.stack
 def test_a_route_moved_to_another_listener_fails_exactly_its_probes(
-    listeners_stack: LocalStack, tmp_path: Path
+    gateway_stack: LocalStack, tmp_path: Path
 ) -> None:
     declared = _load(tmp_path, GATEWAY + ROUTES)
     # Behind the oracle's back: the alt route attaches to the port 80 listener instead.
-    moved = ROUTES.replace("{name: multi, port: 8080}", "{name: multi, port: 80}")
+    moved = ROUTES.replace("{name: shop, port: 8080}", "{name: shop, port: 80}")
     applied = _load(tmp_path, GATEWAY + moved, "moved.yaml")
-    verdicts = _verdicts(LocalTarget(listeners_stack), declared, applied)
+    verdicts = _verdicts(LocalTarget(gateway_stack), declared, applied)
     failed = {v.probe.id for v in verdicts if not v.passed}
     # Its probes at webalt (expected stilton: 404) and at web (expected 404: stilton) only.
     assert {"http@webalt:alt.gw.test/shop", "http@web:alt.gw.test/shop"} <= failed, failed
