@@ -1,10 +1,26 @@
-"""The harness's own tests send traffic to loopback only (users' runs may go anywhere)."""
+"""The harness's own tests send traffic to loopback only (users' runs may go anywhere); the
+Gateway API tests' local stack."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
+
+from harness.targets.local_stack import LocalStack, LocalStackOptions
 from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
 # Set before anything runs: the suites' subprocesses and traffic workers inherit it.
 os.environ[LOOPBACK_ONLY_ENV] = "1"
+
+
+@pytest.fixture(scope="module")
+def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local stack whose Traefik runs its Gateway provider (backends cheddar, stilton,
+    wensleydale), shared by the tests of one module."""
+    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
+    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
+    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-stack"))
+    with stack:
+        yield stack

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import trustme
+from applied_verdicts import routing_judgements
 from suite_runs import run_pytest
 
-from harness.checks.exact import judge
 from harness.checks.probes import generate_probes
 from harness.errors import ManifestError, TargetUnreachable
 from harness.intent.dialects import load_intent
@@ -18,7 +18,6 @@ from harness.intent.model import FINDING_TLS_WITHOUT_ROUTER_TLS, Intent
 from harness.targets.base import ExternalTarget, LocalTarget
 from harness.traefik.entrypoints import Arrival, local_arrivals, serves
 from harness.traefik.process import LOOPBACK, free_port
-from harness.traffic.rounds import send_in_rounds
 from harness.traffic.tls import TLSVerify
 
 SERVICE = """\
@@ -149,23 +148,10 @@ def _verdicts(
     """Apply ``applied``, probe and judge against ``judged`` (the two differ when a fault is
     injected behind the oracle's back)."""
     probes = generate_probes(judged, None, local_arrivals(judged))
-    target.apply_intent(applied)
-    try:
-        run = send_in_rounds(
-            target.proxy_url,
-            probes,
-            rounds=2,
-            service_of=target.service_of,
-            url_at=target.url_at,
-            tls=tls or target.tls_verify,
-        )
-    finally:
-        target.remove_intent(applied)
-    return {
-        p.id: judge("routing", run.records[p.id], judged, scenario="tls").outcome for p in probes
-    } | {
-        f"{p.id} observed": "; ".join(o.describe() for o in run.records[p.id].observations)
-        for p in probes
+    verdicts = routing_judgements(target, probes, judged, applied, "tls", tls)
+    return {probe_id: v.outcome for probe_id, v in verdicts.items()} | {
+        f"{probe_id} observed": "; ".join(o.describe() for o, _, _ in v.observed)
+        for probe_id, v in verdicts.items()
     }
 
 

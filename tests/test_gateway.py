@@ -10,7 +10,6 @@ provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from harness.intent.model import FINDING_GATEWAY_PRECEDENCE, RequestCondition
 from harness.kubeapi.server import KubeAPIServer
 from harness.kubeapi.store import KINDS, ObjectStore, StatusError
 from harness.targets.base import LocalTarget, supplied_gateway_classes
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.gateway import (
     GatewayMatch,
     router_priority,
@@ -53,7 +52,9 @@ spec:
 """
 
 
-def _route(name: str, rules: str, hostnames: str = '["gw.test"]') -> str:
+def _route(
+    name: str, rules: str, hostnames: str = '["gw.test"]', parent: str = "{name: shop}"
+) -> str:
     return f"""\
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -62,7 +63,7 @@ metadata:
   name: {name}
 spec:
   parentRefs:
-    - name: shop
+    - {parent}
   hostnames: {hostnames}
   rules:
 {rules}"""
@@ -373,17 +374,6 @@ def test_kubectl_applies_and_lists_the_gateway_kinds(tmp_path: Path) -> None:
 
 
 # -- the real Traefik -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    options = LocalStackOptions(
-        services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2, gateway=True
-    )
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-stack"))
-    with stack:
-        yield stack
 
 
 @pytest.mark.stack

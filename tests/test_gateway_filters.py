@@ -7,7 +7,6 @@ it (strip for a rewrite, routing for a redirect). The stack tests share one Trae
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,9 +16,9 @@ from harness.checks.exact import ExactVerdict, applies, judge
 from harness.checks.probes import generate_probes
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
-from harness.intent.model import Intent
+from harness.intent.model import FINDING_GATEWAY_UNSUPPORTED_FILTER, Intent
 from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.middlewares import (
     Forwarded,
     Redirect,
@@ -182,14 +181,29 @@ def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> N
             "neither path nor hostname",
         ),
         (
-            "{type: CORS, cors: {allowOrigins: ['*']}}",
+            "{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: x}}",
             "{path: {type: PathPrefix, value: /p}}",
             _BACKENDS,
-            "spec.rules[0].filters[0].cors",
-            "CORS answers preflights",
+            "spec.rules[0].filters[0].extensionRef.kind",
+            "resolves traefik.io/Middleware only; it answers 500",
+        ),
+        (
+            "{type: ExtensionRef, extensionRef: {group: traefik.io, kind: Middleware, "
+            "name: absent}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].extensionRef.name",
+            "Traefik serves no router for the rule (404)",
         ),
     ],
-    ids=["prefix-on-exact", "redirect-with-backends", "status-305", "empty-rewrite", "cors"],
+    ids=[
+        "prefix-on-exact",
+        "redirect-with-backends",
+        "status-305",
+        "empty-rewrite",
+        "extension-of-another-kind",
+        "extension-middleware-absent",
+    ],
 )
 def test_what_is_still_refused_names_file_line_field(
     tmp_path: Path, filter_: str, match: str, backends: str, field: str, says: str
@@ -201,16 +215,6 @@ def test_what_is_still_refused_names_file_line_field(
 
 
 # -- on the real Traefik --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def filters_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
-    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-filters-stack"))
-    with stack:
-        yield stack
 
 
 def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:
@@ -248,10 +252,10 @@ BOUNDARIES = [
 
 @pytest.mark.stack
 def test_the_scenarios_are_served_as_predicted_at_every_boundary(
-    filters_stack: LocalStack,
+    gateway_stack: LocalStack,
 ) -> None:
     intent = load_intent([SERVICES, REWRITE, REDIRECT])
-    target = LocalTarget(filters_stack)
+    target = LocalTarget(gateway_stack)
     probes = generate_probes(intent)
     target.apply_intent(intent)
     try:
@@ -344,7 +348,7 @@ def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
     ids=["rewrite-prefix", "rewrite-hostname", "redirect-status", "redirect-path"],
 )
 def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
-    filters_stack: LocalStack,
+    gateway_stack: LocalStack,
     tmp_path: Path,
     source: Path,
     old: str,
@@ -353,9 +357,171 @@ def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
     says: str,
 ) -> None:
     declared = load_intent([SERVICES, source])
-    verdicts = _verdicts(LocalTarget(filters_stack), declared, _changed(tmp_path, source, old, new))
+    verdicts = _verdicts(LocalTarget(gateway_stack), declared, _changed(tmp_path, source, old, new))
     failed = [v for v in verdicts if v.outcome == "failed"]
     assert failed and {v.aspect for v in failed} == {fails}, [v.summary() for v in verdicts]
     assert {str(v.outcome) for v in verdicts if v.aspect != fails} <= {"passed"}
     messages = "\n".join(v.message for v in failed)
     assert says in messages, messages
+
+
+# -- the filters Traefik cannot load, and ExtensionRef ---------------------------------------------
+
+_UNSUPPORTED_GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: unsupported}
+spec:
+  gatewayClassName: traefik
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: strip-ext}
+spec:
+  stripPrefix: {prefixes: [/ext]}
+"""
+
+
+def _unsupported_route(name: str, rule: str) -> str:
+    """An HTTPRoute of the ``unsupported`` Gateway for host ``<name>.gateway.test``."""
+    return f"""\
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}}}
+spec:
+  parentRefs: [{{name: unsupported}}]
+  hostnames: [{name}.gateway.test]
+  rules:
+{rule}"""
+
+
+_UNSUPPORTED_ROUTES = _unsupported_route(
+    "mirror",
+    """\
+    - matches: [{path: {type: PathPrefix, value: /m}}]
+      filters:
+        - {type: RequestMirror, requestMirror: {backendRef: {name: stilton, port: 80}}}
+      backendRefs: [{name: cheddar, port: 80}]
+""",
+) + _unsupported_route(
+    "cors",
+    """\
+    - filters:
+        - {type: CORS, cors: {allowOrigins: ["https://a.test"], allowMethods: [GET]}}
+      backendRefs: [{name: stilton, port: 80}]
+""",
+)
+_EXTENSION_ROUTE = _unsupported_route(
+    "ext",
+    """\
+    - matches: [{path: {type: PathPrefix, value: /ext}}]
+      filters:
+        - {type: ExtensionRef, extensionRef: {group: traefik.io, kind: Middleware, name: strip-ext}}
+      backendRefs: [{name: wensleydale, port: 80}]
+""",
+)
+UNSUPPORTED = _UNSUPPORTED_GATEWAY + _UNSUPPORTED_ROUTES + _EXTENSION_ROUTE
+
+
+def _unsupported(tmp_path: Path, text: str = UNSUPPORTED, name: str = "filters.yaml") -> Intent:
+    path = tmp_path / name
+    path.write_text(text, "utf-8")
+    return load_intent([SERVICES, path])
+
+
+def test_a_filter_traefik_cannot_load_is_the_spec_declared_and_500_served(
+    tmp_path: Path,
+) -> None:
+    intent = _unsupported(tmp_path)
+    assert intent.effective is not None
+    for host, path, service, kind in (
+        ("mirror.gateway.test", "/m/x", "cheddar", "RequestMirror"),
+        ("cors.gateway.test", "/", "stilton", "CORS"),
+    ):
+        declared, served = expect(intent, host, path), expect(intent.effective, host, path)
+        # The spec: forwarded to the backend; Traefik: 500, whatever the request.
+        assert declared.status is None, declared
+        assert [b.service for b in declared.backends] == [service], declared
+        assert served.status == 500 and served.route_id == declared.route_id, served
+        note = intent.route_note(intent.route(str(declared.route_id)))
+        assert note is not None and note[0] == "traefik", note
+        assert f"cannot load the {kind} filter" in note[1] and "forwarded to the backend" in note[1]
+    said = [f.message for f in intent.findings if f.kind == FINDING_GATEWAY_UNSUPPORTED_FILTER]
+    assert len(said) == 2 and all("answers 500" in m and "Accepted" in m for m in said), said
+    # An ExtensionRef to a Middleware of the manifests is that Middleware's model.
+    ext = expect(intent, "ext.gateway.test", "/ext/x").decided_by
+    assert ext is not None and ext.upstream_path == "/x"
+    assert expect(intent.effective, "ext.gateway.test", "/ext/x").decided_by == ext
+
+
+@pytest.mark.stack
+def test_traefik_answers_500_where_a_filter_it_cannot_load_is_and_the_checks_say_so(
+    gateway_stack: LocalStack, tmp_path: Path
+) -> None:
+    intent = _unsupported(tmp_path)
+    assert intent.effective is not None
+    target = LocalTarget(gateway_stack)
+    declared, served = generate_probes(intent), generate_probes(intent.effective)
+    target.apply_intent(intent)
+    try:
+        # Apart: the two sets send the same requests under the same ids.
+        run, served_run = (
+            send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
+            for probes in (declared, served)
+        )
+        conditions = gateway_stack.route_conditions(intent)
+        preflight = httpx.options(
+            target.proxy_url + "/",
+            headers={
+                "Host": "cors.gateway.test",
+                "Origin": "https://a.test",
+                "Access-Control-Request-Method": "GET",
+            },
+            trust_env=False,
+        )
+    finally:
+        target.remove_intent(intent)
+    # The model of what Traefik serves predicts every answer, the 500s included.
+    predicted = [
+        judge(aspect, served_run.records[p.id], intent.effective, scenario="served")
+        for p in served
+        for aspect in ("routing", "strip")
+        if applies(aspect, p)
+    ]
+    assert len(predicted) > 10 and all(v.passed for v in predicted), [
+        v.summary() for v in predicted if not v.passed
+    ]
+    assert any(v.expected.startswith("500") for v in predicted), [v.expected for v in predicted]
+    # While Traefik says the routes are Accepted, and answers the CORS preflight 500 too.
+    assert conditions["mirror", "Accepted"][0] == conditions["cors", "Accepted"][0] == "True"
+    assert preflight.status_code == 500
+    # Judged against the spec's meaning: the routing check fails on those routes only, naming
+    # the filter and both answers; the ExtensionRef route passes its routing and strip checks.
+    verdicts = [
+        judge(aspect, run.records[p.id], intent, scenario="filters")
+        for p in declared
+        for aspect in ("routing", "strip")
+        if applies(aspect, p)
+    ]
+    failed = [v for v in verdicts if v.outcome == "failed"]
+    assert failed and {v.aspect for v in failed} == {"routing"}, [v.summary() for v in verdicts]
+    assert {v.probe.host for v in failed} == {"mirror.gateway.test", "cors.gateway.test"}
+    assert all(v.passed for v in verdicts if v.probe.host == "ext.gateway.test")
+    mirror = next(v.message for v in failed if v.probe.host == "mirror.gateway.test")
+    assert "cannot load the RequestMirror filter" in mirror, mirror
+    assert "forwarded to the backend" in mirror and "500" in mirror, mirror
+
+
+@pytest.mark.stack
+def test_an_extension_middleware_changed_behind_the_oracles_back_fails_only_the_strip(
+    gateway_stack: LocalStack, tmp_path: Path
+) -> None:
+    ext_only = _UNSUPPORTED_GATEWAY + _EXTENSION_ROUTE
+    declared = _unsupported(tmp_path, ext_only)
+    changed = _unsupported(tmp_path, ext_only.replace("[/ext]", "[/e]"), "changed.yaml")
+    verdicts = _verdicts(LocalTarget(gateway_stack), declared, changed)
+    failed = [v for v in verdicts if v.outcome == "failed"]
+    assert failed and {v.aspect for v in failed} == {"strip"}, [v.summary() for v in verdicts]
+    assert "default/strip-ext (stripPrefix)" in "\n".join(v.message for v in failed)

@@ -417,7 +417,9 @@ def _message(
         route = intent.route(e.decided_by.route_id)
         if route.middlewares:
             chain = ", ".join(m.label for m in route.middlewares)
-            lines.append(f"  through   {chain} (as on Traefik {e.decided_by.modeled_on})")
+            on = e.decided_by.modeled_on
+            # Inert middlewares alone: no model of Traefik's to name.
+            lines.append(f"  through   {chain}" + (f" (as on Traefik {on})" if on else ""))
     lines.append(f"  expected  {expected}")
     sent = record.sent
     lines.append(f"  observed  ({sent} requests{context}):")

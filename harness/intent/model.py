@@ -159,8 +159,10 @@ FINDING_TLS_WITHOUT_ROUTER_TLS = "tls-without-router-tls"
 FINDING_REGEX_UNPROBED = "regex-unprobed"
 #: A GatewayClass the manifests name but do not define, supplied as Traefik's.
 FINDING_GATEWAY_CLASS = "gateway-class"
-#: What the local target changes of a Gateway: its HTTP listener port, to its entry point's.
+#: What the local target changes of a Gateway: each listener port, to its entry point's.
 FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
+#: An HTTPRoute filter Traefik's Gateway provider cannot load: it answers 500 (Accepted).
+FINDING_GATEWAY_UNSUPPORTED_FILTER = "gateway-unsupported-filter"
 #: ingress-nginx: an annotation Traefik's NGINX provider reads differently, or does not read.
 FINDING_NGINX_MEANING_CHANGED = "nginx-meaning-changed"
 FINDING_NGINX_IGNORED = "nginx-annotation-ignored"
@@ -633,13 +635,16 @@ class Intent:
 
     def route_note(self, route: Route) -> tuple[str, str] | None:
         """What a failure message says about how Traefik serves ``route`` differently from its
-        declaration, labelled: ``legacy`` (see :meth:`legacy_note`) or ``nginx`` (an annotation
-        Traefik's NGINX provider reads differently); None when it serves what is declared."""
+        declaration, labelled: ``legacy`` (see :meth:`legacy_note`), ``nginx`` (an annotation
+        Traefik's NGINX provider reads differently) or ``traefik`` (an HTTPRoute filter its
+        Gateway provider cannot load); None when it serves what is declared."""
         note = self.legacy_note(route)
         if note:
             return "legacy", note
-        nginx = self.route_notes.get(route.id)
-        return ("nginx", nginx) if nginx else None
+        served = self.route_notes.get(route.id)
+        if not served:
+            return None
+        return ("traefik" if route.provider == PROVIDER_GATEWAY else "nginx"), served
 
     @property
     def has_legacy(self) -> bool:

@@ -676,6 +676,14 @@ def _default_gateway(obj: Obj, old: Obj | None, store: ObjectStore) -> None:
             namespaces = routes.setdefault("namespaces", {"from": "Same"})
             if isinstance(namespaces, dict):
                 namespaces.setdefault("from", "Same")
+        tls = listener.get("tls")
+        if isinstance(tls, dict):
+            # GatewayTLSConfig and SecretObjectReference defaults: Traefik refuses a
+            # certificateRef without group and kind (InvalidCertificateRef).
+            tls.setdefault("mode", "Terminate")
+            for ref in _dicts(tls.get("certificateRefs")):
+                ref.setdefault("group", "")
+                ref.setdefault("kind", "Secret")
     _pending_status(obj, ("Accepted", "Programmed"))
 
 

@@ -55,6 +55,7 @@ from harness.intent.model import (
 )
 from harness.kubeapi.server import KubeAPIServer
 from harness.targets.apply import Applier, api_client_for_url
+from harness.traefik.gateway import gateway_listeners, listener_entry_points
 from harness.traefik.process import (
     NginxProviderMode,
     TraefikProcess,
@@ -293,6 +294,21 @@ def tls_hosts(intent: Intent) -> list[str]:
     return sorted({probe_host(r.host) for r in intent.routes if r.declares_tls})
 
 
+def gateway_certificate_refs(intent: Intent) -> list[tuple[str, str]]:
+    """``(namespace, name)`` of the Secrets the HTTPS listeners of the intent's Gateways name
+    (``tls.certificateRefs``): replaced by the generated certificate, as Ingress TLS Secrets."""
+    out: list[tuple[str, str]] = []
+    for obj in intent.objects:
+        if obj.kind != "Gateway" or obj.role != "applied":
+            continue
+        for listener in (obj.body.get("spec") or {}).get("listeners") or []:
+            if listener.get("protocol") != "HTTPS":
+                continue
+            for ref in (listener.get("tls") or {}).get("certificateRefs") or []:
+                out.append((str(ref.get("namespace") or obj.namespace), str(ref["name"])))
+    return out
+
+
 def tls_secret(name: str, namespace: str, cert_pem: bytes, key_pem: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -463,28 +479,37 @@ class LocalStack:
 
     def local_listeners(self, objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """``objects`` with every Gateway listener's port replaced by the port of the local
-        entry point it maps to (HTTP: ``web``), and every HTTPRoute ``parentRefs[].port`` that
-        named such a port likewise: Traefik binds a listener to the entry point listening on
-        its port, and the local entry points listen on ports of their own (the dialect says so
-        in a finding)."""
-        web = self.running_traefik().web_port
-        declared: set[int] = set()
+        entry point it maps to (:func:`harness.traefik.gateway.listener_entry_points`: HTTP
+        ``web`` then ``webalt``, HTTPS ``websecure``), and every HTTPRoute
+        ``parentRefs[].port`` that named such a port likewise: Traefik binds a listener to the
+        entry point listening on its port, and the local entry points listen on ports of their
+        own (the dialect says so in a finding)."""
+        ports = self.running_traefik().entry_ports
+        gateways = [
+            o
+            for o in objects
+            if o.get("kind") == "Gateway"
+            and str(o.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/")
+        ]
+        local = {
+            key: ports[ep]
+            for key, ep in listener_entry_points(gateway_listeners(gateways)).items()
+            if ep in ports
+        }
+        declared = {port: local_port for (_, port), local_port in local.items()}
         out: list[dict[str, Any]] = []
         for obj in objects:
-            local = copy.deepcopy(dict(obj))
-            if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
-                spec = local.get("spec") or {}
-                if obj.get("kind") == "Gateway":
-                    for listener in spec.get("listeners") or []:
-                        if listener.get("protocol") == "HTTP":
-                            declared.add(int(listener.get("port", 0)))
-                            listener["port"] = web
-            out.append(local)
-        for local in out:
-            if local.get("kind") == "HTTPRoute":
-                for ref in (local.get("spec") or {}).get("parentRefs") or []:
+            copied = copy.deepcopy(dict(obj))
+            if any(obj is g for g in gateways):
+                for listener in (copied.get("spec") or {}).get("listeners") or []:
+                    key = (str(listener.get("protocol", "")), listener.get("port"))
+                    if key in local:
+                        listener["port"] = local[key]
+            elif obj.get("kind") == "HTTPRoute":
+                for ref in (copied.get("spec") or {}).get("parentRefs") or []:
                     if ref.get("port") in declared:
-                        ref["port"] = web
+                        ref["port"] = declared[ref["port"]]
+            out.append(copied)
         return out
 
     def publish_certificates(self, intent: Intent, timeout: float = 30.0) -> None:
@@ -493,8 +518,9 @@ class LocalStack:
         on ``websecure`` for each of their hosts."""
         hosts = tls_hosts(intent)
         if hosts:
-            named = sorted({(r.namespace, s) for r in intent.routes for s in r.tls_secrets})
-            self.publish_certificate(hosts, named, timeout=timeout)
+            named = {(r.namespace, s) for r in intent.routes for s in r.tls_secrets}
+            named.update(gateway_certificate_refs(intent))
+            self.publish_certificate(hosts, sorted(named), timeout=timeout)
 
     def publish_certificate(
         self, hosts: Sequence[str], named: Sequence[tuple[str, str]] = (), timeout: float = 30.0

@@ -9,8 +9,11 @@ request that arrives at an entry point the router is not bound to, or in the oth
 gets 404 (confirmed on the binary: ``tests/test_traefik_requests.py``). The certificate
 follows the SNI, the router the Host header.
 
-The local target serves :data:`LOCAL_ENTRY_POINTS`, neither with TLS of its own (Traefik's
-default), so TLS is what each router declares.
+The local target serves :data:`LOCAL_ENTRY_POINTS`, none with TLS of its own (Traefik's
+default), so TLS is what each router declares. ``webalt`` exists with the Gateway provider
+only: a Gateway's second HTTP listener port is served there (``web`` serves the first,
+``websecure`` the HTTPS listener port; :func:`harness.traefik.gateway.listener_entry_points`).
+It is probed only when a route is bound to it.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from harness.intent.model import Intent, Route
 
 WEB = "web"
 WEBSECURE = "websecure"
+WEBALT = "webalt"
 #: The local target's entry points, in the order probes are sent.
-LOCAL_ENTRY_POINTS: tuple[str, ...] = (WEB, WEBSECURE)
+LOCAL_ENTRY_POINTS: tuple[str, ...] = (WEB, WEBSECURE, WEBALT)
+#: The entry points probed for every intent that declares entry points or TLS (the others:
+#: when a route is bound to them).
+_ALWAYS_PROBED = (WEB, WEBSECURE)
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,15 @@ def declares_entry_points_or_tls(intent: Intent) -> bool:
 
 def local_arrivals(intent: Intent) -> tuple[Arrival, ...]:
     """Where the local target probes ``intent``: plain HTTP on ``web`` when no route declares
-    entry points or TLS (every route is then served there); otherwise each entry point in both
-    schemes, so a route is seen to answer where it is bound, in its scheme, and 404 elsewhere."""
-    return LOCAL_ARRIVALS if declares_entry_points_or_tls(intent) else (PLAIN_WEB,)
+    entry points or TLS (every route is then served there); otherwise ``web``, ``websecure``
+    and each other entry point a route is bound to, in both schemes, so a route is seen to
+    answer where it is bound, in its scheme, and 404 elsewhere."""
+    if not declares_entry_points_or_tls(intent):
+        return (PLAIN_WEB,)
+    bound = {ep for r in intent.routes for ep in r.entry_points or ()}
+    return tuple(
+        a for a in LOCAL_ARRIVALS if a.entry_point in _ALWAYS_PROBED or a.entry_point in bound
+    )
 
 
 def arrival_for(route: Route, arrivals: Sequence[Arrival]) -> Arrival | None:

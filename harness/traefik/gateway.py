@@ -20,12 +20,19 @@ then the oldest route, then ``namespace/name`` alphabetically, then the first ru
 an order: ``PathPrefix /api`` + method (11400) outranks ``PathPrefix /api/v1/users`` (11300),
 and ten query parameters tie one header. :func:`spec_key` is the spec's order, so the oracle can
 report where the two disagree.
+
+Traefik binds a listener to the entry point listening on the listener's port
+(``entryPointName``). The local target's entry points listen on ports of their own, so
+:func:`listener_entry_points` maps the user's listener ports onto them: the first HTTP port to
+``web``, the second to ``webalt``, the HTTPS port to ``websecure``; the dialect refuses what
+does not fit and says where each port is served, and the local target applies the Gateways
+with those entry points' ports.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.intent.model import (
@@ -38,6 +45,7 @@ from harness.intent.model import (
     go_quote,
 )
 from harness.traefik import requests
+from harness.traefik.entrypoints import WEB, WEBALT, WEBSECURE
 
 #: Scores of buildMatchRule / buildPathRule / buildHeaderRules / buildQueryParamRules.
 EXACT_SCORE = 100_000
@@ -47,6 +55,40 @@ CATCH_ALL_SCORE = 1
 METHOD_SCORE = 1_000
 HEADER_SCORE = 100
 QUERY_SCORE = 10
+
+#: The local entry points listener ports are served on, per protocol, in the order the ports
+#: first appear in the manifests' Gateways.
+LISTENER_ENTRY_POINTS: Mapping[str, tuple[str, ...]] = {
+    "HTTP": (WEB, WEBALT),
+    "HTTPS": (WEBSECURE,),
+}
+
+
+def listener_entry_points(listeners: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """``(protocol, port)`` of every Gateway listener, in the manifests' order → the local entry
+    point it is served on (:data:`LISTENER_ENTRY_POINTS`); a port with no entry point left,
+    another protocol, or a port already taken by another protocol is absent (the dialect
+    refuses it)."""
+    out: dict[tuple[str, int], str] = {}
+    for protocol, port in listeners:
+        if (protocol, port) in out or any(p == port for _, p in out):
+            continue
+        free = [ep for ep in LISTENER_ENTRY_POINTS.get(protocol, ()) if ep not in out.values()]
+        if free:
+            out[protocol, port] = free[0]
+    return out
+
+
+def gateway_listeners(gateways: Iterable[Mapping[str, object]]) -> list[tuple[str, int]]:
+    """``(protocol, port)`` of each listener of these Gateway bodies, in order."""
+    out: list[tuple[str, int]] = []
+    for gateway in gateways:
+        spec = gateway.get("spec")
+        listeners = spec.get("listeners") if isinstance(spec, Mapping) else None
+        for listener in listeners if isinstance(listeners, list) else []:
+            if isinstance(listener, Mapping) and isinstance(listener.get("port"), int):
+                out.append((str(listener.get("protocol", "")), int(listener["port"])))
+    return out
 
 
 @dataclass(frozen=True)

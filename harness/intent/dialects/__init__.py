@@ -39,7 +39,7 @@ from harness.checks.probes import unprobed_regex_findings
 from harness.errors import ManifestError
 from harness.intent.dialects._crd import read_ingressroute
 from harness.intent.dialects._fields import REFERENCEGRANT, check_fields
-from harness.intent.dialects._gateway import read_httproute
+from harness.intent.dialects._gateway import read_httproute, unsupported_filter_routes
 from harness.intent.dialects._ingress import (
     ingress_v1_body,
     legacy_annotation_keys,
@@ -177,6 +177,14 @@ def load_intent(
     route_notes: dict[str, str] = {}
     if nginx.traefik_drafts:
         effective, route_notes = _nginx_effective(ctx, routes, effective, nginx)
+    unsupported = unsupported_filter_routes(routes)
+    if unsupported:
+        # Traefik answers 500 on an HTTPRoute rule with a filter it cannot load.
+        served = effective or Intent(routes=routes, namespace=namespace)
+        effective = replace(
+            served, routes=tuple(unsupported.get(r.id, (r, ""))[0] for r in served.routes)
+        )
+        route_notes.update({rid: note for rid, (_, note) in unsupported.items()})
     return Intent(
         routes=routes,
         services=_service_refs(ctx, routes + tuple(u.route for u in unserved)),

@@ -9,12 +9,28 @@ route's (``findMatchingHostnames``); then every rule and match becomes one route
 rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
 applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
 
+Listeners: each listener port is served on a local entry point of its own
+(:func:`harness.traefik.gateway.listener_entry_points`: the first HTTP port on ``web``, the
+second on ``webalt``, the HTTPS port on ``websecure``), said in a ``gateway-listener-port``
+finding; a route's routers are bound to its listener's entry point, TLS routers on an HTTPS
+listener (``tls.mode: Terminate``, ``certificateRefs`` to Secrets of the Gateway's namespace,
+which the local target replaces with its generated certificate). What Traefik would not attach
+(Passthrough, no certificate, ``tls`` on HTTP, protocols TLS/TCP/UDP) or what has no entry
+point left is refused with file:line:field.
+
 One router with several hostnames becomes one route per hostname (the intent's routes have one
-host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters other than the header modifiers (set and
-remove), URLRewrite and RequestRedirect (the Gateway provider's own middlewares, one per match:
-``ReplacePrefixMatch`` replaces that match's path), HTTPS listeners, cross-namespace backends. A
-wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
+host each), all with the router's rule and priority. Filters: the header modifiers (set and
+remove) on the headers middleware model; URLRewrite and RequestRedirect as the Gateway
+provider's own middlewares, one per match (``ReplacePrefixMatch`` replaces that match's path);
+an ExtensionRef to a ``traefik.io`` Middleware of the manifests as that Middleware
+(:func:`harness.intent.dialects._crd.route_middlewares`). RequestMirror and CORS, which Traefik
+3.7.15 cannot load (it answers 500 to every matching request, the route Accepted), are read as
+the spec means them (inert for a probe: forwarded to the backend), and
+:func:`unsupported_filter_routes` gives the routes as Traefik serves them (500) and the note
+failure messages carry, for ``Intent.effective``; a ``gateway-unsupported-filter`` finding
+says so. What the harness does not model yet is refused with file:line:field
+(``_fields.py``): ExtensionRefs of other kinds, cross-namespace backends. A wildcard hostname
+``*.example.com`` matches one or more labels (Traefik's HostRegexp,
 :func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
 are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
 HeaderRegexp and QueryRegexp evaluate them.
@@ -22,9 +38,11 @@ HeaderRegexp and QueryRegexp evaluate them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.intent.dialects._crd import route_middlewares
 from harness.intent.dialects._fields import GATEWAY, GATEWAYCLASS, HTTPROUTE, check_fields
 from harness.intent.dialects._objects import Context, Draft, K8sObject
 from harness.intent.dialects._yaml import YNode
@@ -32,6 +50,7 @@ from harness.intent.model import (
     DIALECT_GATEWAY_API,
     FINDING_GATEWAY_CLASS,
     FINDING_GATEWAY_LISTENER_PORT,
+    FINDING_GATEWAY_UNSUPPORTED_FILTER,
     FINDING_INGRESS_CLASS,
     GATEWAY_API_V1,
     GATEWAY_CONTROLLER,
@@ -39,13 +58,22 @@ from harness.intent.model import (
     PROVIDER_GATEWAY,
     MatchKind,
     RequestCondition,
+    Route,
     RouteMiddleware,
     WeightedBackend,
 )
-from harness.traefik.entrypoints import WEB
-from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
+from harness.traefik.gateway import (
+    LISTENER_ENTRY_POINTS,
+    GatewayMatch,
+    gateway_listeners,
+    listener_entry_points,
+    router_priority,
+    router_rule,
+)
 from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import (
+    GatewayFilterError,
+    Inert,
     Middleware,
     MiddlewareSpecError,
     RequestRedirect,
@@ -65,6 +93,9 @@ class _Listener:
     namespaces_from: str
     kinds: tuple[str, ...]
     node: YNode
+    #: The local entry point the listener's port is served on, and whether it is HTTPS.
+    entry_point: str
+    https: bool
 
 
 def _served_class(ctx: Context, gateway: K8sObject, spec: YNode) -> bool:
@@ -101,35 +132,52 @@ def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
     spec = gateway.doc.require("spec", "Add spec.gatewayClassName and spec.listeners")
     if not _served_class(ctx, gateway, spec):
         return []
+    # Over every Gateway of the manifests, in order, as the local target maps them.
+    entry_points = listener_entry_points(
+        gateway_listeners(o.doc.value() for o in ctx.of_kind("Gateway"))
+    )
     out = []
-    http_port: int | None = None
     for node in spec.require("listeners", "List the listeners").sequence():
-        protocol_node = node.require("protocol", "Set protocol: HTTP")
+        protocol_node = node.require("protocol", "Set protocol: HTTP or HTTPS")
         protocol = protocol_node.string("a protocol")
-        if protocol != "HTTP":
+        if protocol not in LISTENER_ENTRY_POINTS:
             protocol_node.fail(
-                f"listener protocol {protocol!r}: the harness models HTTP listeners only",
-                "Verify the routes on an HTTP listener",
+                f"listener protocol {protocol!r}: Traefik attaches TLSRoutes (TLS), TCPRoutes "
+                "and UDPRoutes there, not HTTPRoutes; the harness verifies HTTPRoutes on HTTP "
+                "and HTTPS listeners",
+                "Verify the routes on an HTTP or HTTPS listener",
             )
         port_node = node.require("port", "Give the listener a port")
         port = port_node.integer("a port number")
-        if http_port is not None and port != http_port:
+        entry_point = entry_points.get((protocol, port))
+        if entry_point is None:
+            served = ", ".join(f"{p} {n} on {ep}" for (p, n), ep in entry_points.items())
             port_node.fail(
-                f"a second HTTP listener port ({port}, after {http_port}): the local target "
-                f"maps one HTTP listener port to its entry point {WEB!r}",
-                "Put the HTTP listeners on one port",
+                f"{protocol} listener port {port}: the local target serves each listener port "
+                f"on an entry point of its own ({served}), and has none left for it (HTTP: "
+                f"{', '.join(LISTENER_ENTRY_POINTS['HTTP'])}; HTTPS: "
+                f"{', '.join(LISTENER_ENTRY_POINTS['HTTPS'])}; one protocol per port)",
+                "Put the listeners on at most two HTTP ports and one HTTPS port",
             )
-        if http_port is None:
-            ctx.note(
-                FINDING_GATEWAY_LISTENER_PORT,
-                f"Gateway {gateway.name!r} listener port {port} is served on the local target's "
-                f"entry point {WEB!r}: the local target applies the Gateway with that entry "
-                "point's port instead (Traefik binds a listener to the entry point listening on "
-                "its port), and HTTPRoute parentRefs[].port likewise",
-                port_node.source(),
-                "info",
+        https = _listener_tls(node, gateway, protocol)
+        ctx.note(
+            FINDING_GATEWAY_LISTENER_PORT,
+            f"Gateway {gateway.name!r} listener "
+            f"{node.require('name', 'Name the listener').string('a listener name')!r} "
+            f"({protocol}, port {port}) is served on the local target's entry point "
+            f"{entry_point!r}"
+            + (
+                " over HTTPS, with a certificate the local target issues for the routes' hosts "
+                "in place of the Secrets it names"
+                if https
+                else ""
             )
-        http_port = port
+            + ": the local target applies the Gateway with that entry point's port (see the "
+            "report header) instead (Traefik binds a listener to the entry point listening on "
+            "its port), and HTTPRoute parentRefs[].port likewise",
+            port_node.source(),
+            "info",
+        )
         hostname_node = node.get("hostname")
         hostname = hostname_node.string("a hostname") if hostname_node else None
         allowed = node.get("allowedRoutes")
@@ -157,9 +205,66 @@ def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
                 namespaces_from,
                 kinds,
                 node,
+                entry_point,
+                https,
             )
         )
     return out
+
+
+def _listener_tls(node: YNode, gateway: K8sObject, protocol: str) -> bool:
+    """Whether the listener terminates TLS (HTTPS); what Traefik would not attach is refused:
+    TLS on HTTP, HTTPS without certificates or in Passthrough mode (loadGatewayListeners)."""
+    tls = node.get("tls")
+    if protocol == "HTTP":
+        if tls is not None:
+            tls.fail(
+                "tls on an HTTP listener: Traefik does not accept the listener "
+                "(InvalidTLSConfiguration)",
+                "Use protocol: HTTPS, or remove tls",
+            )
+        return False
+    if tls is None:
+        node.fail(
+            "an HTTPS listener without tls: Traefik does not accept the listener "
+            "(InvalidTLSConfiguration)",
+            "Add tls with mode: Terminate and certificateRefs",
+        )
+    mode_node = tls.get("mode")
+    mode = mode_node.string("Terminate or Passthrough") if mode_node else "Terminate"
+    if mode != "Terminate":
+        (mode_node or tls).fail(
+            f"tls.mode {mode!r} on an HTTPS listener: Traefik does not accept the listener "
+            "(UnsupportedProtocol: passthrough is for TLSRoutes on a TLS listener, which the "
+            "harness does not verify)",
+            "Use mode: Terminate",
+        )
+    refs = tls.get("certificateRefs")
+    if refs is None or not refs.sequence():
+        (refs or tls).fail(
+            "an HTTPS listener without certificateRefs: Traefik does not accept the listener "
+            "(InvalidCertificateRef: one is required in Terminate mode)",
+            "Name a Secret of type kubernetes.io/tls",
+        )
+    for ref in refs.sequence():
+        group_node, kind_node = ref.get("group"), ref.get("kind")
+        group = group_node.string("a group") if group_node else ""
+        kind = kind_node.string("a kind") if kind_node else "Secret"
+        if (group, kind) != ("", "Secret"):
+            (kind_node or group_node or ref).fail(
+                f"certificateRef of kind {group + '/' if group else ''}{kind}: Traefik loads "
+                "certificates from Secrets only (InvalidCertificateRef)",
+                "Name a Secret of type kubernetes.io/tls",
+            )
+        ref.require("name", "Name the Secret")
+        ns_node = ref.get("namespace")
+        if ns_node is not None and ns_node.string("a namespace") != gateway.namespace:
+            ns_node.fail(
+                f"a certificate Secret in another namespace ({ns_node.string()!r}): "
+                "certificateRefs across namespaces (with a ReferenceGrant) are not modeled",
+                "Keep the Secret in the Gateway's namespace",
+            )
+    return True
 
 
 def _intersect(listener: str | None, route: list[str]) -> list[str] | None:
@@ -268,7 +373,23 @@ _FILTER_KEYS = {
     "ResponseHeaderModifier": "responseHeaderModifier",
     "URLRewrite": "urlRewrite",
     "RequestRedirect": "requestRedirect",
+    "RequestMirror": "requestMirror",
+    "CORS": "cors",
+    "ExtensionRef": "extensionRef",
 }
+#: Filters Traefik 3.7.15's Gateway provider cannot load ("unsupported filter": the router's
+#: service answers 500 to every request, the route status says Accepted; confirmed on the
+#: binary by tests/test_gateway_filters.py), with what the Gateway API spec says they do to a
+#: probe: the route is read as the spec means it (the checks judge that) and Traefik's 500 is
+#: the served intent (``Intent.effective``), named in every failure message.
+UNSUPPORTED_FILTERS = {
+    "RequestMirror": "forwarded to the backend (and a copy to the mirror's)",
+    "CORS": "forwarded to the backend (with the CORS response headers; a preflight answered "
+    "by the gateway)",
+}
+#: The ExtensionRef kind Traefik's Gateway provider resolves (registered by its CRD provider):
+#: a Middleware of the route's namespace, applied as the CRD provider serves it.
+_EXTENSION_MIDDLEWARE = ("traefik.io", "Middleware")
 
 
 #: Go's HTTP statuses Traefik's RequestRedirect accepts (others: the filter is invalid, 500).
@@ -384,10 +505,11 @@ def _filter_model(kind: str, config: YNode, rule: YNode, match: GatewayMatch) ->
 
 
 def _filters(
-    route: K8sObject, rule: YNode, rule_index: int, match: GatewayMatch
+    ctx: Context, route: K8sObject, rule: YNode, rule_index: int, match: GatewayMatch
 ) -> tuple[RouteMiddleware, ...]:
     """A rule's filters as the middlewares Traefik puts on a match's router, in order (a path
-    modifier's ReplacePrefixMatch replaces that match's path)."""
+    modifier's ReplacePrefixMatch replaces that match's path; an ExtensionRef Middleware as
+    its chain expands)."""
     filters_node = rule.get("filters")
     out: list[RouteMiddleware] = []
     for i, node in enumerate(filters_node.sequence() if filters_node is not None else []):
@@ -401,7 +523,21 @@ def _filters(
         key = _FILTER_KEYS[kind]
         config = node.require(key, f"Add {key}")
         model: Middleware
-        if kind in _HEADER_FILTERS:
+        if kind == "ExtensionRef":
+            out.extend(_extension_middlewares(ctx, route, config))
+            continue
+        if kind in UNSUPPORTED_FILTERS:
+            ctx.note(
+                FINDING_GATEWAY_UNSUPPORTED_FILTER,
+                f"HTTPRoute {route.name!r} rule {rule_index}: Traefik's Gateway provider cannot "
+                f"load the {kind} filter, so it answers 500 to every matching request while the "
+                f"route status says Accepted; the Gateway API spec: "
+                f"{UNSUPPORTED_FILTERS[kind]}. The checks judge the spec's meaning, so they "
+                "fail on this rule",
+                node.source(),
+            )
+            model, spec = Inert(kind), {key: config.value()}
+        elif kind in _HEADER_FILTERS:
             model, spec = _header_filter(kind, config)
         else:
             model, spec = _filter_model(kind, config, rule, match), {key: config.value()}
@@ -416,6 +552,50 @@ def _filters(
             )
         )
     return tuple(out)
+
+
+def _extension_middlewares(
+    ctx: Context, route: K8sObject, config: YNode
+) -> tuple[RouteMiddleware, ...]:
+    """An ExtensionRef to a traefik.io Middleware of the manifests (in the route's namespace,
+    as Traefik resolves it), read by the Middleware model; anything else is refused."""
+    group_node = config.require("group", "Set group: traefik.io")
+    kind_node = config.require("kind", "Set kind: Middleware")
+    name_node = config.require("name", "Name the Middleware")
+    group, kind = group_node.string("a group"), kind_node.string("a kind")
+    if (group, kind) != _EXTENSION_MIDDLEWARE:
+        kind_node.fail(
+            f"ExtensionRef {group}/{kind}: Traefik's Gateway provider resolves "
+            f"{'/'.join(_EXTENSION_MIDDLEWARE)} only; it answers 500 to every matching request "
+            "while the route status says Accepted",
+            "Reference a traefik.io Middleware, or remove the filter",
+        )
+    name = name_node.string("a Middleware name")
+    if ctx.find("Middleware", route.namespace, name) is None:
+        name_node.fail(
+            f"Middleware {name!r} (namespace {route.namespace!r}) is not in the manifests: "
+            "Traefik serves no router for the rule (404)",
+            "Add the Middleware to the manifest files or fix the ExtensionRef",
+        )
+    return route_middlewares(ctx, route.namespace, name, name_node)
+
+
+def unsupported_filter_routes(routes: Sequence[Route]) -> dict[str, tuple[Route, str]]:
+    """Per route id of an HTTPRoute rule with a filter Traefik cannot load: the route as Traefik
+    serves it (every request answered 500, no middleware) and a note for failure messages."""
+    out: dict[str, tuple[Route, str]] = {}
+    for route in routes:
+        bad = next((m for m in route.middlewares if m.kind in UNSUPPORTED_FILTERS), None)
+        if route.provider != PROVIDER_GATEWAY or bad is None:
+            continue
+        served = replace(route, middlewares=(replace(bad, model=GatewayFilterError(bad.kind)),))
+        out[route.id] = (
+            served,
+            f"Traefik answers 500: its Gateway provider cannot load the {bad.kind} filter "
+            f"({bad.source}; the route status says Accepted); the Gateway API spec: "
+            f"{UNSUPPORTED_FILTERS[bad.kind]}",
+        )
+    return out
 
 
 def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
@@ -574,7 +754,7 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
             )
             for match_node in matches:
                 match = _match(match_node)
-                middlewares = _filters(obj, rule, ri, match)
+                middlewares = _filters(ctx, obj, rule, ri, match)
                 rule_text, score = router_rule(hostnames, match)
                 priority = router_priority(score, len(rules), ri)
                 at = match_node or rule
@@ -593,7 +773,8 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                             source=at.source(),
                             dialects=(DIALECT_GATEWAY_API,),
                             match_rule=rule_text,
-                            entry_points=(WEB,),
+                            entry_points=(listener.entry_point,),
+                            tls=listener.https,
                             conditions=match.conditions,
                         )
                     )
