@@ -216,6 +216,17 @@ def service_for_ref(ref: ServiceRef) -> dict[str, Any]:
     }
 
 
+def _crd_middlewares(intent: Intent) -> set[str]:
+    """The Traefik names (``namespace-name@kubernetescrd``) of the Middleware objects applying
+    ``intent`` creates."""
+    return {
+        f"{obj['metadata'].get('namespace') or intent.namespace}-{obj['metadata']['name']}"
+        "@kubernetescrd"
+        for obj in manifests_to_apply(intent)
+        if obj.get("kind") == "Middleware" and str(obj.get("apiVersion", "")).startswith("traefik.")
+    }
+
+
 class LocalTarget:
     """The embedded stack: intent is applied through the Kubernetes API."""
 
@@ -329,10 +340,19 @@ class LocalTarget:
                     "it): " + "; ".join(rejected)
                 )
         wanted = self._routers_of(intent.served)
-        self.stack.running_traefik().wait_for_routers(
+        traefik = self.stack.running_traefik()
+        traefik.wait_for_routers(
             lambda routers: all(self._served(routers)[k] >= n for k, n in wanted.items()),
             timeout=APPLY_TIMEOUT,
             what=f"Traefik to serve the routers (rule, priority) {sorted(wanted.items())}",
+        )
+        # The Middleware objects come through another provider (kubernetescrd), on a throttle
+        # of its own: a router can be served before its Middleware is.
+        middlewares = _crd_middlewares(intent)
+        traefik.wait_for_middlewares(
+            lambda served: middlewares <= {m.get("name") for m in served},
+            timeout=APPLY_TIMEOUT,
+            what=f"Traefik to serve the middlewares {sorted(middlewares)}",
         )
         self.stack.wait_for_nginx_weights(intent.served, timeout=APPLY_TIMEOUT)
 
@@ -349,6 +369,14 @@ class LocalTarget:
             ),
             timeout=APPLY_TIMEOUT,
             what=f"Traefik to stop serving the routers (rule, priority) {sorted(gone.items())}",
+        )
+        # Else a scenario applied next with a Middleware of the same name could be served
+        # with this one's (the routers' wait does not see a Middleware's content).
+        middlewares = _crd_middlewares(intent)
+        traefik.wait_for_middlewares(
+            lambda served: not middlewares & {m.get("name") for m in served},
+            timeout=APPLY_TIMEOUT,
+            what=f"Traefik to stop serving the middlewares {sorted(middlewares)}",
         )
 
     def reload(self) -> bool:

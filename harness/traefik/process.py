@@ -324,6 +324,13 @@ class TraefikProcess:
         data = response.json()
         return data if isinstance(data, list) else []
 
+    def middlewares(self) -> list[dict[str, Any]]:
+        """Traefik's HTTP middlewares as its API shows them (the applied dynamic configuration)."""
+        response = self._http.get(f"{self.api_url}/api/http/middlewares", params={"per_page": 1000})
+        response.raise_for_status()
+        data = response.json()
+        return data if isinstance(data, list) else []
+
     def services(self) -> list[dict[str, Any]]:
         """Traefik's HTTP services as its API shows them (weights of a weighted one included)."""
         response = self._http.get(f"{self.api_url}/api/http/services", params={"per_page": 1000})
@@ -342,21 +349,44 @@ class TraefikProcess:
 
         A dead Traefik fails at once, with its log, instead of waiting out the deadline.
         """
+        return self._wait_for_api(self.routers, "routers", predicate, timeout=timeout, what=what)
 
-        def check() -> list[dict[str, Any]] | None:
+    def wait_for_middlewares(
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        *,
+        timeout: float,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """Wait until the middlewares Traefik serves satisfy ``predicate``; return them."""
+        return self._wait_for_api(
+            self.middlewares, "middlewares", predicate, timeout=timeout, what=what
+        )
+
+    def _wait_for_api(
+        self,
+        read: Callable[[], list[dict[str, Any]]],
+        kind: str,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        *,
+        timeout: float,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        # Wrapped: an empty list (no middleware left) is an answer, not "not yet".
+        def check() -> tuple[list[dict[str, Any]]] | None:
             if not self.is_running():
                 raise TraefikStartError(self._failure_message("Traefik exited"))
             try:
-                current = self.routers()
+                current = read()
             except httpx.HTTPError:
                 return None
-            return current if predicate(current) else None
+            return (current,) if predicate(current) else None
 
         try:
-            return wait_until(check, timeout=timeout, what=what)
+            return wait_until(check, timeout=timeout, what=what)[0]
         except WaitTimeout as exc:
             raise WaitTimeout(
-                f"{exc}; Traefik serves {len(self.routers())} routers. Last lines of "
+                f"{exc}; Traefik serves {len(read())} {kind}. Last lines of "
                 f"{self.log_path}:\n{procs.tail(self.log_path, LOG_TAIL_LINES)}"
             ) from None
 
