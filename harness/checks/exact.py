@@ -285,9 +285,9 @@ def _responsible(route: Route, what: str) -> str:
                 return isinstance(m, mw.ReplacePath | mw.ReplacePathRegex)
             pairs = (
                 (
-                    m.custom_request_headers
+                    m.custom_request_headers + m.add_request_headers
                     if what.startswith("request")
-                    else m.custom_response_headers
+                    else m.custom_response_headers + m.add_response_headers
                 )
                 if isinstance(m, mw.Headers)
                 else ()

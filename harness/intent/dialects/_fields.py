@@ -384,15 +384,10 @@ _HTTP_BACKEND_REF: Table = {
     ),
 }
 
-_ADD_HEADER = Refused(
-    "add appends a value to a header the client may already send (Traefik's Header.Add); the "
-    "harness models set and remove",
-    "Use set, or remove the entry",
-)
 _HEADER_MODIFIER: Table = {
     "set[]": {"name": MODELED, "value": MODELED},
     "remove": MODELED,
-    "add": _ADD_HEADER,
+    "add[]": {"name": MODELED, "value": MODELED},
 }
 _PATH_MODIFIER: Table = {"type": MODELED, "replaceFullPath": MODELED, "replacePrefixMatch": MODELED}
 _FILTERS: Table = {

@@ -11,9 +11,11 @@ applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; we
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
-refused with file:line:field (``_fields.py``): filters other than the header modifiers (set and
-remove), URLRewrite and RequestRedirect (the Gateway provider's own middlewares, one per match:
-``ReplacePrefixMatch`` replaces that match's path), HTTPS listeners, cross-namespace backends. A
+refused with file:line:field (``_fields.py``): filters other than the header modifiers (set,
+add and remove: Traefik's Header.Set, Header.Add, Header.Del, read into the headers middleware
+model, ``add`` appended to what the request or answer carries), URLRewrite and RequestRedirect
+(the Gateway provider's own middlewares, one per match: ``ReplacePrefixMatch`` replaces that
+match's path), HTTPS listeners, cross-namespace backends. A
 wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
 :func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
 are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
@@ -46,6 +48,8 @@ from harness.traefik.entrypoints import WEB
 from harness.traefik.gateway import GatewayMatch, router_priority, router_rule
 from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import (
+    SERVER_WRITTEN,
+    Headers,
     Middleware,
     MiddlewareSpecError,
     RequestRedirect,
@@ -256,11 +260,23 @@ def _match(node: YNode | None) -> GatewayMatch:
 
 
 #: Header filters and the headers middleware field each maps onto (harness.traefik.middlewares'
-#: headers model: Header.Set, and Header.Del for an empty value, in this order, as the Gateway
-#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py).
+#: headers model: Header.Set, Header.Add, and Header.Del for an empty value, as the Gateway
+#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py and
+#: tests/test_gateway_filters.py).
 _HEADER_FILTERS = {
     "RequestHeaderModifier": "customRequestHeaders",
     "ResponseHeaderModifier": "customResponseHeaders",
+}
+#: Headers whose ``add`` the harness refuses, per filter, and why.
+_ADD_REFUSED = {
+    "RequestHeaderModifier": {
+        "host": "Go's transport sends the request's Host, never a Host in the header map",
+    },
+    "ResponseHeaderModifier": {
+        name.lower(): "the backend or Go's server writes it, so the client would get its value "
+        "and the added one, which the harness does not model"
+        for name in SERVER_WRITTEN
+    },
 }
 #: Every modeled filter type and the field holding its configuration.
 _FILTER_KEYS = {
@@ -305,25 +321,28 @@ def _path_modifier(
 
 
 def _header_filter(kind: str, config: YNode) -> tuple[Middleware, dict[str, Any]]:
-    """A header modifier on the headers middleware model, with the spec it stands for."""
+    """A header modifier on the headers middleware model (``set`` and ``remove`` as
+    ``custom*Headers``, ``add`` appended after them), with the filter as written."""
     headers_key = _HEADER_FILTERS[kind]
-    sets, removes = config.get("set"), config.get("remove")
-    pairs: list[tuple[str, str, YNode]] = []
-    for entry in sets.sequence() if sets is not None else []:
-        value_node = entry.require("value", "Give the header a value")
-        value = value_node.string("a value")
-        if value == "":
-            value_node.fail(
-                "a header set to the empty value: Traefik's header modifier sends it "
-                "empty, which the harness's headers model reads as a removal",
-                "Give it a value, or list it under remove",
-            )
-        pairs.append((entry.require("name").string("a header name"), value, entry))
+    pairs: list[tuple[str, str, YNode, bool]] = []
+    for key in ("set", "add"):
+        entries = config.get(key)
+        for entry in entries.sequence() if entries is not None else []:
+            value_node = entry.require("value", "Give the header a value")
+            value = value_node.string("a value")
+            if value == "":
+                value_node.fail(
+                    f"a header {key} to the empty value: Traefik's header modifier sends it "
+                    "empty, which the harness's headers model reads as a removal",
+                    "Give it a value, or list it under remove",
+                )
+            name = entry.require("name").string("a header name")
+            pairs.append((name, value, entry, key == "add"))
+    removes = config.get("remove")
     for entry in removes.sequence() if removes is not None else []:
-        pairs.append((entry.string("a header name"), "", entry))
-    headers: dict[str, str] = {}
+        pairs.append((entry.string("a header name"), "", entry, False))
     seen: dict[str, YNode] = {}
-    for name, value, at in pairs:
+    for name, _, at, added in pairs:
         first = seen.get(name.lower())
         if first is not None:
             at.fail(
@@ -332,12 +351,21 @@ def _header_filter(kind: str, config: YNode) -> tuple[Middleware, dict[str, Any]
                 "Name each header once",
             )
         seen[name.lower()] = at
-        headers[name] = value
-    spec: dict[str, Any] = {"headers": {headers_key: headers}}
+        if added and name.lower() in _ADD_REFUSED[kind]:
+            at.fail(f"add {name!r}: {_ADD_REFUSED[kind][name.lower()]}", "Remove the entry")
+    # Every entry checked as the headers middleware checks a header it sets or removes.
+    spec = {"headers": {headers_key: {name: value for name, value, _, _ in pairs}}}
     try:
-        return parse_middleware_spec(spec), spec
+        parse_middleware_spec(spec)
     except MiddlewareSpecError as err:
         config.fail(err.problem, err.advice)
+    kept = tuple((n, v) for n, v, _, appended in pairs if not appended)
+    appended_pairs = tuple((n, v) for n, v, _, appended in pairs if appended)
+    if kind == "RequestHeaderModifier":
+        model = Headers(custom_request_headers=kept, add_request_headers=appended_pairs)
+    else:
+        model = Headers(custom_response_headers=kept, add_response_headers=appended_pairs)
+    return model, {_FILTER_KEYS[kind]: config.value()}
 
 
 def _optional(config: YNode, key: str, what: str) -> str | None:
