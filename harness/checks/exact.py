@@ -238,7 +238,7 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
 _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "status": (
         mw.RedirectScheme, mw.RedirectRegex, mw.StripPrefix, mw.StripPrefixRegex, mw.ReplacePath,
-        mw.ReplacePathRegex, mw.RequestRedirect,
+        mw.ReplacePathRegex, mw.RequestRedirect, mw.UnresolvedBackends,
     ),
     "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect),
     "upstream path": (

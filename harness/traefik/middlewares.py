@@ -279,6 +279,15 @@ class RewriteTarget:
 
 
 @dataclass(frozen=True)
+class UnresolvedBackends:
+    """Not a Middleware: the Gateway provider's weighted service for a rule none of whose
+    backendRefs it resolved (each a ``Status: 500`` entry; a ref no ReferenceGrant permits), so
+    every request the router takes is answered 500 after the rule's filters."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Inert:
     """An accepted type that does not change a correct request's answer."""
 
@@ -296,6 +305,7 @@ Middleware = (
     | Headers
     | URLRewrite
     | RequestRedirect
+    | UnresolvedBackends
     | Chain
     | RewriteTarget
     | Inert
@@ -1070,6 +1080,8 @@ def apply_middlewares(
             outcome = _url_rewrite(mw, st)
         elif isinstance(mw, RequestRedirect):
             outcome = _request_redirect(mw, st, request)
+        elif isinstance(mw, UnresolvedBackends):
+            outcome = Answered(500, mw.reason)
         elif isinstance(mw, Headers):
             outcome = _headers(mw, st, request)
             if outcome is None:

@@ -341,10 +341,10 @@ _LISTENER: Table = {
     "allowedRoutes": {
         "namespaces": {
             "from": MODELED,
-            "selector": Refused(
-                f"a namespace selector decides which routes attach; {_NOT_YET}",
-                "Use from: Same or from: All",
-            ),
+            "selector": {
+                "matchLabels": MODELED,
+                "matchExpressions[]": {"key": MODELED, "operator": MODELED, "values": MODELED},
+            },
         },
         "kinds[]": {"group": MODELED, "kind": MODELED},
     },
