@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from applied_verdicts import GATEWAY_SERVICES, start_gateway_stack
 from faultproxy import Fault, FaultProxy
 from test_kubectl import KUBECTL, Kubectl
 
@@ -29,7 +30,7 @@ from harness.intent.model import FINDING_GATEWAY_PRECEDENCE, RequestCondition
 from harness.kubeapi.server import KubeAPIServer
 from harness.kubeapi.store import KINDS, ObjectStore, StatusError
 from harness.targets.base import LocalTarget, supplied_gateway_classes
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.gateway import (
     GatewayMatch,
     router_priority,
@@ -38,7 +39,7 @@ from harness.traefik.gateway import (
 from harness.traefik.oracle import expect
 from harness.traffic.rounds import send_in_rounds
 
-SERVICES = ("cheddar", "stilton", "wensleydale")
+SERVICES = GATEWAY_SERVICES
 GATEWAY = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -378,12 +379,7 @@ def test_kubectl_applies_and_lists_the_gateway_kinds(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    options = LocalStackOptions(
-        services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2, gateway=True
-    )
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-stack"))
-    with stack:
-        yield stack
+    yield from start_gateway_stack(tmp_path_factory.mktemp("gateway-stack"))
 
 
 @pytest.mark.stack

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from applied_verdicts import start_gateway_stack
 
 from harness.checks.exact import ExactVerdict, applies, judge
 from harness.checks.probes import REMOVED_HEADER_VALUE, generate_probes
@@ -20,7 +21,7 @@ from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import Intent
 from harness.targets.base import LocalTarget
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.middlewares import (
     Forwarded,
     Redirect,
@@ -220,7 +221,7 @@ def test_add_appends_to_what_the_client_sends_after_set_and_remove(tmp_path: Pat
             "{path: {type: PathPrefix, value: /p}}",
             _BACKENDS,
             "spec.rules[0].filters[0].responseHeaderModifier.add[0]",
-            "the backend or Go's server writes it",
+            "the echo backend or Go's server writes it",
         ),
         (
             "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: a}], "
@@ -257,11 +258,7 @@ def test_what_is_still_refused_names_file_line_field(
 @pytest.fixture(scope="module")
 def filters_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
-    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-filters-stack"))
-    with stack:
-        yield stack
+    yield from start_gateway_stack(tmp_path_factory.mktemp("gateway-filters-stack"))
 
 
 def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:

@@ -16,19 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
-from applied_verdicts import routing_verdicts
+from applied_verdicts import (
+    GATEWAY_SERVICES,
+    applied_verdicts,
+    routing_verdicts,
+    start_gateway_stack,
+)
 
-from harness.checks.exact import applies, judge
 from harness.checks.probes import generate_probes
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_GATEWAY_REF_NOT_PERMITTED, Intent
 from harness.targets.base import LocalTarget, supplied_gateway_classes
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traefik.oracle import expect
-from harness.traffic.rounds import send_in_rounds
 
-SERVICES = ("cheddar", "stilton", "wensleydale")
 NAMESPACES = """\
 apiVersion: v1
 kind: Namespace
@@ -104,7 +106,7 @@ SCENARIO = (
 def _load(tmp_path: Path, text: str, name: str = "refs.yaml") -> Intent:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return load_intent([path], known_services=SERVICES)
+    return load_intent([path], known_services=GATEWAY_SERVICES)
 
 
 # -- the dialect ----------------------------------------------------------------------------------
@@ -270,12 +272,7 @@ def test_what_is_refused_names_file_line_field(
 @pytest.fixture(scope="module")
 def references_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider, for this module's tests."""
-    options = LocalStackOptions(
-        services=dict.fromkeys(SERVICES, 1), throttle_seconds=0.2, gateway=True
-    )
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-references-stack"))
-    with stack:
-        yield stack
+    yield from start_gateway_stack(tmp_path_factory.mktemp("gateway-references-stack"))
 
 
 @pytest.mark.stack
@@ -284,24 +281,26 @@ def test_traefik_serves_the_granted_backend_and_answers_500_without_a_grant(
 ) -> None:
     intent = _load(tmp_path, SCENARIO)
     probes = generate_probes(intent)
-    target = LocalTarget(references_stack)
+    status: dict[str, Any] = {}
+
+    def read_status() -> None:
+        status["conditions"] = references_stack.route_conditions(intent)
+        status["rejected"] = references_stack.rejected_routes(intent)
+
     # The denied route's ResolvedRefs False (RefNotPermitted) is expected: no rejection.
-    target.apply_intent(intent)
-    try:
-        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
-        conditions = references_stack.route_conditions(intent)
-        rejected = references_stack.rejected_routes(intent)
-    finally:
-        target.remove_intent(intent)
-    verdicts = {
-        (aspect, p.id): judge(aspect, run.records[p.id], intent, scenario="references").passed
-        for p in probes
-        for aspect in ("routing", "strip", "edge")
-        if applies(aspect, p)
-    }
+    verdicts = applied_verdicts(
+        LocalTarget(references_stack),
+        probes,
+        intent,
+        intent,
+        "references",
+        ("routing", "strip", "edge"),
+        read_status,
+    )
     assert len(verdicts) > 10 and all(verdicts.values()), [k for k, v in verdicts.items() if not v]
     assert {p.id for p in probes} >= {"granted.test/", "denied.test/", "local.test/"}
-    assert rejected == []
+    conditions = status["conditions"]
+    assert status["rejected"] == []
     assert conditions[("granted", "ResolvedRefs")] == ("True", "ResolvedRefs")
     assert conditions[("denied", "ResolvedRefs")] == ("False", "RefNotPermitted")
     assert conditions[("denied", "Accepted")] == ("True", "Accepted")
@@ -377,29 +376,28 @@ def test_a_namespace_relabelled_behind_the_oracles_back_detaches_its_routes(
         + _route("local", "team-a", "local.test", "[{name: cheddar, port: 80}]")
         + _route("other", "team-b", "other.test", "[{name: wensleydale, port: 80}]"),
     )
-    probes = generate_probes(intent)
-    target = LocalTarget(references_stack)
-    target.apply_intent(intent)
     relabelled = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": "team-a", "labels": {"team": "c", "tier": "web"}},
     }
-    try:
+
+    def relabel() -> None:
         references_stack.running_applier().put(relabelled)
         references_stack.running_traefik().wait_for_routers(
             lambda routers: not any("local.test" in str(r.get("rule")) for r in routers),
             timeout=30,
             what="Traefik to detach team-a's route",
         )
-        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
-    finally:
-        target.remove_intent(intent)
-    verdicts = {
-        p.id: judge("routing", run.records[p.id], intent, scenario="references").passed
-        for p in probes
-        if applies("routing", p)
-    }
+
+    verdicts = routing_verdicts(
+        LocalTarget(references_stack),
+        generate_probes(intent),
+        intent,
+        intent,
+        "references",
+        relabel,
+    )
     failed = {pid for pid, ok in verdicts.items() if ok is False}
     assert failed and all(pid.startswith("local.test") for pid in failed), verdicts
     assert any(pid.startswith("other.test") and ok for pid, ok in verdicts.items())

@@ -398,6 +398,8 @@ class LocalStack:
         self.api_client: k8s.ApiClient | None = None
         self.applier: Applier | None = None
         self.certificates: Certificates | None = None
+        #: Namespaces seen in the local API (publish_namespaces asks about each once).
+        self._namespaces: set[str] = set()
         self._reloads = 0
 
     @property
@@ -603,7 +605,7 @@ class LocalStack:
         """Every namespace ``intent``'s objects and Services live in: a Namespace of the
         manifests as written (its labels are what a listener's ``allowedRoutes`` selector
         matches), another one created bare when the API has none yet (one that exists keeps
-        its labels)."""
+        its labels; each is asked about once per stack, as applies come one after another)."""
         applier = self.running_applier()
         declared = {o.name: o.body for o in intent.objects if o.kind == "Namespace"}
         used = {
@@ -613,10 +615,11 @@ class LocalStack:
         } | {s.namespace for s in intent.services}
         for _, body in sorted(declared.items()):
             applier.put(body)
-        for name in sorted(used - set(declared)):
+        for name in sorted(used - set(declared) - self._namespaces):
             bare = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
             if applier.get(bare) is None:
                 applier.create(bare)
+        self._namespaces |= used | set(declared)
 
     def _route_status(
         self, intent: Intent, timeout: float

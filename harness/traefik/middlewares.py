@@ -52,7 +52,11 @@ tests/test_traefik_middlewares.py):
   else ``http``: X-Forwarded-Proto does not count), the filter's hostname or the request's
   (without its port), the filter's port (``443`` with ``https`` is written), else none when a
   scheme is set, else the request's; the path as above; the query kept. All confirmed on
-  3.7.15 by tests/test_gateway_filters.py.
+  3.7.15 by tests/test_gateway_filters.py. Its header modifiers are read into ``headers``
+  (``set``/``remove``), their ``add`` into :class:`Headers`' ``add_*_headers``: appended
+  (Header.Add) to the values the request or answer carries, after the set. Not a middleware:
+  :class:`UnresolvedBackends`, the provider's 500 for a rule whose every backendRef no
+  ReferenceGrant permits (tests/test_gateway_references.py).
 - ``chain`` (chain/chain.go): references, expanded in order by :func:`flatten` with a caller's
   lookup; a cycle is refused as Traefik refuses it (pkg/server/middleware/middlewares.go).
 

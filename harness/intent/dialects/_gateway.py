@@ -1,13 +1,24 @@
-"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute.
+"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute,
+ReferenceGrant.
 
 Mirrors Traefik 3.7's Gateway provider (pkg/provider/kubernetes/gateway): a GatewayClass of
 controller ``traefik.io/gateway-controller`` is Traefik's; a Gateway of such a class binds each
 listener to the entry point listening on the listener's port; an HTTPRoute attaches to the
 listeners its ``parentRefs`` select (``sectionName``, ``port``) that allow it
-(``allowedRoutes``: namespaces ``Same``/``All``, kinds) and whose hostname intersects the
-route's (``findMatchingHostnames``); then every rule and match becomes one router, with the
-rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
-applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
+(``allowedRoutes``: kinds; namespaces ``Same``, ``All``, or ``Selector``, a label selector over
+the manifests' Namespace labels plus ``kubernetes.io/metadata.name``; a route in an undeclared
+namespace other than the run's is refused, its labels being unknown) and whose hostname
+intersects the route's (``findMatchingHostnames``); then every rule and match becomes one
+router, with the rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's
+CRD schema applies are applied here too (a rule without ``matches`` is PathPrefix ``/``;
+weight 1).
+
+A backendRef to another namespace's Service needs a ReferenceGrant there (Traefik's
+``isReferenceGranted``, :func:`_granted`); without one Traefik sets ResolvedRefs False
+(RefNotPermitted) and answers that ref's share 500, as the spec requires: a rule none of whose
+refs is permitted is read as answering 500 (:class:`harness.traefik.middlewares.
+UnresolvedBackends`, ``Intent.refs_not_permitted``), a split with only some permitted is
+refused.
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
 host each), all with the router's rule and priority. What the harness does not model yet is
@@ -15,11 +26,10 @@ refused with file:line:field (``_fields.py``): filters other than the header mod
 add and remove: Traefik's Header.Set, Header.Add, Header.Del, read into the headers middleware
 model, ``add`` appended to what the request or answer carries), URLRewrite and RequestRedirect
 (the Gateway provider's own middlewares, one per match: ``ReplacePrefixMatch`` replaces that
-match's path), HTTPS listeners, cross-namespace backends. A
-wildcard hostname ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
-:func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
-are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
-HeaderRegexp and QueryRegexp evaluate them.
+match's path), HTTPS listeners. A wildcard hostname ``*.example.com`` matches one or more labels
+(Traefik's HostRegexp, :func:`harness.traefik.gateway.host_matches`). RegularExpression path,
+header and query matches are Go patterns found anywhere in the value (not anchored), as
+Traefik's PathRegexp, HeaderRegexp and QueryRegexp evaluate them.
 """
 
 from __future__ import annotations
@@ -368,9 +378,9 @@ _ADD_REFUSED = {
         "host": "Go's transport sends the request's Host, never a Host in the header map",
     },
     "ResponseHeaderModifier": {
-        name.lower(): "the backend or Go's server writes it, so the client would get its value "
-        "and the added one, which the harness does not model"
-        for name in SERVER_WRITTEN
+        name.lower(): "the echo backend or Go's server writes it (on some answers at least), so "
+        "the client would get its value and the added one, which the harness does not model"
+        for name in (*SERVER_WRITTEN, "Access-Control-Allow-Methods", "Access-Control-Allow-Origin")
     },
 }
 #: Every modeled filter type and the field holding its configuration.
