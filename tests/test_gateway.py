@@ -69,7 +69,7 @@ spec:
 {rules}"""
 
 
-#: Header filters, mapped onto the headers middleware model.
+#: Header filters, mapped onto the headers middleware model (a response add included).
 HEADER_FILTERS = _route(
     "with-headers",
     """\
@@ -85,6 +85,8 @@ HEADER_FILTERS = _route(
           responseHeaderModifier:
             set:
               - {name: X-Served-By, value: traefik-gateway}
+            add:
+              - {name: X-Trace, value: gateway-add}
       backendRefs:
         - {name: wensleydale, port: 80}
 """,
@@ -424,6 +426,8 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     assert "X-Drop" in dict(hdr.headers)
     top = hdr.expectation.decided_by
     assert top is not None and dict(top.response_headers)["X-Served-By"] == "traefik-gateway"
+    # A response add: the echo backend sends no X-Trace, so the client sees the added value.
+    assert dict(top.response_headers)["X-Trace"] == "gateway-add"
     assert dict(top.request_headers)["X-Env"] == ("gateway",)
     assert "X-Drop" in dict(top.request_headers)
     names = ("api-get", "by-header", "by-pattern", "by-query", "users", "wildcard", "with-headers")
