@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from applied_verdicts import start_gateway_stack
 
-from harness.targets.local_stack import LocalStack, LocalStackOptions
+from harness.targets.local_stack import LocalStack
 from harness.traffic.addresses import LOOPBACK_ONLY_ENV
 
 # Set before anything runs: the suites' subprocesses and traffic workers inherit it.
@@ -19,8 +20,4 @@ os.environ[LOOPBACK_ONLY_ENV] = "1"
 def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider (backends cheddar, stilton,
     wensleydale), shared by the tests of one module."""
-    services = dict.fromkeys(("cheddar", "stilton", "wensleydale"), 1)
-    options = LocalStackOptions(services=services, throttle_seconds=0.2, gateway=True)
-    stack = LocalStack(options, tmp_path_factory.mktemp("gateway-stack"))
-    with stack:
-        yield stack
+    yield from start_gateway_stack(tmp_path_factory.mktemp("gateway-stack"))

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from applied_verdicts import GATEWAY_SERVICES
 from faultproxy import Fault, FaultProxy
 from test_kubectl import KUBECTL, Kubectl
 
@@ -37,7 +38,7 @@ from harness.traefik.gateway import (
 from harness.traefik.oracle import expect
 from harness.traffic.rounds import send_in_rounds
 
-SERVICES = ("cheddar", "stilton", "wensleydale")
+SERVICES = GATEWAY_SERVICES
 GATEWAY = """\
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -69,7 +70,7 @@ spec:
 {rules}"""
 
 
-#: Header filters, mapped onto the headers middleware model.
+#: Header filters, mapped onto the headers middleware model (a response add included).
 HEADER_FILTERS = _route(
     "with-headers",
     """\
@@ -85,6 +86,8 @@ HEADER_FILTERS = _route(
           responseHeaderModifier:
             set:
               - {name: X-Served-By, value: traefik-gateway}
+            add:
+              - {name: X-Trace, value: gateway-add}
       backendRefs:
         - {name: wensleydale, port: 80}
 """,
@@ -418,6 +421,8 @@ def test_traefik_routes_the_departures_as_predicted_and_each_is_a_finding(
     assert "X-Drop" in dict(hdr.headers)
     top = hdr.expectation.decided_by
     assert top is not None and dict(top.response_headers)["X-Served-By"] == "traefik-gateway"
+    # A response add: the echo backend sends no X-Trace, so the client sees the added value.
+    assert dict(top.response_headers)["X-Trace"] == "gateway-add"
     assert dict(top.request_headers)["X-Env"] == ("gateway",)
     assert "X-Drop" in dict(top.request_headers)
     names = ("api-get", "by-header", "by-pattern", "by-query", "users", "wildcard", "with-headers")

@@ -3,7 +3,8 @@ middlewares (harness.traefik.middlewares ``URLRewrite``/``RequestRedirect``) at 
 cases, the dialect's refusals with file:line:field, and the real Traefik 3.7.15 serving the
 conformance-style rewrite-path and redirect scenarios as predicted (every routing and strip
 check passes), while a filter changed behind the oracle's back fails only the check that sees
-it (strip for a rewrite, routing for a redirect). The stack tests share one Traefik."""
+it (strip for a rewrite or a header modifier's add, routing for a redirect); add appends to the
+value the client sent. The stack tests share one Traefik."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from harness.checks.exact import ExactVerdict, applies, judge
-from harness.checks.probes import generate_probes
+from harness.checks.probes import REMOVED_HEADER_VALUE, generate_probes
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
 from harness.intent.model import FINDING_GATEWAY_UNSUPPORTED_FILTER, Intent
@@ -148,6 +149,23 @@ def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> N
     ]
 
 
+def test_add_appends_to_what_the_client_sends_after_set_and_remove(tmp_path: Path) -> None:
+    intent = _load(
+        tmp_path,
+        "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-S, value: s}], "
+        "add: [{name: X-A, value: a}], remove: [X-R]}}\n"
+        "        - {type: ResponseHeaderModifier, responseHeaderModifier: "
+        "{add: [{name: X-Out, value: o}]}}",
+    )
+    sent = [("X-A", "client"), ("X-S", "client"), ("X-R", "client")]
+    decided = expect(intent, "any.test", "/p", headers=sent).decided_by
+    assert decided is not None
+    assert dict(decided.request_headers) == {"X-A": ("client", "a"), "X-S": ("s",), "X-R": ()}
+    assert dict(decided.response_headers) == {"X-Out": "o"}
+    alone = expect(intent, "any.test", "/p").decided_by
+    assert alone is not None and dict(alone.request_headers)["X-A"] == ("a",)
+
+
 @pytest.mark.parametrize(
     ("filter_", "match", "backends", "field", "says"),
     [
@@ -195,6 +213,30 @@ def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> N
             "spec.rules[0].filters[0].extensionRef.name",
             "Traefik serves no router for the rule (404)",
         ),
+        (
+            "{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: Host, "
+            "value: h.test}]}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].requestHeaderModifier.add[0]",
+            "never a Host in the header map",
+        ),
+        (
+            "{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: content-type, "
+            "value: text/x}]}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].responseHeaderModifier.add[0]",
+            "the echo backend or Go's server writes it",
+        ),
+        (
+            "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: a}], "
+            "add: [{name: x-a, value: b}]}}",
+            "{path: {type: PathPrefix, value: /p}}",
+            _BACKENDS,
+            "spec.rules[0].filters[0].requestHeaderModifier.add[0]",
+            "appears twice in one filter",
+        ),
     ],
     ids=[
         "prefix-on-exact",
@@ -203,6 +245,9 @@ def test_replace_prefix_match_takes_the_match_of_its_router(tmp_path: Path) -> N
         "empty-rewrite",
         "extension-of-another-kind",
         "extension-middleware-absent",
+        "add-host",
+        "add-server-written",
+        "set-and-add",
     ],
 )
 def test_what_is_still_refused_names_file_line_field(
@@ -302,6 +347,16 @@ def test_the_scenarios_are_served_as_predicted_at_every_boundary(
     )
     assert answers["redirect.gateway.test", "/original-prefix/x?q=1"].status_code == 302
     assert "GET /new HTTP/1.1" in answers["rewrite.gateway.test", "/slash"].text
+    # add appends (Header.Add): one value without the client's, the client's then the added
+    # one with it (the probes above send it; whoami prints one line per value).
+    lines = answers["rewrite.gateway.test", "/full/rewrite-path-and-modify-headers/x"].text
+    assert "X-Header-Add: header-val-1" in lines.splitlines()
+    (probe,) = [
+        p for p in probes if p.id == "rewrite.gateway.test/full/rewrite-path-and-modify-headers"
+    ]
+    (observed, *_) = run.records[probe.id].observations
+    seen = dict(observed.request_headers)
+    assert seen["X-Header-Add-Append"] == (REMOVED_HEADER_VALUE, "header-val-2")
 
 
 def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
@@ -331,6 +386,13 @@ def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
             "Host: expected upstream.gateway.test, observed elsewhere.gateway.test",
         ),
         (
+            REWRITE,
+            "value: header-val-1}",
+            "value: header-val-9}",
+            "strip",
+            "request header X-Header-Add: expected sent-by-ingress-harness, header-val-1",
+        ),
+        (
             REDIRECT,
             "statusCode: 301",
             "statusCode: 302",
@@ -345,7 +407,7 @@ def _changed(tmp_path: Path, source: Path, old: str, new: str) -> Intent:
             "Location",
         ),
     ],
-    ids=["rewrite-prefix", "rewrite-hostname", "redirect-status", "redirect-path"],
+    ids=["rewrite-prefix", "rewrite-hostname", "header-add", "redirect-status", "redirect-path"],
 )
 def test_a_filter_changed_behind_the_oracles_back_fails_only_its_check(
     gateway_stack: LocalStack,

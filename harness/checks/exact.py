@@ -238,7 +238,7 @@ def _expected_text(aspect: Aspect, e: Expectation) -> str:
 _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "status": (
         mw.RedirectScheme, mw.RedirectRegex, mw.StripPrefix, mw.StripPrefixRegex, mw.ReplacePath,
-        mw.ReplacePathRegex, mw.RequestRedirect, mw.AppRoot,
+        mw.ReplacePathRegex, mw.RequestRedirect, mw.AppRoot, mw.UnresolvedBackends,
     ),
     "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect, mw.AppRoot),
     "upstream path": (
@@ -285,9 +285,9 @@ def _responsible(route: Route, what: str) -> str:
                 return isinstance(m, mw.ReplacePath | mw.ReplacePathRegex)
             pairs = (
                 (
-                    m.custom_request_headers
+                    m.custom_request_headers + m.add_request_headers
                     if what.startswith("request")
-                    else m.custom_response_headers
+                    else m.custom_response_headers + m.add_response_headers
                 )
                 if isinstance(m, mw.Headers)
                 else ()

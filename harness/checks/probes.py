@@ -481,21 +481,22 @@ def _hosts_overlap(a: Route, b: Route) -> str | None:
     return None
 
 
-#: The value probes send in the request headers a headers middleware removes.
+#: The value probes send in the request headers a headers middleware removes or adds to.
 REMOVED_HEADER_VALUE = "sent-by-ingress-harness"
 
 
-def removed_request_headers(intent: Intent) -> tuple[tuple[str, str], ...]:
-    """The request headers some headers middleware of ``intent`` removes, as a probe sends them
-    (with :data:`REMOVED_HEADER_VALUE`), so that the removal can be seen in the backend's echo."""
-    names = {
-        name
-        for route in intent.routes
-        for m in route.middlewares
-        if isinstance(m.model, Headers)
-        for name, value in m.model.custom_request_headers
-        if value == "" and name.lower() != "host"
-    }
+def probed_request_headers(intent: Intent) -> tuple[tuple[str, str], ...]:
+    """The request headers some headers middleware of ``intent`` removes or adds a value to
+    (a Gateway header modifier's ``add``), as a probe sends them (with
+    :data:`REMOVED_HEADER_VALUE`), so that the removal, or the value appended to the client's,
+    can be seen in the backend's echo."""
+    names: set[str] = set()
+    for route in intent.routes:
+        for m in route.middlewares:
+            if isinstance(m.model, Headers):
+                names.update(n for n, v in m.model.custom_request_headers if v == "")
+                names.update(n for n, _ in m.model.add_request_headers)
+    names = {n for n in names if n.lower() != "host"}
     return tuple((name, REMOVED_HEADER_VALUE) for name in sorted(names))
 
 
@@ -508,8 +509,8 @@ def generate_probes(
 ) -> tuple[Probe, ...]:
     """Every probe for ``intent``, deduplicated, sorted by host then path; at each of
     ``arrivals`` (entry point and scheme) when there are several, their ids prefixed with it
-    (``https@websecure:host/path``); each sends the request headers a middleware
-    removes (:func:`removed_request_headers`); ``edge`` False leaves the edge probes out (a run
+    (``https@websecure:host/path``); each sends the request headers a middleware removes or
+    adds to (:func:`probed_request_headers`); ``edge`` False leaves the edge probes out (a run
     that does not judge them need not send them)."""
     if len(arrivals) == 1:
         return _probes_at(intent, options, arrivals[0], prefix="", edge=edge)
@@ -535,7 +536,7 @@ def _probes_at(
     edge: bool,
 ) -> tuple[Probe, ...]:
     opts = options or RoutingOptions()
-    headers = removed_request_headers(intent)
+    headers = probed_request_headers(intent)
     strict = opts.strict_prefix_matching
     drafts: _Drafts = {}
     hosts: list[str] = []

@@ -163,6 +163,9 @@ FINDING_GATEWAY_CLASS = "gateway-class"
 FINDING_GATEWAY_LISTENER_PORT = "gateway-listener-port"
 #: An HTTPRoute filter Traefik's Gateway provider cannot load: it answers 500 (Accepted).
 FINDING_GATEWAY_UNSUPPORTED_FILTER = "gateway-unsupported-filter"
+#: An HTTPRoute backendRef to another namespace that no ReferenceGrant permits: Traefik sets
+#: ResolvedRefs False (RefNotPermitted) and answers 500 instead, as the Gateway API spec says.
+FINDING_GATEWAY_REF_NOT_PERMITTED = "gateway-ref-not-permitted"
 #: ingress-nginx: an annotation Traefik's NGINX provider reads differently, or does not read.
 FINDING_NGINX_MEANING_CHANGED = "nginx-meaning-changed"
 FINDING_NGINX_IGNORED = "nginx-annotation-ignored"
@@ -192,14 +195,20 @@ class WeightedBackend:
 
     ``port`` is the Service port number when the Service is in the manifests (named ports are
     resolved), else the port as written (number or name). Weight 0 means "must get nothing".
+    ``namespace``: the Service's namespace when it is not the route's (an HTTPRoute backendRef
+    a ReferenceGrant permits); None: the route's.
     """
 
     service: str
     port: int | str | None
     weight: int
+    namespace: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "port": self.port, "weight": self.weight}
+        out: dict[str, Any] = {"service": self.service, "port": self.port, "weight": self.weight}
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        return out
 
 
 @dataclass(frozen=True)
@@ -584,6 +593,9 @@ class Intent:
     migration: tuple[AnnotationFate, ...] = ()
     #: Per route id, how Traefik serves it differently from what it declares (for messages).
     route_notes: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: HTTPRoutes (namespace, name) on which Traefik is expected to set ResolvedRefs False
+    #: with reason RefNotPermitted (a backendRef no ReferenceGrant permits): not a rejection.
+    refs_not_permitted: tuple[tuple[str, str], ...] = ()
     _by_id: dict[str, Route] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

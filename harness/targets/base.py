@@ -324,6 +324,7 @@ class LocalTarget:
         """Apply the intent's manifests and wait until Traefik serves every route it builds from
         them (``Intent.served``: what is applied, not what is declared, for legacy forms applied
         as written)."""
+        self.stack.publish_namespaces(intent)
         self.register_services(intent)
         for klass in supplied_ingress_classes(intent) + supplied_gateway_classes(intent):
             self.stack.running_applier().put(klass)

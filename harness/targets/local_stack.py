@@ -414,6 +414,8 @@ class LocalStack:
         self.api_client: k8s.ApiClient | None = None
         self.applier: Applier | None = None
         self.certificates: Certificates | None = None
+        #: Namespaces seen in the local API (publish_namespaces asks about each once).
+        self._namespaces: set[str] = set()
         self._reloads = 0
 
     @property
@@ -612,7 +614,9 @@ class LocalStack:
     def rejected_routes(self, intent: Intent, timeout: float = 30.0) -> list[str]:
         """Each HTTPRoute condition of ``intent`` Traefik set False, with its reason and
         message as Traefik wrote them (empty: every route accepted, its references
-        resolved)."""
+        resolved), but for the ResolvedRefs False (RefNotPermitted) the intent expects of a
+        route with a backendRef no ReferenceGrant permits (its requests are expected 500)."""
+        expected = {name for _, name in intent.refs_not_permitted}
         return [
             f"HTTPRoute {name!r}: {kind} False, reason {reason}"
             + (f": {message}" if message else "")
@@ -620,7 +624,28 @@ class LocalStack:
                 self._route_status(intent, timeout).items()
             )
             if status == "False"
+            and not (kind == "ResolvedRefs" and reason == "RefNotPermitted" and name in expected)
         ]
+
+    def publish_namespaces(self, intent: Intent) -> None:
+        """Every namespace ``intent``'s objects and Services live in: a Namespace of the
+        manifests as written (its labels are what a listener's ``allowedRoutes`` selector
+        matches), another one created bare when the API has none yet (one that exists keeps
+        its labels; each is asked about once per stack, as applies come one after another)."""
+        applier = self.running_applier()
+        declared = {o.name: o.body for o in intent.objects if o.kind == "Namespace"}
+        used = {
+            o.namespace
+            for o in intent.objects
+            if o.role != "skipped" and applier.is_namespaced(o.body)
+        } | {s.namespace for s in intent.services}
+        for _, body in sorted(declared.items()):
+            applier.put(body)
+        for name in sorted(used - set(declared) - self._namespaces):
+            bare = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            if applier.get(bare) is None:
+                applier.create(bare)
+        self._namespaces |= used | set(declared)
 
     def _route_status(
         self, intent: Intent, timeout: float

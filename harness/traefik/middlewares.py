@@ -57,6 +57,11 @@ tests/test_traefik_middlewares.py):
   the router's service ``invalid-httproute-filter``, which answers 500 to every request with no
   middleware run: :class:`GatewayFilterError` (confirmed on 3.7.15 by
   tests/test_gateway_filters.py).
+  Its header modifiers are read into ``headers``
+  (``set``/``remove``), their ``add`` into :class:`Headers`' ``add_*_headers``: appended
+  (Header.Add) to the values the request or answer carries, after the set. Not a middleware:
+  :class:`UnresolvedBackends`, the provider's 500 for a rule whose every backendRef no
+  ReferenceGrant permits (tests/test_gateway_references.py).
 - The NGINX provider's own (provider/kubernetes/ingress-nginx, built from annotations; not
   Middleware CRD types): ``rewrite-target`` (:class:`RewriteTarget`), ``app-root``
   (:class:`AppRoot`: ``/`` answered 302 to ``scheme://Host`` + the root), and a fixed
@@ -269,6 +274,10 @@ class Headers:
     custom_response_headers: tuple[tuple[str, str], ...] = ()
     #: Any CORS field is set: OPTIONS preflights are answered by Traefik.
     cors: bool = False
+    #: The Gateway header modifiers' ``add`` (``Header.Add``): appended to the values the
+    #: request (or the answer) already carries. No headers Middleware field maps onto it.
+    add_request_headers: tuple[tuple[str, str], ...] = ()
+    add_response_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,6 +322,15 @@ class GatewayFilterError:
 
 
 @dataclass(frozen=True)
+class UnresolvedBackends:
+    """Not a Middleware: the Gateway provider's weighted service for a rule none of whose
+    backendRefs it resolved (each a ``Status: 500`` entry; a ref no ReferenceGrant permits), so
+    every request the router takes is answered 500 after the rule's filters."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Inert:
     """An accepted type that does not change a correct request's answer."""
 
@@ -330,6 +348,7 @@ Middleware = (
     | Headers
     | URLRewrite
     | RequestRedirect
+    | UnresolvedBackends
     | Chain
     | RewriteTarget
     | AppRoot
@@ -380,7 +399,7 @@ _HOP_BY_HOP = frozenset(
     }
 )
 #: Response headers Go's HTTP server writes itself when they are missing.
-_SERVER_WRITTEN = frozenset({"Date", "Content-Type", "Content-Length", "Transfer-Encoding"})
+SERVER_WRITTEN = frozenset({"Date", "Content-Type", "Content-Length", "Transfer-Encoding"})
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _CORS_FIELDS = (
     "accessControlAllowCredentials",
@@ -541,7 +560,7 @@ def _parse_headers(body: Any, at: FieldPath) -> Headers:
             )
     response = _header_map(fields, "customResponseHeaders", at)
     for name, value in response:
-        if not value and _canonical(name) in _SERVER_WRITTEN:
+        if not value and _canonical(name) in SERVER_WRITTEN:
             _fail(
                 (*at, "customResponseHeaders", name),
                 f"removing {_canonical(name)} has no effect: Go's server writes it again",
@@ -1042,15 +1061,30 @@ def _headers(mw: Headers, st: _State, request: Request) -> Outcome | None:
             st.host = value
         else:
             st.set(canon, value)
+    for name, value in mw.add_request_headers:
+        st.add(_canonical(name), value)
     return None
 
 
-def _with_response(outcome: Outcome, mods: Sequence[tuple[str, str | None]]) -> Outcome:
+#: One response header change: the name, the value (None: removed), and whether the value is
+#: appended (``Header.Add``) rather than set.
+_ResponseChange = tuple[str, str | None, bool]
+
+
+def _response_changes(mw: Headers) -> list[_ResponseChange]:
+    return [(_canonical(k), v or None, False) for k, v in mw.custom_response_headers] + [
+        (_canonical(k), v, True) for k, v in mw.add_response_headers
+    ]
+
+
+def _with_response(outcome: Outcome, mods: Sequence[_ResponseChange]) -> Outcome:
     if isinstance(outcome, Unpredictable) or not mods:
         return outcome
     merged: dict[str, str | None] = dict(outcome.response_headers)
-    for name, value in mods:
-        merged[name] = value
+    for name, value, append in mods:
+        before = merged.get(name)
+        # The client reads several values of one header joined (httpx, as RFC 9110 allows).
+        merged[name] = f"{before}, {value}" if append and before else value
     return replace(outcome, response_headers=tuple(merged.items()))
 
 
@@ -1072,7 +1106,7 @@ def apply_middlewares(
     st = _State(url, url.request_uri(), request.host, headers, behaviour)
     # Response headers: each headers middleware rewrites the answer on its way back, the
     # innermost first, so the one earlier in the chain has the last word.
-    response_layers: list[list[tuple[str, str | None]]] = []
+    response_layers: list[list[_ResponseChange]] = []
     outcome: Outcome | None = None
     for mw in middlewares:
         if isinstance(mw, StripPrefix):
@@ -1114,12 +1148,12 @@ def apply_middlewares(
             outcome = _url_rewrite(mw, st)
         elif isinstance(mw, RequestRedirect):
             outcome = _request_redirect(mw, st, request)
+        elif isinstance(mw, UnresolvedBackends):
+            outcome = Answered(500, mw.reason)
         elif isinstance(mw, Headers):
             outcome = _headers(mw, st, request)
             if outcome is None:
-                response_layers.append(
-                    [(_canonical(k), v or None) for k, v in mw.custom_response_headers]
-                )
+                response_layers.append(_response_changes(mw))
         elif isinstance(mw, GatewayFilterError):
             outcome = Answered(
                 500, f"Traefik's Gateway provider cannot load the {mw.filter} filter"

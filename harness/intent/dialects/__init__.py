@@ -66,7 +66,7 @@ from harness.intent.dialects._objects import (
     read_object,
     read_service,
 )
-from harness.intent.dialects._yaml import load_documents
+from harness.intent.dialects._yaml import load_documents, manifest_error
 from harness.intent.model import (
     FINDING_LEGACY_AS_WRITTEN,
     Intent,
@@ -198,6 +198,7 @@ def load_intent(
         effective=effective,
         migration=tuple(nginx.fates),
         route_notes=route_notes,
+        refs_not_permitted=tuple(ctx.refs_not_permitted),
     )
 
 
@@ -241,6 +242,8 @@ def _context(
     )
     ctx.objects = objects
     for obj in objects:
+        if obj.kind == "Namespace":
+            continue  # Its labels are read by the Gateway dialect (allowedRoutes selectors).
         if obj.kind in IGNORED_KINDS:
             ignored(ctx, obj)
         elif obj.kind == "Service":
@@ -320,6 +323,12 @@ def _manifest_object(obj: K8sObject, legacy_mode: LegacyMode) -> ManifestObject:
         )
     if obj.kind in ("EndpointSlice", "Endpoints"):
         return made("skipped", "the local target publishes EndpointSlices for its echo backends")
+    if obj.kind == "Namespace":
+        return made(
+            "skipped",
+            "the local target publishes it, labels included, before the other objects (a "
+            "Gateway listener's allowedRoutes selector matches them)",
+        )
     if obj.kind in IGNORED_KINDS:
         return made("skipped", "it does not affect HTTP routing")
     if legacy and legacy_mode == "translate":
@@ -382,13 +391,24 @@ def _service_refs(ctx: Context, routes: tuple[Route, ...]) -> tuple[ServiceRef, 
     refs: dict[tuple[str, str], ServiceRef] = {}
     for route in routes:
         for b in route.backends:
-            key = (route.namespace, b.service)
+            namespace = b.namespace or route.namespace
+            key = (namespace, b.service)
             if key in refs:
                 continue
+            other = next((r for (_, name), r in refs.items() if name == b.service), None)
+            if other is not None:
+                # The local target backs a Service with the echo backends of its name.
+                raise manifest_error(
+                    route.source,
+                    f"Service {b.service!r} is a backend in namespace {namespace!r} and in "
+                    f"namespace {other.namespace!r}: the harness tells backends apart by their "
+                    "Service name, so it could not say which of the two answered",
+                    "Give the Services different names",
+                )
             declared = ctx.services.get(key)
             if declared is not None:
                 refs[key] = ServiceRef(
-                    b.service, route.namespace, declared.ports, True, declared.obj.doc.source()
+                    b.service, namespace, declared.ports, True, declared.obj.doc.source()
                 )
             else:
                 ports = tuple(
@@ -398,7 +418,7 @@ def _service_refs(ctx: Context, routes: tuple[Route, ...]) -> tuple[ServiceRef, 
                     for p in ctx.referenced.get(key, {})
                     if p is not None
                 )
-                refs[key] = ServiceRef(b.service, route.namespace, ports, False)
+                refs[key] = ServiceRef(b.service, namespace, ports, False)
     return tuple(refs.values())
 
 

@@ -341,10 +341,10 @@ _LISTENER: Table = {
     "allowedRoutes": {
         "namespaces": {
             "from": MODELED,
-            "selector": Refused(
-                f"a namespace selector decides which routes attach; {_NOT_YET}",
-                "Use from: Same or from: All",
-            ),
+            "selector": {
+                "matchLabels": MODELED,
+                "matchExpressions[]": {"key": MODELED, "operator": MODELED, "values": MODELED},
+            },
         },
         "kinds[]": {"group": MODELED, "kind": MODELED},
     },
@@ -395,15 +395,10 @@ _HTTP_BACKEND_REF: Table = {
     ),
 }
 
-_ADD_HEADER = Refused(
-    "add appends a value to a header the client may already send (Traefik's Header.Add); the "
-    "harness models set and remove",
-    "Use set, or remove the entry",
-)
 _HEADER_MODIFIER: Table = {
     "set[]": {"name": MODELED, "value": MODELED},
     "remove": MODELED,
-    "add": _ADD_HEADER,
+    "add[]": {"name": MODELED, "value": MODELED},
 }
 _PATH_MODIFIER: Table = {"type": MODELED, "replaceFullPath": MODELED, "replacePrefixMatch": MODELED}
 _FILTERS: Table = {

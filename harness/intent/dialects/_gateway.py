@@ -1,13 +1,24 @@
-"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute.
+"""Gateway API (``gateway.networking.k8s.io``) as intent: GatewayClass, Gateway, HTTPRoute,
+ReferenceGrant.
 
 Mirrors Traefik 3.7's Gateway provider (pkg/provider/kubernetes/gateway): a GatewayClass of
 controller ``traefik.io/gateway-controller`` is Traefik's; a Gateway of such a class binds each
 listener to the entry point listening on the listener's port; an HTTPRoute attaches to the
 listeners its ``parentRefs`` select (``sectionName``, ``port``) that allow it
-(``allowedRoutes``: namespaces ``Same``/``All``, kinds) and whose hostname intersects the
-route's (``findMatchingHostnames``); then every rule and match becomes one router, with the
-rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's CRD schema
-applies are applied here too (a rule without ``matches`` is PathPrefix ``/``; weight 1).
+(``allowedRoutes``: kinds; namespaces ``Same``, ``All``, or ``Selector``, a label selector over
+the manifests' Namespace labels plus ``kubernetes.io/metadata.name``; a route in an undeclared
+namespace other than the run's is refused, its labels being unknown) and whose hostname
+intersects the route's (``findMatchingHostnames``); then every rule and match becomes one
+router, with the rule and priority of :mod:`harness.traefik.gateway`. Defaults the API server's
+CRD schema applies are applied here too (a rule without ``matches`` is PathPrefix ``/``;
+weight 1).
+
+A backendRef to another namespace's Service needs a ReferenceGrant there (Traefik's
+``isReferenceGranted``, :func:`_granted`); without one Traefik sets ResolvedRefs False
+(RefNotPermitted) and answers that ref's share 500, as the spec requires: a rule none of whose
+refs is permitted is read as answering 500 (:class:`harness.traefik.middlewares.
+UnresolvedBackends`, ``Intent.refs_not_permitted``), a split with only some permitted is
+refused.
 
 Listeners: each listener port is served on a local entry point of its own
 (:func:`harness.traefik.gateway.listener_entry_points`: the first HTTP port on ``web``, the
@@ -19,17 +30,19 @@ which the local target replaces with its generated certificate). What Traefik wo
 point left is refused with file:line:field.
 
 One router with several hostnames becomes one route per hostname (the intent's routes have one
-host each), all with the router's rule and priority. Filters: the header modifiers (set and
-remove) on the headers middleware model; URLRewrite and RequestRedirect as the Gateway
-provider's own middlewares, one per match (``ReplacePrefixMatch`` replaces that match's path);
-an ExtensionRef to a ``traefik.io`` Middleware of the manifests as that Middleware
+host each), all with the router's rule and priority. Filters: the header modifiers (set,
+add and remove: Traefik's Header.Set, Header.Add, Header.Del, ``add`` appended to what the
+request or answer carries) on the headers middleware model; URLRewrite and RequestRedirect as
+the Gateway provider's own middlewares, one per match (``ReplacePrefixMatch`` replaces that
+match's path); an ExtensionRef to a ``traefik.io`` Middleware of the manifests as that Middleware
 (:func:`harness.intent.dialects._crd.route_middlewares`). RequestMirror and CORS, which Traefik
 3.7.15 cannot load (it answers 500 to every matching request, the route Accepted), are read as
 the spec means them (inert for a probe: forwarded to the backend), and
 :func:`unsupported_filter_routes` gives the routes as Traefik serves them (500) and the note
 failure messages carry, for ``Intent.effective``; a ``gateway-unsupported-filter`` finding
 says so. What the harness does not model yet is refused with file:line:field
-(``_fields.py``): ExtensionRefs of other kinds, cross-namespace backends. A wildcard hostname
+(``_fields.py``): ExtensionRefs of other kinds. A backendRef to another namespace needs a
+ReferenceGrant there (else Traefik answers 500, as the spec says). A wildcard hostname
 ``*.example.com`` matches one or more labels (Traefik's HostRegexp,
 :func:`harness.traefik.gateway.host_matches`). RegularExpression path, header and query matches
 are Go patterns found anywhere in the value (not anchored), as Traefik's PathRegexp,
@@ -50,6 +63,7 @@ from harness.intent.model import (
     DIALECT_GATEWAY_API,
     FINDING_GATEWAY_CLASS,
     FINDING_GATEWAY_LISTENER_PORT,
+    FINDING_GATEWAY_REF_NOT_PERMITTED,
     FINDING_GATEWAY_UNSUPPORTED_FILTER,
     FINDING_INGRESS_CLASS,
     GATEWAY_API_V1,
@@ -72,16 +86,93 @@ from harness.traefik.gateway import (
 )
 from harness.traefik.goregexp import GoRegexpError, compile_go_regexp
 from harness.traefik.middlewares import (
+    SERVER_WRITTEN,
     GatewayFilterError,
+    Headers,
     Inert,
     Middleware,
     MiddlewareSpecError,
     RequestRedirect,
+    UnresolvedBackends,
     URLRewrite,
     parse_middleware_spec,
 )
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+#: The label the API server puts on every Namespace (Kubernetes 1.21 and later).
+_NAME_LABEL = "kubernetes.io/metadata.name"
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+@dataclass(frozen=True)
+class _Selector:
+    """A listener's ``allowedRoutes.namespaces.selector`` as Kubernetes'
+    LabelSelectorAsSelector reads it: every ``matchLabels`` pair and every
+    ``matchExpressions`` requirement must hold (an empty selector matches every namespace)."""
+
+    labels: tuple[tuple[str, str], ...]
+    expressions: tuple[tuple[str, str, frozenset[str]], ...]
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.labels):
+            return False
+        for key, operator, values in self.expressions:
+            present = key in labels
+            held = {
+                "In": present and labels[key] in values,
+                "NotIn": not present or labels[key] not in values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }[operator]
+            if not held:
+                return False
+        return True
+
+
+def _selector(node: YNode) -> _Selector:
+    labels_node = node.get("matchLabels")
+    labels = tuple(
+        (k, v.string("a label value")) for k, v in (labels_node.mapping() if labels_node else [])
+    )
+    expressions: list[tuple[str, str, frozenset[str]]] = []
+    exprs_node = node.get("matchExpressions")
+    for expr in exprs_node.sequence() if exprs_node is not None else []:
+        key = expr.require("key", "Name the label").string("a label key")
+        op_node = expr.require("operator", "Set the operator: In, NotIn, Exists or DoesNotExist")
+        operator = op_node.string("an operator")
+        if operator not in _OPERATORS:
+            op_node.fail(f"operator {operator!r}", "Use In, NotIn, Exists or DoesNotExist")
+        values_node = expr.get("values")
+        values = [v.string("a label value") for v in values_node.sequence()] if values_node else []
+        if (operator in ("In", "NotIn")) != bool(values):
+            (values_node or expr).fail(
+                f"operator {operator} with {len(values)} values: Kubernetes refuses the selector "
+                "(In and NotIn need values, Exists and DoesNotExist take none)",
+                "Fix the values",
+            )
+        expressions.append((key, operator, frozenset(values)))
+    return _Selector(labels, tuple(expressions))
+
+
+def _namespace_labels(ctx: Context, namespace: str, at: YNode, route: K8sObject) -> dict[str, str]:
+    """The labels of ``namespace`` as the API server has them: a Namespace of the manifests'
+    own, or the run's namespace (none of its own); plus the name label the server adds."""
+    declared = next((o for o in ctx.of_kind("Namespace") if o.name == namespace), None)
+    if declared is None and namespace != ctx.namespace:
+        at.fail(
+            f"HTTPRoute {route.name!r} is in namespace {namespace!r}, which the manifests do not "
+            "declare, and a listener it names admits namespaces by a label selector: the "
+            "harness cannot know that namespace's labels",
+            f"Add the Namespace {namespace!r} (with its labels) to the manifests",
+        )
+    labels: dict[str, str] = {}
+    labels_node = declared.doc.require("metadata").get("labels") if declared else None
+    for key, value in labels_node.mapping() if labels_node is not None else []:
+        labels[key] = value.string("a label value")
+    labels[_NAME_LABEL] = namespace
+    return labels
 
 
 @dataclass(frozen=True)
@@ -96,6 +187,17 @@ class _Listener:
     #: The local entry point the listener's port is served on, and whether it is HTTPS.
     entry_point: str
     https: bool
+    selector: _Selector | None = None
+
+    def admits(self, ctx: Context, route: K8sObject, at: YNode) -> bool:
+        """Whether ``allowedRoutes`` admits ``route`` (kinds, then namespaces)."""
+        if "HTTPRoute" not in self.kinds:
+            return False
+        if self.namespaces_from == "All":
+            return True
+        if self.selector is not None:
+            return self.selector.matches(_namespace_labels(ctx, route.namespace, at, route))
+        return route.namespace == self.gateway.namespace
 
 
 def _served_class(ctx: Context, gateway: K8sObject, spec: YNode) -> bool:
@@ -184,11 +286,18 @@ def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
         ns_node = allowed.get("namespaces") if allowed is not None else None
         from_node = ns_node.get("from") if ns_node is not None else None
         namespaces_from = from_node.string("Same, All or Selector") if from_node else "Same"
-        if namespaces_from not in ("Same", "All"):
+        if namespaces_from not in ("Same", "All", "Selector"):
             (from_node or node).fail(
-                f"allowedRoutes.namespaces.from {namespaces_from!r}: the harness models Same "
-                "and All",
-                "Use Same or All",
+                f"allowedRoutes.namespaces.from {namespaces_from!r}", "Use Same, All or Selector"
+            )
+        selector_node = ns_node.get("selector") if ns_node is not None else None
+        if namespaces_from != "Selector":
+            selector_node = None  # Ignored for Same and All, as the API documents.
+        elif selector_node is None:
+            (from_node or node).fail(
+                "allowedRoutes.namespaces.from Selector without a selector: Traefik admits no "
+                "namespace",
+                "Add allowedRoutes.namespaces.selector",
             )
         kinds_node = allowed.get("kinds") if allowed is not None else None
         kinds = (
@@ -207,6 +316,7 @@ def _listeners(ctx: Context, gateway: K8sObject) -> list[_Listener]:
                 node,
                 entry_point,
                 https,
+                _selector(selector_node) if selector_node is not None else None,
             )
         )
     return out
@@ -361,11 +471,23 @@ def _match(node: YNode | None) -> GatewayMatch:
 
 
 #: Header filters and the headers middleware field each maps onto (harness.traefik.middlewares'
-#: headers model: Header.Set, and Header.Del for an empty value, in this order, as the Gateway
-#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py).
+#: headers model: Header.Set, Header.Add, and Header.Del for an empty value, as the Gateway
+#: provider's header modifiers do; confirmed on the binary by tests/test_gateway.py and
+#: tests/test_gateway_filters.py).
 _HEADER_FILTERS = {
     "RequestHeaderModifier": "customRequestHeaders",
     "ResponseHeaderModifier": "customResponseHeaders",
+}
+#: Headers whose ``add`` the harness refuses, per filter, and why.
+_ADD_REFUSED = {
+    "RequestHeaderModifier": {
+        "host": "Go's transport sends the request's Host, never a Host in the header map",
+    },
+    "ResponseHeaderModifier": {
+        name.lower(): "the echo backend or Go's server writes it (on some answers at least), so "
+        "the client would get its value and the added one, which the harness does not model"
+        for name in (*SERVER_WRITTEN, "Access-Control-Allow-Methods", "Access-Control-Allow-Origin")
+    },
 }
 #: Every modeled filter type and the field holding its configuration.
 _FILTER_KEYS = {
@@ -426,25 +548,28 @@ def _path_modifier(
 
 
 def _header_filter(kind: str, config: YNode) -> tuple[Middleware, dict[str, Any]]:
-    """A header modifier on the headers middleware model, with the spec it stands for."""
+    """A header modifier on the headers middleware model (``set`` and ``remove`` as
+    ``custom*Headers``, ``add`` appended after them), with the filter as written."""
     headers_key = _HEADER_FILTERS[kind]
-    sets, removes = config.get("set"), config.get("remove")
-    pairs: list[tuple[str, str, YNode]] = []
-    for entry in sets.sequence() if sets is not None else []:
-        value_node = entry.require("value", "Give the header a value")
-        value = value_node.string("a value")
-        if value == "":
-            value_node.fail(
-                "a header set to the empty value: Traefik's header modifier sends it "
-                "empty, which the harness's headers model reads as a removal",
-                "Give it a value, or list it under remove",
-            )
-        pairs.append((entry.require("name").string("a header name"), value, entry))
+    pairs: list[tuple[str, str, YNode, bool]] = []
+    for key in ("set", "add"):
+        entries = config.get(key)
+        for entry in entries.sequence() if entries is not None else []:
+            value_node = entry.require("value", "Give the header a value")
+            value = value_node.string("a value")
+            if value == "":
+                value_node.fail(
+                    f"a header {key} to the empty value: Traefik's header modifier sends it "
+                    "empty, which the harness's headers model reads as a removal",
+                    "Give it a value, or list it under remove",
+                )
+            name = entry.require("name").string("a header name")
+            pairs.append((name, value, entry, key == "add"))
+    removes = config.get("remove")
     for entry in removes.sequence() if removes is not None else []:
-        pairs.append((entry.string("a header name"), "", entry))
-    headers: dict[str, str] = {}
+        pairs.append((entry.string("a header name"), "", entry, False))
     seen: dict[str, YNode] = {}
-    for name, value, at in pairs:
+    for name, _, at, added in pairs:
         first = seen.get(name.lower())
         if first is not None:
             at.fail(
@@ -453,12 +578,21 @@ def _header_filter(kind: str, config: YNode) -> tuple[Middleware, dict[str, Any]
                 "Name each header once",
             )
         seen[name.lower()] = at
-        headers[name] = value
-    spec: dict[str, Any] = {"headers": {headers_key: headers}}
+        if added and name.lower() in _ADD_REFUSED[kind]:
+            at.fail(f"add {name!r}: {_ADD_REFUSED[kind][name.lower()]}", "Remove the entry")
+    # Every entry checked as the headers middleware checks a header it sets or removes.
+    spec = {"headers": {headers_key: {name: value for name, value, _, _ in pairs}}}
     try:
-        return parse_middleware_spec(spec), spec
+        parse_middleware_spec(spec)
     except MiddlewareSpecError as err:
         config.fail(err.problem, err.advice)
+    kept = tuple((n, v) for n, v, _, appended in pairs if not appended)
+    appended_pairs = tuple((n, v) for n, v, _, appended in pairs if appended)
+    if kind == "RequestHeaderModifier":
+        model = Headers(custom_request_headers=kept, add_request_headers=appended_pairs)
+    else:
+        model = Headers(custom_response_headers=kept, add_response_headers=appended_pairs)
+    return model, {_FILTER_KEYS[kind]: config.value()}
 
 
 def _optional(config: YNode, key: str, what: str) -> str | None:
@@ -598,7 +732,51 @@ def unsupported_filter_routes(routes: Sequence[Route]) -> dict[str, tuple[Route,
     return out
 
 
-def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBackend, ...]:
+def _granted(ctx: Context, route: K8sObject, namespace: str, service: str) -> bool:
+    """Whether a ReferenceGrant of the manifests in ``namespace`` lets ``route`` (an HTTPRoute
+    of another namespace) send to the Service ``service`` there: Traefik's isReferenceGranted,
+    a ``from`` of group gateway.networking.k8s.io, kind HTTPRoute and the route's namespace,
+    and a ``to`` of the core group (``""``), kind Service, no name or that name."""
+
+    def group(node: YNode) -> str:
+        found = node.get("group")
+        value = found.string("a group") if found is not None else ""
+        return value or "core"
+
+    for grant in ctx.of_kind("ReferenceGrant"):
+        if grant.namespace != namespace:
+            continue
+        spec = grant.doc.require("spec", "Add spec.from and spec.to")
+        froms = spec.require("from", "List the namespaces granted").sequence()
+        tos = spec.require("to", "List the kinds granted").sequence()
+        for to in tos:
+            name_node = to.get("name")
+            if name_node is not None and name_node.string("a name") == "":
+                name_node.fail(
+                    "an empty name: the API server's validation refuses it",
+                    "Remove name to grant every Service, or name one",
+                )
+        if any(
+            group(f) == GATEWAY_GROUP
+            and f.require("kind", "Name the kind granted").string("a kind") == "HTTPRoute"
+            and f.require("namespace", "Name the namespace granted").string("a namespace")
+            == route.namespace
+            for f in froms
+        ) and any(
+            group(t) == "core"
+            and t.require("kind", "Name the kind granted").string("a kind") == "Service"
+            and (t.get("name") is None or t.require("name").string() == service)
+            for t in tos
+        ):
+            return True
+    return False
+
+
+def _backends(
+    ctx: Context, route: K8sObject, rule: YNode
+) -> tuple[tuple[WeightedBackend, ...], str | None]:
+    """The rule's backends, and when no backendRef of it is permitted (no ReferenceGrant), why
+    Traefik answers every request 500 instead (None otherwise)."""
     refs_node = rule.get("backendRefs")
     refs = refs_node.sequence() if refs_node is not None else []
     filters_node = rule.get("filters")
@@ -614,12 +792,13 @@ def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBack
                 "validation refuses it",
                 "Remove the backendRefs (the redirect answers every request)",
             )
-        return ()
+        return (), None
     if not refs:
         (refs_node or rule).fail(
             "the rule has no backendRefs: Traefik answers 500", "List at least one backendRef"
         )
     out: list[WeightedBackend] = []
+    denied: list[tuple[YNode, str]] = []
     for ref in refs:
         kind_node = ref.get("kind")
         group_node = ref.get("group")
@@ -632,13 +811,9 @@ def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBack
                 "Send the rule to a Service",
             )
         name_node = ref.require("name", "Name the Service")
+        name = name_node.string("a name")
         ns_node = ref.get("namespace")
-        if ns_node is not None and ns_node.string("a namespace") != route.namespace:
-            ns_node.fail(
-                f"a backend in another namespace ({ns_node.string()!r}): cross-namespace "
-                "backends (with a ReferenceGrant) are not modeled yet",
-                "Keep the Service in the route's namespace",
-            )
+        namespace = (ns_node.string("a namespace") if ns_node else "") or route.namespace
         port_node = ref.get("port")
         if port_node is None:
             ref.fail(
@@ -650,22 +825,49 @@ def _backends(ctx: Context, route: K8sObject, rule: YNode) -> tuple[WeightedBack
         weight = weight_node.integer("a weight") if weight_node is not None else 1
         if weight < 0:
             (weight_node or ref).fail(f"weight {weight} is negative", "Use 0 or more")
-        out.append(
-            ctx.backend(
-                route.namespace,
-                name_node.string("a name"),
-                port_node.integer("a port number"),
-                name_at=name_node,
-                port_at=port_node,
-                weight=weight,
-            )
+        if namespace != route.namespace and not _granted(ctx, route, namespace, name):
+            # Checked before the Service is looked up, as Traefik does.
+            denied.append((ref, f"core/Service/{namespace}/{name}"))
+            continue
+        backend = ctx.backend(
+            namespace,
+            name,
+            port_node.integer("a port number"),
+            name_at=name_node,
+            port_at=port_node,
+            weight=weight,
         )
+        out.append(
+            backend if namespace == route.namespace else replace(backend, namespace=namespace)
+        )
+    if denied and out:
+        ref, what = denied[0]
+        ref.fail(
+            f"backendRef {what}: no ReferenceGrant in its namespace permits HTTPRoutes of "
+            f"namespace {route.namespace!r} to reference it, so Traefik answers 500 to its share "
+            "of the split (as the Gateway API spec requires); the harness does not model a "
+            "share of 500s",
+            "Add the ReferenceGrant, or split over permitted backends only",
+        )
+    if denied:
+        ctx.refs_not_permitted[(route.namespace, route.name)] = None
+        for ref, what in denied:
+            ctx.note(
+                FINDING_GATEWAY_REF_NOT_PERMITTED,
+                f"HTTPRoute {route.name!r} backendRef {what}: no ReferenceGrant in its namespace "
+                f"permits HTTPRoutes of namespace {route.namespace!r} to reference it; Traefik "
+                "sets ResolvedRefs False (RefNotPermitted: missing ReferenceGrant) and answers "
+                "500, as the Gateway API spec requires (the checks expect 500)",
+                ref.source(),
+            )
+        refs_text = ", ".join(what for _, what in denied)
+        return (), f"no backendRef is permitted ({refs_text}: missing ReferenceGrant)"
     if not any(b.weight > 0 for b in out):
         (refs_node or rule).fail(
             "every backendRef has weight 0: no backend would receive traffic",
             "Give one backendRef a positive weight",
         )
-    return tuple(out)
+    return tuple(out), None
 
 
 def _attached(
@@ -706,10 +908,7 @@ def _attached(
                 port is not None and port != listener.port
             ):
                 continue
-            same = route.namespace == gateway.namespace
-            if "HTTPRoute" not in listener.kinds or (
-                listener.namespaces_from == "Same" and not same
-            ):
+            if not listener.admits(ctx, route, ref):
                 continue
             served = _intersect(listener.hostname, hostnames)
             if served is None:
@@ -747,7 +946,7 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
                     "Write it as *.example.com",
                 )
         for ri, rule in enumerate(rules):
-            backends = _backends(ctx, obj, rule)
+            backends, unresolved = _backends(ctx, obj, rule)
             matches_node = rule.get("matches")
             matches: list[YNode | None] = (
                 list(matches_node.sequence()) if matches_node is not None else [None]
@@ -755,6 +954,17 @@ def read_httproute(ctx: Context, obj: K8sObject) -> list[Draft]:
             for match_node in matches:
                 match = _match(match_node)
                 middlewares = _filters(ctx, obj, rule, ri, match)
+                if unresolved is not None:
+                    middlewares += (
+                        RouteMiddleware(
+                            obj.namespace,
+                            f"{obj.name}-rule{ri}-backendrefs",
+                            "RefNotPermitted",
+                            UnresolvedBackends(unresolved),
+                            (rule.get("backendRefs") or rule).source(),
+                            {},
+                        ),
+                    )
                 rule_text, score = router_rule(hostnames, match)
                 priority = router_priority(score, len(rules), ri)
                 at = match_node or rule

@@ -187,6 +187,8 @@ class Context:
     findings: list[Finding] = field(default_factory=list)
     # Ports referenced per undeclared Service, for ServiceRef.
     referenced: dict[tuple[str, str], dict[int | str | None, None]] = field(default_factory=dict)
+    #: HTTPRoutes (namespace, name) with a backendRef no ReferenceGrant permits.
+    refs_not_permitted: dict[tuple[str, str], None] = field(default_factory=dict)
 
     def renders(self, what: str) -> str:
         """What happens to a legacy form, for a finding: ``what`` is its v3 translation."""
