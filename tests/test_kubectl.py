@@ -2,7 +2,8 @@
 
 kubectl (Debian's ``kubernetes-client``, 1.32) applies the tutorial-shaped cheese Deployment,
 Service and Ingress with validation on (OpenAPI v3 and ``fieldValidation=Strict``), waits with
-``kubectl rollout status``, prints tables, watches pods, scales, describes and deletes. Nothing
+``kubectl rollout status``, prints tables, watches pods, scales, describes and deletes, and
+creates objects with the imperative ``kubectl create <kind>`` (sent as protobuf). Nothing
 runs pods here: a stand-in node agent marks them Running and Ready through the API (a binding,
 then a status update) and finishes the ones being deleted, as the embedded cluster's node
 agent does (``harness/cluster/node.py``, with real processes: ``tests/test_cluster.py``).

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -28,7 +28,6 @@ MAGIC: Final = b"k8s\x00"
 MEDIA_TYPE: Final = "application/vnd.kubernetes.protobuf"
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_MAX_DEPTH: Final = 64
 
 FieldType = Literal["string", "int32", "int64", "bool", "bytes", "message", "map"]
 
@@ -59,10 +58,16 @@ class Field:
     """The JSON name; empty for an embedded struct whose fields Go inlines (``json:",inline"``)."""
     type: FieldType
     message: Message | None = None
+    """A message field's message; a map's entry message (key 1, value 2)."""
     repeated: bool = False
     keep: bool = False
     """Print the zero value too (a pointer, or a Go field without ``omitempty``)."""
-    entry: Message | None = field(default=None, repr=False)
+
+    @property
+    def embedded(self) -> Message:
+        if self.message is None:
+            raise TypeError(f"field {self.name!r} of type {self.type} has no message")
+        return self.message
 
 
 # -- field constructors: the tables read as the generated.proto files do -------------------------
@@ -104,7 +109,7 @@ def inline(of: Message) -> Field:
     return Field("", "message", of)
 
 
-def _map_entry(value: Field) -> Message:
+def _map_entry(name: str, value: Field) -> Message:
     def to_json(decoded: dict[str, Any], where: str) -> Any:
         if "value" in decoded or value.message is None:
             return decoded.get("key", ""), decoded.get("value", "")
@@ -112,15 +117,15 @@ def _map_entry(value: Field) -> Message:
         zero = value.message.to_json({}, where) if value.message.to_json else {}
         return decoded.get("key", ""), zero
 
-    return Message("map entry", {1: string("key", keep=True), 2: value}, to_json)
+    return Message(f"the map entry of {name}", {1: string("key", keep=True), 2: value}, to_json)
 
 
 def string_map(name: str) -> Field:
-    return Field(name, "map", entry=_map_entry(string("value", keep=True)))
+    return Field(name, "map", _map_entry(name, string("value", keep=True)))
 
 
 def bytes_map(name: str) -> Field:
-    return Field(name, "map", entry=_map_entry(Field("value", "bytes", keep=True)))
+    return Field(name, "map", _map_entry(name, Field("value", "bytes", keep=True)))
 
 
 # -- apimachinery: meta/v1, util/intstr, api/resource ---------------------------------------------
@@ -167,7 +172,7 @@ FIELDS_V1: Final = Message(_META + "FieldsV1", {1: Field("Raw", "bytes", keep=Tr
 
 
 def quantity_map(name: str) -> Field:
-    return Field(name, "map", entry=_map_entry(message("value", QUANTITY)))
+    return Field(name, "map", _map_entry(name, message("value", QUANTITY)))
 
 
 TYPE_META: Final = Message("k8s.io.apimachinery.pkg.runtime.TypeMeta",
@@ -615,10 +620,9 @@ def decode_object(data: bytes) -> dict[str, Any]:
     return {"kind": kind, "apiVersion": api_version, **obj}
 
 
-def decode_message(data: bytes, schema: Message, where: str, depth: int = 0) -> dict[str, Any]:
-    """One message's fields as JSON, by ``schema``; ``where`` names it in errors (a JSON path)."""
-    if depth > _MAX_DEPTH:
-        raise ProtobufError(f"{where}: messages nested more than {_MAX_DEPTH} deep")
+def decode_message(data: bytes, schema: Message, where: str) -> dict[str, Any]:
+    """One message's fields as JSON, by ``schema``; ``where`` names it in errors (a JSON path).
+    The tables have no cycles, so the nesting is bounded by them."""
     out: dict[str, Any] = {}
     for number, values in _read_fields(data, schema, where).items():
         spec = schema.fields.get(number)
@@ -629,24 +633,22 @@ def decode_message(data: bytes, schema: Message, where: str, depth: int = 0) -> 
             )
         at = f"{where}.{spec.name}" if spec.name else where
         if spec.type == "map":
-            assert spec.entry is not None
-            entries = [_decode_embedded(value, spec.entry, f"{at}[{i}]", depth, number)
-                       for i, value in enumerate(values)]  # fmt: skip
-            out[spec.name] = dict(entries)
+            out[spec.name] = dict(
+                _decode_embedded(value, spec.embedded, f"{at}[{i}]", number)
+                for i, value in enumerate(values)
+            )
+        elif spec.type == "message" and spec.repeated:
+            out[spec.name] = [
+                _decode_embedded(value, spec.embedded, f"{at}[{i}]", number)
+                for i, value in enumerate(values)
+            ]
         elif spec.type == "message":
-            assert spec.message is not None
-            if spec.repeated:
-                out[spec.name] = [
-                    _decode_embedded(value, spec.message, f"{at}[{i}]", depth, number)
-                    for i, value in enumerate(values)
-                ]
-                continue
             # A message sent more than once is merged, as protobuf does: decode the bytes joined.
             joined = b"".join(_length_delimited(value, at, number) for value in values)
-            decoded = _decode_embedded((_LEN, joined), spec.message, at, depth, number)
+            decoded = _decode_embedded((_LEN, joined), spec.embedded, at, number)
             if spec.name:
                 out[spec.name] = decoded
-            elif isinstance(decoded, dict):
+            else:
                 out.update(decoded)
         elif spec.repeated:
             out[spec.name] = [item for value in values for item in _scalars(value, spec, at)]
@@ -658,9 +660,9 @@ def decode_message(data: bytes, schema: Message, where: str, depth: int = 0) -> 
 
 
 def _decode_embedded(
-    value: tuple[int, bytes | int], schema: Message, where: str, depth: int, number: int
+    value: tuple[int, bytes | int], schema: Message, where: str, number: int
 ) -> Any:
-    decoded = decode_message(_length_delimited(value, where, number), schema, where, depth + 1)
+    decoded = decode_message(_length_delimited(value, where, number), schema, where)
     return schema.to_json(decoded, where) if schema.to_json else decoded
 
 
