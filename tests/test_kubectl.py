@@ -2,7 +2,8 @@
 
 kubectl (Debian's ``kubernetes-client``, 1.32) applies the tutorial-shaped cheese Deployment,
 Service and Ingress with validation on (OpenAPI v3 and ``fieldValidation=Strict``), waits with
-``kubectl rollout status``, prints tables, watches pods, scales, describes and deletes. Nothing
+``kubectl rollout status``, prints tables, watches pods, scales, describes and deletes, and
+creates objects with the imperative ``kubectl create <kind>`` (sent as protobuf). Nothing
 runs pods here: a stand-in node agent marks them Running and Ready through the API (a binding,
 then a status update) and finishes the ones being deleted, as the embedded cluster's node
 agent does (``harness/cluster/node.py``, with real processes: ``tests/test_cluster.py``).
@@ -388,3 +389,86 @@ def test_kubectl_shows_the_servers_forbidden(restricted: Kubectl) -> None:
         'Error from server (Forbidden): pods is forbidden: User "system:anonymous" cannot list '
         'resource "pods" in API group "" in the namespace "default"'
     )
+
+
+# kubectl's typed `create` generators send protobuf (`-f`, `replace`, `apply`, `expose`, `run`
+# send JSON): (the command's arguments, the object they make).
+IMPERATIVE_CREATES = [
+    (("namespace", "shop"), "namespace/shop"),
+    (("configmap", "cm", "--from-literal=a=b", "--from-literal=empty="), "configmap/cm"),
+    (("secret", "generic", "s", "--from-literal=a=b", "--type=Opaque"), "secret/s"),
+    (("serviceaccount", "sa"), "serviceaccount/sa"),
+    (("deployment", "web", "--image=traefik/whoami"), "deployment/web"),
+    (("deployment", "w2", "--image=traefik/whoami", "--replicas=3", "--port=80", "--",
+      "/bin/sh", "-c", "echo"), "deployment/w2"),
+    (("service", "clusterip", "web", "--tcp=80:80"), "service/web"),
+    (("service", "nodeport", "np", "--tcp=80:8080"), "service/np"),
+    (("ingress", "ing", "--rule=a.test/=web:80"), "ingress/ing"),
+    (("ingress", "i2", "--class=traefik", "--rule=b.test/api*=web:http,tls=sec",
+      "--default-backend=web:80", "--annotation=a=b"), "ingress/i2"),
+    (("role", "r", "--verb=get,list", "--resource=pods,deployments.apps"), "role/r"),
+    (("rolebinding", "rb", "--role=r", "--user=u", "--serviceaccount=default:sa"),
+     "rolebinding/rb"),
+    (("clusterrole", "cr", "--verb=get", "--non-resource-url=/healthz"), "clusterrole/cr"),
+    (("clusterrolebinding", "crb", "--clusterrole=cr", "--group=g"), "clusterrolebinding/crb"),
+]  # fmt: skip
+
+
+def _without_server_set(obj: dict[str, Any]) -> dict[str, Any]:
+    obj = json.loads(json.dumps(obj))
+    for name in ("uid", "resourceVersion", "creationTimestamp"):
+        obj["metadata"].pop(name, None)
+    for name in ("clusterIP", "clusterIPs"):  # allocated at random
+        obj.get("spec", {}).pop(name, None)
+    for port in obj.get("spec", {}).get("ports", []):
+        port.pop("nodePort", None)
+    return obj
+
+
+def _contained(part: Any, whole: Any, where: str = "") -> list[str]:
+    """Where ``part`` is not found in ``whole`` (dicts by key, lists element by element)."""
+    if isinstance(part, dict) and isinstance(whole, dict):
+        return [miss for key, value in part.items()
+                for miss in _contained(value, whole.get(key), f"{where}.{key}")]  # fmt: skip
+    if isinstance(part, list) and isinstance(whole, list) and len(part) == len(whole):
+        return [miss for i, (p, w) in enumerate(zip(part, whole, strict=True))
+                for miss in _contained(p, w, f"{where}[{i}]")]  # fmt: skip
+    return [] if part == whole else [f"{where}: {part!r} != {whole!r}"]
+
+
+@pytest.fixture
+def quiet_kubectl(tmp_path: Path) -> Iterator[Kubectl]:
+    """kubectl against an API without the workload controllers: what is stored stays as created."""
+    with KubeAPIServer(workload_controllers=False) as srv:
+        yield Kubectl(srv, tmp_path / "quiet")
+
+
+@pytest.mark.parametrize(
+    ("args", "ref"), IMPERATIVE_CREATES, ids=[ref for _, ref in IMPERATIVE_CREATES]
+)
+def test_imperative_create_stores_kubectls_own_object(
+    quiet_kubectl: Kubectl, args: tuple[str, ...], ref: str
+) -> None:
+    kubectl = quiet_kubectl
+
+    def create(*flags: str) -> list[str]:
+        words = list(args)
+        cut = words.index("--") if "--" in words else len(words)
+        return ["create", *words[:cut], *flags, *words[cut:]]
+
+    # kubectl's own JSON of the object, and that JSON created on the server in a dry run (the
+    # server's own answer: `-f` sends and prints JSON as is): the protobuf body must store the
+    # same object as the JSON one.
+    printed = json.loads(kubectl.ok(*create("--dry-run=client", "-o", "json")))
+    as_json = kubectl.ok("create", "-f", "-", "--dry-run=server", "-o", "json",
+                         stdin=json.dumps(printed))  # fmt: skip
+    sent = kubectl.run(*create("-v=8"))
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in sent.stderr
+    stored = json.loads(kubectl.ok("get", ref, "-o", "json"))
+    assert _without_server_set(stored) == _without_server_set(json.loads(as_json))
+    # Everything kubectl printed is stored, but the fields the server sets on create.
+    printed["metadata"].pop("creationTimestamp")
+    if ref.startswith("deployment/"):
+        printed.pop("status")  # a kind with a status subresource: reset on create
+    assert _contained(printed, stored) == []

@@ -36,11 +36,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from harness.errors import ConfigError, KubeAPIError
-from harness.kubeapi import openapi, tables
+from harness.kubeapi import openapi, protobuf, tables
 from harness.kubeapi.access import (
     AccessTable,
     TokenAccess,
-    decode_review_protobuf,
     forbidden,
     review,
 )
@@ -369,6 +368,15 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+def _unsupported_media(media: str, why: str) -> StatusError:
+    return StatusError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format ({media}) - accepted media types "
+        f"include: application/json, application/yaml, {protobuf.MEDIA_TYPE}{why}",
+    )
+
+
 def _wants_table(accept: str) -> bool:
     """Content negotiation: True when the first acceptable media range asks for a Table.
 
@@ -536,13 +544,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return yaml.safe_load(body)
             except yaml.YAMLError as exc:
                 raise bad_request(f"couldn't get version/kind; yaml parse error: {exc}") from None
-        raise StatusError(
-            415,
-            "UnsupportedMediaType",
-            f"the body of the request was in an unknown format ({media}) - accepted media types "
-            "include: application/json, application/yaml (the local Kubernetes API does not "
-            "decode protobuf)",
-        )
+        if media == protobuf.MEDIA_TYPE:
+            try:
+                return protobuf.decode_object(body)
+            except protobuf.UnsupportedKind as exc:
+                raise _unsupported_media(media, f" ({exc})") from None
+            except protobuf.ProtobufError as exc:
+                raise bad_request(f"the protobuf body could not be decoded: {exc}") from None
+        raise _unsupported_media(media, "")
 
     # -- routing --------------------------------------------------------------------------
 
@@ -612,11 +621,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _review(self, req: _Request) -> None:
         if req.method != "POST" or req.name is not None or req.watch_path:
             raise method_not_allowed()
-        if _media_type(self.headers.get("Content-Type")) == "application/vnd.kubernetes.protobuf":
-            body = decode_review_protobuf(req.body)
-        else:
-            body = self._decode_body(req.body)
-        answer = review(self.server.api.access, req.caller, body)
+        answer = review(self.server.api.access, req.caller, self._decode_body(req.body))
         self._send_json(201, answer)
 
     def _openapi_v3(self, store: ObjectStore, rest: list[str]) -> dict[str, Any]:
