@@ -95,6 +95,7 @@ def local_stack(
         nginx_provider="beside"
         if any(_has_nginx(i) for i in settings.scenarios.values())
         else None,
+        nginx_without_class=settings.nginx_without_class,
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[ACTIVE_STACK] = stack
