@@ -4,7 +4,9 @@ such Ingresses):
 the routers it builds are the ones the model predicts (names, rules, priorities, the weighted
 service of a canary), ingress-nginx's canary examples pass as ingress-nginx documents them, and
 a canary-weight-total that Traefik reads differently fails the weights check with a message
-naming the annotation and both shares."""
+naming the annotation and both shares; upstream-vhost, custom-headers, backend-protocol,
+server-alias and x-forwarded-prefix reach the backend and the client as modeled, and each changed
+behind the oracle's back fails exactly its probes."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from applied_verdicts import applied_verdicts
 from suite_runs import run_pytest
 
 from harness.checks.evidence import Outcome
@@ -25,6 +28,7 @@ from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import PROVIDER_NGINX, Intent
 from harness.targets.base import LocalTarget
 from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
+from harness.traefik.nginx import nginx_response_headers
 from harness.traffic.rounds import send_in_rounds
 
 pytestmark = pytest.mark.stack
@@ -32,6 +36,7 @@ pytestmark = pytest.mark.stack
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
+ANNOTATIONS = ROOT / "tests" / "manifests" / "nginx" / "annotations.yaml"
 #: Small, so the split checks stay short: a 50 % versus 5 % difference is far beyond it.
 QUICK = WeightSettings(min_deviation=0.05, power=0.95)
 
@@ -44,10 +49,16 @@ def _nginx_scenarios() -> dict[str, Intent]:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs the NGINX provider beside the Ingress provider, with
     a backend for every Service of the canary examples and the migration set."""
-    intents = [*_nginx_scenarios().values(), load_intent([MIGRATION])]
+    intents = [*_nginx_scenarios().values(), load_intent([MIGRATION]), load_intent([ANNOTATIONS])]
     names = set(TUTORIAL_SERVICES) | {ref.name for i in intents for ref in i.services}
     options = LocalStackOptions(
-        services=dict.fromkeys(sorted(names), 1), throttle_seconds=0.2, nginx_provider="beside"
+        services=dict.fromkeys(sorted(names), 1),
+        throttle_seconds=0.2,
+        nginx_provider="beside",
+        # As the plugin's stack: the response headers of the manifests' custom-headers.
+        nginx_allowed_response_headers=tuple(
+            sorted({h for i in intents for h in nginx_response_headers(i)})
+        ),
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("nginx-stack"))
     with stack:
@@ -225,3 +236,101 @@ def test_the_nginx_provider_alone_serves_and_reloads(tmp_path: Path) -> None:
         target = LocalTarget(stack)
         target.apply_intent(intent)
         target.remove_intent(intent)
+
+
+#: The routes Traefik serves otherwise because of server-alias (the model's notes say why).
+ALIAS_LOST = ("front-api:front.test/api", "front-api:www.front.test/api")
+
+
+def _failed_routes(verdicts: dict[tuple[str, str], Any]) -> dict[str, set[str]]:
+    """Route id → the aspects of its failed probes."""
+    out: dict[str, set[str]] = {}
+    for (_, aspect), v in verdicts.items():
+        if v.outcome is Outcome.FAILED:
+            out.setdefault(v.subject["route"], set()).add(aspect)
+    return out
+
+
+def test_the_annotations_reach_backend_and_client_as_modeled(local_stack: Any) -> None:
+    """What the backend sees (Host, path, X-Forwarded-Prefix) and the client gets (response
+    headers) on the binary: Traefik's side of the model holds for every probe, and ingress-nginx's
+    fails only where server-alias departs, with a message naming the annotation and both sides."""
+    intent = load_intent([ANNOTATIONS])
+    target = LocalTarget(local_stack)
+    aspects = ("routing", "strip")
+    assert intent.effective is not None
+    served = generate_probes(intent.effective, edge=False)
+    on_traefik = applied_verdicts(target, served, intent.effective, intent, "served", aspects)
+    failed = [v.message for v in on_traefik.values() if not v.passed]
+    assert len(on_traefik) >= 10 and not failed, "\n\n".join(failed)
+    # The observables the annotations set, as the backend and the client saw them.
+    observed = {
+        (v.probe.host, v.probe.path): obs
+        for v in on_traefik.values()
+        if v.aspect == "strip"
+        for obs, _, _ in v.observed
+    }
+    front = observed["front.test", "/"]
+    assert front.host == "internal.front"
+    assert dict(front.response_headers) == {"X-Frame-Options": "DENY", "X-Served-By": "front"}
+    app = next(o for (h, path), o in observed.items() if h == "app.test" and path != "/app")
+    assert app.forwarded_prefix == "/app" and app.upstream_path != "/app"
+
+    declared = generate_probes(intent, edge=False)
+    verdicts = applied_verdicts(target, declared, intent, intent, "annotations", aspects)
+    lost = {m.routes for m in intent.migration if m.key.endswith("server-alias")}
+    # The alias's rule is longer than /api's: Traefik's / router answers /api on both hosts.
+    assert _failed_routes(verdicts) == {r: {"routing"} for r in ALIAS_LOST}
+    assert any(set(ALIAS_LOST) <= set(routes) for routes in lost)
+    messages = "\n".join(v.message for v in verdicts.values() if v.outcome is Outcome.FAILED)
+    assert "server-alias www.front.test (Ingress 'front')" in messages
+    assert "server-alias of Ingress 'front' lengthens its router's rule" in messages
+    assert "traefik   Traefik's NGINX provider (model, 3.7.15): router" in messages
+    assert "decides: cheddar as /api" in messages
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fails"),
+    [
+        (
+            "upstream-vhost: internal.front",
+            "upstream-vhost: other.front",
+            {"front:front.test/": {"strip"}, "front:www.front.test/": {"strip"}},
+        ),
+        (
+            "X-Served-By: front",
+            "X-Served-By: back",
+            {"front:front.test/": {"strip"}, "front:www.front.test/": {"strip"}},
+        ),
+        (
+            "x-forwarded-prefix: /app",
+            "x-forwarded-prefix: /application",
+            {"app:app.test/app(/|$)(.*)": {"strip"}},
+        ),
+        (
+            "server-alias: www.front.test",
+            "server-alias: www2.front.test",
+            {"front:www.front.test/": {"routing"}},  # 404 there: no strip to judge
+        ),
+    ],
+    ids=["upstream-vhost", "custom-headers", "x-forwarded-prefix", "server-alias"],
+)
+def test_an_annotation_changed_behind_the_oracles_back_fails_exactly_its_probes(
+    local_stack: Any, tmp_path: Path, old: str, new: str, fails: dict[str, set[str]]
+) -> None:
+    intent = load_intent([ANNOTATIONS])
+    text = ANNOTATIONS.read_text()
+    assert text.count(old) == 1
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(text.replace(old, new))
+    probes = generate_probes(intent, edge=False)
+    verdicts = applied_verdicts(
+        LocalTarget(local_stack),
+        probes,
+        intent,
+        load_intent([changed]),
+        "changed",
+        ("routing", "strip"),
+    )
+    # /api fails already as declared (server-alias: see the test above).
+    assert _failed_routes(verdicts) == {**{r: {"routing"} for r in ALIAS_LOST}, **fails}

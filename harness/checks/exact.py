@@ -243,9 +243,9 @@ _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect),
     "upstream path": (
         mw.StripPrefix, mw.StripPrefixRegex, mw.AddPrefix, mw.ReplacePath, mw.ReplacePathRegex,
-        mw.URLRewrite,
+        mw.URLRewrite, mw.RewriteTarget,
     ),
-    "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex),
+    "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex, mw.RewriteTarget),
 }  # fmt: skip
 
 
