@@ -22,7 +22,7 @@ from suite_runs import run_pytest
 
 from harness.checks.evidence import Outcome
 from harness.checks.exact import applies, judge
-from harness.checks.probes import generate_probes
+from harness.checks.probes import Probe, generate_probes, probe_for
 from harness.checks.weights import WeightSettings, check_split
 from harness.intent.dialects import load_intent, load_scenarios
 from harness.intent.model import PROVIDER_NGINX, Intent
@@ -240,6 +240,15 @@ def test_the_nginx_provider_alone_serves_and_reloads(tmp_path: Path) -> None:
 
 #: The routes Traefik serves otherwise because of server-alias (the model's notes say why).
 ALIAS_LOST = ("front-api:front.test/api", "front-api:www.front.test/api")
+LEGACY = "legacy:legacy.test/legacy"
+#: What fails with the annotations applied as written: each a departure the model notes.
+AS_DECLARED = {**{r: {"routing"} for r in ALIAS_LOST}, LEGACY: {"strip"}}
+
+
+def _probes(intent: Intent, legacy: str = LEGACY) -> tuple[Probe, ...]:
+    """The generated probes, and one under /legacy (a regex path's probes stay at its match)."""
+    extra = probe_for(intent, intent.route(legacy), "/legacy/v2/users")
+    return (*generate_probes(intent, edge=False), extra)
 
 
 def _failed_routes(verdicts: dict[tuple[str, str], Any]) -> dict[str, set[str]]:
@@ -259,7 +268,7 @@ def test_the_annotations_reach_backend_and_client_as_modeled(local_stack: Any) -
     target = LocalTarget(local_stack)
     aspects = ("routing", "strip")
     assert intent.effective is not None
-    served = generate_probes(intent.effective, edge=False)
+    served = _probes(intent.effective, "legacy:default-legacy-rule-0-path-0")
     on_traefik = applied_verdicts(target, served, intent.effective, intent, "served", aspects)
     failed = [v.message for v in on_traefik.values() if not v.passed]
     assert len(on_traefik) >= 10 and not failed, "\n\n".join(failed)
@@ -276,11 +285,25 @@ def test_the_annotations_reach_backend_and_client_as_modeled(local_stack: Any) -
     app = next(o for (h, path), o in observed.items() if h == "app.test" and path != "/app")
     assert app.forwarded_prefix == "/app" and app.upstream_path != "/app"
 
-    declared = generate_probes(intent, edge=False)
+    declared = _probes(intent)
     verdicts = applied_verdicts(target, declared, intent, intent, "annotations", aspects)
     lost = {m.routes for m in intent.migration if m.key.endswith("server-alias")}
-    # The alias's rule is longer than /api's: Traefik's / router answers /api on both hosts.
-    assert _failed_routes(verdicts) == {r: {"routing"} for r in ALIAS_LOST}
+    # The alias's rule is longer than /api's: Traefik's / router answers /api on both hosts;
+    # under /legacy Traefik keeps the rest of the path, in the path and in X-Forwarded-Prefix.
+    assert _failed_routes(verdicts) == {**AS_DECLARED, LEGACY: {"strip"}}
+    legacy = [v for v in verdicts.values() if v.outcome is Outcome.FAILED and v.aspect == "strip"]
+    assert {v.probe.path for v in legacy} == {
+        p.path for p in declared if p.path.startswith("/legacy/")
+    }
+    for v in legacy:
+        (obs,) = [o for o, _, _ in v.observed]
+        assert obs.upstream_path == "/v1" + v.probe.path.removeprefix("/legacy")
+        assert obs.forwarded_prefix == v.probe.path
+        assert (
+            "x-forwarded-prefix /legacy: ingress-nginx sets X-Forwarded-Prefix to /legacy"
+            in v.message
+        )
+        assert f"X-Forwarded-Prefix {v.probe.path}" in v.message  # Traefik's side, in the message
     assert any(set(ALIAS_LOST) <= set(routes) for routes in lost)
     messages = "\n".join(v.message for v in verdicts.values() if v.outcome is Outcome.FAILED)
     assert "server-alias www.front.test (Ingress 'front')" in messages
@@ -323,14 +346,13 @@ def test_an_annotation_changed_behind_the_oracles_back_fails_exactly_its_probes(
     assert text.count(old) == 1
     changed = tmp_path / "changed.yaml"
     changed.write_text(text.replace(old, new))
-    probes = generate_probes(intent, edge=False)
     verdicts = applied_verdicts(
         LocalTarget(local_stack),
-        probes,
+        _probes(intent),
         intent,
         load_intent([changed]),
         "changed",
         ("routing", "strip"),
     )
-    # /api fails already as declared (server-alias: see the test above).
-    assert _failed_routes(verdicts) == {**{r: {"routing"} for r in ALIAS_LOST}, **fails}
+    # /api and /legacy/... fail already as declared (see the test above).
+    assert _failed_routes(verdicts) == {**AS_DECLARED, **fails}

@@ -21,6 +21,15 @@ ingress-path-matching):
   ``canary-by-header`` (``always``/``never``, or exactly ``canary-by-header-value``, or matching
   ``canary-by-header-pattern``; any other value falls through), then ``canary-by-cookie``
   (``always``/``never``), then ``canary-weight`` of ``canary-weight-total`` (default 100).
+- What the backend sees and the client gets (the route's middlewares, on both sides, in the
+  provider's order): ``upstream-vhost`` the Host; ``custom-headers`` (a ConfigMap of the
+  manifests, same namespace) response headers; ``x-forwarded-prefix`` the X-Forwarded-Prefix,
+  only with a ``rewrite-target`` (ingress-nginx sets it in its rewrite; Traefik's provider
+  replaces the path's match with it, keeping the rest); ``backend-protocol`` HTTP and
+  AUTO_HTTP change nothing (the others are refused). ``server-alias`` serves every location of
+  the host on the aliases (one nginx server); the provider adds them only to the annotated
+  Ingress's routers, whose longer rules then outrank the host's longer paths (a note per
+  route, the annotation's fate ``changed``).
 """
 
 from __future__ import annotations
