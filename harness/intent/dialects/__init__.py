@@ -235,7 +235,10 @@ def _context(
         legacy_mode=legacy_mode,
     )
     ctx.objects = objects
+    headers_maps = _custom_headers_config_maps(objects)
     for obj in objects:
+        if obj.kind == "ConfigMap" and (obj.namespace, obj.name) in headers_maps:
+            continue  # Read with the Ingress whose custom-headers names it, and applied.
         if obj.kind in IGNORED_KINDS:
             ignored(ctx, obj)
         elif obj.kind == "Service":
