@@ -356,3 +356,34 @@ def test_an_annotation_changed_behind_the_oracles_back_fails_exactly_its_probes(
     )
     # /api and /legacy/... fail already as declared (see the test above).
     assert _failed_routes(verdicts) == {**AS_DECLARED, **fails}
+
+
+def test_the_plugins_local_target_serves_the_annotations_and_reports_their_fates(
+    tmp_path: Path,
+) -> None:
+    """The suites on the plugin's own local target (one subprocess, as a user runs them): it
+    applies the custom-headers ConfigMap and allows its headers on the NGINX provider, so only
+    the departures fail, each explained by a changed annotation."""
+    report_dir = tmp_path / "report"
+    run = run_pytest(
+        ROOT / "harness" / "suites" / "test_routing.py",
+        ROOT / "harness" / "suites" / "test_strip.py",
+        "-q", "--manifests", ANNOTATIONS, "--report-dir", report_dir, "--baseline", "none",
+        "--probe-rounds", "2",
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    results = run.results(report_dir)
+    failed = {c["subject"]["route"] for c in results["checks"] if c["outcome"] == "failed"}
+    # /legacy/... through the strip suite's edge probes (paths below a regex path).
+    assert failed == {*ALIAS_LOST, LEGACY}, run.output
+    changed = {r for m in results["migration"] if m["fate"] == "changed" for r in m["routes"]}
+    assert failed <= changed
+    passed = {c["subject"]["route"] for c in results["checks"] if c["outcome"] == "passed"}
+    assert {"front:front.test/", "front:www.front.test/", "app:app.test/app(/|$)(.*)"} <= passed
+    fates = {m["key"].rsplit("/", 1)[1]: m for m in results["migration"] if m["ingress"] == "front"}
+    assert fates["server-alias"]["fate"] == "changed"
+    assert set(ALIAS_LOST) <= set(fates["server-alias"]["routes"])
+    assert {fates[k]["fate"] for k in ("upstream-vhost", "custom-headers", "backend-protocol")} == {
+        "honoured"
+    }
