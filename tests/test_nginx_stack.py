@@ -25,7 +25,7 @@ from harness.checks.exact import applies, judge
 from harness.checks.probes import Probe, generate_probes, probe_for
 from harness.checks.weights import WeightSettings, check_split
 from harness.intent.dialects import load_intent, load_scenarios
-from harness.intent.model import PROVIDER_NGINX, Intent
+from harness.intent.model import FINDING_SERVED_TWICE, PROVIDER_NGINX, Intent
 from harness.targets.base import LocalTarget
 from harness.targets.local_stack import TUTORIAL_SERVICES, LocalStack, LocalStackOptions
 from harness.traefik.nginx import nginx_response_headers
@@ -387,3 +387,49 @@ def test_the_plugins_local_target_serves_the_annotations_and_reports_their_fates
     assert {fates[k]["fate"] for k in ("upstream-vhost", "custom-headers", "backend-protocol")} == {
         "honoured"
     }
+
+
+CLASSLESS = """apiVersion: v1
+kind: Service
+metadata: {name: cheddar}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: classless
+  annotations:
+    nginx.ingress.kubernetes.io/upstream-vhost: internal.cheese
+spec:
+  rules:
+  - host: classless.test
+    http:
+      paths:
+      - {path: /cheese, pathType: Prefix, backend: {service: {name: cheddar, port: {number: 80}}}}
+"""
+
+
+def test_nginx_without_class_reads_a_classless_ingress_as_ingress_nginxs(tmp_path: Path) -> None:
+    """--nginx-without-class on the plugin's local target: the NGINX provider serves the
+    class-less Ingress (its upstream-vhost reaches the backend), and so does Traefik's Ingress
+    provider, whose character-wise PathPrefix answers /cheeseX where ingress-nginx has no
+    location: that check fails naming the other provider's router."""
+    manifests = tmp_path / "classless.yaml"
+    manifests.write_text(CLASSLESS)
+    report_dir = tmp_path / "report"
+    run = run_pytest(
+        ROOT / "harness" / "suites" / "test_routing.py",
+        ROOT / "harness" / "suites" / "test_strip.py",
+        "-q", "--manifests", manifests, "--nginx-without-class=true", "--report-dir",
+        report_dir, "--baseline", "none", "--probe-rounds", "2",
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    results = run.results(report_dir)
+    assert results["parameters"]["nginx_without_class"] is True
+    outcomes = {c["subject"]["label"]: c["outcome"] for c in results["checks"]}
+    checks = {(c["evidence"].get("probe_id"), c["outcome"]) for c in results["checks"]}
+    assert ("classless.test/cheeseX", "failed") in checks, outcomes
+    assert ("classless.test/cheese", "passed") in checks  # the Host internal.cheese included
+    assert any(f["kind"] == FINDING_SERVED_TWICE for f in results["findings"])
+    assert "the kubernetes provider serves the Ingress too" in run.output

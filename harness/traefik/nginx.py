@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from harness.intent.model import Intent, go_quote
+from harness.intent.model import PROVIDER_NGINX, Intent, go_quote
 
 if TYPE_CHECKING:
     from harness.checks.probes import Probe
@@ -265,6 +265,12 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
         if value != other
     )
     router = top.route_id.split(":", 1)[-1]
+    if top.provider != PROVIDER_NGINX:
+        # Served by another provider too (a class-less Ingress with watchIngressWithoutClass).
+        return (
+            f"Traefik (model, {CONFIRMED_ON}): the {top.provider} provider serves the Ingress "
+            f"too; its router for {router}, {top.rule} (priority {top.priority}), decides: {what}"
+        )
     return (
         f"Traefik's NGINX provider (model, {CONFIRMED_ON}): router {router} {top.rule} "
         f"(priority = rule length {top.priority}) decides: {what}"
