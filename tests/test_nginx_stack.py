@@ -335,8 +335,21 @@ def test_the_annotations_reach_backend_and_client_as_modeled(local_stack: Any) -
             "server-alias: www2.front.test",
             {"front:www.front.test/": {"routing"}},  # 404 there: no strip to judge
         ),
+        (
+            # Not in globalAllowedResponseHeaders: the provider sends the paths to an
+            # unavailable service (503), so no backend answers and there is no strip to judge.
+            "X-Served-By: front",
+            "X-Unlisted: front",
+            {"front:front.test/": {"routing"}, "front:www.front.test/": {"routing"}},
+        ),
     ],
-    ids=["upstream-vhost", "custom-headers", "x-forwarded-prefix", "server-alias"],
+    ids=[
+        "upstream-vhost",
+        "custom-headers",
+        "x-forwarded-prefix",
+        "server-alias",
+        "unlisted-header",
+    ],
 )
 def test_an_annotation_changed_behind_the_oracles_back_fails_exactly_its_probes(
     local_stack: Any, tmp_path: Path, old: str, new: str, fails: dict[str, set[str]]

@@ -22,7 +22,7 @@ reads the routers and services from Traefik's API):
   ``(Host("h") || Host("a")) && ...`` (a longer rule, so a higher priority); ``upstream-vhost``
   sets the Host, ``custom-headers`` the ConfigMap's entries as response headers (only those
   ``globalAllowedResponseHeaders`` lists: any other sends the Ingress's paths to an unavailable
-  service), ``x-forwarded-prefix`` only within ``rewrite-target``: the request path with the
+  service, 503), ``x-forwarded-prefix`` only within ``rewrite-target``: the request path with the
   rewrite's regex match replaced by the value; ``backend-protocol`` picks the servers' scheme
   (``HTTPS``/``GRPCS`` https, ``GRPC`` h2c, any other http).
 - Annotations outside the provider's ``IngressConfig`` are ignored without a log line.
