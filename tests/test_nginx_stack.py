@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "harness" / "suites" / "manifests"
 MIGRATION = ROOT / "tests" / "manifests" / "nginx" / "migration.yaml"
 ANNOTATIONS = ROOT / "tests" / "manifests" / "nginx" / "annotations.yaml"
+CANARY_ALIAS = ROOT / "tests" / "manifests" / "nginx" / "canary-alias.yaml"
 #: Small, so the split checks stay short: a 50 % versus 5 % difference is far beyond it.
 QUICK = WeightSettings(min_deviation=0.05, power=0.95)
 
@@ -49,7 +50,10 @@ def _nginx_scenarios() -> dict[str, Intent]:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs the NGINX provider beside the Ingress provider, with
     a backend for every Service of the canary examples and the migration set."""
-    intents = [*_nginx_scenarios().values(), load_intent([MIGRATION]), load_intent([ANNOTATIONS])]
+    intents = [
+        *_nginx_scenarios().values(),
+        *(load_intent([f]) for f in (MIGRATION, ANNOTATIONS, CANARY_ALIAS)),
+    ]
     names = set(TUTORIAL_SERVICES) | {ref.name for i in intents for ref in i.services}
     options = LocalStackOptions(
         services=dict.fromkeys(sorted(names), 1),
@@ -446,3 +450,22 @@ def test_nginx_without_class_reads_a_classless_ingress_as_ingress_nginxs(tmp_pat
     assert ("classless.test/cheese", "passed") in checks  # the Host internal.cheese included
     assert any(f["kind"] == FINDING_SERVED_TWICE for f in results["findings"])
     assert "the kubernetes provider serves the Ingress too" in run.output
+
+
+def test_a_canary_of_an_aliased_host_answers_on_the_alias_too(local_stack: Any) -> None:
+    """Applying waits for the weighted service of each alias's router (one router, named
+    after the Ingress path); the header probes and the split pass on both hosts."""
+    intent = load_intent([CANARY_ALIAS])
+    assert {r.host for r in intent.weighted_routes} == {"a.test", "www.a.test"}
+    target = LocalTarget(local_stack)
+    verdicts = applied_verdicts(target, generate_probes(intent, edge=False), intent, intent, "ca")
+    failed = [v.message for v in verdicts.values() if not v.passed]
+    assert {v.probe.host for v in verdicts.values()} >= {"a.test", "www.a.test"}
+    assert not failed, "\n\n".join(failed)
+    target.apply_intent(intent)
+    try:
+        for route in intent.weighted_routes:
+            verdict = check_split(target.proxy_url, intent, route, QUICK, scenario="ca", n_checks=2)
+            assert verdict.outcome is Outcome.PASSED, verdict.message
+    finally:
+        target.remove_intent(intent)
