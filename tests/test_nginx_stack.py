@@ -406,33 +406,12 @@ def test_the_plugins_local_target_serves_the_annotations_and_reports_their_fates
     }
 
 
-CLASSLESS = """apiVersion: v1
-kind: Service
-metadata: {name: cheddar}
-spec: {ports: [{port: 80}]}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: classless
-  annotations:
-    nginx.ingress.kubernetes.io/upstream-vhost: internal.cheese
-spec:
-  rules:
-  - host: classless.test
-    http:
-      paths:
-      - {path: /cheese, pathType: Prefix, backend: {service: {name: cheddar, port: {number: 80}}}}
-"""
-
-
 def test_nginx_without_class_reads_a_classless_ingress_as_ingress_nginxs(tmp_path: Path) -> None:
     """--nginx-without-class on the plugin's local target: the NGINX provider serves the
     class-less Ingress (its upstream-vhost reaches the backend), and so does Traefik's Ingress
     provider, whose character-wise PathPrefix answers /cheeseX where ingress-nginx has no
     location: that check fails naming the other provider's router."""
-    manifests = tmp_path / "classless.yaml"
-    manifests.write_text(CLASSLESS)
+    manifests = ROOT / "tests" / "manifests" / "nginx" / "classless.yaml"
     report_dir = tmp_path / "report"
     run = run_pytest(
         ROOT / "harness" / "suites" / "test_routing.py",
