@@ -76,6 +76,28 @@ def start_gateway_stack(workdir: Path) -> Iterator[LocalStack]:
         yield stack
 
 
+def applied_judgements(
+    target: LocalTarget,
+    probes: Sequence[Probe],
+    declared: Intent,
+    applied: Intent,
+    scenario: str,
+    aspects: Sequence[Aspect] = ("routing",),
+    while_applied: Callable[[], object] | None = None,
+) -> dict[tuple[str, Aspect], ExactVerdict]:
+    """(probe id, aspect) → its verdict against ``declared`` with ``applied`` on the proxy
+    (removed again afterwards), for each of ``aspects`` the probe is evidence for;
+    ``while_applied`` runs once it is applied, before the probes (a change behind the oracle's
+    back, a status read)."""
+    run = _sent_while_applied(target, probes, applied, while_applied=while_applied)
+    return {
+        (p.id, aspect): judge(aspect, run.records[p.id], declared, scenario=scenario)
+        for p in probes
+        for aspect in aspects
+        if applies(aspect, p)
+    }
+
+
 def applied_verdicts(
     target: LocalTarget,
     probes: Sequence[Probe],
@@ -85,16 +107,11 @@ def applied_verdicts(
     aspects: Sequence[Aspect] = ("routing",),
     while_applied: Callable[[], object] | None = None,
 ) -> dict[tuple[Aspect, str], bool | None]:
-    """(aspect, probe id) → whether the check passed against ``declared`` with ``applied`` on
-    the proxy (removed again afterwards); ``while_applied`` runs once it is applied, before the
-    probes (a change behind the oracle's back, a status read)."""
-    run = _sent_while_applied(target, probes, applied, while_applied=while_applied)
-    return {
-        (aspect, p.id): judge(aspect, run.records[p.id], declared, scenario=scenario).passed
-        for p in probes
-        for aspect in aspects
-        if applies(aspect, p)
-    }
+    """(aspect, probe id) → whether the check passed (see :func:`applied_judgements`)."""
+    judged = applied_judgements(
+        target, probes, declared, applied, scenario, aspects, while_applied=while_applied
+    )
+    return {(aspect, pid): verdict.passed for (pid, aspect), verdict in judged.items()}
 
 
 def routing_verdicts(

@@ -243,9 +243,9 @@ _CHANGED_BY: dict[str, tuple[type, ...]] = {
     "Location": (mw.RedirectScheme, mw.RedirectRegex, mw.RequestRedirect, mw.AppRoot),
     "upstream path": (
         mw.StripPrefix, mw.StripPrefixRegex, mw.AddPrefix, mw.ReplacePath, mw.ReplacePathRegex,
-        mw.URLRewrite,
+        mw.URLRewrite, mw.RewriteTarget,
     ),
-    "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex),
+    "X-Forwarded-Prefix": (mw.StripPrefix, mw.StripPrefixRegex, mw.RewriteTarget),
 }  # fmt: skip
 
 
@@ -412,6 +412,11 @@ def _message(
     elif e.tied:
         for c in e.tied:
             lines.append(f"  tied      {c.rule} with priority {c.priority} ({c.route_id})")
+    elif intent.effective is not None and any(r.provider == PROVIDER_NGINX for r in intent.routes):
+        # Nothing answers on ingress-nginx: what Traefik serves instead, if anything.
+        theirs = traefik_side(intent.effective, probe)
+        if theirs:
+            lines.append(f"  traefik   {theirs}")
     lines.append(f"  why       {probe.reason}")
     if e.decided_by is not None:
         route = intent.route(e.decided_by.route_id)

@@ -173,6 +173,8 @@ class ResultsCollector:
         results.parameters = {
             "probe_rounds": settings.probe_rounds,
             "strict_prefix_matching": settings.strict_prefix_matching,
+            # Only when set: a baseline from before the option stays comparable.
+            **({"nginx_without_class": True} if settings.nginx_without_class else {}),
             "scenarios": list(settings.scenarios),
             "manifests": settings.manifests or [str(settings.scenario_dir or DEFAULT_MANIFESTS)],
             # How legacy manifests were verified; None when none is in a legacy form.

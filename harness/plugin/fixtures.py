@@ -77,6 +77,7 @@ def local_stack(
         LocalStackOptions,
         uses_gateway_api,
     )
+    from harness.traefik.nginx import nginx_response_headers
 
     config = request.config
     settings = settings_of(config)
@@ -95,6 +96,10 @@ def local_stack(
         nginx_provider="beside"
         if any(_has_nginx(i) for i in settings.scenarios.values())
         else None,
+        nginx_without_class=settings.nginx_without_class,
+        nginx_allowed_response_headers=tuple(
+            sorted({h for i in settings.scenarios.values() for h in nginx_response_headers(i)})
+        ),
     )
     stack = LocalStack(options, tmp_path_factory.mktemp("stack"))
     config.stash[ACTIVE_STACK] = stack

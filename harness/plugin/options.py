@@ -137,6 +137,15 @@ OPTIONS = (
         default="false",
     ),
     _Option(
+        "--nginx-without-class",
+        "harness_nginx_without_class",
+        "HARNESS_NGINX_WITHOUT_CLASS",
+        "Ingresses without a class are ingress-nginx's too: 'true' or 'false'. Traefik's NGINX "
+        "provider serves them (watchIngressWithoutClass, set on the local target) beside its "
+        "Ingress provider, and the checks judge them with ingress-nginx's meaning.",
+        default="false",
+    ),
+    _Option(
         "--run-alpha",
         "harness_run_alpha",
         "HARNESS_RUN_ALPHA",

@@ -79,6 +79,8 @@ class HarnessSettings:
     legacy: LegacyMode = "translate"
     #: --legacy-out: where to write the translation of legacy manifests.
     legacy_out: Path | None = None
+    #: --nginx-without-class: Traefik's NGINX provider serves class-less Ingresses too.
+    nginx_without_class: bool = False
     #: The cluster target: a kubeconfig file (checked readable) and/or a context in it.
     kubeconfig: Path | None = None
     kube_context: str | None = None
@@ -288,6 +290,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     proxy_tls_verify = parse_tls_verify(tls_raw.value or "true", tls_raw.label)
     probe_rounds = whole_number(raw("probe_rounds"))
     strict_prefix_matching = boolean(raw("strict_prefix_matching"))
+    nginx_without_class = boolean(raw("nginx_without_class"))
     run_alpha = positive_number(raw("run_alpha"))
     power = positive_number(raw("power"))
     min_deviation = positive_number(raw("min_deviation"))
@@ -375,6 +378,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
         backend_map=mapping,
         probe_rounds=probe_rounds,
         strict_prefix_matching=strict_prefix_matching,
+        nginx_without_class=nginx_without_class,
         report_dir=report_dir,
         run_id=run_id(),
         # The statistical parameters' ranges are checked together (power against alpha).
@@ -428,12 +432,20 @@ def _scenarios(settings: HarnessSettings) -> dict[str, Intent]:
     if settings.manifests:
         return {
             "manifests": load_intent(
-                settings.manifests, known_services=known, legacy=settings.legacy
+                settings.manifests,
+                known_services=known,
+                legacy=settings.legacy,
+                nginx_without_class=settings.nginx_without_class,
             )
         }
     folder = settings.scenario_dir or DEFAULT_MANIFESTS
     if folder.is_dir():
-        return load_scenarios(folder, known_services=known, legacy=settings.legacy)
+        return load_scenarios(
+            folder,
+            known_services=known,
+            legacy=settings.legacy,
+            nginx_without_class=settings.nginx_without_class,
+        )
     return {}
 
 

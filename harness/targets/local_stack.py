@@ -100,6 +100,8 @@ class LocalStackOptions:
     nginx_provider: NginxProviderMode | None = None
     #: The NGINX provider's watchIngressWithoutClass.
     nginx_without_class: bool = False
+    #: The NGINX provider's globalAllowedResponseHeaders (the custom-headers the manifests set).
+    nginx_allowed_response_headers: tuple[str, ...] = ()
 
 
 def service_objects(
@@ -391,7 +393,8 @@ def nginx_weights_served(
     for route in intent.routes:
         if route.provider != PROVIDER_NGINX or not route.weighted:
             continue
-        router = by_router.get(route.id.split(":", 1)[1])
+        # The router name, without the server-alias host a route on an alias adds.
+        router = by_router.get(route.id.split(":", 1)[1].split(" ", 1)[0])
         if router is None:
             return False
         weighted = (by_service.get(str(router.get("service", ""))) or {}).get("weighted") or {}
@@ -466,6 +469,7 @@ class LocalStack:
             gateway=opts.gateway,
             nginx_provider=opts.nginx_provider,
             nginx_without_class=opts.nginx_without_class,
+            nginx_allowed_response_headers=opts.nginx_allowed_response_headers,
         )
         self.traefik = TraefikProcess(settings, self.workdir / "traefik")
         self._exit.callback(self.traefik.stop)

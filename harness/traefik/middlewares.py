@@ -297,10 +297,13 @@ class RewriteTarget:
     rewritetarget, not a Middleware type of its own): where ``regex`` is found in the escaped
     path, every match is replaced (Go ``ReplaceAllString``) and the result becomes the raw path;
     no ``X-Replaced-Path``; 500 when it is empty or a bad escape, 400 when cleaning would
-    change it."""
+    change it. ``x_forwarded_prefix`` (the ``x-forwarded-prefix`` annotation): when set, the
+    request's ``X-Forwarded-Prefix`` becomes the escaped path with every match replaced by it
+    (Go ``ReplaceAllString``, so ``$1`` takes a capture and the unmatched rest stays)."""
 
     regex: GoRegexp
     replacement: str
+    x_forwarded_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -912,6 +915,8 @@ def _rewrite_target(mw: RewriteTarget, st: _State) -> Outcome | None:
     path = _unescape(new_raw) if new_raw else None
     if path is None:
         return Answered(500, f"the rewritten path {new_raw!r} is empty or has an invalid escape")
+    if mw.x_forwarded_prefix:
+        st.set("X-Forwarded-Prefix", mw.regex.replace_all(current, mw.x_forwarded_prefix))
     st.url = replace(st.url, path=path, raw_path=new_raw)
     st.request_uri = st.url.request_uri()
     if path and st.url.join_path().path != path:

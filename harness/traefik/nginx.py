@@ -25,6 +25,13 @@ reads the routers and services from Traefik's API):
   ``temporal-redirect`` become redirectRegex ``.*`` (``^https?://[^/]+<path>`` on a regex host)
   with the code as ``statusCode``; ``from-to-www-redirect`` adds a router ``Host(other)`` per
   path with a 308 redirectRegex to the host.
+- ``server-alias`` hosts that no rule names join the host of the annotated Ingress's routers,
+  ``(Host("h") || Host("a")) && ...`` (a longer rule, so a higher priority); ``upstream-vhost``
+  sets the Host, ``custom-headers`` the ConfigMap's entries as response headers (only those
+  ``globalAllowedResponseHeaders`` lists: any other sends the Ingress's paths to an unavailable
+  service, 503), ``x-forwarded-prefix`` only within ``rewrite-target``: the request path with the
+  rewrite's regex match replaced by the value; ``backend-protocol`` picks the servers' scheme
+  (``HTTPS``/``GRPCS`` https, ``GRPC`` h2c, any other http).
 - Annotations outside the provider's ``IngressConfig`` are ignored without a log line.
 """
 
@@ -35,7 +42,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from harness.intent.model import Intent, go_quote
+from harness.intent.model import PROVIDER_NGINX, Intent, go_quote
 
 if TYPE_CHECKING:
     from harness.checks.probes import Probe
@@ -99,9 +106,18 @@ def path_rule(path: str, path_type: str, *, host_uses_regex: bool) -> str:
     return prefix_rule(path)
 
 
-def router_rule(host: str | None, path: str | None, path_type: str, *, regex: bool) -> str:
-    """The whole rule of the provider's router for one Ingress path."""
-    parts = [f"Host({go_quote(host)})"] if host else []
+def router_rule(
+    host: str | None,
+    path: str | None,
+    path_type: str,
+    *,
+    regex: bool,
+    aliases: tuple[str, ...] = (),
+) -> str:
+    """The whole rule of the provider's router for one Ingress path; ``aliases`` (its
+    Ingress's ``server-alias`` hosts that no rule names) join the host (``buildRule``)."""
+    hosts = " || ".join(f"Host({go_quote(h)})" for h in (host, *aliases)) if host else ""
+    parts = [f"({hosts})" if aliases else hosts] if host else []
     if path:
         parts.append(path_rule(path, path_type, host_uses_regex=regex))
     return " && ".join(parts)
@@ -179,6 +195,38 @@ def _cookie_rule(cookie: str, value: str) -> str:
     return f'HeaderRegexp("Cookie", {go_quote(pattern)})'
 
 
+_SEEN_LABELS = ("X-Forwarded-Prefix", "Host", "request headers", "response headers")
+
+
+def _seen(e: Expectation) -> tuple[str | None, ...]:
+    """What the backend and the client see besides the path: X-Forwarded-Prefix, the Host,
+    the request headers and the response headers the middlewares set (None: none)."""
+    c = e.decided_by
+    if c is None:
+        return (None, None, None, None)
+    request = "; ".join(f"{k}: {', '.join(v) or 'removed'}" for k, v in c.request_headers)
+    response = "; ".join(f"{k}: {v or 'removed'}" for k, v in c.response_headers)
+    return (c.forwarded_prefix, c.host_header, request or None, response or None)
+
+
+def nginx_response_headers(intent: Intent) -> tuple[str, ...]:
+    """The response header names the custom-headers of ``intent``'s ingress-nginx Ingresses
+    set: what the NGINX provider's ``globalAllowedResponseHeaders`` must list."""
+    from harness.traefik.middlewares import Headers
+
+    return tuple(
+        sorted(
+            {
+                name
+                for r in intent.served.routes
+                for m in r.middlewares
+                if isinstance(m.model, Headers) and m.kind == "annotation custom-headers"
+                for name, _ in m.model.custom_response_headers
+            }
+        )
+    )
+
+
 def router_name(namespace: str, ingress: str, rule_index: int, path_index: int) -> str:
     """The provider's router name (``provider.Normalize``: runs of other characters become
     ``-``)."""
@@ -204,7 +252,7 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
 
     def answer(e: Expectation) -> tuple[object, ...]:
         backends = tuple(sorted(b.service for b in e.backends if b.weight > 0))
-        return (e.status, backends, e.upstream_path, e.location)
+        return (e.status, backends, e.upstream_path, e.location, *_seen(e))
 
     if answer(theirs) == answer(declared):
         return None
@@ -219,7 +267,19 @@ def traefik_side(served: Intent, probe: Probe) -> str | None:
         else "/".join(b.service for b in theirs.backends if b.weight > 0)
         + (f" as {theirs.upstream_path}" if theirs.upstream_path else "")
     )
+    # The headers the two differ on, as Traefik serves them.
+    what += "".join(
+        f", {label} {value or 'absent'}"
+        for label, value, other in zip(_SEEN_LABELS, _seen(theirs), _seen(declared), strict=True)
+        if value != other
+    )
     router = top.route_id.split(":", 1)[-1]
+    if top.provider != PROVIDER_NGINX:
+        # Served by another provider too (a class-less Ingress with watchIngressWithoutClass).
+        return (
+            f"Traefik (model, {CONFIRMED_ON}): the {top.provider} provider serves the Ingress "
+            f"too; its router for {router}, {top.rule} (priority {top.priority}), decides: {what}"
+        )
     return (
         f"Traefik's NGINX provider (model, {CONFIRMED_ON}): router {router} {top.rule} "
         f"(priority = rule length {top.priority}) decides: {what}"

@@ -136,6 +136,8 @@ class TraefikSettings:
     nginx_provider: NginxProviderMode | None = None
     #: providers.kubernetesIngressNGINX.watchIngressWithoutClass.
     nginx_without_class: bool = False
+    #: providers.kubernetesIngressNGINX.globalAllowedResponseHeaders.
+    nginx_allowed_response_headers: tuple[str, ...] = ()
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -194,6 +196,8 @@ def static_configuration(
         nginx = dict(kube)
         if settings.nginx_without_class:
             nginx["watchIngressWithoutClass"] = True
+        if settings.nginx_allowed_response_headers:
+            nginx["globalAllowedResponseHeaders"] = list(settings.nginx_allowed_response_headers)
         config["providers"]["kubernetesIngressNGINX"] = nginx
     return _deep_merge(config, settings.extra)
 

@@ -30,7 +30,7 @@ TraefikService + Middleware for CRD-provider routes (including translated 1.x we
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from typing import Any
 from harness.checks.probes import unprobed_regex_findings
 from harness.errors import ManifestError
 from harness.intent.dialects._crd import read_ingressroute
-from harness.intent.dialects._fields import REFERENCEGRANT, check_fields
+from harness.intent.dialects._fields import NGINX_PREFIX, REFERENCEGRANT, check_fields
 from harness.intent.dialects._gateway import read_httproute, unsupported_filter_routes
 from harness.intent.dialects._ingress import (
     ingress_v1_body,
@@ -47,6 +47,7 @@ from harness.intent.dialects._ingress import (
 )
 from harness.intent.dialects._nginx import (
     NginxReading,
+    alias_outranked_notes,
     canary_outranked_notes,
     nginx_selection,
     outranked_notes,
@@ -150,7 +151,8 @@ def load_intent(
     check_duplicates(objects)
     ctx = _context(objects, namespace, known_services, read_legacy=True, legacy_mode=legacy)
     routes, unserved, nginx = _read_routes(ctx, nginx_without_class)
-    manifest_objects = tuple(_manifest_object(obj, legacy) for obj in objects)
+    headers_maps = _custom_headers_config_maps(objects)
+    manifest_objects = tuple(_manifest_object(obj, legacy, headers_maps) for obj in objects)
     effective: Intent | None = None
     if legacy == "as-written" and any(o.legacy for o in manifest_objects):
         # What Traefik v3 builds from the objects as applied: the 1.x annotations ignored.
@@ -212,6 +214,7 @@ def _nginx_effective(
     declared_nginx = {r.id for r in _routes(nginx.drafts)}
     others = tuple(r for r in served.routes if r.id not in declared_nginx)
     traefik_routes = _routes(nginx.traefik_drafts)
+    alias_outranked_notes(ctx, nginx, routes, traefik_routes)
     notes = {k: list(v) for k, v in nginx.notes.items()}
     outranked = dict(outranked_notes(ctx, routes, traefik_routes))
     for rid, text in outranked.items():
@@ -241,9 +244,12 @@ def _context(
         legacy_mode=legacy_mode,
     )
     ctx.objects = objects
+    headers_maps = _custom_headers_config_maps(objects)
     for obj in objects:
         if obj.kind == "Namespace":
             continue  # Its labels are read by the Gateway dialect (allowedRoutes selectors).
+        if obj.kind == "ConfigMap" and (obj.namespace, obj.name) in headers_maps:
+            continue  # Read with the Ingress whose custom-headers names it, and applied.
         if obj.kind in IGNORED_KINDS:
             ignored(ctx, obj)
         elif obj.kind == "Service":
@@ -294,8 +300,23 @@ _WORKLOADS = frozenset(
 )
 
 
-def _manifest_object(obj: K8sObject, legacy_mode: LegacyMode) -> ManifestObject:
-    """What the local target does with ``obj`` (see ``ObjectRole``)."""
+def _custom_headers_config_maps(objects: Sequence[K8sObject]) -> set[tuple[str, str]]:
+    """The ConfigMaps (namespace, name) an Ingress's ingress-nginx ``custom-headers`` names:
+    Traefik's NGINX provider reads them, so they are applied."""
+    out: set[tuple[str, str]] = set()
+    for obj in objects:
+        node = obj.annotation(NGINX_PREFIX + "custom-headers") if obj.kind == "Ingress" else None
+        if node is not None and not node.is_null:
+            namespace, _, name = str(node.value()).strip().partition("/")
+            out.add((namespace, name))
+    return out
+
+
+def _manifest_object(
+    obj: K8sObject, legacy_mode: LegacyMode, headers_maps: Set[tuple[str, str]] = frozenset()
+) -> ManifestObject:
+    """What the local target does with ``obj`` (see ``ObjectRole``); ``headers_maps``: the
+    ConfigMaps custom-headers names."""
     body = obj.doc.value()
     if obj.kind not in _CLUSTER_SCOPED and isinstance(body.get("metadata"), dict):
         body["metadata"]["namespace"] = obj.namespace
@@ -329,6 +350,8 @@ def _manifest_object(obj: K8sObject, legacy_mode: LegacyMode) -> ManifestObject:
             "the local target publishes it, labels included, before the other objects (a "
             "Gateway listener's allowedRoutes selector matches them)",
         )
+    if obj.kind == "ConfigMap" and (obj.namespace, obj.name) in headers_maps:
+        return made("applied", "the custom-headers of an ingress-nginx Ingress")
     if obj.kind in IGNORED_KINDS:
         return made("skipped", "it does not affect HTTP routing")
     if legacy and legacy_mode == "translate":

@@ -31,6 +31,15 @@ ingress-path-matching):
   removed) answering 308 to the host, and on Traefik a router ``Host(other)`` per path. Where
   Traefik departs (temporal code 308, a redirect on a regex host, the HTTPS redirect first, the
   trailing slash kept) the route notes and the annotation's fate say so.
+- What the backend sees and the client gets (the route's middlewares, on both sides, in the
+  provider's order): ``upstream-vhost`` the Host; ``custom-headers`` (a ConfigMap of the
+  manifests, same namespace) response headers; ``x-forwarded-prefix`` the X-Forwarded-Prefix,
+  only with a ``rewrite-target`` (ingress-nginx sets it in its rewrite; Traefik's provider
+  replaces the path's match with it, keeping the rest); ``backend-protocol`` HTTP and
+  AUTO_HTTP change nothing (the others are refused). ``server-alias`` serves every location of
+  the host on the aliases (one nginx server); the provider adds them only to the annotated
+  Ingress's routers, whose longer rules then outrank the host's longer paths (a note per
+  route, the annotation's fate ``changed``).
 """
 
 from __future__ import annotations
@@ -75,7 +84,7 @@ from harness.intent.model import (
 )
 from harness.traefik import nginx as provider
 from harness.traefik.goregexp import GoRegexp, GoRegexpError, compile_go_regexp
-from harness.traefik.middlewares import RewriteTarget
+from harness.traefik.middlewares import Headers, Middleware, RewriteTarget
 from harness.traefik.nginx import ANNOTATION_PREFIX, Canary
 
 #: The IngressClass name Traefik's NGINX provider serves by default (``ingressClass``).
@@ -90,6 +99,15 @@ _RANK = {("header", "canary"): 4, ("header", "primary"): 3}
 _RANK.update({("cookie", "canary"): 2, ("cookie", "primary"): 1})
 #: The paths strictValidatePathType lets through under Exact and Prefix.
 _PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._\-/]*$")
+#: The x-forwarded-prefix values both accept (ingress-nginx's RegexPathWithCapture, the
+#: provider's regexPathWithCapture); either ignores any other.
+_CAPTURE_PATH = re.compile(r"^/?[-._~a-zA-Z0-9/$:]*$")
+#: custom-headers: the header names and values the provider accepts (headerRegexp,
+#: headerValueRegexp); ingress-nginx's checks are no wider.
+_HEADER_NAME = re.compile(r"^[a-zA-Z\d\-_]+$")
+_HEADER_VALUE = re.compile(r"^[a-zA-Z\d_ :;.,\\/\"'?!(){}\[\]@<>=\-+*#$&`|~^%]+$")
+#: backend-protocol values that change nothing the echo backends see (plain HTTP/1.1).
+_PLAIN_PROTOCOLS = ("HTTP", "AUTO_HTTP")
 
 
 def nginx_selection(ctx: Context, obj: K8sObject, *, without_class: bool) -> str | None:
@@ -138,6 +156,14 @@ class _Ingress:
     redirects: Redirects | None = None
     #: Redirect annotations (short key) -> (fate, note) where not the default.
     redirect_fates: dict[str, tuple[AnnotationFateKind, str]] = field(default_factory=dict)
+    forwarded_prefix: YNode | None = None
+    #: upstream-vhost: the Host the backend sees.
+    vhost: str | None = None
+    #: custom-headers: the ConfigMap's entries, set on every answer of its paths.
+    custom_headers: tuple[tuple[str, str], ...] = ()
+    #: server-alias: the hosts as written (trimmed, without duplicates), and its node.
+    aliases: tuple[str, ...] = ()
+    alias_node: YNode | None = None
 
 
 @dataclass
@@ -165,6 +191,10 @@ class NginxReading:
         [],
         {},
     )
+    #: server-alias: per Ingress giving it, the declared routes on its aliases, and those
+    #: Traefik's NGINX provider does not serve there (another Ingress's paths of the host).
+    alias_routes: dict[str, list[str]] = field(default_factory=dict)
+    alias_lost: set[str] = field(default_factory=set)
 
 
 def _bool(node: YNode, key: str) -> bool:
@@ -186,6 +216,110 @@ def _int(node: YNode, key: str) -> int:
             f'Write a number, e.g. {key}: "10"',
         )
     return int(value)
+
+
+def _check_backend_protocol(node: YNode | None) -> None:
+    """``backend-protocol``: HTTP and AUTO_HTTP (any case, as both read it) reach the echo
+    backends as the default does; the others are refused."""
+    if node is None or node.string().strip().upper() in _PLAIN_PROTOCOLS:
+        return
+    value = node.string().strip()
+    if value.upper() == "FCGI":
+        problem = (
+            "backend-protocol FCGI: ingress-nginx speaks FastCGI to the backend, Traefik's "
+            "NGINX provider plain HTTP (it does not know FCGI)"
+        )
+    elif value.upper() in ("HTTPS", "GRPC", "GRPCS"):
+        problem = (
+            f"backend-protocol {value}: the backend is spoken to over "
+            f"{'TLS' if value.upper() != 'GRPC' else 'HTTP/2 cleartext'}, and the harness's "
+            "echo backends speak plain HTTP/1.1 only"
+        )
+    else:
+        problem = (
+            f"backend-protocol {value!r} is none of HTTP, HTTPS, AUTO_HTTP, GRPC, GRPCS, FCGI: "
+            "ingress-nginx rejects it, Traefik's NGINX provider speaks HTTP"
+        )
+    node.fail(
+        f"{problem}; the harness does not model it on ingress-nginx Ingresses yet",
+        'Verify the routing with backend-protocol: "HTTP" (or without it) and the protocol by hand',
+    )
+
+
+def _upstream_vhost(node: YNode) -> str:
+    value = node.string().strip()
+    if not value or "$" in value or any(c.isspace() for c in value):
+        node.fail(
+            f"upstream-vhost {value!r}: the harness models a literal host name only (nginx "
+            "variables such as $host or $service_name are not modeled)",
+            'Write the host the backend must see, e.g. upstream-vhost: "internal.example"',
+        )
+    return value
+
+
+def _custom_headers(ctx: Context, obj: K8sObject, node: YNode) -> tuple[tuple[str, str], ...]:
+    """``custom-headers: <namespace>/<configmap>``: the ConfigMap's entries (from the
+    manifests), each a response header on ingress-nginx (more_set_headers) and on Traefik
+    (a headers middleware's customResponseHeaders)."""
+    ref = node.string().strip()
+    namespace, _, name = ref.partition("/")
+    if not namespace or not name or "/" in name:
+        node.fail(
+            f"custom-headers {ref!r} is not <namespace>/<configmap> (ingress-nginx finds no "
+            "ConfigMap and denies the location, Traefik's NGINX provider sends its paths to an "
+            "unavailable service)",
+            f'Write custom-headers: "{obj.namespace}/<configmap>"',
+        )
+    if namespace != obj.namespace:
+        node.fail(
+            f"custom-headers names ConfigMap {ref} of another namespace: ingress-nginx reads "
+            "it, Traefik's NGINX provider refuses it (its paths go to an unavailable service) "
+            "unless allowCrossNamespaceResources is set; the harness does not model that yet",
+            f"Put the ConfigMap in namespace {obj.namespace!r}",
+        )
+    found = next(
+        (o for o in ctx.of_kind("ConfigMap") if (o.namespace, o.name) == (namespace, name)), None
+    )
+    if found is None:
+        node.fail(
+            f"custom-headers names ConfigMap {ref}, which is not in the manifests: the harness "
+            "cannot say which headers it sets (ingress-nginx denies a location whose ConfigMap "
+            "is missing)",
+            "Add the ConfigMap to the manifests",
+        )
+    data = found.doc.get("data")
+    entries = data.mapping() if data is not None else []
+    if not entries:
+        found.doc.fail(
+            f"ConfigMap {ref} (custom-headers of Ingress {obj.name!r}) has no data: no header "
+            "to set",
+            "Add the headers under data, e.g. X-Frame-Options: DENY",
+        )
+    out: list[tuple[str, str]] = []
+    for key, value_node in entries:
+        value = value_node.string("a header value")
+        if not _HEADER_NAME.match(key) or not _HEADER_VALUE.match(value):
+            value_node.fail(
+                f"header {key}: {value!r} of ConfigMap {ref}: Traefik's NGINX provider takes "
+                "only names of letters, digits, - and _ and printable values, and sends every "
+                "path of the Ingress to an unavailable service otherwise",
+                "Use a plain header name and value",
+            )
+        out.append((key, value))
+    return tuple(out)
+
+
+def _aliases(node: YNode) -> tuple[str, ...]:
+    """``server-alias``: comma-separated host names (both split on ``,`` and trim)."""
+    names = tuple(dict.fromkeys(a.strip() for a in node.string().split(",") if a.strip()))
+    for alias in names:
+        if not HOST_PATTERN.match(alias) or alias.startswith("*."):
+            node.fail(
+                f"server-alias {alias!r} is not a lowercase DNS name: nginx's server_name "
+                "takes wildcards and regexes, Traefik's Host() neither, so they would disagree",
+                'Write host names, e.g. server-alias: "www.a.test,a.example"',
+            )
+    return names
 
 
 def _read_one(ctx: Context, obj: K8sObject) -> _Ingress:
@@ -237,6 +371,25 @@ def _read_one(ctx: Context, obj: K8sObject) -> _Ingress:
         rewrite=rewrite,
         redirects=redirects,
     )
+    _check_backend_protocol(by_key.get("backend-protocol"))
+    ing.forwarded_prefix = by_key.get("x-forwarded-prefix")
+    if ing.forwarded_prefix is not None and not _CAPTURE_PATH.match(
+        ing.forwarded_prefix.string().strip()
+    ):
+        ing.forwarded_prefix.fail(
+            f"x-forwarded-prefix {ing.forwarded_prefix.string()!r} is not a path of letters, "
+            "digits, -._~/:$ (ingress-nginx and Traefik's NGINX provider both ignore it)",
+            'Write a path, e.g. x-forwarded-prefix: "/app"',
+        )
+    vhost = by_key.get("upstream-vhost")
+    if vhost is not None:
+        ing.vhost = _upstream_vhost(vhost)
+    headers = by_key.get("custom-headers")
+    if headers is not None:
+        ing.custom_headers = _custom_headers(ctx, obj, headers)
+    ing.alias_node = by_key.get("server-alias")
+    if ing.alias_node is not None:
+        ing.aliases = _aliases(ing.alias_node)
     rules = spec.get("rules")
     for ri, rule in enumerate(rules.sequence() if rules is not None else []):
         host_node = rule.get("host")
@@ -324,19 +477,24 @@ def read_nginx_ingresses(
     regex_hosts = {p.host for i in primaries if i.regex for p in i.paths}
     attached = _attach_canaries(ctx, ingresses, primaries)
     roots = _app_roots(primaries)
+    owners = _alias_owners(ctx, ingresses, hosts)
     for ing in primaries:
         for p in ing.paths:
             root = roots.get(p.host)
+            owner = owners.get(p.host)
+            start, t_start = len(out.drafts), len(out.traefik_drafts)
             _declare(
                 out,
                 ctx,
                 p,
                 attached,
                 regex=p.host in regex_hosts,
-                rewrite=ing.rewrite,
-                redirects=ing.redirects or Redirects(),
+                ing=ing,
+                aliases=owner.aliases if owner is ing else (),
                 root=(app_root_middleware(*root),) if root else (),
             )
+            if owner is not None:
+                _alias_copies(out, p, owner, start, t_start, served=owner is ing)
     _declare_app_roots(out, primaries, roots)
     for ing in primaries:
         if ing.redirects is not None:
@@ -497,6 +655,114 @@ def _declare_app_roots(
         )
 
 
+def _alias_owners(
+    ctx: Context, ingresses: list[_Ingress], hosts: set[str | None]
+) -> dict[str | None, _Ingress]:
+    """Per host, the Ingress whose ``server-alias`` names its aliases, the aliases that are
+    hosts of some rule dropped (ingress-nginx and Traefik's NGINX provider both drop them)."""
+    owners: dict[str | None, _Ingress] = {}
+    claimed: dict[str, str | None] = {}
+    for ing in ingresses:
+        node = ing.alias_node
+        if node is None:
+            continue
+        if ing.canary is not None:
+            ctx.note(
+                FINDING_NOT_MODELED,
+                f"canary Ingress {ing.obj.name!r}: server-alias is ignored on a canary by "
+                "ingress-nginx and Traefik's NGINX provider alike",
+                node.source(),
+                "info",
+            )
+            continue
+        own_hosts = {p.host for p in ing.paths}
+        if len(own_hosts) != 1 or None in own_hosts:
+            node.fail(
+                "server-alias on an Ingress without exactly one host: ingress-nginx gives "
+                "the aliases to each host's server (one server_name), Traefik's NGINX "
+                "provider to every router of the Ingress; the harness does not model that yet",
+                "Put the paths of one host in an Ingress of their own with the server-alias",
+            )
+        (host,) = own_hosts
+        if host in owners:
+            node.fail(
+                f"a second server-alias for host {host} (Ingress {owners[host].obj.name!r} has "
+                "one): ingress-nginx keeps the first by creation time, Traefik's NGINX "
+                "provider serves each on its own Ingress's paths; the harness does not model "
+                "that yet",
+                "Give the host's aliases on one Ingress",
+            )
+        dropped = [a for a in ing.aliases if a in hosts]
+        if dropped:
+            ctx.note(
+                FINDING_NOT_MODELED,
+                f"Ingress {ing.obj.name!r}: server-alias {', '.join(dropped)} is a host of a "
+                "rule, so ingress-nginx and Traefik's NGINX provider both ignore it",
+                node.source(),
+            )
+        for alias in ing.aliases:
+            if alias in claimed and alias not in dropped:
+                node.fail(
+                    f"server-alias {alias} is also an alias of host {claimed[alias]}: nginx "
+                    "serves a server_name from one server only; the harness does not model "
+                    "which",
+                    "Name each alias once",
+                )
+            claimed[alias] = host
+        ing.aliases = tuple(a for a in ing.aliases if a not in dropped)
+        if ing.aliases:
+            owners[host] = ing
+    return owners
+
+
+def _alias_copies(
+    out: NginxReading, p: _Path, owner: _Ingress, start: int, t_start: int, *, served: bool
+) -> None:
+    """The routes just declared for ``p`` (from ``start``, Traefik's from ``t_start``) again
+    on each alias of its host: ingress-nginx serves every location of the host on its aliases
+    (one server, several server_name), Traefik's NGINX provider only the paths of the Ingress
+    that names them (``served``), whose rule lists the aliases."""
+    host = p.host or ""
+    for draft in list(out.drafts[start:]):
+        notes = out.notes.get(_route_id_of(draft), [])
+        for alias in owner.aliases:
+            copy = dataclasses.replace(
+                draft, host=alias, id_hint=alias + draft.id_hint[len(host) :]
+            )
+            out.drafts.append(copy)
+            rid = _route_id_of(copy)
+            out.alias_routes.setdefault(owner.obj.name, []).append(rid)
+            if notes:
+                out.notes[rid] = list(notes)
+            if not served:
+                out.alias_lost.add(rid)
+                _note(
+                    out,
+                    copy,
+                    f"server-alias {alias} (Ingress {owner.obj.name!r}): ingress-nginx serves "
+                    f"every location of {host} on {alias}, this one of Ingress "
+                    f"{p.obj.name!r} too; Traefik's NGINX provider adds {alias} only to the "
+                    f"routers of Ingress {owner.obj.name!r}",
+                )
+    if not served:
+        return
+    for draft in list(out.traefik_drafts[t_start:]):
+        for alias in owner.aliases:
+            out.traefik_drafts.append(
+                dataclasses.replace(draft, host=alias, id_hint=f"{draft.id_hint} {alias}")
+            )
+
+
+def _rewrites_partly(out: NginxReading, ing: _Ingress) -> bool:
+    """Whether Traefik's NGINX provider rewrites a path of ``ing`` only in part (the note
+    :func:`_rewrite` leaves)."""
+    return any(
+        n.startswith("rewrite-target")
+        for p in ing.paths
+        for n in out.notes.get(_route_id(p, f"{p.host or '*'}{p.path or ''}"), [])
+    )
+
+
 def _service_key(p: _Path) -> tuple[str, str, int | str | None]:
     return (p.obj.namespace, p.backend.service, p.backend.port)
 
@@ -567,8 +833,8 @@ def _declare(
     attached: dict[tuple[str, str, int | str | None], _Attached],
     *,
     regex: bool,
-    rewrite: YNode | None,
-    redirects: Redirects,
+    ing: _Ingress,
+    aliases: tuple[str, ...],
     root: tuple[RouteMiddleware, ...],
 ) -> None:
     match: MatchKind = "exact" if p.path_type == "Exact" else "prefix"
@@ -578,8 +844,9 @@ def _declare(
         # ingress-nginx's location ~* "^/p", Traefik's PathRegexp("(?i)^/p"): the same regex.
         match, path = "regex", "(?i)^" + p.path
         _go_regex(p.node, path)
-    declared_mw, traefik_mw = _rewrite(out, p, rewrite)
+    declared_mw, traefik_mw = _middlewares(out, p, ing)
     ns, name = p.obj.namespace, p.obj.name
+    redirects = ing.redirects or Redirects()
     declared_mw = redirects.declared(ns, name) + declared_mw
     traefik_mw = redirects.traefik(ns, name, p.path, regex_host=regex, root=root) + traefik_mw
     for _, text in redirects.departures(regex, where):
@@ -599,7 +866,7 @@ def _declare(
         ingress_class=NGINX_CLASS,
         id_hint=where,
     )
-    rule = provider.router_rule(p.host, p.path, p.path_type, regex=regex)
+    rule = provider.router_rule(p.host, p.path, p.path_type, regex=regex, aliases=aliases)
     name = provider.router_name(p.obj.namespace, p.obj.name, p.rule_index, p.path_index)
     traefik = dataclasses.replace(
         base, priority=None, match_rule=rule, id_hint=name, middlewares=traefik_mw
@@ -679,12 +946,43 @@ def _go_regex(node: YNode, pattern: str) -> GoRegexp:
         )
 
 
+def _middlewares(
+    out: NginxReading, p: _Path, ing: _Ingress
+) -> tuple[tuple[RouteMiddleware, ...], tuple[RouteMiddleware, ...]]:
+    """What the path's annotations do to the request and the answer, on ingress-nginx
+    (declared) and on Traefik's NGINX provider, in the provider's order: rewrite-target (with
+    x-forwarded-prefix), upstream-vhost, custom-headers."""
+    declared, traefik = _rewrite(out, p, ing.rewrite, ing.forwarded_prefix)
+    same: list[RouteMiddleware] = []
+    if ing.vhost is not None:
+        same.append(_annotation_middleware(ing, "upstream-vhost", Headers((("Host", ing.vhost),))))
+    if ing.custom_headers:
+        model = Headers(custom_response_headers=ing.custom_headers)
+        same.append(_annotation_middleware(ing, "custom-headers", model))
+    return (*declared, *same), (*traefik, *same)
+
+
+def _annotation_middleware(ing: _Ingress, short: str, model: Middleware) -> RouteMiddleware:
+    node = dict(ing.annotations)[short]
+    return RouteMiddleware(
+        ing.obj.namespace,
+        ing.obj.name,
+        f"annotation {short}",
+        model,
+        node.source(),
+        {short: node.string()},
+    )
+
+
 def _rewrite(
-    out: NginxReading, p: _Path, node: YNode | None
+    out: NginxReading, p: _Path, node: YNode | None, prefix_node: YNode | None = None
 ) -> tuple[tuple[RouteMiddleware, ...], tuple[RouteMiddleware, ...]]:
     """``rewrite-target`` on ingress-nginx (nginx ``rewrite "(?i)<path>" <target> break``:
     the whole path is replaced, captures taken from the path) and on Traefik (every match of
-    ``(?i)<path>`` replaced, the rest kept; 400 when the result is not clean)."""
+    ``(?i)<path>`` replaced, the rest kept; 400 when the result is not clean). With
+    ``x-forwarded-prefix`` (only then, on both): ``X-Forwarded-Prefix`` is the value, its
+    ``$n`` the path's captures, on ingress-nginx; on Traefik the path with every match
+    replaced by the value."""
     if node is None or not p.path:
         return (), ()
     target = node.string().strip()
@@ -695,17 +993,28 @@ def _rewrite(
         )
     source = node.source()
     spec = {"rewrite-target": target, "path": p.path}
-    whole = RewriteTarget(_go_regex(node, f"(?i)^(?:{p.path}).*$"), target)
-    declared = (RouteMiddleware(p.obj.namespace, "", "rewrite-target", whole, source, spec),)
+    # Both skip the rewrite to the path itself, and X-Forwarded-Prefix with it.
+    prefix = prefix_node.string().strip() if prefix_node is not None and target != p.path else ""
+    if prefix:
+        spec["x-forwarded-prefix"] = prefix
+    whole = RewriteTarget(_go_regex(node, f"(?i)^(?:{p.path}).*$"), target, prefix)
+    kind = "annotation rewrite-target"
+    declared = (RouteMiddleware(p.obj.namespace, p.obj.name, kind, whole, source, spec),)
     if target == p.path:
         return declared, ()  # The provider skips a rewrite to the path itself.
-    matched = RewriteTarget(_go_regex(node, "(?i)" + p.path), target)
-    traefik = (RouteMiddleware(p.obj.namespace, "", "rewrite-target", matched, source, spec),)
+    matched = RewriteTarget(_go_regex(node, "(?i)" + p.path), target, prefix)
+    traefik = (RouteMiddleware(p.obj.namespace, p.obj.name, kind, matched, source, spec),)
     if not p.path.endswith((".*", ".*)", "$")):
         out.notes.setdefault(_route_id(p, f"{p.host or '*'}{p.path}"), []).append(
             f"rewrite-target {target} on path {p.path}: ingress-nginx replaces the whole path "
             f"with {target}; Traefik's NGINX provider replaces only the part (?i){p.path} "
             "matches and keeps the rest (400 when the result is not a clean path)"
+            + (
+                f"; x-forwarded-prefix {prefix}: ingress-nginx sets X-Forwarded-Prefix to "
+                f"{prefix}, Traefik's NGINX provider to the path with that part replaced by it"
+                if prefix
+                else ""
+            )
         )
     return declared, traefik
 
@@ -799,6 +1108,37 @@ def outranked_notes(
         ctx.note(FINDING_NGINX_MEANING_CHANGED, note, route.source)
         out.append((route.id, note))
     return out
+
+
+def alias_outranked_notes(
+    ctx: Context, out: NginxReading, declared: Sequence[Route], traefik: Sequence[Route]
+) -> None:
+    """Declared routes that a router lengthened by ``server-alias`` outranks on Traefik: its
+    rule ``(Host("h") || Host("alias")) && ...`` is longer than theirs, while ingress-nginx
+    picks the longest location of the host. Noted on the route and counted against the
+    annotation (``out.alias_lost``), with a finding each."""
+    from harness.traefik.oracle import expect
+
+    served = Intent(routes=tuple(traefik), namespace=ctx.namespace)
+    for route in declared:
+        if route.provider != PROVIDER_NGINX or route.conditions or route.match == "regex":
+            continue
+        winner = expect(served, route.host or "any.test", route.path or "/").decided_by
+        if winner is None or " || Host(" not in winner.rule.split(" && (", 1)[0]:
+            continue
+        if {b.service for b in winner.backends} == {b.service for b in route.backends}:
+            continue
+        owner = winner.route_id.split(":", 1)[0]
+        note = (
+            f"server-alias of Ingress {owner!r} lengthens its router's rule to {winner.rule} "
+            f"(priority {winner.priority}), which outranks the router of {route.path} on "
+            f"Traefik, so {'/'.join(b.service for b in winner.backends)} answers; "
+            f"ingress-nginx serves the longest location, {route.path}"
+        )
+        ctx.note(FINDING_NGINX_MEANING_CHANGED, note, route.source)
+        out.notes.setdefault(route.id, []).append(note)
+        out.alias_lost.add(route.id)
+        out.alias_routes.setdefault(owner, []).append(route.id)
 
 
 def canary_outranked_notes(
@@ -913,18 +1253,44 @@ def record_fates(
                         f"Ingress {ing.obj.name!r}: {note}",
                         node.source(),
                     )
-            elif short == "rewrite-target" and any(
-                n
-                for i in ingresses
-                if i is ing
-                for p in i.paths
-                for n in out.notes.get(_route_id(p, f"{p.host or '*'}{p.path or ''}"), [])
-                if n.startswith("rewrite-target")
-            ):
+            elif short == "rewrite-target" and _rewrites_partly(out, ing):
                 fate = "changed"
                 note = (
                     "ingress-nginx replaces the whole path with the target; Traefik's NGINX "
                     "provider replaces only the part the path's regex matches"
+                )
+            elif short == "x-forwarded-prefix" and _rewrites_partly(out, ing):
+                fate = "changed"
+                note = (
+                    f"ingress-nginx sets X-Forwarded-Prefix to {value.strip()} (with "
+                    "rewrite-target); Traefik's NGINX provider to the request path with the "
+                    "part the path's regex matches replaced by it, the rest kept"
+                )
+            elif short == "x-forwarded-prefix" and (
+                ing.rewrite is None
+                or all(ing.rewrite.string().strip() == q.path for q in ing.paths)
+            ):
+                note += (
+                    "; on both it takes effect only with a rewrite-target other than the path "
+                    "(ingress-nginx sets the header in its rewrite)"
+                )
+            elif short == "server-alias":
+                routes = tuple(dict.fromkeys(out.alias_routes.get(ing.obj.name, [])))
+                lost = [r for r in routes if r in out.alias_lost]
+                if lost:
+                    fate = "changed"
+                    note = (
+                        "ingress-nginx serves every location of the host on the aliases, the "
+                        "longest first; Traefik's NGINX provider adds the aliases to this "
+                        "Ingress's routers only, whose longer rules also outrank the host's "
+                        "longer paths: " + ", ".join(lost)
+                    )
+            elif short == "custom-headers":
+                names = ", ".join(k for k, _ in ing.custom_headers)
+                note += (
+                    f", once its globalAllowedResponseHeaders lists {names} (as "
+                    "ingress-nginx's global-allowed-response-headers must; the local target "
+                    "sets it): response headers on every answer of its paths"
                 )
             elif short in ("use-regex", "rewrite-target"):
                 hosts = {p.host for p in ing.paths}
