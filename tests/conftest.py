@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from applied_verdicts import start_gateway_stack
 
-from harness.targets.local_stack import LocalStack
 from harness.traffic.addresses import LOOPBACK_ONLY_ENV
+
+if TYPE_CHECKING:
+    from harness.targets.local_stack import LocalStack
 
 # Set before anything runs: the suites' subprocesses and traffic workers inherit it.
 os.environ[LOOPBACK_ONLY_ENV] = "1"
@@ -20,4 +22,7 @@ os.environ[LOOPBACK_ONLY_ENV] = "1"
 def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local stack whose Traefik runs its Gateway provider (backends cheddar, stilton,
     wensleydale), shared by the tests of one module."""
+    # Here, not at the top: `pytest --help` loads this file and must import nothing heavy.
+    from applied_verdicts import start_gateway_stack
+
     yield from start_gateway_stack(tmp_path_factory.mktemp("gateway-stack"))
