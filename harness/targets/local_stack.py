@@ -63,6 +63,7 @@ from harness.traefik.process import (
     enabled_routers,
     find_traefik_binary,
 )
+from harness.traefik.render import manifests_to_apply
 from harness.traffic.tls import TLSVerify
 from harness.waiting import wait_until
 
@@ -638,10 +639,11 @@ class LocalStack:
         its labels; each is asked about once per stack, as applies come one after another)."""
         applier = self.running_applier()
         declared = {o.name: o.body for o in intent.objects if o.kind == "Namespace"}
+        # What is sent: a legacy object translated for the run is not (its rendering is).
         used = {
-            o.namespace
-            for o in intent.objects
-            if o.role != "skipped" and applier.is_namespaced(o.body)
+            str(body.get("metadata", {}).get("namespace") or intent.namespace)
+            for body in manifests_to_apply(intent)
+            if applier.is_namespaced(body)
         } | {s.namespace for s in intent.services}
         for _, body in sorted(declared.items()):
             applier.put(body)
