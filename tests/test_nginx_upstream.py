@@ -175,3 +175,18 @@ def test_two_aliases_for_one_host_are_refused(tmp_path: Path) -> None:
     two = _ingress("two", _path("/b", "prod"), annotations=f"{ANN}server-alias: y.test\n")
     with pytest.raises(ManifestError, match=r"a second server-alias for host a\.test"):
         _load(tmp_path, one, two)
+
+
+def test_a_rewrite_target_equal_to_its_path_rewrites_nothing_on_either_side(
+    tmp_path: Path,
+) -> None:
+    """ingress-nginx's buildProxyPass and the provider's buildRewriteTarget both skip a
+    rewrite to the path itself (and its X-Forwarded-Prefix): /app/x reaches the backend as
+    /app/x, not /app."""
+    annotations = f"{ANN}rewrite-target: /app\n{ANN}x-forwarded-prefix: /p\n"
+    intent = _load(tmp_path, _ingress("prod", _path("/app", "prod"), annotations=annotations))
+    assert intent.effective is not None
+    for side in (intent, intent.effective):
+        e = expect(side, "a.test", "/app/x")
+        assert (e.upstream_path, e.forwarded_prefix) == ("/app/x", None)
+    assert _fates(intent)["prod", "rewrite-target"] == "honoured"

@@ -991,17 +991,18 @@ def _rewrite(
             "a rewrite-target with a scheme redirects; the harness models path rewrites only",
             "Use a path, e.g. /$2",
         )
+    if target == p.path:
+        # Both skip a rewrite to the path itself, and X-Forwarded-Prefix with it (ingress-nginx's
+        # buildProxyPass, the provider's buildRewriteTarget); the host still matches by regex.
+        return (), ()
     source = node.source()
     spec = {"rewrite-target": target, "path": p.path}
-    # Both skip the rewrite to the path itself, and X-Forwarded-Prefix with it.
-    prefix = prefix_node.string().strip() if prefix_node is not None and target != p.path else ""
+    prefix = prefix_node.string().strip() if prefix_node is not None else ""
     if prefix:
         spec["x-forwarded-prefix"] = prefix
     whole = RewriteTarget(_go_regex(node, f"(?i)^(?:{p.path}).*$"), target, prefix)
     kind = "annotation rewrite-target"
     declared = (RouteMiddleware(p.obj.namespace, p.obj.name, kind, whole, source, spec),)
-    if target == p.path:
-        return declared, ()  # The provider skips a rewrite to the path itself.
     matched = RewriteTarget(_go_regex(node, "(?i)" + p.path), target, prefix)
     traefik = (RouteMiddleware(p.obj.namespace, p.obj.name, kind, matched, source, spec),)
     if not p.path.endswith((".*", ".*)", "$")):
