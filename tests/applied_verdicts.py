@@ -55,12 +55,8 @@ def routing_judgements(
     """Probe id → its routing verdict against ``declared`` with ``applied`` on the proxy
     (removed again afterwards); a probe with an arrival goes to that entry point, in its scheme
     (HTTPS verified as ``tls`` says, by default against the target's certificates)."""
-    run = _sent_while_applied(target, probes, applied, tls=tls)
-    return {
-        p.id: judge("routing", run.records[p.id], declared, scenario=scenario)
-        for p in probes
-        if applies("routing", p)
-    }
+    judged = applied_judgements(target, probes, declared, applied, scenario, tls=tls)
+    return {probe_id: verdict for (probe_id, _), verdict in judged.items()}
 
 
 #: The echo backends the Gateway test modules route to, one instance each.
@@ -84,12 +80,13 @@ def applied_judgements(
     scenario: str,
     aspects: Sequence[Aspect] = ("routing",),
     while_applied: Callable[[], object] | None = None,
+    tls: TLSVerify | None = None,
 ) -> dict[tuple[str, Aspect], ExactVerdict]:
     """(probe id, aspect) → its verdict against ``declared`` with ``applied`` on the proxy
     (removed again afterwards), for each of ``aspects`` the probe is evidence for;
     ``while_applied`` runs once it is applied, before the probes (a change behind the oracle's
-    back, a status read)."""
-    run = _sent_while_applied(target, probes, applied, while_applied=while_applied)
+    back, a status read); HTTPS verified as ``tls`` says."""
+    run = _sent_while_applied(target, probes, applied, while_applied=while_applied, tls=tls)
     return {
         (p.id, aspect): judge(aspect, run.records[p.id], declared, scenario=scenario)
         for p in probes

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from applied_verdicts import applied_judgements
 
-from harness.checks.exact import ExactVerdict, applies, judge
+from harness.checks.exact import Aspect, ExactVerdict, applies, judge
 from harness.checks.probes import REMOVED_HEADER_VALUE, generate_probes
 from harness.errors import ManifestError
 from harness.intent.dialects import load_intent
@@ -265,17 +266,8 @@ def test_what_is_still_refused_names_file_line_field(
 def _verdicts(target: LocalTarget, declared: Intent, applied: Intent) -> list[ExactVerdict]:
     """Every routing and strip verdict on ``declared``'s probes, with ``applied`` on Traefik."""
     probes = generate_probes(declared)
-    target.apply_intent(applied)
-    try:
-        run = send_in_rounds(target.proxy_url, probes, rounds=2, service_of=target.service_of)
-    finally:
-        target.remove_intent(applied)
-    return [
-        judge(aspect, run.records[p.id], declared, scenario="filters")
-        for p in probes
-        for aspect in ("routing", "strip")
-        if applies(aspect, p)
-    ]
+    aspects: tuple[Aspect, ...] = ("routing", "strip")
+    return list(applied_judgements(target, probes, declared, applied, "filters", aspects).values())
 
 
 #: Requests beyond the probes: the boundaries, a query, a Host with a port.

@@ -302,15 +302,7 @@ def check_router_annotations(ctx: Context, obj: K8sObject) -> None:
                 f"{ROUTER_PREFIX}): Traefik skips an Ingress whose annotations it cannot parse",
                 "Fix the annotation name, or remove it",
             )
-        if isinstance(disposition, Refused):
-            node.fail(f"{key}: {disposition.why}", disposition.advice)
-        if isinstance(disposition, Inert):
-            ctx.note(
-                FINDING_NOT_MODELED,
-                f"{key} is accepted as inert: {disposition.why}",
-                node.source(),
-                "info",
-            )
+        _apply_disposition(ctx, key, disposition, node)
 
 
 # -- Gateway API (gateway.networking.k8s.io): harness/intent/dialects/_gateway.py ---------------
@@ -626,14 +618,19 @@ def check_nginx_annotations(ctx: Context, obj: K8sObject) -> list[tuple[str, YNo
                 "and the harness cannot say what it would do",
                 "Fix the annotation name, or remove it",
             )
-        if isinstance(disposition, Refused):
-            node.fail(f"{key}: {disposition.why}", disposition.advice)
-        if isinstance(disposition, Inert):
-            ctx.note(
-                FINDING_NOT_MODELED,
-                f"{key} is accepted as inert: {disposition.why}",
-                node.source(),
-                "info",
-            )
+        _apply_disposition(ctx, key, disposition, node)
         found.append((short, node))
     return found
+
+
+def _apply_disposition(ctx: Context, key: str, disposition: Field | None, node: YNode) -> None:
+    """A refused annotation fails with its reason; an inert one is said to be accepted."""
+    if isinstance(disposition, Refused):
+        node.fail(f"{key}: {disposition.why}", disposition.advice)
+    if isinstance(disposition, Inert):
+        ctx.note(
+            FINDING_NOT_MODELED,
+            f"{key} is accepted as inert: {disposition.why}",
+            node.source(),
+            "info",
+        )

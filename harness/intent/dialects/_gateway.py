@@ -357,15 +357,13 @@ def _listener_tls(node: YNode, gateway: K8sObject, protocol: str) -> bool:
             "Name a Secret of type kubernetes.io/tls",
         )
     for ref in refs.sequence():
-        group_node, kind_node = ref.get("group"), ref.get("kind")
-        group = group_node.string("a group") if group_node else ""
-        kind = kind_node.string("a kind") if kind_node else "Secret"
-        if (group, kind) != ("", "Secret"):
-            (kind_node or group_node or ref).fail(
-                f"certificateRef of kind {group + '/' if group else ''}{kind}: Traefik loads "
-                "certificates from Secrets only (InvalidCertificateRef)",
-                "Name a Secret of type kubernetes.io/tls",
-            )
+        _require_core_kind(
+            ref,
+            "Secret",
+            "certificateRef of kind {}: Traefik loads certificates from Secrets only "
+            "(InvalidCertificateRef)",
+            "Name a Secret of type kubernetes.io/tls",
+        )
         ref.require("name", "Name the Secret")
         ns_node = ref.get("namespace")
         if ns_node is not None and ns_node.string("a namespace") != gateway.namespace:
@@ -772,6 +770,18 @@ def _granted(ctx: Context, route: K8sObject, namespace: str, service: str) -> bo
     return False
 
 
+def _require_core_kind(ref: YNode, kind: str, why: str, advice: str) -> None:
+    """A reference's ``group``/``kind`` must be the core group's ``kind`` (the default); ``why``
+    has a ``{}`` for the kind found."""
+    group_node, kind_node = ref.get("group"), ref.get("kind")
+    group = group_node.string("a group") if group_node else ""
+    found = kind_node.string("a kind") if kind_node else kind
+    if (group, found) != ("", kind):
+        (kind_node or group_node or ref).fail(
+            why.format(f"{group + '/' if group else ''}{found}"), advice
+        )
+
+
 def _backends(
     ctx: Context, route: K8sObject, rule: YNode
 ) -> tuple[tuple[WeightedBackend, ...], str | None]:
@@ -800,16 +810,12 @@ def _backends(
     out: list[WeightedBackend] = []
     denied: list[tuple[YNode, str]] = []
     for ref in refs:
-        kind_node = ref.get("kind")
-        group_node = ref.get("group")
-        kind = kind_node.string("a kind") if kind_node else "Service"
-        group = group_node.string("a group") if group_node else ""
-        if (group, kind) != ("", "Service"):
-            (kind_node or group_node or ref).fail(
-                f"backendRef of kind {group + '/' if group else ''}{kind}: the harness models "
-                "Kubernetes Services",
-                "Send the rule to a Service",
-            )
+        _require_core_kind(
+            ref,
+            "Service",
+            "backendRef of kind {}: the harness models Kubernetes Services",
+            "Send the rule to a Service",
+        )
         name_node = ref.require("name", "Name the Service")
         name = name_node.string("a name")
         ns_node = ref.get("namespace")
