@@ -645,9 +645,17 @@ class FaultProxy:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:
+                if self._refusing:
+                    # Accepted just before the listener closed, its handler started after the
+                    # refuse aborted the open connections: it must not carry traffic either.
+                    writer.transport.abort()
+                    return
                 try:
                     head = await read_head(reader)
                     if head is None:
+                        return
+                    if self._refusing:  # arrived on a connection the refuse has not reached
+                        writer.transport.abort()
                         return
                     if (head.get("Transfer-Encoding") or "").lower() == "chunked":
                         raise BadMessage("chunked request bodies are not relayed")
