@@ -605,7 +605,10 @@ class BackendProcess:
         payload = json.dumps([asdict(spec) for spec in specs])
         env = procs.python_child_env()
         proc = procs.spawn(
-            [sys.executable, "-c", _CHILD_CODE, payload], stdout=subprocess.PIPE, env=env
+            [sys.executable, "-c", _CHILD_CODE, payload],
+            stdout=subprocess.PIPE,
+            env=env,
+            niceness=procs.SYSTEM_UNDER_TEST_NICENESS,
         )
         services = sorted({spec.service for spec in specs})
         return cls(proc, what=f"echo backends {', '.join(services)}")
