@@ -3,11 +3,6 @@
 Every child is put in its own session (so a terminal's Ctrl-C reaches only pytest, which then
 tears down in order) and gets PR_SET_PDEATHSIG=SIGKILL on Linux (so even a SIGKILLed harness
 leaves nothing behind).
-
-What the harness measures (Traefik, the echo backends) runs at :data:`SYSTEM_UNDER_TEST_NICENESS`:
-the senders, which keep an open-loop schedule to the millisecond, must not wait behind it for a
-core (their lag makes a gap run invalid). Only the priority is lower: a proxy that has the
-machine to itself runs as fast as before.
 """
 
 from __future__ import annotations
@@ -18,50 +13,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
-
-#: Niceness of the processes under test (Traefik, backends), against the senders' 0. Measured
-#: (``bench/bench_verify.py -- --gap-lanes=2``, quiet 2-core machine): 16 of 40 gap runs lagged
-#: past the validity limit with both at 0, 2 of 40 at 10. 19 was no better than 10.
-SYSTEM_UNDER_TEST_NICENESS = 10
-#: Niceness the senders ask for, where the system allows it (root, CAP_SYS_NICE or RLIMIT_NICE;
-#: elsewhere they keep the harness's). Measured (three lanes, no turns): 8 of 40 gap runs lagged
-#: at 0, 3 of 40 at -10.
-SENDER_NICENESS = -10
-#: Where Linux keeps the nice value of a process's autogroup (one per session).
-_AUTOGROUP = "/proc/self/autogroup"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _change_priority(niceness: int) -> None:  # pragma: no cover - runs in the child
-    """Change this process's niceness by ``niceness``, and its session's: with autogroup
-    scheduling (``kernel.sched_autogroup_enabled``) the kernel weighs each session as one group
-    by the group's nice value, so a process's own would change nothing against other sessions.
-    Raising either is allowed to anyone; lowering it, where the system does not allow that, is
-    left undone (OSError)."""
-    with contextlib.suppress(OSError):
-        os.nice(niceness)
-    # OSError: no autogroups on this kernel, or not allowed.
-    with contextlib.suppress(OSError), open(_AUTOGROUP, "w", encoding="ascii") as group:
-        group.write(str(niceness))
-
-
-def _child_setup(niceness: int) -> Callable[[], None]:
-    def setup() -> None:  # pragma: no cover - runs in the child between fork and exec
-        _die_with_parent()
-        if niceness:
-            _change_priority(niceness)
-
-    return setup
 
 
 def spawn(
@@ -71,11 +33,8 @@ def spawn(
     stdout: int | IO[Any] | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    niceness: int = 0,
 ) -> subprocess.Popen[bytes]:
-    """Start a child that dies with this process. Output goes to ``log_path`` when given;
-    ``niceness`` changes its priority (and its session's) by that much: > 0 lowers it, < 0
-    raises it where the system allows that."""
+    """Start a child that dies with this process. Output goes to ``log_path`` when given."""
     out: int | IO[Any] | None = stdout
     log_file = None
     if log_path is not None:
@@ -90,7 +49,7 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_child_setup(niceness),  # noqa: PLW1509 - prctl, nice, a write: no locks
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks taken
         )
     finally:
         if log_file is not None:

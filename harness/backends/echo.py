@@ -605,10 +605,7 @@ class BackendProcess:
         payload = json.dumps([asdict(spec) for spec in specs])
         env = procs.python_child_env()
         proc = procs.spawn(
-            [sys.executable, "-c", _CHILD_CODE, payload],
-            stdout=subprocess.PIPE,
-            env=env,
-            niceness=procs.SYSTEM_UNDER_TEST_NICENESS,
+            [sys.executable, "-c", _CHILD_CODE, payload], stdout=subprocess.PIPE, env=env
         )
         services = sorted({spec.service for spec in specs})
         return cls(proc, what=f"echo backends {', '.join(services)}")

@@ -367,9 +367,7 @@ def _traefik_plan(pod: Obj, container: Obj, context: PodContext) -> ContainerPla
         env.update(resolved_env(container, pod, pod_ip), HOSTNAME=context.name[:63])
         argv = [os.fspath(context.traefik_binary), *traefik_args(args, pod_ip, context, where)]
         log = workdir / f"{container.get('name')}.log"
-        popen = procs.spawn(
-            argv, log_path=log, env=env, cwd=workdir, niceness=procs.SYSTEM_UNDER_TEST_NICENESS
-        )
+        popen = procs.spawn(argv, log_path=log, env=env, cwd=workdir)
         return Running(popen, lambda: procs.stop(popen, grace=1.0), lambda: procs.tail(log, 5))
 
     return ContainerPlan(

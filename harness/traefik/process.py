@@ -287,7 +287,6 @@ class TraefikProcess:
                 [self.settings.binary, f"--configFile={self.config_path}"],
                 log_path=self.log_path,
                 cwd=self.workdir,
-                niceness=procs.SYSTEM_UNDER_TEST_NICENESS,
             )
         except OSError as exc:
             raise TraefikStartError(

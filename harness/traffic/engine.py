@@ -1055,7 +1055,7 @@ class SenderPool:
                 address = f"{LOOPBACK}:{listener.getsockname()[1]}"
                 for _ in range(self.size):
                     argv = [sys.executable, "-c", _WORKER_CODE, address, token.decode("ascii")]
-                    self.children.append(procs.spawn(argv, env=env, niceness=procs.SENDER_NICENESS))
+                    self.children.append(procs.spawn(argv, env=env))
                 give_up = time.monotonic() + WORKER_START_TIMEOUT
                 for _ in range(self.size):
                     self._socks.append(_accept_worker(listener, token, self.children, give_up))
