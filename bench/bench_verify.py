@@ -64,6 +64,18 @@ def gap_figures(results: dict[str, Any]) -> dict[str, Any]:
     """Strategies, runs and the traffic windows of the gap suite's checks in results.json."""
     windows: dict[str, float] = {}
     runs = 0
+    lags: list[float] = []
+    invalid: list[dict[str, Any]] = []
+    for check in results.get("checks", []):
+        evidence = check.get("evidence") or {}
+        for r in (evidence.get("repeats") or []) if check.get("kind") == "gaps" else []:
+            sender = r.get("sender") or {}
+            if sender.get("lag_p99_ms") is not None:
+                lags.append(float(sender["lag_p99_ms"]))
+            if not sender.get("valid", True):
+                invalid.append(
+                    {"strategy": evidence.get("strategy"), "lag_p99_ms": sender.get("lag_p99_ms")}
+                )
     for check in results.get("checks", []):
         evidence = check.get("evidence") or {}
         if check.get("kind") != "gaps" or not evidence.get("repeats"):
@@ -76,13 +88,10 @@ def gap_figures(results: dict[str, Any]) -> dict[str, Any]:
         "runs": runs,
         "traffic_s": round(sum(windows.values()), 1),
         "traffic_s_by_strategy": {k: round(v, 1) for k, v in windows.items()},
-        "invalid_runs": sum(
-            1
-            for check in results.get("checks", [])
-            if check.get("kind") == "gaps"
-            for r in (check.get("evidence") or {}).get("repeats") or []
-            if not (r.get("sender") or {}).get("valid", True)
-        ),
+        "invalid_runs": len(invalid),
+        # Where the lag limit stands against the runs: the worst p99 lags, and whose they were.
+        "lag_p99_ms_worst": [round(lag, 2) for lag in sorted(lags, reverse=True)[:5]],
+        "invalid": invalid,
     }
 
 
@@ -113,6 +122,12 @@ def run_verify(out: Path, extra: list[str]) -> dict[str, Any]:
         "suites_s": {k: round(v, 1) for k, v in suites.items()},
         "outside_tests_s": round(wall - tests_s, 1),
         "gaps": gap_figures(results),
+        # What did not pass, so a slow or failed run can be told from a fast one that failed.
+        "not_passed": [
+            f"{c.get('outcome')}: {c.get('nodeid')}: {c.get('summary')}"
+            for c in results.get("checks", [])
+            if c.get("outcome") in ("failed", "error", "invalid")
+        ],
     }
 
 

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from harness.checks.gaps import (
     analyze,
     gaps_check,
     judge_repeats,
+    lagged_attempt,
+    may_make_again,
     parse_budgets,
     summarize_repeats,
 )
@@ -266,6 +269,46 @@ def test_a_sender_that_lagged_makes_the_run_invalid() -> None:
     assert "sender lagged" in report.problems[0]
     assert "INVALID" in report.summary()
     assert analyze(samples, Change(0.5, 0.51), options=GapOptions(max_lag_s=0.05)).valid
+
+
+def test_only_a_lagged_run_within_its_budget_may_be_made_again() -> None:
+    lagged = synthetic(2000)
+    lagged.lag[:40] = 0.02
+    hitless = analyze(lagged, Change(0.5, 0.51))
+    assert may_make_again(hitless, 0) and may_make_again(hitless, None)
+    failing = synthetic(2000, status=block(1000, 1005, 502))
+    failing.lag[:40] = 0.02
+    five_failed = analyze(failing, Change(0.5, 0.51))
+    assert five_failed.failed == 5
+    # A run that showed failures is kept: making it again could replace them by a clean run.
+    assert not may_make_again(five_failed, 0) and not may_make_again(five_failed, None)
+    assert may_make_again(five_failed, 5)  # within its budget: not a failure
+    assert not may_make_again(analyze(synthetic(2000), Change(0.5, 0.51)), 0)  # valid
+    too_short = analyze(lagged, Change(0.9, 1.2))  # lagged and the change outlasted the traffic
+    assert len(too_short.problems) == 2 and not may_make_again(too_short, 0)
+
+
+def test_attempts_made_again_stay_in_the_evidence_and_the_verdict() -> None:
+    lagged = synthetic(2000)
+    lagged.lag[:40] = 0.02
+    attempt = analyze(lagged, Change(0.5, 0.51))
+    kept = analyze(synthetic(2000), Change(0.5, 0.51))
+    run = replace(kept, lagged_attempts=(lagged_attempt(attempt),))
+    data = json.loads(json.dumps(run.to_dict(timeline=False)))
+    assert data["lagged_attempts"] == [
+        {
+            "lag_p99_ms": 20.0,
+            "failed": 0,
+            "gap_ms": 0.0,
+            "convergence_ms": data["lagged_attempts"][0]["convergence_ms"],
+            "summary": attempt.summary(),
+        }
+    ]
+    verdict = judge_repeats("patch", [run, kept], 0, require_convergence=False)
+    assert verdict.outcome == "passed"
+    assert "1 lagged attempt(s) made again" in verdict.summary
+    assert "made again after a lagged attempt: " + attempt.summary() in verdict.message
+    assert summarize_repeats([run, kept])["lagged_attempts"] == 1
 
 
 def test_a_change_that_outlasts_the_traffic_is_reported() -> None:

@@ -46,6 +46,7 @@ BAD_VALUES = [
     ("--gap-rate", "0", "must be a positive number, got '0'"),
     ("--gap-repeats", "1.5", "must be a whole number >= 1, got '1.5'"),
     ("--gap-lanes", "0", "must be a whole number >= 1, got '0'"),
+    ("--gap-lag-retries", "-1", "must be a whole number >= 0, got '-1'"),
     ("--gap-max-lag-ms", "inf", "must be a positive number, got 'inf'"),
     ("--gap-budget", "teleport=0", "no strategy 'teleport'"),
     ("--gap-latency-budget-ms", "0", "must be a positive number, got '0'"),

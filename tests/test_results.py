@@ -127,6 +127,7 @@ def test_schema_names_exactly_the_typed_fields() -> None:
         "weights": ev.WeightsEvidence,
         "gaps": ev.GapsEvidence,
         "gap_run": ev.GapRun,
+        "lagged_attempt": ev.LaggedAttempt,
         "timeline": ev.GapTimeline,
         "gap_distribution": ev.GapDistribution,
         "distribution": ev.Distribution,

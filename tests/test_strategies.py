@@ -7,6 +7,7 @@ before its endpoint is removed fails requests); and a backend refusing connectio
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,7 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from harness.backends.echo import BackendPool, BackendProcess, start_backends
-from harness.checks.gaps import ChangeWindow, GapReport
+from harness.checks.gaps import ChangeWindow, GapOptions, GapReport
 from harness.checks.strategies import (
     CONFIG_STEPS,
     LOCAL_STRATEGIES,
@@ -26,6 +27,7 @@ from harness.checks.strategies import (
     CommandChange,
     RunStages,
     StepClock,
+    TrafficFloor,
     build_strategy,
     find_subject,
     lane_plan,
@@ -235,6 +237,77 @@ def test_a_run_reuses_the_previous_runs_configuration_as_reference_when_its_phas
         reuse_reference=False,
     )
     assert len(references) == 2 and not any(t.reused_reference for t in timings[3:])
+
+
+def test_a_lagged_run_is_made_again_at_its_phase_at_most_lag_retries_times(
+    brie: BackendPool,
+) -> None:
+    """With a lag limit no sender can keep, every run lags: each is made again twice (three
+    changes a run), its attempts kept in its evidence, and it stays invalid."""
+    url = brie.instances[0].url
+    changes: list[float] = []
+
+    def change(clock: StepClock) -> None:
+        changes.append(time.monotonic())
+
+    strategy = CallableChange("instant", [RequestSpec(path="/")], change, after_s=0.2)
+    reports = run_repeats(
+        url,
+        strategy,
+        repeats=2,
+        rate=500.0,
+        throttle_s=2.0,
+        options=GapOptions(max_lag_s=1e-9),
+        budget=0,
+        lag_retries=2,
+    )
+    assert len(changes) == 6
+    for report in reports:
+        assert not report.valid and report.failed == 0
+        assert len(report.lagged_attempts) == 2 and report.meta["attempt"] == 3
+        assert all(a["failed"] == 0 for a in report.lagged_attempts)
+    without = run_repeats(
+        url, strategy, repeats=2, rate=500.0, throttle_s=2.0, options=GapOptions(max_lag_s=1e-9)
+    )
+    assert len(changes) == 8 and not any(r.lagged_attempts for r in without)
+
+
+def test_lanes_book_their_traffic_so_that_no_two_windows_overlap() -> None:
+    """A lane gets its turn only when traffic starting ``lead_s`` after the turn would start
+    after every booked window, and not while another lane is planning (between its turn and
+    its booking); a window released early lets the next lane in at once."""
+    floor = TrafficFloor()
+    granted: dict[str, float] = {}
+    booked = threading.Event()
+
+    def second_lane() -> None:
+        with floor.booking(0.1, timeout_s=30.0) as turn:
+            granted["second"] = time.monotonic()
+            assert turn.free_at == floor.busy_until
+            turn.book(granted["second"] + 0.2)
+
+    with floor.booking(0.1, timeout_s=30.0) as first:
+        granted["first"] = time.monotonic()
+        lane = threading.Thread(target=second_lane)
+        lane.start()
+        booked.wait(0.05)  # the second lane is waiting while the first plans
+        assert "second" not in granted
+        first_end = time.monotonic() + 0.4
+        first.book(first_end)
+    lane.join(30.0)
+    assert not lane.is_alive()
+    # Its traffic (0.1 s after its turn at the earliest) starts after the first window ends.
+    assert granted["second"] + 0.1 >= first_end
+    assert floor.busy_until > first_end
+
+    # Released early: the next turn need not wait for the booked end.
+    with floor.booking(0.0, timeout_s=30.0) as turn:
+        end = time.monotonic() + 60.0
+        turn.book(end)
+    floor.release(turn)
+    assert floor.busy_until < end
+    with floor.booking(0.0, timeout_s=30.0):
+        assert time.monotonic() < end
 
 
 def _gone(pid: int) -> bool:

@@ -139,6 +139,8 @@ class GapDistribution(TypedDict):
     longest_streak: Distribution
     worst_window_error_rate: Distribution
     lag_p99_ms: Distribution
+    #: Runs' attempts made again after the sender lagged (added compatibly in version 2).
+    lagged_attempts: NotRequired[int]
 
 
 # -- the evidence of each kind -----------------------------------------------------------------
@@ -273,6 +275,16 @@ class GapTimeline(TypedDict):
     gap: dict[str, float | None] | None
 
 
+class LaggedAttempt(TypedDict):
+    """An attempt at a gap run that the sender's lag made invalid and that was made again."""
+
+    lag_p99_ms: float | None
+    failed: int
+    gap_ms: float | None
+    convergence_ms: float | None
+    summary: str
+
+
 class GapRun(TypedDict):
     """The figures of one run of a change (:meth:`harness.checks.gaps.GapReport.to_dict`)."""
 
@@ -313,6 +325,8 @@ class GapRun(TypedDict):
     problems: list[str]
     summary: str
     meta: dict[str, Any]
+    #: Attempts made again after the sender lagged (added compatibly in version 2).
+    lagged_attempts: NotRequired[list[LaggedAttempt]]
     timeline: NotRequired[GapTimeline]
 
 

@@ -72,6 +72,8 @@ from harness.checks.gaps import (
     GapReport,
     Shows,
     analyze,
+    lagged_attempt,
+    may_make_again,
 )
 from harness.checks.probes import probe_host
 from harness.errors import ConfigError, HarnessError, TargetUnreachable
@@ -186,6 +188,12 @@ STEP_TIMEOUT_S = 15.0
 #: still start ``LEAD_S`` before that run's phase: at least this long from now (what is left
 #: before the traffic: the strategy's prepare, already satisfied, and the preflight request).
 REUSE_MARGIN_S = 0.05
+#: How long a lane waits for the others' traffic to leave room for its own (then it goes on: an
+#: overlap shows as sender lag, never as a figure of the proxy).
+FLOOR_WAIT_S = 60.0
+#: A booked traffic window ends this long after its last scheduled request (the last answers,
+#: the sender's stop).
+FLOOR_TAIL_S = 0.3
 #: Where extra backend instances listen: Traefik keeps one server per endpoint address, so each
 #: instance gets its own loopback address.
 EXTRA_BACKEND_NET = "127.0.10."
@@ -518,6 +526,83 @@ def phases(repeats: int, throttle_s: float, lead_s: float = LEAD_S) -> list[floa
     return [lead_s + i * step for i in range(repeats)]
 
 
+@dataclass
+class _Booking:
+    """A lane's turn to plan its traffic (see :class:`TrafficFloor`)."""
+
+    floor: TrafficFloor
+    #: Traffic may start from then on (every other lane's booked traffic has ended).
+    free_at: float
+    end: float | None = None
+
+    def book(self, end: float) -> None:
+        """This lane's traffic runs until ``end`` (monotonic)."""
+        self.end = end
+        self.floor._book(end)
+
+
+class TrafficFloor:
+    """Keeps the gap lanes' traffic windows apart, so every lane's figures are taken as on a
+    machine of its own.
+
+    One lane's traffic (2,000 requests/s through its Traefik and echo backends, two sender
+    processes) takes more than one of the 2 cores it was measured on; two at once made the
+    senders lag past the validity limit. What comes before the traffic (the strategy's
+    prepare, the reference configuration, the wait for the run's phase) and after it takes
+    little CPU, and that is what the lanes do side by side. A lane books its window before it
+    fixes when its traffic starts, that is before it applies its reference (the reference's
+    time plus the run's phase decide it): it waits until no other lane is planning and traffic
+    starting ``lead_s`` from now would start after every booked window has ended. Each run's
+    phase is still kept from its own reference; only when the lane applies it moves.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy_until = 0.0
+        self._planning = False
+
+    @contextlib.contextmanager
+    def booking(self, lead_s: float, timeout_s: float = FLOOR_WAIT_S) -> Iterator[_Booking]:
+        """Wait (at most ``timeout_s``) for the turn to plan traffic that starts ``lead_s``
+        from now at the earliest; the body applies its reference and calls
+        :meth:`_Booking.book`. :meth:`release` frees the window when the traffic is over."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wait = self._busy_until - (now + lead_s)
+                if (not self._planning and wait <= 0) or now >= deadline:
+                    break
+                self._cond.wait(deadline - now if self._planning else min(wait, deadline - now))
+            self._planning = True
+            turn = _Booking(self, self._busy_until)
+        try:
+            yield turn
+        finally:
+            with self._cond:
+                self._planning = False
+                self._cond.notify_all()
+
+    @property
+    def busy_until(self) -> float:
+        """When the last booked traffic ends (monotonic)."""
+        with self._cond:
+            return self._busy_until
+
+    def _book(self, end: float) -> None:
+        with self._cond:
+            self._busy_until = max(self._busy_until, end)
+            self._planning = False
+            self._cond.notify_all()
+
+    def release(self, turn: _Booking) -> None:
+        """The traffic of ``turn`` is over: its window ends now if it was the last booked."""
+        with self._cond:
+            if turn.end is not None and self._busy_until == turn.end:
+                self._busy_until = min(self._busy_until, time.monotonic())
+                self._cond.notify_all()
+
+
 def run_repeats(
     url: str,
     strategy: Strategy,
@@ -532,6 +617,9 @@ def run_repeats(
     timings: list[RunStages] | None = None,
     reuse_reference: bool = True,
     pool: SenderPool | None = None,
+    budget: int | None = None,
+    lag_retries: int = 0,
+    floor: TrafficFloor | None = None,
 ) -> list[GapReport]:
     """Measure the change ``repeats`` times. With ``reference`` (makes the proxy apply some
     unrelated configuration and returns when it did, monotonic), each change comes at its
@@ -539,50 +627,122 @@ def run_repeats(
     step (``strategy.applied_at``: its change, or what its :meth:`~Strategy.finish` applied)
     when that phase is still ahead, else a new reference. Without, ``LEAD_S`` into the traffic.
 
-    Every run is returned as it came out: one whose sender lagged is invalid and stays in the
-    figures as such (making it again until it is valid would select the easy runs).
+    A run whose only problem is the sender's lag, and that failed no more requests than
+    ``budget`` (None: report only, so none), is made again at its phase, at most
+    ``lag_retries`` times (:func:`~harness.checks.gaps.may_make_again`); the attempts made
+    again stay in the run's evidence. Any other invalid run is returned as it came out: making
+    a run that showed failures again until it is valid would select the easy runs.
     ``timings`` receives where each run's time went; ``reuse_reference=False`` applies a new
     reference before every run (benchmarks compare the two); ``pool``: the sender workers
-    for every run (see :func:`measure_change`).
+    for every run (see :func:`measure_change`); ``floor``: shared with the other lanes, so no
+    two lanes' traffic runs at once (with ``reference`` only).
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"`repeats` must be a whole number >= 1, got {repeats!r}")
+    if not isinstance(lag_retries, int) or lag_retries < 0:
+        raise ConfigError(f"`lag_retries` must be a whole number >= 0, got {lag_retries!r}")
     reports = []
     for i, phase in enumerate(phases(repeats, throttle_s)):
-        stages = RunStages()
-        not_before = None
-        if reference is not None:
-            strategy.prepare()
-            stages.mark("prepare")
+        lagged: list[GapReport] = []
+        while True:
+            report = _run_at(
+                url,
+                strategy,
+                i,
+                phase,
+                rate=rate,
+                throttle_s=throttle_s,
+                reference=reference,
+                options=options,
+                progress=progress,
+                tls=tls,
+                timings=timings,
+                reuse_reference=reuse_reference,
+                pool=pool,
+                floor=floor,
+            )
+            if len(lagged) >= lag_retries or not may_make_again(report, budget):
+                break
+            lagged.append(report)
+        if lagged:
+            report = replace(
+                report,
+                lagged_attempts=tuple(lagged_attempt(r) for r in lagged),
+                meta={**report.meta, "attempt": len(lagged) + 1},
+            )
+        reports.append(report)
+    return reports
+
+
+def _run_at(
+    url: str,
+    strategy: Strategy,
+    i: int,
+    phase: float,
+    *,
+    rate: float,
+    throttle_s: float,
+    reference: Callable[[], float] | None,
+    options: GapOptions | None,
+    progress: ProgressCallback | None,
+    tls: TLSVerify | None,
+    timings: list[RunStages] | None,
+    reuse_reference: bool,
+    pool: SenderPool | None,
+    floor: TrafficFloor | None,
+) -> GapReport:
+    """Run ``i`` of :func:`run_repeats`: the change at ``phase`` after the last configuration
+    the proxy applied (a new reference when that phase is already behind), its traffic booked
+    on ``floor`` when given."""
+    stages = RunStages()
+    not_before = None
+    after_s = strategy.window_after(throttle_s, phase if reference is not None else None)
+    turn: _Booking | None = None
+    if reference is not None:
+        strategy.prepare()
+        stages.mark("prepare")
+        with (
+            floor.booking(phase - LEAD_S) if floor is not None else contextlib.nullcontext()
+        ) as turn:
+            if turn is not None:
+                stages.mark("lane wait")
+            free_at = turn.free_at if turn is not None else 0.0
             last = strategy.applied_at if reuse_reference else None
-            if last is not None and last + phase - LEAD_S - time.monotonic() >= REUSE_MARGIN_S:
+            if (
+                last is not None
+                and last + phase - LEAD_S - time.monotonic() >= REUSE_MARGIN_S
+                and last + phase - LEAD_S >= free_at
+            ):
                 stages.reused_reference = True
                 not_before = last + phase
             else:
                 not_before = reference() + phase
                 stages.mark("reference")
-        if timings is not None:
-            timings.append(stages)
-        reports.append(
-            measure_change(
-                url,
-                strategy,
-                rate=rate,
-                after_s=strategy.window_after(throttle_s, phase if reference is not None else None),
-                not_before=not_before,
-                options=options,
-                progress=progress,
-                tls=tls,
-                stages=stages,
-                pool=pool,
-                meta={
-                    "repeat": i + 1,
-                    "phase_s": round(phase, 3) if reference is not None else None,
-                    "throttle_s": throttle_s,
-                },
-            )
+            if turn is not None:
+                turn.book(not_before + after_s + FLOOR_TAIL_S)
+    if timings is not None:
+        timings.append(stages)
+    try:
+        return measure_change(
+            url,
+            strategy,
+            rate=rate,
+            after_s=after_s,
+            not_before=not_before,
+            options=options,
+            progress=progress,
+            tls=tls,
+            stages=stages,
+            pool=pool,
+            meta={
+                "repeat": i + 1,
+                "phase_s": round(phase, 3) if reference is not None else None,
+                "throttle_s": throttle_s,
+            },
         )
-    return reports
+    finally:
+        if turn is not None and floor is not None:
+            floor.release(turn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1342,14 +1502,19 @@ def measure_strategies(
     options: GapOptions | None = None,
     progress: ProgressCallback | None = None,
     reuse_reference: bool = True,
+    budgets: Mapping[str, int | None] | None = None,
+    lag_retries: int = 0,
 ) -> dict[str, StrategyRuns]:
     """Every strategy in ``names`` measured ``repeats`` times (:func:`run_repeats`, each change
     at its phase after its own stack's reference configuration), the lanes of
-    :func:`lane_plan` side by side, one per target. A strategy's error is kept in its
+    :func:`lane_plan` side by side, one per target (``budgets`` and ``lag_retries``: which
+    lagged runs are made again, see :func:`run_repeats`). A strategy's error is kept in its
     :class:`StrategyRuns` (the others go on); on Ctrl-C no lane starts another strategy (the
     caller's :func:`lane_targets` stops the stacks under the ones still running)."""
     plan = lane_plan(names, len(targets))
     results: dict[str, StrategyRuns] = {}
+    # Several lanes take turns with their traffic (see TrafficFloor).
+    floor = TrafficFloor() if len(targets) > 1 else None
     stop = threading.Event()
 
     def lane(target: Any, lane_names: list[str], report: ProgressCallback | None) -> None:
@@ -1388,6 +1553,9 @@ def measure_strategies(
                     timings=runs.timings,
                     reuse_reference=reuse_reference,
                     pool=pool,
+                    budget=(budgets or {}).get(name),
+                    lag_retries=lag_retries,
+                    floor=floor,
                 )
             except Exception as exc:  # the strategy's own check reports it
                 runs.error = exc

@@ -267,9 +267,10 @@ OPTIONS = (
         "--gap-lanes",
         "harness_gap_lanes",
         "HARNESS_GAP_LANES",
-        "How many local stacks the gap suite measures apply strategies on side by side "
-        "(1: one strategy at a time; more is faster where the cores keep every sender's lag "
-        "under --gap-max-lag-ms).",
+        "How many local stacks the gap suite measures apply strategies on side by side; "
+        "they take turns with their traffic, so only what comes before and after it overlaps "
+        "(1: one strategy at a time). More is faster where the cores keep every sender's lag "
+        "under --gap-max-lag-ms.",
         default="1",
     ),
     _Option(
@@ -278,6 +279,15 @@ OPTIONS = (
         "HARNESS_GAP_MAX_LAG_MS",
         "A gap run whose p99 sender lag exceeds this many milliseconds is invalid.",
         default="5",
+    ),
+    _Option(
+        "--gap-lag-retries",
+        "harness_gap_lag_retries",
+        "HARNESS_GAP_LAG_RETRIES",
+        "How many times a gap run whose sender lagged is made again at its phase, when it "
+        "failed no more requests than its strategy's budget (none, for a report-only one); "
+        "0: never.",
+        default="2",
     ),
     _Option(
         "--gap-latency-budget-ms",
@@ -457,10 +467,10 @@ def non_negative_number(raw: RawOption) -> float:
     return value
 
 
-def whole_number(raw: RawOption) -> int:
+def whole_number(raw: RawOption, *, minimum: int = 1) -> int:
     text = (raw.value or "").strip()
-    if not text.isdigit() or int(text) < 1:
-        raise raw.error("a whole number >= 1")
+    if not text.isdigit() or int(text) < minimum:
+        raise raw.error(f"a whole number >= {minimum}")
     return int(text)
 
 

@@ -310,6 +310,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
     gap_repeats = whole_number(raw("gap_repeats"))
     gap_lanes = whole_number(raw("gap_lanes"))
     gap_max_lag_s = positive_number(raw("gap_max_lag_ms")) / 1000
+    gap_lag_retries = whole_number(raw("gap_lag_retries"), minimum=0)
     gap_latency_budget_s = positive_number(raw("gap_latency_budget_ms")) / 1000
     change_command = text_or_none(raw("change_command"))
     thresholds = _thresholds(raw("regression_thresholds"))
@@ -398,6 +399,7 @@ def _read_settings(config: pytest.Config) -> HarnessSettings:
             repeats=gap_repeats,
             lanes=gap_lanes,
             max_lag_s=gap_max_lag_s,
+            lag_retries=gap_lag_retries,
             latency_budget_s=gap_latency_budget_s,
             budgets=gap_budgets,
             change_command=change_command,

@@ -13,9 +13,11 @@ higher priority or an endpoint change of a backend that keeps serving; report on
 delete-then-create, the priority tie and a backend that stops before its endpoint is removed).
 A strategy that does not apply to the route (an override by a second Ingress on an HTTPRoute,
 a weight shift on an Ingress) is skipped with the reason.
-A run whose sender fell behind its schedule is invalid; it is not made again (that would select
-the easy runs): a strategy with an invalid run is invalid, never green, and the evidence says how
-many of its runs were.
+A run whose sender fell behind its schedule is invalid. When it failed no more requests than the
+budget (none, for a report-only strategy) it is made again at its phase, at most
+``--gap-lag-retries`` times, and the attempts made again stay in its evidence; a lagged run that
+showed failures is never made again (that would select the easy runs). A strategy with an
+invalid run left is invalid, never green, and the evidence says how many of its runs were.
 
 The evidence (``harness.checks.evidence.GapsEvidence``) holds every run's figures, its
 downsampled timeline with the markers (change call start and end, steps, when Traefik showed the
@@ -111,6 +113,8 @@ def strategy_runs(
             options=GapOptions(
                 max_lag_s=settings.max_lag_s, latency_budget_s=settings.latency_budget_s
             ),
+            budgets=settings.budgets,
+            lag_retries=settings.lag_retries,
         )
 
 
@@ -119,6 +123,7 @@ def _settings(settings: GapSettings, options: GapOptions) -> dict[str, float]:
         "rate": settings.rate,
         "repeats": settings.repeats,
         "max_lag_ms": settings.max_lag_s * 1e3,
+        "lag_retries": settings.lag_retries,
         "latency_budget_ms": options.latency_budget_s * 1e3,
         "k": options.k,
         "window_ms": options.window_s * 1e3,
@@ -213,6 +218,8 @@ def test_change_command_gaps(
         options=options,
         progress=traffic_progress,
         tls=target.tls_verify,
+        budget=settings.budgets.get("command"),
+        lag_retries=settings.lag_retries,
     )
     verdict = judge_repeats(
         "command", reports, settings.budgets.get("command"), require_convergence=False
