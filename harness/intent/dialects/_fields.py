@@ -269,19 +269,12 @@ def _walk(ctx: Context, node: YNode, table: Table, kind: str) -> None:
                 "Fix the field name, or remove the field",
             )
         key, disposition = found
-        if isinstance(disposition, Refused):
-            child.fail(f"{name}: {disposition.why}", disposition.advice)
-        elif isinstance(disposition, Inert):
-            ctx.note(
-                FINDING_NOT_MODELED,
-                f"{name} is accepted as inert: {disposition.why}",
-                child.source(),
-                "info",
-            )
-        elif isinstance(disposition, Mapping):
+        if isinstance(disposition, Mapping):
             items = child.sequence() if key.endswith("[]") else [child]
             for item in items:
                 _walk(ctx, item, disposition, kind)
+        else:
+            _apply_disposition(ctx, name, disposition, child)
 
 
 def check_router_annotations(ctx: Context, obj: K8sObject) -> None:
@@ -624,7 +617,8 @@ def check_nginx_annotations(ctx: Context, obj: K8sObject) -> list[tuple[str, YNo
 
 
 def _apply_disposition(ctx: Context, key: str, disposition: Field | None, node: YNode) -> None:
-    """A refused annotation fails with its reason; an inert one is said to be accepted."""
+    """A refused field or annotation fails with its reason; an inert one is said to be
+    accepted."""
     if isinstance(disposition, Refused):
         node.fail(f"{key}: {disposition.why}", disposition.advice)
     if isinstance(disposition, Inert):
